@@ -1,0 +1,243 @@
+//! `#[derive(Grant)]` for the `compartment` crate; use it through
+//! `compartment::Grant`, not directly.
+//!
+//! The derived implementation re-issues, revokes and visits every field in
+//! declaration order, naming each field in inventories and errors. A field
+//! marked `#[grant(data)]` is plain data: re-issued by `Clone`, untouched by
+//! revocation, and reported as `Capability::Data` so audits see the opt-out.
+
+#![forbid(unsafe_code)]
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Ident, parse_macro_input};
+
+/// Derives `compartment::Grant`. See the `compartment` crate.
+#[proc_macro_derive(Grant, attributes(grant))]
+pub fn derive_grant(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// One field of the struct or of an enum variant.
+struct Field {
+    /// The binding used in patterns (`__f0`, ...).
+    binding: Ident,
+    /// How the field is named in the type: `name` or `0`.
+    member: syn::Member,
+    ty: syn::Type,
+    data: bool,
+}
+
+fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
+    let name = input.ident.clone();
+    let mut data_types = Vec::new();
+
+    let (reissue, attach, visit) = match &input.data {
+        Data::Struct(data) => {
+            let fields = collect(&data.fields)?;
+            data_types.extend(fields.iter().filter(|f| f.data).map(|f| f.ty.clone()));
+            let pattern = pattern(quote!(Self), &data.fields, &fields);
+            let (r, a, v) = bodies(quote!(Self), &data.fields, &fields, None);
+            (
+                quote!(let #pattern = self; #r),
+                quote!(let #pattern = self; #a),
+                quote!(let #pattern = self; #v),
+            )
+        }
+        Data::Enum(data) => {
+            let mut reissue_arms = Vec::new();
+            let mut attach_arms = Vec::new();
+            let mut visit_arms = Vec::new();
+            for variant in &data.variants {
+                let ident = &variant.ident;
+                let path = quote!(Self::#ident);
+                let fields = collect(&variant.fields)?;
+                data_types.extend(fields.iter().filter(|f| f.data).map(|f| f.ty.clone()));
+                let pattern = pattern(path.clone(), &variant.fields, &fields);
+                let (r, a, v) = bodies(path, &variant.fields, &fields, Some(ident));
+                reissue_arms.push(quote!(#pattern => { #r }));
+                attach_arms.push(quote!(#pattern => { #a }));
+                visit_arms.push(quote!(#pattern => { #v }));
+            }
+            (
+                quote!(match self { #(#reissue_arms)* }),
+                quote!(match self { #(#attach_arms)* }),
+                quote!(match self { #(#visit_arms)* }),
+            )
+        }
+        Data::Union(data) => {
+            return Err(syn::Error::new(
+                data.union_token.span(),
+                "Grant cannot be derived for a union: its fields cannot be re-issued safely",
+            ));
+        }
+    };
+
+    let type_params: Vec<Ident> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let where_clause = input.generics.make_where_clause();
+    for param in type_params {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#param: ::compartment::Grant));
+    }
+    for ty in data_types {
+        where_clause.predicates.push(syn::parse_quote!(
+            #ty: ::core::clone::Clone + ::core::marker::Send + 'static
+        ));
+    }
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_generics ::compartment::Grant for #name #ty_generics #where_clause {
+            fn reissue(&self) -> ::core::result::Result<Self, ::compartment::ReissueError> {
+                #reissue
+            }
+
+            fn attach_revoker(&mut self, revoker: &::compartment::Revoker) {
+                let _ = &revoker;
+                #attach
+            }
+
+            fn visit<'__grant>(&'__grant self, inventory: &mut ::compartment::Inventory<'__grant>) {
+                let _ = &inventory;
+                #visit
+            }
+        }
+    })
+}
+
+fn collect(fields: &Fields) -> syn::Result<Vec<Field>> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let mut data = false;
+            for attr in &field.attrs {
+                if !attr.path().is_ident("grant") {
+                    continue;
+                }
+                attr.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("data") {
+                        data = true;
+                        Ok(())
+                    } else {
+                        Err(meta.error("unknown grant attribute; the only one is `#[grant(data)]`"))
+                    }
+                })?;
+            }
+            let member = match &field.ident {
+                Some(ident) => syn::Member::Named(ident.clone()),
+                None => syn::Member::Unnamed(syn::Index::from(i)),
+            };
+            Ok(Field {
+                binding: format_ident!("__field{}", i),
+                member,
+                ty: field.ty.clone(),
+                data,
+            })
+        })
+        .collect()
+}
+
+/// `Path { a: __field0, .. }`, `Path(__field0, ..)` or `Path`.
+fn pattern(path: TokenStream, shape: &Fields, fields: &[Field]) -> TokenStream {
+    let members = fields.iter().map(|f| &f.member);
+    let bindings: Vec<&Ident> = fields.iter().map(|f| &f.binding).collect();
+    match shape {
+        Fields::Named(_) => quote!(#path { #(#members: #bindings),* }),
+        Fields::Unnamed(_) => quote!(#path ( #(#bindings),* )),
+        Fields::Unit => quote!(#path),
+    }
+}
+
+fn segment(field: &Field) -> TokenStream {
+    match &field.member {
+        syn::Member::Named(ident) => {
+            let name = ident.to_string();
+            let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
+            quote!(::compartment::Segment::Field(#name))
+        }
+        syn::Member::Unnamed(index) => {
+            let index = index.index as usize;
+            quote!(::compartment::Segment::Position(#index))
+        }
+    }
+}
+
+fn bodies(
+    path: TokenStream,
+    shape: &Fields,
+    fields: &[Field],
+    variant: Option<&Ident>,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let variant_segment = variant.map(|ident| {
+        let name = ident.to_string();
+        quote!(::compartment::Segment::Variant(#name))
+    });
+
+    let values: Vec<TokenStream> = fields
+        .iter()
+        .map(|field| {
+            let binding = &field.binding;
+            let span = field.ty.span();
+            if field.data {
+                quote_spanned!(span=> ::core::clone::Clone::clone(#binding))
+            } else {
+                let mut within = vec![segment(field)];
+                if let Some(v) = &variant_segment {
+                    within.push(v.clone());
+                }
+                quote_spanned!(span=>
+                    ::compartment::Grant::reissue(#binding)
+                        #(.map_err(|e| e.within(#within)))*?
+                )
+            }
+        })
+        .collect();
+    let members = fields.iter().map(|f| &f.member);
+    let rebuilt = match shape {
+        Fields::Named(_) => quote!(#path { #(#members: #values),* }),
+        Fields::Unnamed(_) => quote!(#path ( #(#values),* )),
+        Fields::Unit => quote!(#path),
+    };
+    let reissue = quote!(::core::result::Result::Ok(#rebuilt));
+
+    let attach = fields.iter().filter(|f| !f.data).map(|field| {
+        let binding = &field.binding;
+        let span = field.ty.span();
+        quote_spanned!(span=> ::compartment::Grant::attach_revoker(#binding, revoker);)
+    });
+    let attach = quote!(#(#attach)*);
+
+    let visits = fields.iter().map(|field| {
+        let binding = &field.binding;
+        let ty = &field.ty;
+        let seg = segment(field);
+        let body = if field.data {
+            quote!(inventory.hold(::compartment::caps::Capability::Data {
+                type_name: ::core::any::type_name::<#ty>(),
+            });)
+        } else {
+            let span = field.ty.span();
+            quote_spanned!(span=> ::compartment::Grant::visit(#binding, inventory);)
+        };
+        quote!(inventory.enter(#seg); #body inventory.leave();)
+    });
+    let visit = match &variant_segment {
+        Some(v) if !fields.is_empty() => {
+            quote!(inventory.enter(#v); #(#visits)* inventory.leave();)
+        }
+        _ => quote!(#(#visits)*),
+    };
+    let _ = Span::call_site();
+    (reissue, attach, visit)
+}

@@ -1,0 +1,345 @@
+//! `Dir`: a directory with every right inside it and none outside.
+
+use std::path::{Path, PathBuf};
+
+use cap_std::AmbientAuthority;
+use cap_std::fs::{Metadata, Permissions};
+
+use super::entries::Entries;
+use super::file::{File, OpenOptions, refuse_set_id};
+use super::fs_error::{FsError, FsOp};
+use super::guarded_dir::{GuardedDir, check_symlink_target};
+use super::read_only_dir::ReadOnlyDir;
+use super::shared_dir_methods::shared_dir_methods;
+use crate::grant::{Grant, Inventory, ReissueError, Rights};
+use crate::revoke::Revoker;
+
+/// A full directory capability: the operations of cap-std's `Dir`, confined
+/// to one directory tree.
+///
+/// # What it allows
+///
+/// Inside its directory: reading, listing, creating and writing files and
+/// directories, truncating, removing, renaming and hard-linking (to another
+/// `Dir` only), creating symlinks that point down into the tree, and changing
+/// permission bits.
+///
+/// # What it denies
+///
+/// - Any path that leads outside: absolute paths, `..` above the directory,
+///   and symlinks (absolute or relative) that resolve outside it.
+/// - Creating a symlink whose target is absolute or contains `..`: such a
+///   link would lead outside for anyone who follows it without a capability,
+///   now or after a later rename.
+/// - Setting set-user-ID or set-group-ID bits.
+/// - Its descriptor: there is no `AsFd`, no `into_std`.
+///
+/// # Attenuation
+///
+/// [`open_dir`](Self::open_dir) narrows to a subdirectory with the same
+/// rights; [`read_only`](Self::read_only) weakens to a [`ReadOnlyDir`]. Both
+/// keep any revocation attached to `self`.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::Dir;
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let data = Dir::from_cap_std(tmp.try_clone()?);
+/// data.create_dir_all("tenants/acme")?;
+/// let acme = data.open_dir("tenants/acme")?;
+/// acme.write("invoice.txt", b"42 EUR")?;
+///
+/// assert!(acme.read("../../tenants/acme/invoice.txt").unwrap_err().is_refusal());
+/// assert!(acme.symlink("/etc/passwd", "passwd").unwrap_err().is_refusal());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Dir {
+    pub(crate) dir: GuardedDir,
+}
+
+impl Dir {
+    /// Opens a directory of the host filesystem with full rights inside it.
+    ///
+    /// # Ambient Authority
+    ///
+    /// This turns a path of the whole filesystem into a capability: call it
+    /// on the granting side (`main`), never inside a component.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] when the directory cannot be opened.
+    pub fn open_ambient(
+        path: impl AsRef<Path>,
+        ambient_authority: AmbientAuthority,
+    ) -> Result<Self, FsError> {
+        let path = path.as_ref();
+        cap_std::fs::Dir::open_ambient_dir(path, ambient_authority)
+            .map(Self::from_cap_std)
+            .map_err(|e| FsError::from_io(FsOp::OpenDir, path, e))
+    }
+
+    /// Wraps a cap-std directory handle. No ambient authority is needed: the
+    /// handle already is the authority.
+    pub fn from_cap_std(dir: cap_std::fs::Dir) -> Self {
+        Self {
+            dir: GuardedDir::new(dir),
+        }
+    }
+
+    /// A read-only capability on the same directory (a new descriptor).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Revoked`], or [`FsError::Io`] when the descriptor cannot be
+    /// duplicated.
+    pub fn read_only(&self) -> Result<ReadOnlyDir, FsError> {
+        Ok(ReadOnlyDir {
+            dir: self.dir.duplicate()?,
+        })
+    }
+
+    /// Turns this capability into a read-only one (no new descriptor).
+    pub fn into_read_only(self) -> ReadOnlyDir {
+        ReadOnlyDir { dir: self.dir }
+    }
+
+    /// Opens a file for reading.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Escape`] for paths that lead outside,
+    /// [`FsError::InvalidPath`], [`FsError::Revoked`], [`FsError::Io`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<File, FsError> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        self.open_with(path, &options)
+    }
+
+    /// Opens a file with the given options.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<File, FsError> {
+        let path = path.as_ref();
+        let op = if options.rights().write {
+            FsOp::Create
+        } else {
+            FsOp::Open
+        };
+        let file = self
+            .dir
+            .run(op, path, |d| d.open_with(path, &options.to_cap_std()))?;
+        Ok(File::new(
+            file,
+            self.dir.gate.clone(),
+            options.rights(),
+            path.to_owned(),
+        ))
+    }
+
+    /// Creates (or truncates) a file and opens it for writing.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<File, FsError> {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        self.open_with(path, &options)
+    }
+
+    /// Writes a whole file, creating or truncating it.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn write(&self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir
+            .run(FsOp::Write, path, |d| d.write(path, contents.as_ref()))
+    }
+
+    /// Narrows to a subdirectory, keeping full rights and revocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_dir(&self, path: impl AsRef<Path>) -> Result<Dir, FsError> {
+        Ok(Self {
+            dir: self.dir.open_dir(path.as_ref())?,
+        })
+    }
+
+    /// Creates one directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn create_dir(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir.run(FsOp::CreateDir, path, |d| d.create_dir(path))
+    }
+
+    /// Creates a directory and any missing parents.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn create_dir_all(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir
+            .run(FsOp::CreateDir, path, |d| d.create_dir_all(path))
+    }
+
+    /// Removes a file or a symlink (never what a symlink points to).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir
+            .run(FsOp::RemoveFile, path, |d| d.remove_file(path))
+    }
+
+    /// Removes an empty directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn remove_dir(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir.run(FsOp::RemoveDir, path, |d| d.remove_dir(path))
+    }
+
+    /// Removes a directory and everything below it, without following
+    /// symlinks.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn remove_dir_all(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir
+            .run(FsOp::RemoveDirAll, path, |d| d.remove_dir_all(path))
+    }
+
+    /// Renames `from` (in this directory) to `to` in `to_dir`, which may be
+    /// this directory again. Both sides need full rights, so a rename can
+    /// never move a file out of a read-only tree.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), for either path.
+    pub fn rename(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<(), FsError> {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        to_dir.dir.admit(FsOp::Rename, to)?;
+        self.dir.run(FsOp::Rename, from, |d| {
+            d.rename(from, &to_dir.dir.inner, to)
+        })
+    }
+
+    /// Makes `dst` in `dst_dir` a hard link to the file `src` in this
+    /// directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), for either path.
+    pub fn hard_link(
+        &self,
+        src: impl AsRef<Path>,
+        dst_dir: &Dir,
+        dst: impl AsRef<Path>,
+    ) -> Result<(), FsError> {
+        let (src, dst) = (src.as_ref(), dst.as_ref());
+        dst_dir.dir.admit(FsOp::HardLink, dst)?;
+        self.dir.run(FsOp::HardLink, src, |d| {
+            d.hard_link(src, &dst_dir.dir.inner, dst)
+        })
+    }
+
+    /// Copies the contents of `from` to `to` in `to_dir`, returning the number
+    /// of bytes copied.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), for either path.
+    pub fn copy(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<u64, FsError> {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        to_dir.dir.admit(FsOp::Copy, to)?;
+        self.dir
+            .run(FsOp::Copy, from, |d| d.copy(from, &to_dir.dir.inner, to))
+    }
+
+    /// Creates a symlink at `link` pointing to `target`.
+    ///
+    /// `target` must be relative and must not contain `..`, so the link
+    /// points down into the tree wherever the link later moves.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::EscapingSymlink`] for an absolute target or one with `..`;
+    /// otherwise as [`open`](Self::open).
+    #[cfg(unix)]
+    pub fn symlink(&self, target: impl AsRef<Path>, link: impl AsRef<Path>) -> Result<(), FsError> {
+        let (target, link) = (target.as_ref(), link.as_ref());
+        self.dir.admit(FsOp::Symlink, link)?;
+        check_symlink_target(link, target)?;
+        self.dir
+            .run(FsOp::Symlink, link, |d| d.symlink(target, link))
+    }
+
+    /// Changes the permission bits of `path`. Set-user-ID and set-group-ID
+    /// are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::SetIdRefused`]; otherwise as [`open`](Self::open).
+    pub fn set_permissions(
+        &self,
+        path: impl AsRef<Path>,
+        permissions: Permissions,
+    ) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir.admit(FsOp::SetPermissions, path)?;
+        refuse_set_id(path, &permissions)?;
+        self.dir.run(FsOp::SetPermissions, path, |d| {
+            d.set_permissions(path, permissions)
+        })
+    }
+
+    shared_dir_methods!();
+}
+
+impl Grant for Dir {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(Self {
+            dir: self.dir.reissue()?,
+        })
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.dir.attach_revoker(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        self.dir.visit(Rights::Full, inventory);
+    }
+}

@@ -1,0 +1,205 @@
+//! `Env`: a snapshot of the environment variables the granting side named.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
+
+use cap_std::AmbientAuthority;
+
+use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::revoke::{Gate, Revoker};
+
+/// Reading an environment snapshot failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// The name was not among those the granting side allowed. (A named
+    /// variable that is unset is `Ok(None)`, not this.)
+    #[error("environment variable `{name}` is not granted")]
+    NotGranted {
+        /// The name asked for.
+        name: String,
+    },
+    /// A name is empty or contains `=` or a NUL byte.
+    #[error("`{name}` is not a valid environment variable name")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+    },
+    /// The value is not valid UTF-8 (use [`Env::get_os`]).
+    #[error("environment variable `{name}` is not valid UTF-8")]
+    NotUnicode {
+        /// The variable.
+        name: String,
+    },
+    /// The capability was revoked.
+    #[error("environment snapshot revoked")]
+    Revoked,
+}
+
+/// An environment capability: the values, at grant time, of the variables the
+/// granting side named — and nothing about any other variable.
+///
+/// Asking for a variable that was not named is an error
+/// ([`EnvError::NotGranted`]), so a component cannot even learn whether it
+/// exists. Changes to the process environment after the snapshot are not
+/// seen.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Env, EnvError};
+///
+/// let env = Env::from_vars([("LOG_LEVEL", "debug")])?;
+/// assert_eq!(env.get("LOG_LEVEL")?, Some("debug"));
+/// assert!(matches!(env.get("AWS_SECRET_ACCESS_KEY"), Err(EnvError::NotGranted { .. })));
+/// # Ok::<(), EnvError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Env {
+    vars: Arc<BTreeMap<String, Option<OsString>>>,
+    gate: Gate,
+}
+
+fn validate(name: &str) -> Result<(), EnvError> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(EnvError::InvalidName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl Env {
+    /// Snapshots the named variables of the process environment.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Reads the process environment: call it on the granting side.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::InvalidName`] for an empty name or one containing `=` or
+    /// NUL.
+    pub fn snapshot<I, S>(names: I, ambient_authority: AmbientAuthority) -> Result<Self, EnvError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let _ = ambient_authority;
+        let mut vars = BTreeMap::new();
+        for name in names {
+            let name = name.as_ref();
+            validate(name)?;
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "this is the ambient-authority constructor of the environment capability"
+            )]
+            let value = std::env::var_os(name);
+            vars.insert(name.to_owned(), value);
+        }
+        Ok(Self {
+            vars: Arc::new(vars),
+            gate: Gate::default(),
+        })
+    }
+
+    /// A snapshot made of the given pairs, without reading the process
+    /// environment; every name given is granted.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::InvalidName`], as for [`snapshot`](Self::snapshot).
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, EnvError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<OsString>,
+    {
+        let mut map = BTreeMap::new();
+        for (name, value) in vars {
+            let name = name.as_ref();
+            validate(name)?;
+            map.insert(name.to_owned(), Some(value.into()));
+        }
+        Ok(Self {
+            vars: Arc::new(map),
+            gate: Gate::default(),
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Result<Option<&OsString>, EnvError> {
+        self.gate.check().map_err(|_| EnvError::Revoked)?;
+        match self.vars.get(name) {
+            Some(value) => Ok(value.as_ref()),
+            None => Err(EnvError::NotGranted {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The value of a granted variable as UTF-8; `None` if it was unset.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::NotGranted`], [`EnvError::NotUnicode`],
+    /// [`EnvError::Revoked`].
+    pub fn get(&self, name: &str) -> Result<Option<&str>, EnvError> {
+        match self.lookup(name)? {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(Some)
+                .ok_or_else(|| EnvError::NotUnicode {
+                    name: name.to_owned(),
+                }),
+        }
+    }
+
+    /// The raw value of a granted variable; `None` if it was unset.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::NotGranted`], [`EnvError::Revoked`].
+    pub fn get_os(&self, name: &str) -> Result<Option<&OsStr>, EnvError> {
+        Ok(self.lookup(name)?.map(OsString::as_os_str))
+    }
+
+    /// The granted names, set or not, in sorted order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
+    /// The granted variables that were set, in name order.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::Revoked`].
+    pub fn vars(&self) -> Result<impl Iterator<Item = (&str, &OsStr)>, EnvError> {
+        self.gate.check().map_err(|_| EnvError::Revoked)?;
+        Ok(self
+            .vars
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?))))
+    }
+}
+
+impl Grant for Env {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(self.clone())
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.gate.attach(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        inventory.record(
+            Capability::Env {
+                names: self.vars.keys().cloned().collect(),
+            },
+            self.gate.is_revocable(),
+            None,
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The machinery shared by [`Dir`](super::Dir) and
+//! [`ReadOnlyDir`](super::ReadOnlyDir): a cap-std directory behind a
+//! revocation gate, with path checks and typed errors.
+
+use std::io;
+use std::path::{Component, Path};
+
+use super::entries::Entries;
+use super::fs_error::{FsError, FsOp, InvalidPath};
+use crate::grant::{Capability, Descriptor, Inventory, ReissueError, Rights};
+use crate::revoke::{Gate, Revoker};
+
+#[derive(Debug)]
+pub(crate) struct GuardedDir {
+    pub(crate) inner: cap_std::fs::Dir,
+    pub(crate) gate: Gate,
+}
+
+impl GuardedDir {
+    pub(crate) fn new(inner: cap_std::fs::Dir) -> Self {
+        Self {
+            inner,
+            gate: Gate::default(),
+        }
+    }
+
+    /// Runs `f` on the directory after the gate and path checks, and labels
+    /// its error with `op` and `path`.
+    pub(crate) fn run<T>(
+        &self,
+        op: FsOp,
+        path: &Path,
+        f: impl FnOnce(&cap_std::fs::Dir) -> io::Result<T>,
+    ) -> Result<T, FsError> {
+        self.admit(op, path)?;
+        f(&self.inner).map_err(|e| FsError::from_io(op, path, e))
+    }
+
+    /// The checks every path goes through before reaching the OS: the gate,
+    /// then [`check_path`].
+    pub(crate) fn admit(&self, op: FsOp, path: &Path) -> Result<(), FsError> {
+        if self.gate.check().is_err() {
+            return Err(FsError::Revoked {
+                op,
+                path: path.to_owned(),
+            });
+        }
+        check_path(op, path)
+    }
+
+    /// A handle on a subdirectory, with the same gate.
+    pub(crate) fn open_dir(&self, path: &Path) -> Result<Self, FsError> {
+        let inner = self.run(FsOp::OpenDir, path, |d| d.open_dir(path))?;
+        Ok(Self {
+            inner,
+            gate: self.gate.clone(),
+        })
+    }
+
+    pub(crate) fn entries(&self, path: &Path) -> Result<Entries, FsError> {
+        let entries = if path.as_os_str().is_empty() || path == Path::new(".") {
+            self.admit(FsOp::ReadDir, Path::new("."))?;
+            self.inner.entries()
+        } else {
+            self.admit(FsOp::ReadDir, path)?;
+            self.inner.read_dir(path)
+        };
+        entries
+            .map(|inner| Entries::new(inner, self.gate.clone(), path.to_owned()))
+            .map_err(|e| FsError::from_io(FsOp::ReadDir, path, e))
+    }
+
+    pub(crate) fn try_exists(&self, path: &Path) -> Result<bool, FsError> {
+        self.run(FsOp::Exists, path, |d| d.try_exists(path))
+    }
+
+    pub(crate) fn duplicate(&self) -> Result<Self, FsError> {
+        let inner = self.run(FsOp::Duplicate, Path::new("."), |d| d.try_clone())?;
+        Ok(Self {
+            inner,
+            gate: self.gate.clone(),
+        })
+    }
+
+    pub(crate) fn reissue(&self) -> Result<Self, ReissueError> {
+        let inner = self
+            .inner
+            .try_clone()
+            .map_err(|e| ReissueError::new("directory", e))?;
+        Ok(Self {
+            inner,
+            gate: self.gate.clone(),
+        })
+    }
+
+    pub(crate) fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.gate.attach(revoker);
+    }
+
+    pub(crate) fn visit<'g>(&'g self, rights: Rights, inventory: &mut Inventory<'g>) {
+        #[cfg(unix)]
+        let descriptor = {
+            use std::os::fd::AsFd;
+            Some(Descriptor::new(self.inner.as_fd()))
+        };
+        #[cfg(not(unix))]
+        let descriptor: Option<Descriptor<'g>> = None;
+        inventory.record(
+            Capability::Dir { rights },
+            self.gate.is_revocable(),
+            descriptor,
+        );
+    }
+}
+
+/// Rejects, before any syscall, what can never name something inside the
+/// directory: an empty path, a NUL byte, an absolute path, and `..` climbing
+/// above the directory. Symlinks that lead out are refused by cap-std when
+/// they are resolved.
+pub(crate) fn check_path(op: FsOp, path: &Path) -> Result<(), FsError> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let invalid = |reason| FsError::InvalidPath {
+        op,
+        path: path.to_owned(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(invalid(InvalidPath::Empty));
+    }
+    if bytes.contains(&0) {
+        return Err(invalid(InvalidPath::Nul));
+    }
+    let mut depth: usize = 0;
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(FsError::Escape {
+                    op,
+                    path: path.to_owned(),
+                });
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth = depth.checked_sub(1).ok_or_else(|| FsError::Escape {
+                    op,
+                    path: path.to_owned(),
+                })?;
+            }
+            Component::Normal(_) => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Symlinks created through a capability may only point down: a relative
+/// target without `..`. A rule checked only against the link's position at
+/// creation would not survive a later `rename` of the link's directory, so
+/// the rule does not depend on the position at all.
+pub(crate) fn check_symlink_target(link: &Path, target: &Path) -> Result<(), FsError> {
+    let refused = || FsError::EscapingSymlink {
+        path: link.to_owned(),
+        target: target.to_owned(),
+    };
+    let bytes = target.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(FsError::InvalidPath {
+            op: FsOp::Symlink,
+            path: target.to_owned(),
+            reason: if bytes.is_empty() {
+                InvalidPath::Empty
+            } else {
+                InvalidPath::Nul
+            },
+        });
+    }
+    if target
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(refused());
+    }
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! `Net`: a network capability limited to named addresses and port ranges.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cap_std::AmbientAuthority;
+use ipnet::IpNet;
+
+use super::socket::{TcpListener, TcpStream, UdpSocket};
+use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::revoke::{Gate, Revoker};
+
+/// What a [`NetRule`] permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetAccess {
+    /// Outgoing: TCP connect, UDP connect and send.
+    Connect,
+    /// Listening: TCP listen, UDP bind.
+    Bind,
+}
+
+impl fmt::Display for NetAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetAccess::Connect => "connect",
+            NetAccess::Bind => "bind",
+        })
+    }
+}
+
+/// One permission of a [`Net`] capability: an access kind, an address or
+/// network, and an inclusive port range.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::NetRule;
+/// let api = NetRule::connect("127.0.0.1".parse()?, 8000..=8099);
+/// assert_eq!(api.to_string(), "connect 127.0.0.1/32 ports 8000-8099");
+///
+/// let lan = NetRule::connect_net("10.0.0.0".parse()?, 8, 443..=443)?;
+/// assert!(lan.permits(compartment::caps::NetAccess::Connect, "10.1.2.3:443".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NetRule {
+    access: NetAccess,
+    net: IpNet,
+    ports: RangeInclusive<u16>,
+}
+
+impl NetRule {
+    /// Permits connecting to `addr` on `ports`.
+    pub fn connect(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
+        Self::host(NetAccess::Connect, addr, ports)
+    }
+
+    /// Permits binding `addr` on `ports`.
+    pub fn bind(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
+        Self::host(NetAccess::Bind, addr, ports)
+    }
+
+    /// Permits connecting to any address of the network `addr/prefix_len`.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::InvalidRule`] when `prefix_len` is longer than the address
+    /// or the port range is empty.
+    pub fn connect_net(
+        addr: IpAddr,
+        prefix_len: u8,
+        ports: RangeInclusive<u16>,
+    ) -> Result<Self, NetError> {
+        Self::network(NetAccess::Connect, addr, prefix_len, ports)
+    }
+
+    /// Permits binding any address of the network `addr/prefix_len`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_net`](Self::connect_net).
+    pub fn bind_net(
+        addr: IpAddr,
+        prefix_len: u8,
+        ports: RangeInclusive<u16>,
+    ) -> Result<Self, NetError> {
+        Self::network(NetAccess::Bind, addr, prefix_len, ports)
+    }
+
+    fn host(access: NetAccess, addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
+        Self {
+            access,
+            net: IpNet::from(addr),
+            ports,
+        }
+    }
+
+    fn network(
+        access: NetAccess,
+        addr: IpAddr,
+        prefix_len: u8,
+        ports: RangeInclusive<u16>,
+    ) -> Result<Self, NetError> {
+        let net = IpNet::new(addr, prefix_len).map_err(|_| NetError::InvalidRule {
+            reason: format!("prefix length {prefix_len} is too long for {addr}"),
+        })?;
+        if ports.is_empty() {
+            return Err(NetError::InvalidRule {
+                reason: format!("the port range {}-{} is empty", ports.start(), ports.end()),
+            });
+        }
+        Ok(Self {
+            access,
+            net: net.trunc(),
+            ports,
+        })
+    }
+
+    /// What the rule permits.
+    pub fn access(&self) -> NetAccess {
+        self.access
+    }
+
+    /// The network address and prefix length.
+    pub fn network_addr(&self) -> (IpAddr, u8) {
+        (self.net.network(), self.net.prefix_len())
+    }
+
+    /// The inclusive port range.
+    pub fn ports(&self) -> RangeInclusive<u16> {
+        self.ports.clone()
+    }
+
+    /// Whether the rule permits `access` to `addr`.
+    pub fn permits(&self, access: NetAccess, addr: SocketAddr) -> bool {
+        self.access == access && self.net.contains(&addr.ip()) && self.ports.contains(&addr.port())
+    }
+}
+
+impl fmt::Display for NetRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ports ", self.access, self.net)?;
+        if self.ports.start() == self.ports.end() {
+            write!(f, "{}", self.ports.start())
+        } else {
+            write!(f, "{}-{}", self.ports.start(), self.ports.end())
+        }
+    }
+}
+
+/// A network operation, named in [`NetError`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[allow(
+    missing_docs,
+    reason = "each variant names the method of the same name"
+)]
+pub enum NetOp {
+    Connect,
+    Bind,
+    Accept,
+    Send,
+    Receive,
+    Duplicate,
+}
+
+impl fmt::Display for NetOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetOp::Connect => "connect to",
+            NetOp::Bind => "bind",
+            NetOp::Accept => "accept on",
+            NetOp::Send => "send to",
+            NetOp::Receive => "receive on",
+            NetOp::Duplicate => "duplicate socket for",
+        })
+    }
+}
+
+/// A network capability refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// No rule of the capability permits this address and port.
+    #[error("cannot {op} {addr}: not granted")]
+    NotGranted {
+        /// The operation.
+        op: NetOp,
+        /// The address it was given.
+        addr: SocketAddr,
+    },
+    /// The capability, or the one the socket came from, was revoked.
+    #[error("cannot {op} {}: capability revoked", DisplayAddr(.addr))]
+    Revoked {
+        /// The operation.
+        op: NetOp,
+        /// The address, where the operation has one.
+        addr: Option<SocketAddr>,
+    },
+    /// A rule could not be built.
+    #[error("invalid network rule: {reason}")]
+    InvalidRule {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The operating system reported an error.
+    #[error("cannot {op} {}", DisplayAddr(.addr))]
+    Io {
+        /// The operation.
+        op: NetOp,
+        /// The address, where the operation has one.
+        addr: Option<SocketAddr>,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+struct DisplayAddr<'a>(&'a Option<SocketAddr>);
+
+impl fmt::Display for DisplayAddr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("socket"),
+        }
+    }
+}
+
+impl NetError {
+    /// Whether the capability model refused the operation (not granted or
+    /// revoked), as opposed to the operating system failing it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, NetError::NotGranted { .. } | NetError::Revoked { .. })
+    }
+
+    /// Whether the capability was revoked.
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, NetError::Revoked { .. })
+    }
+}
+
+impl From<NetError> for io::Error {
+    fn from(err: NetError) -> Self {
+        let kind = match &err {
+            NetError::NotGranted { .. } | NetError::Revoked { .. } => {
+                io::ErrorKind::PermissionDenied
+            }
+            NetError::InvalidRule { .. } => io::ErrorKind::InvalidInput,
+            NetError::Io { source, .. } => source.kind(),
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// The rules and pools shared by every copy of one [`Net`] capability.
+struct Rules {
+    rules: Vec<NetRule>,
+    connect: cap_std::net::Pool,
+    bind: cap_std::net::Pool,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pools hold exactly `rules`, split by access.
+        f.debug_struct("Rules")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A network capability: connect and bind only where its rules say.
+///
+/// # What it allows
+///
+/// TCP connections and UDP sends to addresses and ports of its `Connect`
+/// rules; TCP listeners and UDP sockets on addresses and ports of its `Bind`
+/// rules. Host names are not resolved: resolving is itself network access,
+/// so the granting side names addresses.
+///
+/// # What it denies
+///
+/// Every other address and port, raw and Unix sockets. Sockets it creates
+/// ([`TcpStream`], [`TcpListener`], [`UdpSocket`]) are revoked with it.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Net, NetRule};
+///
+/// let net = Net::new(
+///     [NetRule::bind("127.0.0.1".parse()?, 0..=0)],
+///     cap_std::ambient_authority(),
+/// );
+/// let listener = net.bind_tcp("127.0.0.1:0".parse()?)?;
+/// assert!(net.connect_tcp(listener.local_addr()?).unwrap_err().is_refusal());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Net {
+    rules: Arc<Rules>,
+    gate: Gate,
+}
+
+impl Net {
+    /// A capability permitting exactly `rules`.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Naming addresses grants access to them: build it on the granting
+    /// side.
+    pub fn new(
+        rules: impl IntoIterator<Item = NetRule>,
+        ambient_authority: AmbientAuthority,
+    ) -> Self {
+        let rules: Vec<NetRule> = rules.into_iter().collect();
+        let mut connect = cap_std::net::Pool::new();
+        let mut bind = cap_std::net::Pool::new();
+        for rule in &rules {
+            let pool = match rule.access {
+                NetAccess::Connect => &mut connect,
+                NetAccess::Bind => &mut bind,
+            };
+            let end = rule.ports.end().checked_add(1);
+            pool.insert_ip_net_port_range(rule.net, *rule.ports.start(), end, ambient_authority);
+        }
+        Self {
+            rules: Arc::new(Rules {
+                rules,
+                connect,
+                bind,
+            }),
+            gate: Gate::default(),
+        }
+    }
+
+    /// The rules this capability permits.
+    pub fn rules(&self) -> &[NetRule] {
+        &self.rules.rules
+    }
+
+    fn admit(&self, op: NetOp, access: NetAccess, addr: SocketAddr) -> Result<(), NetError> {
+        if self.gate.check().is_err() {
+            return Err(NetError::Revoked {
+                op,
+                addr: Some(addr),
+            });
+        }
+        if !self
+            .rules
+            .rules
+            .iter()
+            .any(|rule| rule.permits(access, addr))
+        {
+            return Err(NetError::NotGranted { op, addr });
+        }
+        Ok(())
+    }
+
+    /// Opens a TCP connection to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
+    pub fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
+        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.rules
+            .connect
+            .connect_tcp_stream(addr)
+            .map(|stream| TcpStream::new(stream, self.gate.clone()))
+            .map_err(|source| io_error(NetOp::Connect, addr, source))
+    }
+
+    /// Opens a TCP connection to `addr`, giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tcp`](Self::connect_tcp); a timeout is an
+    /// [`NetError::Io`] of kind `TimedOut`.
+    pub fn connect_tcp_timeout(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpStream, NetError> {
+        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.rules
+            .connect
+            .connect_timeout_tcp_stream(&addr, timeout)
+            .map(|stream| TcpStream::new(stream, self.gate.clone()))
+            .map_err(|source| io_error(NetOp::Connect, addr, source))
+    }
+
+    /// Listens for TCP connections on `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tcp`](Self::connect_tcp), against the `Bind` rules.
+    pub fn bind_tcp(&self, addr: SocketAddr) -> Result<TcpListener, NetError> {
+        self.admit(NetOp::Bind, NetAccess::Bind, addr)?;
+        self.rules
+            .bind
+            .bind_tcp_listener(addr)
+            .map(|listener| TcpListener::new(listener, self.gate.clone()))
+            .map_err(|source| io_error(NetOp::Bind, addr, source))
+    }
+
+    /// Binds a UDP socket on `addr`. It can send only where this capability's
+    /// `Connect` rules permit.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_tcp`](Self::bind_tcp).
+    pub fn bind_udp(&self, addr: SocketAddr) -> Result<UdpSocket, NetError> {
+        self.admit(NetOp::Bind, NetAccess::Bind, addr)?;
+        self.rules
+            .bind
+            .bind_udp_socket(addr)
+            .map(|socket| UdpSocket::new(socket, self.clone()))
+            .map_err(|source| io_error(NetOp::Bind, addr, source))
+    }
+
+    pub(crate) fn send_udp(
+        &self,
+        socket: &cap_std::net::UdpSocket,
+        buf: &[u8],
+        addr: SocketAddr,
+    ) -> Result<usize, NetError> {
+        self.admit(NetOp::Send, NetAccess::Connect, addr)?;
+        self.rules
+            .connect
+            .send_to_udp_socket_addr(socket, buf, addr)
+            .map_err(|source| io_error(NetOp::Send, addr, source))
+    }
+
+    pub(crate) fn connect_udp(
+        &self,
+        socket: &cap_std::net::UdpSocket,
+        addr: SocketAddr,
+    ) -> Result<(), NetError> {
+        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.rules
+            .connect
+            .connect_udp_socket(socket, addr)
+            .map_err(|source| io_error(NetOp::Connect, addr, source))
+    }
+
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+}
+
+fn io_error(op: NetOp, addr: SocketAddr, source: io::Error) -> NetError {
+    NetError::Io {
+        op,
+        addr: Some(addr),
+        source,
+    }
+}
+
+impl Grant for Net {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(self.clone())
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.gate.attach(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        inventory.record(
+            Capability::Net {
+                rules: self.rules.rules.clone(),
+            },
+            self.gate.is_revocable(),
+            None,
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `ReadOnlyDir`: a directory that may be read and listed, nothing else.
+
+use std::path::{Path, PathBuf};
+
+use cap_std::AmbientAuthority;
+use cap_std::fs::Metadata;
+
+use super::entries::Entries;
+use super::file::ReadOnlyFile;
+use super::fs_error::{FsError, FsOp};
+use super::guarded_dir::GuardedDir;
+use super::shared_dir_methods::shared_dir_methods;
+use crate::grant::{Grant, Inventory, ReissueError, Rights};
+use crate::revoke::Revoker;
+
+/// A read-only directory capability.
+///
+/// # What it allows
+///
+/// Opening files for reading ([`ReadOnlyFile`]), reading, listing, reading
+/// metadata and symlink targets, and narrowing to a subdirectory, which is
+/// read-only too.
+///
+/// # What it denies
+///
+/// Everything that changes the tree or a file: it has no method to create,
+/// write, truncate, remove, rename, link, symlink or change permissions, and
+/// files opened through it are opened read-only by the OS. Like every
+/// directory capability it refuses paths that lead outside it (absolute
+/// paths, `..` above it, symlinks pointing out). It never exposes its
+/// descriptor, so it cannot be upgraded to a [`Dir`](super::Dir).
+///
+/// ```compile_fail
+/// # fn f(dir: compartment::caps::ReadOnlyDir) {
+/// dir.write("x", b"no"); // error: no method named `write`
+/// # }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let full = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// # full.create_dir("photos")?;
+/// # full.write("photos/cat.jpg", b"meow")?;
+/// let originals = full.read_only()?;
+/// assert_eq!(originals.read("photos/cat.jpg")?, b"meow");
+///
+/// let photos = originals.open_dir("photos")?; // still read-only
+/// assert!(photos.open_dir("..").is_err()); // cannot climb out
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ReadOnlyDir {
+    pub(crate) dir: GuardedDir,
+}
+
+impl ReadOnlyDir {
+    /// Opens a directory of the host filesystem, read-only.
+    ///
+    /// # Ambient Authority
+    ///
+    /// This turns a path of the whole filesystem into a capability: call it
+    /// on the granting side (`main`), never inside a component.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] when the directory cannot be opened.
+    pub fn open_ambient(
+        path: impl AsRef<Path>,
+        ambient_authority: AmbientAuthority,
+    ) -> Result<Self, FsError> {
+        let path = path.as_ref();
+        cap_std::fs::Dir::open_ambient_dir(path, ambient_authority)
+            .map(Self::from_cap_std)
+            .map_err(|e| FsError::from_io(FsOp::OpenDir, path, e))
+    }
+
+    /// Wraps a cap-std directory handle, keeping only read rights.
+    pub fn from_cap_std(dir: cap_std::fs::Dir) -> Self {
+        Self {
+            dir: GuardedDir::new(dir),
+        }
+    }
+
+    /// Opens a file for reading.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Escape`] for paths that lead outside,
+    /// [`FsError::InvalidPath`], [`FsError::Revoked`], [`FsError::Io`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<ReadOnlyFile, FsError> {
+        let path = path.as_ref();
+        let file = self.dir.run(FsOp::Open, path, |d| d.open(path))?;
+        Ok(ReadOnlyFile::new(
+            file,
+            self.dir.gate.clone(),
+            path.to_owned(),
+        ))
+    }
+
+    /// Narrows to a subdirectory, keeping read-only rights and revocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_dir(&self, path: impl AsRef<Path>) -> Result<ReadOnlyDir, FsError> {
+        Ok(Self {
+            dir: self.dir.open_dir(path.as_ref())?,
+        })
+    }
+
+    shared_dir_methods!();
+}
+
+impl Grant for ReadOnlyDir {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(Self {
+            dir: self.dir.reissue()?,
+        })
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.dir.attach_revoker(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        self.dir.visit(Rights::ReadOnly, inventory);
+    }
+}

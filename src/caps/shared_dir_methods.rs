@@ -1,0 +1,143 @@
+//! The read-side methods that [`Dir`](super::Dir) and
+//! [`ReadOnlyDir`](super::ReadOnlyDir) have in common, written once.
+
+/// Expands to the read-side inherent methods of a directory capability
+/// whose `GuardedDir` lives in the field `dir`.
+macro_rules! shared_dir_methods {
+    () => {
+        /// Reads a whole file.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Escape`] for paths that lead outside,
+        /// [`FsError::InvalidPath`], [`FsError::Revoked`], [`FsError::Io`].
+        pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, FsError> {
+            let path = path.as_ref();
+            self.dir.run(FsOp::Read, path, |d| d.read(path))
+        }
+
+        /// Reads a whole file as UTF-8.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read); invalid UTF-8 is an [`FsError::Io`] of
+        /// kind `InvalidData`.
+        pub fn read_to_string(&self, path: impl AsRef<Path>) -> Result<String, FsError> {
+            let path = path.as_ref();
+            self.dir.run(FsOp::Read, path, |d| d.read_to_string(path))
+        }
+
+        /// Lists this directory.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Revoked`], [`FsError::Io`].
+        pub fn entries(&self) -> Result<Entries, FsError> {
+            self.dir.entries(Path::new("."))
+        }
+
+        /// Lists a subdirectory.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read).
+        pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Entries, FsError> {
+            self.dir.entries(path.as_ref())
+        }
+
+        /// Metadata of `path`, following symlinks (inside the directory only).
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read).
+        pub fn metadata(&self, path: impl AsRef<Path>) -> Result<Metadata, FsError> {
+            let path = path.as_ref();
+            self.dir.run(FsOp::Metadata, path, |d| d.metadata(path))
+        }
+
+        /// Metadata of `path` itself, not following a final symlink.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read).
+        pub fn symlink_metadata(&self, path: impl AsRef<Path>) -> Result<Metadata, FsError> {
+            let path = path.as_ref();
+            self.dir
+                .run(FsOp::SymlinkMetadata, path, |d| d.symlink_metadata(path))
+        }
+
+        /// Metadata of this directory.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Revoked`], [`FsError::Io`].
+        pub fn dir_metadata(&self) -> Result<Metadata, FsError> {
+            self.dir
+                .run(FsOp::Metadata, Path::new("."), |d| d.dir_metadata())
+        }
+
+        /// The target a symlink stores, as written (it may be absolute: reading
+        /// it grants nothing).
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read).
+        pub fn read_link(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+            let path = path.as_ref();
+            self.dir
+                .run(FsOp::ReadLink, path, |d| d.read_link_contents(path))
+        }
+
+        /// The canonical form of `path`, relative to this directory, with
+        /// symlinks resolved.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read).
+        pub fn canonicalize(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+            let path = path.as_ref();
+            self.dir
+                .run(FsOp::Canonicalize, path, |d| d.canonicalize(path))
+        }
+
+        /// Whether `path` exists inside the directory.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read); a path that leads outside is an error, not
+        /// `false`.
+        pub fn try_exists(&self, path: impl AsRef<Path>) -> Result<bool, FsError> {
+            self.dir.try_exists(path.as_ref())
+        }
+
+        /// Whether `path` exists inside the directory; `false` on any error.
+        pub fn exists(&self, path: impl AsRef<Path>) -> bool {
+            self.try_exists(path).unwrap_or(false)
+        }
+
+        /// Whether `path` is a regular file (following symlinks inside).
+        pub fn is_file(&self, path: impl AsRef<Path>) -> bool {
+            self.metadata(path).is_ok_and(|m| m.is_file())
+        }
+
+        /// Whether `path` is a directory (following symlinks inside).
+        pub fn is_dir(&self, path: impl AsRef<Path>) -> bool {
+            self.metadata(path).is_ok_and(|m| m.is_dir())
+        }
+
+        /// A second handle on the same directory, with the same rights and
+        /// revocation.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Revoked`], or [`FsError::Io`] when the descriptor cannot
+        /// be duplicated.
+        pub fn try_clone(&self) -> Result<Self, FsError> {
+            Ok(Self {
+                dir: self.dir.duplicate()?,
+            })
+        }
+    };
+}
+
+pub(crate) use shared_dir_methods;

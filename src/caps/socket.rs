@@ -1,0 +1,239 @@
+//! Sockets created through a [`Net`](super::Net) capability; each is revoked
+//! with the capability it came from.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use super::net::{Net, NetError, NetOp};
+use crate::revoke::Gate;
+
+fn guard(gate: &Gate, op: NetOp, addr: Option<SocketAddr>) -> Result<(), NetError> {
+    gate.check().map_err(|_| NetError::Revoked { op, addr })
+}
+
+fn os(op: NetOp, addr: Option<SocketAddr>) -> impl FnOnce(io::Error) -> NetError {
+    move |source| NetError::Io { op, addr, source }
+}
+
+/// A TCP connection opened or accepted through a [`Net`] capability.
+///
+/// `Read` and `Write` fail after revocation with an `io::Error` that
+/// [`Revoked::caused`](crate::Revoked::caused) recognises.
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: cap_std::net::TcpStream,
+    gate: Gate,
+}
+
+impl TcpStream {
+    pub(crate) fn new(inner: cap_std::net::TcpStream, gate: Gate) -> Self {
+        Self { inner, gate }
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
+        guard(&self.gate, NetOp::Receive, None)?;
+        self.inner.peer_addr().map_err(os(NetOp::Receive, None))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        guard(&self.gate, NetOp::Receive, None)?;
+        self.inner.local_addr().map_err(os(NetOp::Receive, None))
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`]. Allowed after revocation: shutting down only gives
+    /// authority up.
+    pub fn shutdown(&self, how: Shutdown) -> Result<(), NetError> {
+        self.inner.shutdown(how).map_err(os(NetOp::Send, None))
+    }
+
+    /// Bounds blocking reads; `None` blocks forever.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`] (a zero duration is invalid).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
+        guard(&self.gate, NetOp::Receive, None)?;
+        self.inner
+            .set_read_timeout(timeout)
+            .map_err(os(NetOp::Receive, None))
+    }
+
+    /// Bounds blocking writes; `None` blocks forever.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`] (a zero duration is invalid).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
+        guard(&self.gate, NetOp::Send, None)?;
+        self.inner
+            .set_write_timeout(timeout)
+            .map_err(os(NetOp::Send, None))
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.gate.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.gate.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.gate.check()?;
+        self.inner.flush()
+    }
+}
+
+/// A TCP listener bound through a [`Net`] capability.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: cap_std::net::TcpListener,
+    gate: Gate,
+}
+
+impl TcpListener {
+    pub(crate) fn new(inner: cap_std::net::TcpListener, gate: Gate) -> Self {
+        Self { inner, gate }
+    }
+
+    /// The bound address (useful after binding port 0).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        guard(&self.gate, NetOp::Accept, None)?;
+        self.inner.local_addr().map_err(os(NetOp::Accept, None))
+    }
+
+    /// Waits for a connection. The accepted stream is revoked with this
+    /// listener's capability.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn accept(&self) -> Result<(TcpStream, SocketAddr), NetError> {
+        guard(&self.gate, NetOp::Accept, None)?;
+        let (stream, addr) = self.inner.accept().map_err(os(NetOp::Accept, None))?;
+        Ok((TcpStream::new(stream, self.gate.clone()), addr))
+    }
+
+    /// Switches between blocking and non-blocking `accept`.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn set_nonblocking(&self, nonblocking: bool) -> Result<(), NetError> {
+        guard(&self.gate, NetOp::Accept, None)?;
+        self.inner
+            .set_nonblocking(nonblocking)
+            .map_err(os(NetOp::Accept, None))
+    }
+}
+
+/// A UDP socket bound through a [`Net`] capability. It sends only to
+/// addresses the capability's `Connect` rules permit.
+#[derive(Debug)]
+pub struct UdpSocket {
+    inner: cap_std::net::UdpSocket,
+    net: Net,
+}
+
+impl UdpSocket {
+    pub(crate) fn new(inner: cap_std::net::UdpSocket, net: Net) -> Self {
+        Self { inner, net }
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        self.inner.local_addr().map_err(os(NetOp::Receive, None))
+    }
+
+    /// Sends one datagram to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
+    pub fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<usize, NetError> {
+        self.net.send_udp(&self.inner, buf, addr)
+    }
+
+    /// Fixes the peer, so that [`send`](Self::send) and [`recv`](Self::recv)
+    /// talk to `addr` only.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
+    pub fn connect(&self, addr: SocketAddr) -> Result<(), NetError> {
+        self.net.connect_udp(&self.inner, addr)
+    }
+
+    /// Sends one datagram to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`] (for example when not
+    /// connected).
+    pub fn send(&self, buf: &[u8]) -> Result<usize, NetError> {
+        guard(self.net.gate(), NetOp::Send, None)?;
+        self.inner.send(buf).map_err(os(NetOp::Send, None))
+    }
+
+    /// Receives one datagram from the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, NetError> {
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        self.inner.recv(buf).map_err(os(NetOp::Receive, None))
+    }
+
+    /// Receives one datagram and its sender.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`].
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        self.inner.recv_from(buf).map_err(os(NetOp::Receive, None))
+    }
+
+    /// Bounds blocking receives; `None` blocks forever.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Revoked`], [`NetError::Io`] (a zero duration is invalid).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        self.inner
+            .set_read_timeout(timeout)
+            .map_err(os(NetOp::Receive, None))
+    }
+}

@@ -1,0 +1,544 @@
+//! Bounded channels whose endpoints are capabilities.
+//!
+//! There is no unbounded constructor: every channel has a capacity, a full
+//! channel pushes back ([`TrySendError::Full`], or a blocking send that waits),
+//! and a failed send hands the message back. Endpoints implement
+//! [`Grant`](crate::Grant): a sender lets a component send on one channel, a
+//! receiver lets it receive from one, and nothing else.
+//!
+//! Blocking operations wake when their endpoint is revoked; every blocking
+//! operation has `try_` and `_timeout` forms.
+//!
+//! # Examples
+//!
+//! ```
+//! use compartment::channel::{self, TrySendError};
+//!
+//! let (tx, rx) = channel::bounded::<&str>(2)?;
+//! tx.try_send("a")?;
+//! tx.try_send("b")?;
+//! match tx.try_send("c") {
+//!     Err(TrySendError::Full(message)) => assert_eq!(message, "c"), // handed back
+//!     other => panic!("expected Full, got {other:?}"),
+//! }
+//! assert_eq!(rx.recv()?, "a");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod request;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel as cb;
+
+pub use error::{
+    CapacityError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+pub use request::{CallError, PendingReply, ReplyTo, Request};
+
+use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::revoke::{Gate, Revoker};
+use crate::signal::Never;
+
+/// The largest capacity [`bounded`] accepts. The buffer is allocated up
+/// front, so a larger one is almost certainly a mistake.
+pub const MAX_CAPACITY: usize = 1 << 24;
+
+/// Identifies one channel; both endpoints (and all their clones) report the
+/// same id, which is how a capability map connects senders to receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelId(u64);
+
+impl ChannelId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ChannelId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number, unique within the process.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "channel #{}", self.0)
+    }
+}
+
+/// Creates a channel holding at most `capacity` messages.
+///
+/// # Errors
+///
+/// [`CapacityError::Zero`] for 0, [`CapacityError::TooLarge`] above
+/// [`MAX_CAPACITY`].
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, CapacityError};
+/// assert_eq!(channel::bounded::<u8>(0).unwrap_err(), CapacityError::Zero);
+/// let (tx, rx) = channel::bounded::<u8>(16)?;
+/// assert_eq!((tx.capacity(), rx.capacity()), (16, 16));
+/// # Ok::<(), CapacityError>(())
+/// ```
+pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), CapacityError> {
+    if capacity == 0 {
+        return Err(CapacityError::Zero);
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(CapacityError::TooLarge {
+            requested: capacity,
+            max: MAX_CAPACITY,
+        });
+    }
+    let (tx, rx) = cb::bounded(capacity);
+    let id = ChannelId::next();
+    Ok((
+        Sender {
+            inner: tx,
+            id,
+            capacity,
+            gate: Gate::default(),
+        },
+        Receiver {
+            inner: rx,
+            id,
+            capacity,
+            gate: Gate::default(),
+        },
+    ))
+}
+
+/// How a blocking wait on a channel ended, when it did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupted {
+    Disconnected,
+    Timeout,
+    /// The watch at this index (into the interrupt list) fired.
+    By(usize),
+}
+
+/// Receives from `rx`, waking early when any of `interrupts` disconnects
+/// (a raised [`Signal`](crate::signal::Signal)) or `deadline` passes.
+pub(crate) fn recv_interruptible<T>(
+    rx: &cb::Receiver<T>,
+    interrupts: &[&cb::Receiver<Never>],
+    deadline: Option<Instant>,
+) -> Result<T, Interrupted> {
+    if interrupts.is_empty() {
+        return match deadline {
+            None => rx.recv().map_err(|_| Interrupted::Disconnected),
+            Some(deadline) => rx.recv_deadline(deadline).map_err(|e| match e {
+                cb::RecvTimeoutError::Timeout => Interrupted::Timeout,
+                cb::RecvTimeoutError::Disconnected => Interrupted::Disconnected,
+            }),
+        };
+    }
+    let mut select = cb::Select::new_biased();
+    // Interrupts first: once one fires, it wins over a ready message.
+    for watch in interrupts {
+        select.recv(watch);
+    }
+    let main = select.recv(rx);
+    let operation = match deadline {
+        None => select.select(),
+        Some(deadline) => select
+            .select_deadline(deadline)
+            .map_err(|_| Interrupted::Timeout)?,
+    };
+    let index = operation.index();
+    if index == main {
+        operation.recv(rx).map_err(|_| Interrupted::Disconnected)
+    } else {
+        let _ = operation.recv(interrupts[index]);
+        Err(Interrupted::By(index))
+    }
+}
+
+/// Sends on `tx`, waking early like [`recv_interruptible`]; the message is
+/// handed back on failure.
+pub(crate) fn send_interruptible<T>(
+    tx: &cb::Sender<T>,
+    message: T,
+    interrupts: &[&cb::Receiver<Never>],
+    deadline: Option<Instant>,
+) -> Result<(), (T, Interrupted)> {
+    if interrupts.is_empty() {
+        return match deadline {
+            None => tx
+                .send(message)
+                .map_err(|cb::SendError(m)| (m, Interrupted::Disconnected)),
+            Some(deadline) => tx.send_deadline(message, deadline).map_err(|e| match e {
+                cb::SendTimeoutError::Timeout(m) => (m, Interrupted::Timeout),
+                cb::SendTimeoutError::Disconnected(m) => (m, Interrupted::Disconnected),
+            }),
+        };
+    }
+    let mut select = cb::Select::new_biased();
+    for watch in interrupts {
+        select.recv(watch);
+    }
+    let main = select.send(tx);
+    let operation = match deadline {
+        None => select.select(),
+        Some(deadline) => match select.select_deadline(deadline) {
+            Ok(operation) => operation,
+            Err(_) => return Err((message, Interrupted::Timeout)),
+        },
+    };
+    let index = operation.index();
+    if index == main {
+        operation
+            .send(tx, message)
+            .map_err(|cb::SendError(m)| (m, Interrupted::Disconnected))
+    } else {
+        let _ = operation.recv(interrupts[index]);
+        Err((message, Interrupted::By(index)))
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a timeout the caller chose is measured on real time; it reveals no time to the caller"
+)]
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    // A timeout too large to represent waits forever.
+    Instant::now().checked_add(timeout)
+}
+
+/// The sending endpoint of a bounded channel.
+///
+/// Cloning a sender gives another endpoint on the same channel with the same
+/// revocation; the channel disconnects for receivers when every sender is
+/// dropped.
+pub struct Sender<T> {
+    inner: cb::Sender<T>,
+    id: ChannelId,
+    capacity: usize,
+    gate: Gate,
+}
+
+/// The receiving endpoint of a bounded channel.
+///
+/// Receivers can be cloned: every message goes to exactly one of them (a
+/// pool of workers can share one mailbox). Messages queued in the channel
+/// belong to the channel, not to an endpoint: dropping or revoking one
+/// receiver leaves them for the others.
+pub struct Receiver<T> {
+    inner: cb::Receiver<T>,
+    id: ChannelId,
+    capacity: usize,
+    gate: Gate,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            id: self.id,
+            capacity: self.capacity,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            id: self.id,
+            capacity: self.capacity,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("channel", &self.id)
+            .field("capacity", &self.capacity)
+            .field("len", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("channel", &self.id)
+            .field("capacity", &self.capacity)
+            .field("len", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! endpoint_queries {
+    () => {
+        /// The channel's id, shared by all its endpoints.
+        pub fn id(&self) -> ChannelId {
+            self.id
+        }
+
+        /// The channel's capacity.
+        pub fn capacity(&self) -> usize {
+            self.capacity
+        }
+
+        /// The number of messages queued now.
+        pub fn len(&self) -> usize {
+            self.inner.len()
+        }
+
+        /// Whether no message is queued now.
+        pub fn is_empty(&self) -> bool {
+            self.inner.is_empty()
+        }
+
+        /// Whether the channel is at capacity now.
+        pub fn is_full(&self) -> bool {
+            self.inner.is_full()
+        }
+
+        /// Whether this endpoint has been revoked.
+        pub fn is_revoked(&self) -> bool {
+            self.gate.check().is_err()
+        }
+    };
+}
+
+impl<T> Sender<T> {
+    endpoint_queries!();
+
+    fn watches(&self) -> Vec<&cb::Receiver<Never>> {
+        self.gate.watches().collect()
+    }
+
+    /// Sends, waiting while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when every receiver is gone,
+    /// [`SendError::Revoked`] when this endpoint is (or becomes, while
+    /// waiting) revoked. The message is handed back.
+    pub fn send(&self, message: T) -> Result<(), SendError<T>> {
+        self.send_until(message, None).map_err(|e| match e {
+            SendTimeoutError::Timeout(m) | SendTimeoutError::Disconnected(m) => {
+                SendError::Disconnected(m)
+            }
+            SendTimeoutError::Revoked(m) => SendError::Revoked(m),
+        })
+    }
+
+    /// Sends if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], [`TrySendError::Disconnected`],
+    /// [`TrySendError::Revoked`]; the message is handed back.
+    pub fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
+        if self.gate.check().is_err() {
+            return Err(TrySendError::Revoked(message));
+        }
+        self.inner.try_send(message).map_err(|e| match e {
+            cb::TrySendError::Full(m) => TrySendError::Full(m),
+            cb::TrySendError::Disconnected(m) => TrySendError::Disconnected(m),
+        })
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`], [`SendTimeoutError::Disconnected`],
+    /// [`SendTimeoutError::Revoked`]; the message is handed back.
+    pub fn send_timeout(&self, message: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(message, deadline_after(timeout))
+    }
+
+    pub(crate) fn send_until(
+        &self,
+        message: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send_with(message, &[], deadline)
+            .map_err(|(m, e)| match e {
+                Wake::Timeout => SendTimeoutError::Timeout(m),
+                Wake::Disconnected => SendTimeoutError::Disconnected(m),
+                Wake::Revoked | Wake::Interrupted(_) => SendTimeoutError::Revoked(m),
+            })
+    }
+
+    /// Sends, also waking when one of `extra` fires (used by
+    /// [`Context`](crate::Context) for cancellation).
+    pub(crate) fn send_with(
+        &self,
+        message: T,
+        extra: &[&cb::Receiver<Never>],
+        deadline: Option<Instant>,
+    ) -> Result<(), (T, Wake)> {
+        if self.gate.check().is_err() {
+            return Err((message, Wake::Revoked));
+        }
+        let mut interrupts = self.watches();
+        let own = interrupts.len();
+        interrupts.extend_from_slice(extra);
+        send_interruptible(&self.inner, message, &interrupts, deadline)
+            .map_err(|(m, e)| (m, Wake::from_interrupt(e, own)))
+    }
+}
+
+/// How an interruptible channel wait ended, seen from an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Disconnected,
+    Timeout,
+    Revoked,
+    /// One of the caller's extra interrupts, by index.
+    Interrupted(usize),
+}
+
+impl Wake {
+    fn from_interrupt(interrupt: Interrupted, own: usize) -> Self {
+        match interrupt {
+            Interrupted::Disconnected => Wake::Disconnected,
+            Interrupted::Timeout => Wake::Timeout,
+            Interrupted::By(i) if i < own => Wake::Revoked,
+            Interrupted::By(i) => Wake::Interrupted(i - own),
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    endpoint_queries!();
+
+    fn watches(&self) -> Vec<&cb::Receiver<Never>> {
+        self.gate.watches().collect()
+    }
+
+    /// Receives, waiting for a message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] when the channel is empty and every sender
+    /// is gone; [`RecvError::Revoked`] when this endpoint is (or becomes,
+    /// while waiting) revoked.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_until(None).map_err(|e| match e {
+            RecvTimeoutError::Revoked => RecvError::Revoked,
+            RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected => RecvError::Disconnected,
+        })
+    }
+
+    /// Receives a message if one is queued now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`],
+    /// [`TryRecvError::Revoked`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if self.gate.check().is_err() {
+            return Err(TryRecvError::Revoked);
+        }
+        self.inner.try_recv().map_err(|e| match e {
+            cb::TryRecvError::Empty => TryRecvError::Empty,
+            cb::TryRecvError::Disconnected => TryRecvError::Disconnected,
+        })
+    }
+
+    /// Receives, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], [`RecvTimeoutError::Disconnected`],
+    /// [`RecvTimeoutError::Revoked`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(deadline_after(timeout))
+    }
+
+    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.recv_with(&[], deadline).map_err(|e| match e {
+            Wake::Timeout => RecvTimeoutError::Timeout,
+            Wake::Disconnected => RecvTimeoutError::Disconnected,
+            Wake::Revoked | Wake::Interrupted(_) => RecvTimeoutError::Revoked,
+        })
+    }
+
+    /// Receives, also waking when one of `extra` fires (used by
+    /// [`Context`](crate::Context) for cancellation).
+    pub(crate) fn recv_with(
+        &self,
+        extra: &[&cb::Receiver<Never>],
+        deadline: Option<Instant>,
+    ) -> Result<T, Wake> {
+        if self.gate.check().is_err() {
+            return Err(Wake::Revoked);
+        }
+        let mut interrupts = self.watches();
+        let own = interrupts.len();
+        interrupts.extend_from_slice(extra);
+        recv_interruptible(&self.inner, &interrupts, deadline)
+            .map_err(|e| Wake::from_interrupt(e, own))
+    }
+
+    /// A blocking iterator that ends when the channel is disconnected or this
+    /// endpoint is revoked.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// An iterator over the messages queued now; it never blocks.
+    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+}
+
+impl<T: Send + 'static> Grant for Sender<T> {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(self.clone())
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.gate.attach(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        inventory.record(
+            Capability::Sender {
+                channel: self.id,
+                message: std::any::type_name::<T>(),
+                capacity: self.capacity,
+            },
+            self.gate.is_revocable(),
+            None,
+        );
+    }
+}
+
+impl<T: Send + 'static> Grant for Receiver<T> {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(self.clone())
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.gate.attach(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        inventory.record(
+            Capability::Receiver {
+                channel: self.id,
+                message: std::any::type_name::<T>(),
+                capacity: self.capacity,
+            },
+            self.gate.is_revocable(),
+            None,
+        );
+    }
+}

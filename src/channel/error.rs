@@ -1,0 +1,158 @@
+//! One error type per channel operation; a failed send hands the message
+//! back.
+
+use std::fmt;
+
+/// Why [`bounded`](super::bounded) refused a capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// A capacity of zero would make every send wait for a receiver; a
+    /// component's mailbox needs room for at least one message.
+    #[error("a channel needs a capacity of at least 1")]
+    Zero,
+    /// The capacity is allocated up front; this much is almost certainly a
+    /// mistake that would exhaust memory.
+    #[error("a capacity of {requested} exceeds the maximum of {max}")]
+    TooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// [`MAX_CAPACITY`](super::MAX_CAPACITY).
+        max: usize,
+    },
+}
+
+macro_rules! message_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
+        pub enum $name<T> {
+            $(
+                $(#[$vmeta])*
+                #[error($text)]
+                $variant(T),
+            )+
+        }
+
+        impl<T> $name<T> {
+            /// The message that could not be sent.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($name::$variant(message) => message,)+
+                }
+            }
+
+            /// Whether the endpoint's capability was revoked.
+            pub fn is_revoked(&self) -> bool {
+                matches!(self, $name::Revoked(_))
+            }
+
+            /// Whether every receiver is gone.
+            pub fn is_disconnected(&self) -> bool {
+                matches!(self, $name::Disconnected(_))
+            }
+        }
+
+        // Written by hand so that `T` needs no `Debug`: messages are often
+        // not printable, and the variant is what matters.
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($name::$variant(_) => f.write_str(concat!(stringify!($name), "::", stringify!($variant), "(..)")),)+
+                }
+            }
+        }
+    };
+}
+
+message_error! {
+    /// [`Sender::send`](super::Sender::send) failed; the message is handed back.
+    SendError {
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The sender's capability was revoked.
+        Revoked => "sending on a revoked channel endpoint",
+    }
+}
+
+message_error! {
+    /// [`Sender::try_send`](super::Sender::try_send) failed; the message is
+    /// handed back.
+    TrySendError {
+        /// The channel is at capacity.
+        Full => "sending on a full channel",
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The sender's capability was revoked.
+        Revoked => "sending on a revoked channel endpoint",
+    }
+}
+
+message_error! {
+    /// [`Sender::send_timeout`](super::Sender::send_timeout) failed; the
+    /// message is handed back.
+    SendTimeoutError {
+        /// The channel stayed full until the timeout.
+        Timeout => "timed out sending on a full channel",
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The sender's capability was revoked.
+        Revoked => "sending on a revoked channel endpoint",
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// Whether the channel was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// Whether the send timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+}
+
+/// [`Receiver::recv`](super::Receiver::recv) failed.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
+pub enum RecvError {
+    /// The channel is empty and every sender is gone.
+    #[error("receiving on an empty, disconnected channel")]
+    Disconnected,
+    /// The receiver's capability was revoked.
+    #[error("receiving on a revoked channel endpoint")]
+    Revoked,
+}
+
+/// [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
+pub enum TryRecvError {
+    /// The channel is empty.
+    #[error("receiving on an empty channel")]
+    Empty,
+    /// The channel is empty and every sender is gone.
+    #[error("receiving on an empty, disconnected channel")]
+    Disconnected,
+    /// The receiver's capability was revoked.
+    #[error("receiving on a revoked channel endpoint")]
+    Revoked,
+}
+
+/// [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
+pub enum RecvTimeoutError {
+    /// No message arrived before the timeout.
+    #[error("timed out receiving on an empty channel")]
+    Timeout,
+    /// The channel is empty and every sender is gone.
+    #[error("receiving on an empty, disconnected channel")]
+    Disconnected,
+    /// The receiver's capability was revoked.
+    #[error("receiving on a revoked channel endpoint")]
+    Revoked,
+}

@@ -1,0 +1,223 @@
+//! Request/reply over a bounded channel: a request carries a one-shot reply
+//! endpoint.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel as cb;
+
+use super::{SendTimeoutError, Sender, deadline_after};
+
+/// A message that expects an answer: the body and where to send the answer.
+///
+/// Destructure it in the handler: `let Request { body, reply } = request;`.
+pub struct Request<Q, A> {
+    /// What is asked.
+    pub body: Q,
+    /// Where the answer goes.
+    pub reply: ReplyTo<A>,
+}
+
+impl<Q, A> Request<Q, A> {
+    /// A request and the caller's end of its reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::Request;
+    ///
+    /// let (request, pending) = Request::<u32, u32>::new(20);
+    /// let Request { body, reply } = request;
+    /// reply.send(body + 1).expect("the caller is waiting");
+    /// assert_eq!(pending.recv()?, 21);
+    /// # Ok::<(), compartment::channel::CallError<u32>>(())
+    /// ```
+    pub fn new(body: Q) -> (Self, PendingReply<A>) {
+        let (tx, rx) = cb::bounded(1);
+        (
+            Self {
+                body,
+                reply: ReplyTo { inner: tx },
+            },
+            PendingReply { inner: rx },
+        )
+    }
+}
+
+impl<Q: fmt::Debug, A> fmt::Debug for Request<Q, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-shot endpoint for the answer to one [`Request`].
+///
+/// Dropping it without answering (for example because the handler panicked)
+/// tells the caller [`CallError::NoReply`] instead of leaving it waiting.
+pub struct ReplyTo<A> {
+    inner: cb::Sender<A>,
+}
+
+impl<A> ReplyTo<A> {
+    /// Sends the answer, consuming the endpoint.
+    ///
+    /// # Errors
+    ///
+    /// The answer is handed back when the caller stopped waiting.
+    pub fn send(self, answer: A) -> Result<(), A> {
+        self.inner.try_send(answer).map_err(|e| e.into_inner())
+    }
+}
+
+impl<A> fmt::Debug for ReplyTo<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyTo").finish_non_exhaustive()
+    }
+}
+
+/// The caller's end of a [`Request`]: where its answer arrives.
+pub struct PendingReply<A> {
+    inner: cb::Receiver<A>,
+}
+
+impl<A> fmt::Debug for PendingReply<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingReply").finish_non_exhaustive()
+    }
+}
+
+impl<A> PendingReply<A> {
+    /// Waits for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoReply`] when the [`ReplyTo`] was dropped unanswered.
+    pub fn recv<Q>(self) -> Result<A, CallError<Q>> {
+        self.inner.recv().map_err(|_| CallError::NoReply)
+    }
+
+    /// Waits at most `timeout` for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoReply`], [`CallError::Timeout`].
+    pub fn recv_timeout<Q>(self, timeout: Duration) -> Result<A, CallError<Q>> {
+        self.recv_until(deadline_after(timeout))
+    }
+
+    fn recv_until<Q>(self, deadline: Option<Instant>) -> Result<A, CallError<Q>> {
+        let result = match deadline {
+            None => self
+                .inner
+                .recv()
+                .map_err(|_| cb::RecvTimeoutError::Disconnected),
+            Some(deadline) => self.inner.recv_deadline(deadline),
+        };
+        result.map_err(|e| match e {
+            cb::RecvTimeoutError::Timeout => CallError::Timeout,
+            cb::RecvTimeoutError::Disconnected => CallError::NoReply,
+        })
+    }
+
+    /// The answer, if it has arrived.
+    ///
+    /// # Errors
+    ///
+    /// `Err(self)` while no answer has arrived; [`CallError::NoReply`] once
+    /// the [`ReplyTo`] was dropped unanswered.
+    pub fn try_recv<Q>(self) -> Result<Result<A, CallError<Q>>, Self> {
+        match self.inner.try_recv() {
+            Ok(answer) => Ok(Ok(answer)),
+            Err(cb::TryRecvError::Disconnected) => Ok(Err(CallError::NoReply)),
+            Err(cb::TryRecvError::Empty) => Err(self),
+        }
+    }
+}
+
+/// A call through [`Sender::call`] or [`Sender::call_timeout`] failed.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError<Q> {
+    /// The request could not be sent; its body is handed back.
+    #[error("the request could not be sent")]
+    Send(#[source] SendTimeoutError<Q>),
+    /// The request was sent, but its reply endpoint was dropped unanswered
+    /// (the handler failed or panicked).
+    #[error("the request was dropped without a reply")]
+    NoReply,
+    /// No answer arrived in time.
+    #[error("timed out waiting for a reply")]
+    Timeout,
+}
+
+impl<Q> fmt::Debug for CallError<Q> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Send(e) => f.debug_tuple("Send").field(e).finish(),
+            CallError::NoReply => f.write_str("NoReply"),
+            CallError::Timeout => f.write_str("Timeout"),
+        }
+    }
+}
+
+impl<Q, A> Sender<Request<Q, A>> {
+    /// Sends `body` as a request and waits for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Send`] (with the body) when the request cannot be sent,
+    /// [`CallError::NoReply`] when it was dropped unanswered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Request};
+    ///
+    /// let (tx, rx) = channel::bounded::<Request<u64, u64>>(4)?;
+    /// let server = std::thread::spawn(move || {
+    ///     for Request { body, reply } in rx.iter() {
+    ///         let _ = reply.send(body * 2);
+    ///     }
+    /// });
+    /// assert_eq!(tx.call(21)?, 42);
+    /// drop(tx);
+    /// server.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call(&self, body: Q) -> Result<A, CallError<Q>> {
+        let (request, pending) = Request::new(body);
+        self.send(request).map_err(|e| {
+            let revoked = e.is_revoked();
+            let body = e.into_inner().body;
+            CallError::Send(if revoked {
+                SendTimeoutError::Revoked(body)
+            } else {
+                SendTimeoutError::Disconnected(body)
+            })
+        })?;
+        pending.recv()
+    }
+
+    /// Sends `body` as a request and waits for the answer, spending at most
+    /// `timeout` on both together.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call), plus [`CallError::Timeout`] (no answer in
+    /// time) and [`CallError::Send`] with [`SendTimeoutError::Timeout`] (no
+    /// room in time).
+    pub fn call_timeout(&self, body: Q, timeout: Duration) -> Result<A, CallError<Q>> {
+        let deadline = deadline_after(timeout);
+        let (request, pending) = Request::new(body);
+        self.send_until(request, deadline).map_err(|e| {
+            CallError::Send(match e {
+                SendTimeoutError::Timeout(r) => SendTimeoutError::Timeout(r.body),
+                SendTimeoutError::Disconnected(r) => SendTimeoutError::Disconnected(r.body),
+                SendTimeoutError::Revoked(r) => SendTimeoutError::Revoked(r.body),
+            })
+        })?;
+        pending.recv_until(deadline)
+    }
+}

@@ -1,0 +1,367 @@
+//! The enumeration of a grant: which capabilities it holds, where, and with
+//! which rights.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::caps::{NetRule, RandomSource};
+use crate::channel::ChannelId;
+
+/// One step of a field path inside a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// A named struct field: `originals`.
+    Field(&'static str),
+    /// A tuple or tuple-struct position: `.0`.
+    Position(usize),
+    /// An element of a `Vec` or an array: `[3]`.
+    Index(usize),
+    /// The variant of an enum that is currently held: `Fast`.
+    Variant(&'static str),
+}
+
+pub(crate) fn render_path(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Field(name) | Segment::Variant(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Segment::Position(i) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&i.to_string());
+            }
+            Segment::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+/// The rights a directory capability carries.
+///
+/// | rights | may | may not |
+/// |---|---|---|
+/// | `Full` | read, list, create, write, truncate, remove, rename, link, make contained symlinks, change permissions (no set-id bits) | leave the directory |
+/// | `ReadOnly` | open files for reading, read, list, read metadata and link targets | anything that changes the tree or a file |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rights {
+    /// Every operation inside the directory ([`Dir`](crate::caps::Dir)).
+    Full,
+    /// Reading only ([`ReadOnlyDir`](crate::caps::ReadOnlyDir)).
+    ReadOnly,
+}
+
+impl fmt::Display for Rights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rights::Full => "full",
+            Rights::ReadOnly => "read-only",
+        })
+    }
+}
+
+/// The access mode an open file capability was opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRights {
+    /// The file may be read.
+    pub read: bool,
+    /// The file may be written (or appended to).
+    pub write: bool,
+}
+
+impl fmt::Display for FileRights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.read, self.write) {
+            (true, true) => "read-write",
+            (true, false) => "read-only",
+            (false, true) => "write-only",
+            (false, false) => "no access",
+        })
+    }
+}
+
+/// What kind of authority one held capability carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// A directory handle.
+    Dir {
+        /// What may be done inside it.
+        rights: Rights,
+    },
+    /// An open file.
+    File {
+        /// How it was opened.
+        rights: FileRights,
+    },
+    /// A network capability, limited to its rules.
+    Net {
+        /// The addresses and ports it may connect to or bind.
+        rules: Vec<NetRule>,
+    },
+    /// A monotonic clock.
+    MonotonicClock,
+    /// The wall clock.
+    SystemClock,
+    /// A source of random bytes.
+    Random {
+        /// Where the bytes come from.
+        source: RandomSource,
+    },
+    /// A snapshot of named environment variables.
+    Env {
+        /// The names the granting side allowed, set or not.
+        names: Vec<String>,
+    },
+    /// The sending end of a bounded channel.
+    Sender {
+        /// Which channel; the receiver reports the same id.
+        channel: ChannelId,
+        /// The message type.
+        message: &'static str,
+        /// The channel's capacity.
+        capacity: usize,
+    },
+    /// The receiving end of a bounded channel.
+    Receiver {
+        /// Which channel; its senders report the same id.
+        channel: ChannelId,
+        /// The message type.
+        message: &'static str,
+        /// The channel's capacity.
+        capacity: usize,
+    },
+    /// A field marked `#[grant(data)]`: plain data re-issued by `Clone`,
+    /// reported so that audits see every opt-out.
+    Data {
+        /// The field's type.
+        type_name: &'static str,
+    },
+    /// A capability type defined outside this crate.
+    Other {
+        /// What it is, in the implementer's words.
+        kind: &'static str,
+    },
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Capability::Dir { rights } => write!(f, "directory ({rights})"),
+            Capability::File { rights } => write!(f, "file ({rights})"),
+            Capability::Net { rules } => {
+                f.write_str("network (")?;
+                for (i, rule) in rules.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{rule}")?;
+                }
+                f.write_str(")")
+            }
+            Capability::MonotonicClock => f.write_str("monotonic clock"),
+            Capability::SystemClock => f.write_str("system clock"),
+            Capability::Random { source } => write!(f, "random ({source})"),
+            Capability::Env { names } => write!(f, "environment ({})", names.join(", ")),
+            Capability::Sender {
+                channel,
+                message,
+                capacity,
+            } => write!(f, "sender on {channel} of {message} (capacity {capacity})"),
+            Capability::Receiver {
+                channel,
+                message,
+                capacity,
+            } => write!(
+                f,
+                "receiver on {channel} of {message} (capacity {capacity})"
+            ),
+            Capability::Data { type_name } => write!(f, "data ({type_name})"),
+            Capability::Other { kind } => f.write_str(kind),
+        }
+    }
+}
+
+/// The operating-system descriptor behind a directory or file capability.
+///
+/// Only its number is public, for audits and logs. The descriptor itself is
+/// not handed out: anyone holding it could reopen the directory with more
+/// rights than the capability carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Descriptor<'g> {
+    #[cfg(unix)]
+    fd: std::os::fd::BorrowedFd<'g>,
+    _grant: PhantomData<&'g ()>,
+}
+
+impl<'g> Descriptor<'g> {
+    #[cfg(unix)]
+    pub(crate) fn new(fd: std::os::fd::BorrowedFd<'g>) -> Self {
+        Self {
+            fd,
+            _grant: PhantomData,
+        }
+    }
+
+    /// The descriptor number, for display.
+    #[cfg(unix)]
+    pub fn number(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+}
+
+/// One capability found in a grant.
+#[derive(Debug, Clone)]
+pub struct Held<'g> {
+    field: String,
+    capability: Capability,
+    revocable: bool,
+    descriptor: Option<Descriptor<'g>>,
+}
+
+impl<'g> Held<'g> {
+    /// The field path inside the grant, such as `inputs[2].dir`.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What the capability allows.
+    pub fn capability(&self) -> &Capability {
+        &self.capability
+    }
+
+    /// Whether a revocation switch is attached to it.
+    pub fn is_revocable(&self) -> bool {
+        self.revocable
+    }
+
+    /// The descriptor behind a directory or file capability.
+    pub fn descriptor(&self) -> Option<Descriptor<'g>> {
+        self.descriptor
+    }
+}
+
+impl fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = if self.field.is_empty() {
+            "<grant>"
+        } else {
+            &self.field
+        };
+        write!(f, "{field}: {}", self.capability)?;
+        #[cfg(unix)]
+        if let Some(descriptor) = &self.descriptor {
+            write!(f, " [fd {}]", descriptor.number())?;
+        }
+        if self.revocable {
+            f.write_str(" [revocable]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The capabilities of a grant, collected by [`Grant::visit`](crate::Grant::visit).
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Capability, MonotonicClock};
+/// use compartment::Grant;
+///
+/// let (clock, _control) = MonotonicClock::manual();
+/// let grant = (clock, 7u8);
+/// let inventory = grant.inventory();
+/// assert_eq!(inventory.len(), 1);
+/// assert_eq!(inventory.iter().next().unwrap().field(), "0");
+/// assert_eq!(*inventory.iter().next().unwrap().capability(), Capability::MonotonicClock);
+/// ```
+#[derive(Debug, Default)]
+pub struct Inventory<'g> {
+    path: Vec<Segment>,
+    held: Vec<Held<'g>>,
+}
+
+impl<'g> Inventory<'g> {
+    /// An empty inventory; [`Grant::inventory`](crate::Grant::inventory) is
+    /// the usual way to get a filled one.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Descends into `segment`; everything held until the matching
+    /// [`leave`](Self::leave) is reported under it.
+    pub fn enter(&mut self, segment: Segment) {
+        self.path.push(segment);
+    }
+
+    /// Returns from the innermost [`enter`](Self::enter).
+    pub fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// Reports a capability at the current path.
+    pub fn hold(&mut self, capability: Capability) {
+        self.record(capability, false, None);
+    }
+
+    pub(crate) fn record(
+        &mut self,
+        capability: Capability,
+        revocable: bool,
+        descriptor: Option<Descriptor<'g>>,
+    ) {
+        self.held.push(Held {
+            field: render_path(&self.path),
+            capability,
+            revocable,
+            descriptor,
+        });
+    }
+
+    /// The capabilities in the order they were visited (field order).
+    pub fn iter(&self) -> std::slice::Iter<'_, Held<'g>> {
+        self.held.iter()
+    }
+
+    /// How many capabilities were found.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether the grant holds no capability at all (plain data only).
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+impl<'a, 'g> IntoIterator for &'a Inventory<'g> {
+    type Item = &'a Held<'g>;
+    type IntoIter = std::slice::Iter<'a, Held<'g>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Display for Inventory<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.held.is_empty() {
+            return f.write_str("(no capabilities)\n");
+        }
+        for held in &self.held {
+            writeln!(f, "{held}")?;
+        }
+        Ok(())
+    }
+}

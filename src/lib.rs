@@ -1,0 +1,84 @@
+//! `compartment`: isolated components in one process.
+//!
+//! A component is a plain function of what it was granted. It receives
+//! capability handles — directories with rights, bounded channel endpoints,
+//! clocks, randomness, an environment snapshot, a network allowance — and
+//! nothing else. Its grant is a type, so what a component may do is visible
+//! in its signature and provable in a unit test.
+//!
+//! This crate provides:
+//!
+//! - [`caps`]: the capability types and their attenuations;
+//! - [`channel`]: bounded channels whose endpoints are capabilities;
+//! - [`Grant`] (and `#[derive(Grant)]`): the contract for everything a
+//!   component may hold — re-issued for every start, enumerable, revocable;
+//! - [`Revoker`]: taking authority back from a holder you cannot stop.
+//!
+//! # Example
+//!
+//! ```
+//! use compartment::caps::{Dir, ReadOnlyDir};
+//! use compartment::channel::{self, Sender};
+//! use compartment::Grant;
+//!
+//! #[derive(Grant)]
+//! struct Thumbnailer {
+//!     originals: ReadOnlyDir, // may read originals, nothing else
+//!     thumbs: Dir,            // may write under thumbs/ only
+//!     done: Sender<String>,
+//! }
+//!
+//! // The granting side (main) is the only place with ambient authority.
+//! # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+//! # let root = tmp.try_clone()?;
+//! let data = Dir::from_cap_std(root);
+//! data.create_dir_all("originals")?;
+//! data.create_dir_all("thumbs")?;
+//! data.write("originals/cat.jpg", b"meow")?;
+//!
+//! let (done, finished) = channel::bounded(16)?;
+//! let grant = Thumbnailer {
+//!     originals: data.open_dir("originals")?.into_read_only(),
+//!     thumbs: data.open_dir("thumbs")?,
+//!     done,
+//! };
+//!
+//! fn thumbnail(g: Thumbnailer) -> Result<(), Box<dyn std::error::Error>> {
+//!     let image = g.originals.read("cat.jpg")?;
+//!     g.thumbs.write("cat.png", &image[..2])?;
+//!     assert!(g.thumbs.read("../originals/cat.jpg").is_err()); // no way out
+//!     g.done.send("cat".to_owned())?;
+//!     Ok(())
+//! }
+//!
+//! thumbnail(grant.reissue()?)?;
+//! assert_eq!(finished.recv()?, "cat");
+//! println!("{}", grant.inventory());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod caps;
+pub mod channel;
+mod grant;
+mod revoke;
+mod signal;
+
+pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
+pub use revoke::{Revoked, Revoker};
+
+/// Derives [`Grant`] for a struct or enum whose fields all implement it.
+///
+/// A field holding plain data of a type without a `Grant` implementation
+/// can be marked `#[grant(data)]`: it is re-issued by `Clone` and reported
+/// in the inventory as [`Capability::Data`](caps::Capability::Data), so audits
+/// see every such opt-out.
+#[cfg(feature = "derive")]
+pub use compartment_derive::Grant;
+
+/// cap-std's token for ambient authority, and the function that produces it:
+/// the granting side's only way to turn the outside world into capabilities.
+pub use cap_std::{AmbientAuthority, ambient_authority};

@@ -1,0 +1,141 @@
+//! Revocation: taking authority back from a holder you cannot stop.
+//!
+//! This is the caretaker pattern. The granting side makes a capability
+//! revocable with [`Grant::revocable`](crate::Grant::revocable) (or attaches an
+//! existing [`Revoker`] with [`Grant::attach_revoker`](crate::Grant::attach_revoker))
+//! and keeps the [`Revoker`]. After [`Revoker::revoke`], every use of the
+//! capability fails with [`Revoked`]: the capability itself, every copy
+//! re-issued from it, and every handle derived from it (a subdirectory opened
+//! through a revoked directory, a file opened before revocation, a socket
+//! connected through a revoked network capability). Blocking channel
+//! operations that are waiting when revocation happens wake up and fail.
+//!
+//! A supervisor revokes the grant of an instance that ignored its shutdown
+//! request: the thread cannot be killed, but it can be left holding nothing.
+//!
+//! # What revocation does not do
+//!
+//! Revocation closes the capability's API, not its operating-system resource:
+//! the descriptor is released when the holder drops the handle. Data already
+//! read stays read, and a receive that completed before `revoke` returned its
+//! message. Code that reaches around the API (unsafe code, raw syscalls) is
+//! stopped only by the kernel tier.
+//!
+//! # Examples
+//!
+//! ```
+//! use compartment::channel;
+//! use compartment::{Grant, Revoked};
+//!
+//! let (tx, rx) = channel::bounded::<u32>(4)?;
+//! let (tx, revoker) = tx.revocable();
+//! let copy = tx.reissue()?;
+//!
+//! tx.try_send(1).expect("not yet revoked");
+//! revoker.revoke();
+//! assert!(tx.try_send(2).unwrap_err().is_revoked());
+//! assert!(copy.try_send(3).unwrap_err().is_revoked());
+//! assert_eq!(rx.try_recv()?, 1, "what was sent before revocation stays queued");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::Arc;
+
+use crate::signal::{Never, Signal};
+
+/// The granting side's handle for taking a capability back.
+///
+/// Cloning a `Revoker` gives another handle to the same switch: revoking
+/// through either revokes every capability attached to it. Dropping a
+/// `Revoker` does not revoke anything.
+#[derive(Debug, Clone, Default)]
+pub struct Revoker {
+    signal: Arc<Signal>,
+}
+
+impl Revoker {
+    /// A new switch, not yet revoked, with nothing attached to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::Revoker;
+    /// let revoker = Revoker::new();
+    /// assert!(!revoker.is_revoked());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Revokes every capability attached to this switch. Idempotent; blocked
+    /// channel operations on those capabilities wake and fail with [`Revoked`].
+    pub fn revoke(&self) {
+        self.signal.raise();
+    }
+
+    /// Whether [`revoke`](Self::revoke) has been called.
+    pub fn is_revoked(&self) -> bool {
+        self.signal.is_raised()
+    }
+}
+
+/// The error of every operation on a revoked capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("capability revoked")]
+pub struct Revoked;
+
+impl From<Revoked> for std::io::Error {
+    fn from(revoked: Revoked) -> Self {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, revoked)
+    }
+}
+
+impl Revoked {
+    /// Whether an `io::Error` (from a `Read`/`Write` impl of a file or socket
+    /// capability) was caused by revocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::Revoked;
+    /// let err: std::io::Error = Revoked.into();
+    /// assert!(Revoked::caused(&err));
+    /// ```
+    pub fn caused(err: &std::io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<Revoked>())
+    }
+}
+
+/// The revocation switches a capability is subject to. Every capability type
+/// holds one; derived handles and re-issued copies inherit it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gate {
+    signals: Vec<Arc<Signal>>,
+}
+
+impl Gate {
+    /// Fails once any attached switch has been revoked.
+    #[inline]
+    pub(crate) fn check(&self) -> Result<(), Revoked> {
+        if self.signals.iter().any(|s| s.is_raised()) {
+            Err(Revoked)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn attach(&mut self, revoker: &Revoker) {
+        if !self.signals.iter().any(|s| Arc::ptr_eq(s, &revoker.signal)) {
+            self.signals.push(Arc::clone(&revoker.signal));
+        }
+    }
+
+    pub(crate) fn is_revocable(&self) -> bool {
+        !self.signals.is_empty()
+    }
+
+    /// Receivers that disconnect when a switch is revoked, for `Select`.
+    pub(crate) fn watches(&self) -> impl Iterator<Item = &crossbeam_channel::Receiver<Never>> {
+        self.signals.iter().map(|s| s.watch())
+    }
+}
