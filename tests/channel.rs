@@ -1,0 +1,166 @@
+//! Bounded channels: capacity, back-pressure, messages handed back,
+//! request/reply.
+
+use std::time::Duration;
+
+use compartment::channel::{
+    self, CallError, CapacityError, MAX_CAPACITY, RecvTimeoutError, Request, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
+
+#[test]
+fn capacity_n_refuses_message_n_plus_one_and_hands_it_back() {
+    for capacity in [1, 2, 7, 64] {
+        let (tx, rx) = channel::bounded::<String>(capacity).unwrap();
+        for i in 0..capacity {
+            tx.try_send(i.to_string()).unwrap();
+        }
+        assert!(tx.is_full());
+        match tx.try_send("overflow".to_owned()) {
+            Err(TrySendError::Full(message)) => assert_eq!(message, "overflow"),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        let err = tx
+            .send_timeout("late".to_owned(), Duration::from_millis(5))
+            .unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(err.into_inner(), "late");
+        // Order is preserved.
+        let received: Vec<String> = rx.try_iter().collect();
+        assert_eq!(
+            received,
+            (0..capacity).map(|i| i.to_string()).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn capacities_that_make_no_sense_are_typed_errors() {
+    assert_eq!(channel::bounded::<()>(0).unwrap_err(), CapacityError::Zero);
+    assert_eq!(
+        channel::bounded::<()>(MAX_CAPACITY + 1).unwrap_err(),
+        CapacityError::TooLarge {
+            requested: MAX_CAPACITY + 1,
+            max: MAX_CAPACITY
+        }
+    );
+    assert_eq!(
+        channel::bounded::<()>(usize::MAX).unwrap_err().to_string(),
+        format!(
+            "a capacity of {} exceeds the maximum of {MAX_CAPACITY}",
+            usize::MAX
+        )
+    );
+}
+
+#[test]
+fn disconnection_is_reported_on_both_sides_and_the_message_returned() {
+    let (tx, rx) = channel::bounded::<u8>(1).unwrap();
+    drop(rx);
+    assert!(matches!(tx.try_send(1), Err(TrySendError::Disconnected(1))));
+    assert_eq!(tx.send(2).unwrap_err().into_inner(), 2);
+
+    let (tx, rx) = channel::bounded::<u8>(2).unwrap();
+    tx.send(9).unwrap();
+    drop(tx);
+    assert_eq!(rx.recv().unwrap(), 9, "queued messages survive the sender");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+}
+
+#[test]
+fn timeouts_expire() {
+    let (tx, rx) = channel::bounded::<u8>(1).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    tx.send(1).unwrap();
+    assert!(matches!(
+        tx.send_timeout(2, Duration::from_millis(5)),
+        Err(SendTimeoutError::Timeout(2))
+    ));
+    // An unrepresentably long timeout waits like a plain blocking call.
+    assert_eq!(rx.recv_timeout(Duration::MAX), Ok(1));
+}
+
+#[test]
+fn endpoints_of_one_channel_share_an_id_and_receivers_share_messages() {
+    let (tx, rx) = channel::bounded::<u32>(8).unwrap();
+    let (other, _) = channel::bounded::<u32>(8).unwrap();
+    assert_eq!(tx.id(), rx.id());
+    assert_eq!(tx.clone().id(), rx.clone().id());
+    assert_ne!(tx.id(), other.id());
+    let rx2 = rx.clone();
+    for i in 0..4 {
+        tx.send(i).unwrap();
+    }
+    let mut got = vec![
+        rx.recv().unwrap(),
+        rx2.recv().unwrap(),
+        rx.recv().unwrap(),
+        rx2.recv().unwrap(),
+    ];
+    got.sort();
+    assert_eq!(got, [0, 1, 2, 3], "each message to exactly one receiver");
+}
+
+#[test]
+fn request_reply_round_trips_and_reports_a_dropped_reply() {
+    let (tx, rx) = channel::bounded::<Request<String, usize>>(2).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for Request { body, reply } in rx.iter() {
+                if body == "crash" {
+                    drop(reply); // as if the handler panicked
+                } else {
+                    let _ = reply.send(body.len());
+                }
+            }
+        });
+        assert_eq!(tx.call("four".to_owned()).unwrap(), 4);
+        assert_eq!(
+            tx.call_timeout("xy".to_owned(), Duration::from_secs(10))
+                .unwrap(),
+            2
+        );
+        assert!(matches!(
+            tx.call("crash".to_owned()),
+            Err(CallError::NoReply)
+        ));
+        drop(tx); // disconnects, ending the server loop
+    });
+}
+
+#[test]
+fn a_call_that_cannot_be_sent_hands_the_body_back() {
+    let (tx, rx) = channel::bounded::<Request<&str, ()>>(1).unwrap();
+    drop(rx);
+    match tx.call("body") {
+        Err(CallError::Send(e)) => assert_eq!(e.into_inner(), "body"),
+        other => panic!("expected Send, got {other:?}"),
+    }
+    let (tx, _rx) = channel::bounded::<Request<&str, ()>>(1).unwrap();
+    let (request, _pending) = Request::new("filler");
+    tx.send(request).unwrap();
+    match tx.call_timeout("body", Duration::from_millis(5)) {
+        Err(CallError::Send(SendTimeoutError::Timeout(body))) => assert_eq!(body, "body"),
+        other => panic!("expected a send timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_reply_that_never_comes_times_out() {
+    let (tx, rx) = channel::bounded::<Request<(), ()>>(1).unwrap();
+    assert!(matches!(
+        tx.call_timeout((), Duration::from_millis(5)),
+        Err(CallError::Timeout)
+    ));
+    // The request is still queued, with a live reply endpoint whose caller left.
+    let Request { reply, .. } = rx.try_recv().unwrap();
+    assert_eq!(reply.send(()), Err(()));
+}

@@ -1,0 +1,91 @@
+//! Fixtures shared by the integration tests: a sandbox directory with an
+//! outside canary, built by the granting side (the test itself).
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "fixtures are the granting side: they plant files outside the sandbox on purpose"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use compartment::caps::Dir;
+
+pub(crate) const CANARY: &[u8] = b"canary: nothing may touch this";
+
+/// `<tmp>/root` is handed out as a capability; `<tmp>/canary` sits next to it,
+/// outside, where nothing granted may reach. Removed on drop.
+pub(crate) struct Sandbox {
+    pub(crate) outer: PathBuf,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.outer);
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let outer = std::env::temp_dir().join(format!(
+            "compartment-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&outer);
+        std::fs::create_dir(&outer).unwrap();
+        std::fs::create_dir(outer.join("root")).unwrap();
+        std::fs::write(outer.join("canary"), CANARY).unwrap();
+        Self { outer }
+    }
+
+    /// A full capability on `<tmp>/root`.
+    pub(crate) fn root(&self) -> Dir {
+        Dir::open_ambient(self.outer.join("root"), cap_std::ambient_authority()).unwrap()
+    }
+
+    /// The host path of `<tmp>/root`, for planting fixtures from outside.
+    pub(crate) fn root_path(&self) -> PathBuf {
+        self.outer.join("root")
+    }
+
+    pub(crate) fn canary_path(&self) -> PathBuf {
+        self.outer.join("canary")
+    }
+
+    /// Plants a symlink at `root/<link>` pointing to `target`, as the host.
+    pub(crate) fn plant_symlink(&self, target: impl AsRef<Path>, link: &str) {
+        std::os::unix::fs::symlink(target, self.root_path().join(link)).unwrap();
+    }
+
+    /// Panics if anything outside the root changed.
+    pub(crate) fn assert_canary_intact(&self) {
+        assert_eq!(
+            std::fs::read(self.canary_path()).unwrap(),
+            CANARY,
+            "the canary was modified"
+        );
+        let outside: Vec<_> = std::fs::read_dir(&self.outer)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            outside.len(),
+            2,
+            "something was created outside the root: {outside:?}"
+        );
+    }
+}
+
+/// The access mode the kernel recorded for descriptor `fd` of this process
+/// (`O_RDONLY` = 0, `O_WRONLY` = 1, `O_RDWR` = 2).
+pub(crate) fn access_mode(fd: i32) -> u32 {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .expect("fdinfo has flags");
+    u32::from_str_radix(flags.trim(), 8).unwrap() & 0o3
+}
