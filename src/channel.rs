@@ -3,7 +3,7 @@
 //! There is no unbounded constructor: every channel has a capacity, a full
 //! channel pushes back ([`TrySendError::Full`], or a blocking send that waits),
 //! and a failed send hands the message back. Endpoints implement
-//! [`Grant`](crate::Grant): a sender lets a component send on one channel, a
+//! [`Grant`]: a sender lets a component send on one channel, a
 //! receiver lets it receive from one, and nothing else.
 //!
 //! Blocking operations wake when their endpoint is revoked; every blocking

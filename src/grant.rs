@@ -1,56 +1,7 @@
 //! `Grant`: everything a component may hold, and nothing else.
 //!
-//! A grant is the value a component's entry function receives. Its type says
-//! what the component may do; the [`Grant`] trait is the contract that lets a
-//! supervisor re-issue it for every (re)start, revoke it, and enumerate it.
-//!
-//! Implementations exist for every capability type in [`caps`](crate::caps)
-//! and [`channel`](crate::channel), for plain data (numbers, `bool`, `char`,
-//! `String`, `Duration`, `PathBuf`, socket addresses, ...), and for `Option`,
-//! `Vec`, `Box`, arrays and tuples of grants. Structs and enums get one with
-//! `#[derive(Grant)]`.
-//!
-//! Handles that carry ambient authority — `std::fs::File`,
-//! `std::net::TcpStream`, `std::process::Child`, `OwnedFd`, `Arc<Mutex<_>>`
-//! shared with the granting side — deliberately have no implementation, so a
-//! struct holding one does not derive `Grant`:
-//!
-//! ```compile_fail
-//! use compartment::Grant;
-//!
-//! #[derive(Grant)]
-//! struct Smuggler {
-//!     passwd: std::fs::File, // error: `File` does not implement `Grant`
-//! }
-//! ```
-//!
-//! # Examples
-//!
-//! ```
-//! use compartment::caps::{Env, ReadOnlyDir};
-//! use compartment::channel::{self, Sender};
-//! use compartment::Grant;
-//!
-//! #[derive(Grant)]
-//! struct Reporter {
-//!     config: Env,
-//!     out: Sender<String>,
-//!     retries: u32,
-//! }
-//!
-//! let (out, _inbox) = channel::bounded(8)?;
-//! let grant = Reporter { config: Env::from_vars([("MODE", "fast")])?, out, retries: 3 };
-//!
-//! // Each (re)start receives a fresh copy; the original stays with the granter.
-//! let copy = grant.reissue()?;
-//! assert_eq!(copy.retries, 3);
-//!
-//! // The grant can be enumerated, for audits and kernel policies.
-//! let inventory = grant.inventory();
-//! let fields: Vec<&str> = inventory.iter().map(|held| held.field()).collect();
-//! assert_eq!(fields, ["config", "out"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Implemented for capabilities, channel endpoints, plain data and containers
+//! in `impls`; enumerated through `inventory`.
 
 mod impls;
 mod inventory;
@@ -63,8 +14,57 @@ use crate::revoke::Revoker;
 
 /// Everything a component may hold.
 ///
-/// See the [module documentation](self) for what implements it and why some
-/// types do not.
+/// A grant is the value a component's entry function receives. Its type says
+/// what the component may do; the [`Grant`] trait is the contract that lets a
+/// supervisor re-issue it for every (re)start, revoke it, and enumerate it.
+///
+/// Implementations exist for every capability type in [`caps`](crate::caps)
+/// and [`channel`](crate::channel), for plain data (numbers, `bool`, `char`,
+/// `String`, `Duration`, `PathBuf`, socket addresses, ...), and for `Option`,
+/// `Vec`, `Box`, arrays and tuples of grants. Structs and enums get one with
+/// `#[derive(Grant)]`.
+///
+/// Handles that carry ambient authority — `std::fs::File`,
+/// `std::net::TcpStream`, `std::process::Child`, `OwnedFd`, `Arc<Mutex<_>>`
+/// shared with the granting side — deliberately have no implementation, so a
+/// struct holding one does not derive `Grant`:
+///
+/// ```compile_fail
+/// use compartment::Grant;
+///
+/// #[derive(Grant)]
+/// struct Smuggler {
+///     passwd: std::fs::File, // error: `File` does not implement `Grant`
+/// }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Env, ReadOnlyDir};
+/// use compartment::channel::{self, Sender};
+/// use compartment::Grant;
+///
+/// #[derive(Grant)]
+/// struct Reporter {
+///     config: Env,
+///     out: Sender<String>,
+///     retries: u32,
+/// }
+///
+/// let (out, _inbox) = channel::bounded(8)?;
+/// let grant = Reporter { config: Env::from_vars([("MODE", "fast")])?, out, retries: 3 };
+///
+/// // Each (re)start receives a fresh copy; the original stays with the granter.
+/// let copy = grant.reissue()?;
+/// assert_eq!(copy.retries, 3);
+///
+/// // The grant can be enumerated, for audits and kernel policies.
+/// let inventory = grant.inventory();
+/// let fields: Vec<&str> = inventory.iter().map(|held| held.field()).collect();
+/// assert_eq!(fields, ["config", "out"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Implementing it by hand
 ///
