@@ -82,3 +82,8 @@ pub use compartment_derive::Grant;
 /// cap-std's token for ambient authority, and the function that produces it:
 /// the granting side's only way to turn the outside world into capabilities.
 pub use cap_std::{AmbientAuthority, ambient_authority};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
