@@ -207,7 +207,7 @@ pub(crate) fn send_interruptible<T>(
     clippy::disallowed_methods,
     reason = "a timeout the caller chose is measured on real time; it reveals no time to the caller"
 )]
-fn deadline_after(timeout: Duration) -> Option<Instant> {
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     // A timeout too large to represent waits forever.
     Instant::now().checked_add(timeout)
 }

@@ -63,12 +63,23 @@
 
 pub mod caps;
 pub mod channel;
+mod component;
+mod context;
+pub mod event;
+mod fault;
 mod grant;
 mod revoke;
 mod signal;
+pub mod supervisor;
 
+pub use component::{Backoff, BoxError, Child, Restart};
+pub use context::{Cancelled, Context, ContextError, ContextSendError};
+pub use fault::{Fault, FaultKind, InFlight, PanicLocation};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
 pub use revoke::{Revoked, Revoker};
+pub use supervisor::{
+    AutoShutdown, ControlError, SpecError, StartError, Strategy, Supervisor, System, SystemExit,
+};
 
 /// Derives [`Grant`] for a struct or enum whose fields all implement it.
 ///

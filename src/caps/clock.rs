@@ -4,28 +4,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::AmbientAuthority;
-use parking_lot::{Condvar, Mutex};
+use crossbeam_channel as cb;
+use parking_lot::Mutex;
 
 use crate::grant::{Capability, Grant, Inventory, ReissueError};
 use crate::revoke::{Gate, Revoked, Revoker};
+use crate::signal::Never;
 
 /// Manual time: a fixed origin plus an offset that only the
-/// [`ClockControl`] moves forward.
+/// [`ClockControl`] moves forward; waiters are woken through their channels.
 #[derive(Debug)]
 pub(crate) struct ManualTime {
     origin: Instant,
     offset: Mutex<Duration>,
-    advanced: Condvar,
+    waiters: Mutex<Vec<cb::Sender<()>>>,
 }
 
 impl ManualTime {
     fn now(&self) -> Instant {
         self.origin + *self.offset.lock()
     }
+
+    /// A channel that receives a wake-up after every advance.
+    fn subscribe(&self) -> cb::Receiver<()> {
+        let (tx, rx) = cb::bounded(1);
+        self.waiters.lock().push(tx);
+        rx
+    }
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum MonotonicSource {
+enum MonotonicSource {
     Os,
     Manual(Arc<ManualTime>),
 }
@@ -67,7 +76,9 @@ impl ClockControl {
         let mut offset = self.time.offset.lock();
         *offset = offset.saturating_add(by);
         drop(offset);
-        self.time.advanced.notify_all();
+        self.time.waiters.lock().retain(|waiter| {
+            !matches!(waiter.try_send(()), Err(cb::TrySendError::Disconnected(())))
+        });
     }
 
     /// The clock's current reading.
@@ -99,7 +110,7 @@ impl MonotonicClock {
         let time = Arc::new(ManualTime {
             origin: Instant::now(),
             offset: Mutex::new(Duration::ZERO),
-            advanced: Condvar::new(),
+            waiters: Mutex::new(Vec::new()),
         });
         let clock = Self {
             source: MonotonicSource::Manual(Arc::clone(&time)),
@@ -142,6 +153,55 @@ impl MonotonicClock {
         match &self.source {
             MonotonicSource::Os => Instant::now(),
             MonotonicSource::Manual(time) => time.now(),
+        }
+    }
+}
+
+impl MonotonicClock {
+    /// For a manual clock, a channel woken after every advance; `None` for
+    /// the OS clock, whose instants are real deadlines.
+    pub(crate) fn advances(&self) -> Option<cb::Receiver<()>> {
+        match &self.source {
+            MonotonicSource::Os => None,
+            MonotonicSource::Manual(time) => Some(time.subscribe()),
+        }
+    }
+
+    /// Waits until the clock reads `deadline`, ignoring revocation (this is
+    /// the crate's own timekeeping). Returns `Err(i)` early when
+    /// `interrupts[i]` fires.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Instant,
+        interrupts: &[&cb::Receiver<Never>],
+    ) -> Result<(), usize> {
+        let advances = self.advances();
+        loop {
+            if self.read() >= deadline {
+                return Ok(());
+            }
+            let mut select = cb::Select::new_biased();
+            for interrupt in interrupts {
+                select.recv(interrupt);
+            }
+            let tick = advances.as_ref().map(|rx| select.recv(rx));
+            let operation = match &advances {
+                // The OS clock's instants are real instants.
+                None => match select.select_deadline(deadline) {
+                    Ok(operation) => operation,
+                    Err(_) => return Ok(()),
+                },
+                Some(_) => select.select(),
+            };
+            let index = operation.index();
+            if Some(index) == tick {
+                if let Some(rx) = &advances {
+                    let _ = operation.recv(rx);
+                }
+                continue;
+            }
+            let _ = operation.recv(interrupts[index]);
+            return Err(index);
         }
     }
 }

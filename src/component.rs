@@ -1,0 +1,301 @@
+//! `Child`: the specification of one supervised component.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use crate::caps::Random;
+use crate::context::Context;
+use crate::grant::{Capability, Grant, ReissueError};
+use crate::revoke::Revoker;
+
+/// The error type components may return: anything that converts into a boxed
+/// error (`String`, `&str`, any `std::error::Error`).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// When a child is restarted after its instance ends, as in Erlang/OTP.
+///
+/// | exit | `Permanent` | `Transient` | `Temporary` |
+/// |---|---|---|---|
+/// | returned `Ok` | restarted | not restarted | not restarted |
+/// | stopped by its supervisor | as its strategy decides | as its strategy decides | never restarted |
+/// | returned `Err` | restarted | restarted | not restarted |
+/// | panicked | restarted | restarted | not restarted |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Restart {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only after a fault (an `Err` or a panic).
+    Transient,
+    /// Never restarted; removed from its supervisor once it ends.
+    Temporary,
+}
+
+/// Exponential backoff between restarts of one child, with jitter, capped.
+///
+/// The n-th restart in a row waits `initial × 2ⁿ⁻¹`, at most `max`, minus up
+/// to `jitter` of that (so delays spread out but never exceed `max`). The
+/// supervisor keeps working while a child backs off, and the restart still
+/// counts toward the supervisor's intensity when it is decided. An instance
+/// that runs for at least `max` resets the sequence.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use compartment::Backoff;
+///
+/// let backoff = Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1)).jitter(0.0);
+/// assert_eq!(backoff.delay(1, 0.5), Duration::from_millis(10));
+/// assert_eq!(backoff.delay(3, 0.5), Duration::from_millis(40));
+/// assert_eq!(backoff.delay(30, 0.5), Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+    pub(crate) jitter: f64,
+}
+
+impl Backoff {
+    /// Doubling from `initial` up to `max`, with 10% jitter.
+    pub fn exponential(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            jitter: 0.1,
+        }
+    }
+
+    /// Sets the fraction of each delay that is randomised (0 to 1).
+    #[must_use]
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// The delay before the `attempt`-th restart in a row (from 1), for a
+    /// uniform random `unit` in `[0, 1)`.
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let base = 2u32
+            .checked_pow(attempt.saturating_sub(1))
+            .and_then(|factor| self.initial.checked_mul(factor))
+            .map_or(self.max, |delay| delay.min(self.max));
+        base.mul_f64(1.0 - self.jitter * unit.clamp(0.0, 1.0))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+        if self.initial.is_zero() {
+            return Err("the initial backoff delay is zero");
+        }
+        if self.initial > self.max {
+            return Err("the initial backoff delay exceeds the maximum");
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err("the backoff jitter is not between 0 and 1");
+        }
+        Ok(())
+    }
+}
+
+/// Per-child settings shared by every kind of child.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildSettings {
+    pub(crate) name: String,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Duration,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) significant: bool,
+    pub(crate) poison_threshold: u32,
+}
+
+/// A fresh instance's body: the entry function with its re-issued grant.
+pub(crate) type InstanceBody = Box<dyn FnOnce(&Context) -> Result<(), BoxError> + Send>;
+
+/// A child specification with its grant and entry type erased.
+pub(crate) trait WorkerFactory: Send {
+    /// Re-issues the grant (subject to `revoker`) and binds it to the entry.
+    fn instance(&self, revoker: &Revoker) -> Result<InstanceBody, ReissueError>;
+    /// The grant's capabilities, for status and capability maps.
+    fn capabilities(&self) -> Vec<(String, Capability)>;
+    /// A copy with a re-issued grant, for pools.
+    fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError>;
+}
+
+struct Worker<G, E> {
+    entry: fn(G, &Context) -> Result<(), E>,
+    grant: G,
+}
+
+impl<G, E> WorkerFactory for Worker<G, E>
+where
+    G: Grant,
+    E: Into<BoxError> + 'static,
+{
+    fn instance(&self, revoker: &Revoker) -> Result<InstanceBody, ReissueError> {
+        let mut grant = self.grant.reissue()?;
+        grant.attach_revoker(revoker);
+        let entry = self.entry;
+        Ok(Box::new(move |cx: &Context| {
+            entry(grant, cx).map_err(Into::into)
+        }))
+    }
+
+    fn capabilities(&self) -> Vec<(String, Capability)> {
+        self.grant
+            .inventory()
+            .iter()
+            .map(|held| (held.field().to_owned(), held.capability().clone()))
+            .collect()
+    }
+
+    fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError> {
+        Ok(Box::new(Worker {
+            entry: self.entry,
+            grant: self.grant.reissue()?,
+        }))
+    }
+}
+
+fn default_settings(name: String) -> ChildSettings {
+    ChildSettings {
+        name,
+        restart: Restart::Permanent,
+        shutdown: Duration::from_secs(5),
+        backoff: None,
+        significant: false,
+        poison_threshold: 3,
+    }
+}
+
+/// The specification of one supervised component: a name, an entry function,
+/// the grant every instance receives a fresh copy of, and how it restarts.
+///
+/// The entry is a function pointer, `fn(G, &Context) -> Result<(), E>`: a
+/// closure that captures anything does not coerce to one, so nothing reaches
+/// a component except through its grant.
+///
+/// ```compile_fail
+/// use compartment::{Child, Context};
+/// let secret = String::from("captured");
+/// let child = Child::new("leaky", move |_: (), _: &Context| -> Result<(), String> {
+///     Err(secret.clone()) // error: a capturing closure is not a fn pointer
+/// }, ());
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use compartment::{Backoff, Child, Context, Restart};
+///
+/// fn ticker(limit: u32, cx: &Context) -> Result<(), std::io::Error> {
+///     for _ in 0..limit {
+///         cx.check()?;
+///     }
+///     Ok(())
+/// }
+///
+/// let child = Child::new("ticker", ticker, 10u32)
+///     .restart(Restart::Transient)
+///     .shutdown(Duration::from_secs(1))
+///     .backoff(Backoff::exponential(Duration::from_millis(10), Duration::from_secs(5)));
+/// assert_eq!(child.name(), "ticker");
+/// ```
+pub struct Child {
+    pub(crate) settings: ChildSettings,
+    pub(crate) factory: Box<dyn WorkerFactory>,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    /// A permanent child with a 5 s shutdown timeout, no backoff, not
+    /// significant, dead-lettering a message after 3 crashes in a row.
+    pub fn new<G, E>(
+        name: impl Into<String>,
+        entry: fn(G, &Context) -> Result<(), E>,
+        grant: G,
+    ) -> Self
+    where
+        G: Grant,
+        E: Into<BoxError> + 'static,
+    {
+        Self {
+            settings: default_settings(name.into()),
+            factory: Box::new(Worker { entry, grant }),
+        }
+    }
+
+    /// The child's name within its supervisor.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// When the child is restarted.
+    #[must_use]
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.settings.restart = restart;
+        self
+    }
+
+    /// How long an instance may take to stop after it is asked to. One that
+    /// takes longer is reported as `ShutdownTimedOut`, its capabilities are
+    /// revoked and its thread is detached: a thread cannot be killed.
+    #[must_use]
+    pub fn shutdown(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown = timeout;
+        self
+    }
+
+    /// Waits between restarts of this child.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = Some(backoff);
+        self
+    }
+
+    /// Marks the child significant for its supervisor's
+    /// [`AutoShutdown`](crate::AutoShutdown). Only transient and temporary
+    /// children may be significant.
+    #[must_use]
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.settings.significant = significant;
+        self
+    }
+
+    /// After how many instances in a row died handling the same message the
+    /// message goes to the dead-letter sink instead of being delivered again.
+    #[must_use]
+    pub fn poison_threshold(mut self, crashes: u32) -> Self {
+        self.settings.poison_threshold = crashes;
+        self
+    }
+
+    /// A copy of this specification under another name, with a re-issued
+    /// grant: how a pool makes its members.
+    pub(crate) fn duplicate(&self, name: String) -> Result<Child, ReissueError> {
+        Ok(Child {
+            settings: ChildSettings {
+                name,
+                ..self.settings.clone()
+            },
+            factory: self.factory.duplicate()?,
+        })
+    }
+
+    pub(crate) fn backoff_delay(&self, attempt: u32, random: &Random) -> Option<Duration> {
+        let backoff = self.settings.backoff?;
+        let unit = random
+            .next_u64()
+            .map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
+        Some(backoff.delay(attempt, unit))
+    }
+}

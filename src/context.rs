@@ -1,0 +1,343 @@
+//! `Context`: what a running instance may ask of its supervisor.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::caps::MonotonicClock;
+use crate::channel::{ChannelId, Receiver, Sender, Wake};
+use crate::signal::Signal;
+
+/// The instance was asked to stop.
+///
+/// Returned by [`Context::check`] and the blocking helpers once the
+/// supervisor cancels the instance; returning it (or anything else) from the
+/// entry function after cancellation counts as a clean shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the instance was cancelled")]
+pub struct Cancelled;
+
+impl From<Cancelled> for std::io::Error {
+    fn from(cancelled: Cancelled) -> Self {
+        std::io::Error::new(std::io::ErrorKind::Interrupted, cancelled)
+    }
+}
+
+/// Why a [`Context`] receive ended without a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// The instance was cancelled.
+    #[error("the instance was cancelled")]
+    Cancelled,
+    /// The channel is empty and every sender is gone.
+    #[error("the channel is disconnected")]
+    Disconnected,
+    /// The endpoint was revoked.
+    #[error("the channel endpoint was revoked")]
+    Revoked,
+    /// The timeout passed.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl From<Cancelled> for ContextError {
+    fn from(_: Cancelled) -> Self {
+        ContextError::Cancelled
+    }
+}
+
+/// A [`Context::send`] failed; the message is handed back.
+#[derive(thiserror::Error)]
+#[error("{error}")]
+pub struct ContextSendError<T> {
+    /// Why.
+    pub error: ContextError,
+    /// The message that was not sent.
+    pub message: T,
+}
+
+impl<T> fmt::Debug for ContextSendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextSendError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+fn context_error(wake: Wake) -> ContextError {
+    match wake {
+        Wake::Disconnected => ContextError::Disconnected,
+        Wake::Timeout => ContextError::Timeout,
+        Wake::Revoked => ContextError::Revoked,
+        Wake::Interrupted(_) => ContextError::Cancelled,
+    }
+}
+
+/// A message received through [`Context::recv`] and not yet known to be
+/// handled: kept so a crash can report it and deliver it again.
+pub(crate) struct Tracked {
+    pub(crate) channel: ChannelId,
+    pub(crate) message: Box<dyn Any + Send>,
+    pub(crate) describe: fn(&(dyn Any + Send)) -> String,
+    /// How many instances died handling it before this delivery.
+    pub(crate) attempts: u32,
+}
+
+impl fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked")
+            .field("channel", &self.channel)
+            .field("message", &(self.describe)(&*self.message))
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// The per-child state that outlives instances: the message in flight and
+/// the one waiting to be delivered again.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    pub(crate) in_flight: Mutex<Option<Tracked>>,
+    pub(crate) redelivery: Mutex<Option<Tracked>>,
+}
+
+/// What a running instance may ask: who it is, whether it should stop, and
+/// blocking helpers that wake when it should.
+///
+/// Every instance gets its own `Context`. Its receive, send and sleep helpers
+/// return [`ContextError::Cancelled`] as soon as the supervisor cancels the
+/// instance, so a component written with them stops promptly; one that
+/// ignores cancellation is reported as `ShutdownTimedOut` and has its grant
+/// revoked, because a thread cannot be killed.
+///
+/// [`recv`](Self::recv) also tracks the message being handled: if the
+/// instance dies before its next `recv` (or [`done`](Self::done)), the fault
+/// names the message and the next instance receives it again, until it has
+/// crashed the component as often as the child's poison threshold allows
+/// and goes to the dead-letter sink instead.
+pub struct Context {
+    path: Arc<str>,
+    instance: u64,
+    cancel: Arc<Signal>,
+    clock: MonotonicClock,
+    mailbox: Arc<Mailbox>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("path", &self.path)
+            .field("instance", &self.instance)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        path: Arc<str>,
+        instance: u64,
+        cancel: Arc<Signal>,
+        clock: MonotonicClock,
+        mailbox: Arc<Mailbox>,
+    ) -> Self {
+        Self {
+            path,
+            instance,
+            cancel,
+            clock,
+            mailbox,
+        }
+    }
+
+    /// The component's path in the tree, such as `app/workers/resizer`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The component's name (the last part of its path).
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    /// Which instance this is: 1 for the first start, +1 per restart.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// Whether the supervisor asked this instance to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_raised()
+    }
+
+    /// `Err(Cancelled)` once the instance was asked to stop; call it in
+    /// loops that do not block.
+    ///
+    /// # Errors
+    ///
+    /// [`Cancelled`].
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Receives the next message, waking on cancellation, and tracks it as
+    /// in flight until the next `recv` or [`done`](Self::done).
+    ///
+    /// A message that was in flight when the previous instance died is
+    /// delivered first.
+    ///
+    /// # Errors
+    ///
+    /// [`ContextError::Cancelled`], [`ContextError::Disconnected`],
+    /// [`ContextError::Revoked`].
+    pub fn recv<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError>
+    where
+        T: Clone + fmt::Debug + Send + 'static,
+    {
+        self.recv_tracked(rx, None)
+    }
+
+    /// As [`recv`](Self::recv), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), plus [`ContextError::Timeout`].
+    pub fn recv_timeout<T>(&self, rx: &Receiver<T>, timeout: Duration) -> Result<T, ContextError>
+    where
+        T: Clone + fmt::Debug + Send + 'static,
+    {
+        self.recv_tracked(rx, crate::channel::deadline_after(timeout))
+    }
+
+    /// Receives the next message, waking on cancellation, without tracking
+    /// it: for messages that cannot be cloned, such as requests carrying a
+    /// reply endpoint. A crash while handling one loses it (its reply
+    /// endpoint is dropped, so the caller learns of it).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_untracked<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError> {
+        self.check()?;
+        rx.recv_with(&[self.cancel.watch()], None)
+            .map_err(context_error)
+    }
+
+    /// An iterator over [`recv`](Self::recv) that ends on cancellation,
+    /// disconnection or revocation.
+    pub fn recv_iter<'a, T>(&'a self, rx: &'a Receiver<T>) -> impl Iterator<Item = T> + 'a
+    where
+        T: Clone + fmt::Debug + Send + 'static,
+    {
+        std::iter::from_fn(move || self.recv(rx).ok())
+    }
+
+    /// Marks the message from the last [`recv`](Self::recv) as handled, so a
+    /// later crash does not deliver it again.
+    pub fn done(&self) {
+        self.mailbox.in_flight.lock().take();
+    }
+
+    /// Sends, waiting while the channel is full, waking on cancellation.
+    ///
+    /// # Errors
+    ///
+    /// [`ContextSendError`] with the message, for cancellation,
+    /// disconnection or revocation.
+    pub fn send<T>(&self, tx: &Sender<T>, message: T) -> Result<(), ContextSendError<T>> {
+        if self.is_cancelled() {
+            return Err(ContextSendError {
+                error: ContextError::Cancelled,
+                message,
+            });
+        }
+        tx.send_with(message, &[self.cancel.watch()], None)
+            .map_err(|(message, wake)| ContextSendError {
+                error: context_error(wake),
+                message,
+            })
+    }
+
+    /// Sleeps for `duration` on the supervisor's clock (a manual clock in
+    /// tests), waking early on cancellation.
+    ///
+    /// # Errors
+    ///
+    /// [`Cancelled`] when cancelled before or during the sleep.
+    pub fn sleep(&self, duration: Duration) -> Result<(), Cancelled> {
+        self.check()?;
+        let deadline = self
+            .clock
+            .read()
+            .checked_add(duration)
+            .unwrap_or_else(|| far_future(self.clock.read()));
+        self.clock
+            .wait_until(deadline, &[self.cancel.watch()])
+            .map_err(|_| Cancelled)
+    }
+
+    fn recv_tracked<T>(
+        &self,
+        rx: &Receiver<T>,
+        deadline: Option<Instant>,
+    ) -> Result<T, ContextError>
+    where
+        T: Clone + fmt::Debug + Send + 'static,
+    {
+        self.check()?;
+        self.done();
+        let (message, attempts) = match self.take_redelivery::<T>(rx.id()) {
+            Some(redelivered) => redelivered,
+            None => (
+                rx.recv_with(&[self.cancel.watch()], deadline)
+                    .map_err(context_error)?,
+                0,
+            ),
+        };
+        *self.mailbox.in_flight.lock() = Some(Tracked {
+            channel: rx.id(),
+            message: Box::new(message.clone()),
+            describe: describe::<T>,
+            attempts,
+        });
+        Ok(message)
+    }
+}
+
+impl Context {
+    /// The message waiting to be delivered again on channel `channel`, if it
+    /// is of type `T`.
+    fn take_redelivery<T: 'static>(&self, channel: ChannelId) -> Option<(T, u32)> {
+        let mut slot = self.mailbox.redelivery.lock();
+        let tracked = slot.take_if(|tracked| tracked.channel == channel)?;
+        match tracked.message.downcast::<T>() {
+            Ok(message) => Some((*message, tracked.attempts)),
+            Err(message) => {
+                // Same channel, other type: not this call's message.
+                *slot = Some(Tracked { message, ..tracked });
+                None
+            }
+        }
+    }
+}
+
+fn describe<T: fmt::Debug + 'static>(message: &(dyn Any + Send)) -> String {
+    match message.downcast_ref::<T>() {
+        Some(message) => format!("{message:?}"),
+        None => std::any::type_name::<T>().to_owned(),
+    }
+}
+
+/// A deadline no caller will reach, for durations too long to add.
+fn far_future(now: Instant) -> Instant {
+    now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600))
+        .unwrap_or(now)
+}

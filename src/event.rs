@@ -1,0 +1,284 @@
+//! Lifecycle events: every step a supervision tree takes, as data on bounded
+//! streams that tests and operators read.
+//!
+//! Subscribe with [`Supervisor::events`](crate::Supervisor::events) before
+//! starting (to see the start itself) or [`System::events`](crate::System::events)
+//! later. Each subscriber has its own bounded buffer; a subscriber that falls
+//! behind loses events instead of slowing the tree down, and
+//! [`Events::dropped`] says how many.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel as cb;
+use parking_lot::Mutex;
+
+use crate::fault::Fault;
+
+/// Why an instance ended without a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// The component returned `Ok` on its own.
+    Normal,
+    /// The component stopped because its supervisor asked it to.
+    Shutdown,
+}
+
+/// One step in the life of a supervision tree.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// An instance (or a nested supervisor) started.
+    Started,
+    /// An instance ended without a fault.
+    Exited {
+        /// Why.
+        reason: ExitReason,
+    },
+    /// An instance panicked, returned an error, or could not start.
+    Faulted {
+        /// What happened.
+        fault: Fault,
+    },
+    /// A supervisor is restarting children after a fault (reported on the
+    /// supervisor's path).
+    Restarting {
+        /// The child whose exit caused the restart.
+        cause: String,
+        /// The children the strategy restarts, in start order.
+        children: Vec<String>,
+    },
+    /// A child is running again, as a new instance.
+    Restarted,
+    /// A child's restart waits for its backoff delay.
+    BackingOff {
+        /// How long, on the supervisor's clock.
+        delay: Duration,
+    },
+    /// A supervisor exceeded its restart intensity, stopped its children and
+    /// failed (reported on the supervisor's path).
+    GaveUp {
+        /// The restart intensity: at most this many restarts ...
+        max_restarts: u32,
+        /// ... within this period.
+        period: Duration,
+    },
+    /// A supervisor that gave up reported its failure to its parent.
+    Escalated {
+        /// The fault that exhausted its intensity.
+        fault: Fault,
+    },
+    /// A supervisor shut itself down because significant children ended.
+    AutoShutdown {
+        /// The child whose exit triggered it.
+        trigger: String,
+    },
+    /// An instance ignored its shutdown request: its capabilities were
+    /// revoked and its thread detached.
+    ShutdownTimedOut {
+        /// The shutdown timeout it exceeded.
+        timeout: Duration,
+    },
+    /// A message crashed the component too many times in a row and went to
+    /// the dead-letter sink instead of being delivered again.
+    DeadLettered {
+        /// The message, formatted with `Debug`.
+        description: String,
+        /// How many instances died handling it.
+        attempts: u32,
+        /// Whether the sink accepted it (it is bounded too).
+        delivered: bool,
+    },
+}
+
+/// A lifecycle event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Position in the tree's event sequence, from 1.
+    pub seq: u64,
+    /// When, on the supervisor's clock.
+    pub at: Instant,
+    /// The child or supervisor the event is about, such as `app/db`.
+    pub path: String,
+    /// The instance, for events about an instance.
+    pub instance: Option<u64>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path)?;
+        if let Some(instance) = self.instance {
+            write!(f, "#{instance}")?;
+        }
+        f.write_str(" ")?;
+        match &self.kind {
+            EventKind::Started => f.write_str("started"),
+            EventKind::Exited { reason } => match reason {
+                ExitReason::Normal => f.write_str("exited normally"),
+                ExitReason::Shutdown => f.write_str("stopped"),
+            },
+            EventKind::Faulted { fault } => write!(f, "FAULTED: {}", FaultSummary(fault)),
+            EventKind::Restarting { cause, children } => {
+                write!(f, "restarting [{}] after {cause}", children.join(", "))
+            }
+            EventKind::Restarted => f.write_str("restarted"),
+            EventKind::BackingOff { delay } => write!(f, "backing off {delay:?}"),
+            EventKind::GaveUp {
+                max_restarts,
+                period,
+            } => write!(
+                f,
+                "GAVE UP: more than {max_restarts} restarts within {period:?}"
+            ),
+            EventKind::Escalated { fault } => write!(f, "escalated: {}", FaultSummary(fault)),
+            EventKind::AutoShutdown { trigger } => write!(f, "auto-shutdown after {trigger} ended"),
+            EventKind::ShutdownTimedOut { timeout } => write!(
+                f,
+                "ignored shutdown for {timeout:?}: capabilities revoked, thread detached"
+            ),
+            EventKind::DeadLettered {
+                description,
+                attempts,
+                delivered,
+            } => write!(
+                f,
+                "dead-lettered {description} after {attempts} attempts{}",
+                if *delivered {
+                    ""
+                } else {
+                    " (sink full: dropped)"
+                }
+            ),
+        }
+    }
+}
+
+/// A fault without its path and instance, which the event already shows.
+struct FaultSummary<'a>(&'a Fault);
+
+impl fmt::Display for FaultSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let prefix = format!("{}#{} ", self.0.path, self.0.instance);
+        f.write_str(text.strip_prefix(&prefix).unwrap_or(&text))
+    }
+}
+
+/// A subscription to a tree's events.
+#[derive(Debug)]
+pub struct Events {
+    inner: cb::Receiver<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Events {
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.inner.recv_timeout(timeout).ok()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.inner.try_recv().ok()
+    }
+
+    /// The events waiting now.
+    pub fn drain(&self) -> Vec<Event> {
+        self.inner.try_iter().collect()
+    }
+
+    /// Receives events until one matches `predicate`, giving up after
+    /// `timeout`; returns the match and everything received before it.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut predicate: impl FnMut(&Event) -> bool,
+    ) -> (Option<Event>, Vec<Event>) {
+        let deadline = crate::channel::deadline_after(timeout);
+        let mut before = Vec::new();
+        loop {
+            let next = match deadline {
+                Some(deadline) => self.inner.recv_deadline(deadline).ok(),
+                None => self.inner.recv().ok(),
+            };
+            match next {
+                Some(event) if predicate(&event) => return (Some(event), before),
+                Some(event) => before.push(event),
+                None => return (None, before),
+            }
+        }
+    }
+
+    /// How many events this subscriber lost because its buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    tx: cb::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Fans events out to subscribers without ever blocking the publisher.
+#[derive(Debug, Default)]
+pub(crate) struct EventBus {
+    subscribers: Mutex<Vec<Subscriber>>,
+    seq: AtomicU64,
+}
+
+impl EventBus {
+    pub(crate) fn subscribe(&self, capacity: usize) -> Events {
+        let (tx, rx) = cb::bounded(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        self.subscribers.lock().push(Subscriber {
+            tx,
+            dropped: Arc::clone(&dropped),
+        });
+        Events { inner: rx, dropped }
+    }
+
+    pub(crate) fn publish(&self, at: Instant, path: &str, instance: Option<u64>, kind: EventKind) {
+        let event = Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            at,
+            path: path.to_owned(),
+            instance,
+            kind,
+        };
+        #[cfg(feature = "tracing")]
+        trace(&event);
+        self.subscribers
+            .lock()
+            .retain(|subscriber| match subscriber.tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(cb::TrySendError::Full(_)) => {
+                    subscriber.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(cb::TrySendError::Disconnected(_)) => false,
+            });
+    }
+}
+
+/// The `tracing` bridge: faults and give-ups at `error`, timeouts and dead
+/// letters at `warn`, the rest at `info`, all under the target
+/// `compartment`.
+#[cfg(feature = "tracing")]
+fn trace(event: &Event) {
+    let instance = event.instance.unwrap_or(0);
+    match &event.kind {
+        EventKind::Faulted { .. } | EventKind::GaveUp { .. } | EventKind::Escalated { .. } => {
+            tracing::error!(target: "compartment", path = %event.path, instance, "{event}")
+        }
+        EventKind::ShutdownTimedOut { .. } | EventKind::DeadLettered { .. } => {
+            tracing::warn!(target: "compartment", path = %event.path, instance, "{event}")
+        }
+        _ => tracing::info!(target: "compartment", path = %event.path, instance, "{event}"),
+    }
+}

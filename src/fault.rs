@@ -1,0 +1,254 @@
+//! `Fault`: what went wrong in a component, as data.
+//!
+//! A panic payload becomes a message (for `&str` and `String` payloads) or a
+//! type description, with the file, line and column the panic hook saw; an
+//! `Err` returned by a component becomes its message and source chain. The
+//! fault names the component's path and instance, and the message it was
+//! handling when it died.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::PanicHookInfo;
+use std::sync::Once;
+
+/// Where a panic happened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PanicLocation {
+    /// Source file.
+    pub file: String,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for PanicLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The message an instance was handling when it died, received through
+/// [`Context::recv`](crate::Context::recv).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The message, formatted with `Debug`.
+    pub description: String,
+    /// How many instances in a row died handling it (1 the first time).
+    pub attempts: u32,
+}
+
+/// What kind of failure a [`Fault`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// The component panicked.
+    Panic {
+        /// The payload's text for `&str`/`String` payloads, otherwise a
+        /// description of its type.
+        message: String,
+        /// Where, when the crate's panic hook saw it (it is chained in front
+        /// of the application's hook when the first supervisor starts).
+        location: Option<PanicLocation>,
+        /// A backtrace, captured when `RUST_BACKTRACE` enables one.
+        backtrace: Option<String>,
+    },
+    /// The component returned `Err`.
+    Error {
+        /// The error's message.
+        message: String,
+        /// The messages of its `source` chain, outermost first.
+        sources: Vec<String>,
+    },
+    /// A nested supervisor exceeded its restart intensity and gave up.
+    Escalated {
+        /// The fault that made it give up.
+        cause: Box<Fault>,
+    },
+    /// A child could not be (re)started: its grant could not be re-issued or
+    /// its thread could not be spawned.
+    StartFailed {
+        /// Why.
+        message: String,
+    },
+}
+
+/// A component failure, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The component's path, such as `app/workers/resizer`.
+    pub path: String,
+    /// Which instance failed (1 for the first start).
+    pub instance: u64,
+    /// What happened.
+    pub kind: FaultKind,
+    /// The message being handled, if the instance died while handling one.
+    pub in_flight: Option<InFlight>,
+}
+
+impl Fault {
+    /// Whether the fault is a panic.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, FaultKind::Panic { .. })
+    }
+
+    /// The panic or error message, or the cause's for an escalation.
+    pub fn message(&self) -> &str {
+        match &self.kind {
+            FaultKind::Panic { message, .. }
+            | FaultKind::Error { message, .. }
+            | FaultKind::StartFailed { message } => message,
+            FaultKind::Escalated { cause } => cause.message(),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{} ", self.path, self.instance)?;
+        match &self.kind {
+            FaultKind::Panic {
+                message, location, ..
+            } => {
+                write!(f, "panicked: {message}")?;
+                if let Some(location) = location {
+                    write!(f, " at {location}")?;
+                }
+            }
+            FaultKind::Error { message, sources } => {
+                write!(f, "failed: {message}")?;
+                for source in sources {
+                    write!(f, ": {source}")?;
+                }
+            }
+            FaultKind::Escalated { cause } => write!(f, "gave up after: {cause}")?,
+            FaultKind::StartFailed { message } => write!(f, "could not start: {message}")?,
+        }
+        if let Some(in_flight) = &self.in_flight {
+            write!(
+                f,
+                " (handling {}, attempt {})",
+                in_flight.description, in_flight.attempts
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// Describes a panic payload: its text when it is a string, else its type.
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        return (*s).to_owned();
+    }
+    if let Some(s) = payload.downcast_ref::<String>() {
+        return s.clone();
+    }
+    macro_rules! known {
+        ($($ty:ty),*) => {$(
+            if let Some(value) = payload.downcast_ref::<$ty>() {
+                return format!("non-string panic payload of type `{}`: {:?}", stringify!($ty), value);
+            }
+        )*};
+    }
+    known!(
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool, char
+    );
+    if let Some(err) = payload.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        return format!("non-string panic payload of type `Box<dyn Error>`: {err}");
+    }
+    if let Some(err) = payload.downcast_ref::<std::io::Error>() {
+        return format!("non-string panic payload of type `std::io::Error`: {err}");
+    }
+    format!(
+        "non-string panic payload of an unknown type ({:?})",
+        (*payload).type_id()
+    )
+}
+
+/// What the panic hook saw on a supervised thread, taken by the runner.
+#[derive(Debug)]
+pub(crate) struct PanicReport {
+    pub(crate) location: Option<PanicLocation>,
+    pub(crate) backtrace: Option<String>,
+}
+
+/// The panic hook's per-thread state on a supervised thread.
+#[derive(Debug)]
+struct SupervisedThread {
+    /// Whether the application's hook also sees this thread's panics.
+    forward: bool,
+    report: Option<PanicReport>,
+}
+
+thread_local! {
+    /// `Some` on supervised threads: the hook stores its report here.
+    static SUPERVISED: RefCell<Option<SupervisedThread>> = const { RefCell::new(None) };
+}
+
+/// Marks the current thread as supervised, so the hook records its panics;
+/// `forward` says whether the previously installed hook runs for them too.
+pub(crate) fn mark_supervised(forward: bool) {
+    SUPERVISED.with(|slot| {
+        *slot.borrow_mut() = Some(SupervisedThread {
+            forward,
+            report: None,
+        })
+    });
+}
+
+/// The report of the last panic on this (supervised) thread, if any.
+pub(crate) fn take_panic_report() -> Option<PanicReport> {
+    SUPERVISED.with(|slot| slot.borrow_mut().as_mut().and_then(|t| t.report.take()))
+}
+
+/// Chains the crate's hook in front of whatever hook is installed, once.
+///
+/// The crate's hook records where a supervised thread panicked and prints
+/// nothing; then the previous hook runs as before — for every panic, except
+/// on supervised threads whose supervisor was told not to forward them. So a
+/// supervised panic is printed at most once (by the application's hook), and
+/// reported once (as a `Faulted` event).
+pub(crate) fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
+            if record(info) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Records the panic if this thread is supervised; returns whether the
+/// previous hook should run.
+fn record(info: &PanicHookInfo<'_>) -> bool {
+    // `try_with`/`try_borrow_mut`: a panic during thread teardown, or inside
+    // this hook, must not panic again here.
+    SUPERVISED
+        .try_with(|slot| {
+            let Ok(mut slot) = slot.try_borrow_mut() else {
+                return true;
+            };
+            let Some(thread) = slot.as_mut() else {
+                return true;
+            };
+            let backtrace = std::backtrace::Backtrace::capture();
+            thread.report = Some(PanicReport {
+                location: info.location().map(|l| PanicLocation {
+                    file: l.file().to_owned(),
+                    line: l.line(),
+                    column: l.column(),
+                }),
+                backtrace: match backtrace.status() {
+                    std::backtrace::BacktraceStatus::Captured => Some(backtrace.to_string()),
+                    _ => None,
+                },
+            });
+            thread.forward
+        })
+        .unwrap_or(true)
+}

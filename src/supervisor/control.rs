@@ -1,0 +1,57 @@
+//! The messages a supervisor's thread receives.
+
+use crossbeam_channel as cb;
+
+use super::dead_letter::DeadLetter;
+use super::error::{ControlError, StartError};
+use super::spec::Node;
+use crate::fault::Fault;
+
+/// How an instance, or a nested supervisor, ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// It returned `Ok` on its own (a supervisor: it shut itself down).
+    Normal,
+    /// It stopped because it was asked to.
+    Shutdown,
+    /// It failed.
+    Failed(Fault),
+}
+
+/// What an instance thread reports when it ends.
+#[derive(Debug)]
+pub(crate) struct ExitReport {
+    pub(crate) outcome: Outcome,
+    pub(crate) dead_letter: Option<DeadLetter>,
+}
+
+/// A request to a supervisor's thread. Every request carries its own reply
+/// channel; instance threads report their exit.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// An instance (or nested supervisor) of child `slot` ended.
+    Exited {
+        slot: u64,
+        instance: u64,
+        report: ExitReport,
+    },
+    /// Stop every child in reverse start order, then end.
+    Shutdown,
+    /// Start a new child at the end of the child list.
+    Add {
+        node: Node,
+        reply: cb::Sender<Result<(), ControlError>>,
+    },
+    /// Stop a child and forget it.
+    Remove {
+        name: String,
+        reply: cb::Sender<Result<(), ControlError>>,
+    },
+    /// Start one more member from the pool's template.
+    AddPoolMember {
+        reply: cb::Sender<Result<String, ControlError>>,
+    },
+}
+
+/// What a supervisor thread reports to whoever started it.
+pub(crate) type StartReply = cb::Sender<Result<(), StartError>>;

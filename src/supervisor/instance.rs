@@ -1,0 +1,142 @@
+//! Running one instance: the crate's one panic boundary.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crossbeam_channel as cb;
+
+use super::control::{Control, ExitReport, Outcome};
+use super::dead_letter::DeadLetter;
+use crate::component::{BoxError, InstanceBody};
+use crate::context::{Context, Mailbox};
+use crate::fault::{self, Fault, FaultKind, InFlight};
+
+/// Everything an instance thread needs, moved onto it.
+pub(crate) struct InstanceRun {
+    pub(crate) context: Context,
+    pub(crate) body: InstanceBody,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) poison_threshold: u32,
+    pub(crate) forward_panics: bool,
+    pub(crate) slot: u64,
+    pub(crate) report_to: cb::Sender<Control>,
+}
+
+/// The body of every instance thread. This is the only function in the
+/// crate that calls `catch_unwind`: a panic anywhere in a component (or in
+/// the drop of its grant) becomes a [`Fault`] here and nowhere else.
+pub(crate) fn run_instance(run: InstanceRun) {
+    let InstanceRun {
+        context,
+        body,
+        mailbox,
+        poison_threshold,
+        forward_panics,
+        slot,
+        report_to,
+    } = run;
+    fault::mark_supervised(forward_panics);
+    let result = catch_unwind(AssertUnwindSafe(|| body(&context)));
+    let cancelled = context.is_cancelled();
+    let outcome = match result {
+        Ok(Ok(())) if cancelled => Outcome::Shutdown,
+        Ok(Ok(())) => Outcome::Normal,
+        // Whatever a cancelled instance returns, it stopped because it was
+        // asked to.
+        Ok(Err(_)) if cancelled => Outcome::Shutdown,
+        Ok(Err(err)) => Outcome::Failed(fault_of(&context, error_kind(err))),
+        Err(payload) => {
+            let message = fault::payload_message(&*payload);
+            // The payload's own `Drop` may panic; that second panic is caught
+            // and its payload leaked, since dropping it could panic again.
+            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(second);
+            }
+            let report = fault::take_panic_report();
+            Outcome::Failed(fault_of(
+                &context,
+                FaultKind::Panic {
+                    message,
+                    location: report.as_ref().and_then(|r| r.location.clone()),
+                    backtrace: report.and_then(|r| r.backtrace),
+                },
+            ))
+        }
+    };
+    let (outcome, dead_letter) = settle_in_flight(&context, &mailbox, outcome, poison_threshold);
+    let instance = context.instance();
+    drop(context);
+    // The supervisor may be gone (this instance was detached after a
+    // shutdown timeout); then nobody is waiting for the report.
+    let _ = report_to.send(Control::Exited {
+        slot,
+        instance,
+        report: ExitReport {
+            outcome,
+            dead_letter,
+        },
+    });
+}
+
+fn fault_of(context: &Context, kind: FaultKind) -> Fault {
+    Fault {
+        path: context.path().to_owned(),
+        instance: context.instance(),
+        kind,
+        in_flight: None,
+    }
+}
+
+fn error_kind(err: BoxError) -> FaultKind {
+    let message = err.to_string();
+    let mut sources = Vec::new();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        sources.push(inner.to_string());
+        source = inner.source();
+    }
+    FaultKind::Error { message, sources }
+}
+
+/// Decides the fate of the message the instance was handling: after a crash
+/// it is delivered again, or dead-lettered once it has crashed the component
+/// `poison_threshold` times in a row; after a shutdown it is delivered again
+/// without counting; after a normal exit it was handled.
+fn settle_in_flight(
+    context: &Context,
+    mailbox: &Mailbox,
+    mut outcome: Outcome,
+    poison_threshold: u32,
+) -> (Outcome, Option<DeadLetter>) {
+    let Some(mut tracked) = mailbox.in_flight.lock().take() else {
+        return (outcome, None);
+    };
+    match &mut outcome {
+        Outcome::Normal => (outcome, None),
+        Outcome::Shutdown => {
+            *mailbox.redelivery.lock() = Some(tracked);
+            (outcome, None)
+        }
+        Outcome::Failed(fault) => {
+            tracked.attempts += 1;
+            let description = (tracked.describe)(&*tracked.message);
+            fault.in_flight = Some(InFlight {
+                description: description.clone(),
+                attempts: tracked.attempts,
+            });
+            if tracked.attempts >= poison_threshold {
+                let letter = DeadLetter::new(
+                    context.path().to_owned(),
+                    tracked.channel,
+                    description,
+                    tracked.attempts,
+                    tracked.message,
+                );
+                (outcome, Some(letter))
+            } else {
+                *mailbox.redelivery.lock() = Some(tracked);
+                (outcome, None)
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Spawning instance threads and supervisor threads.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel as cb;
+
+use super::control::{Control, Outcome};
+use super::error::StartError;
+use super::instance::{InstanceRun, run_instance};
+use super::node::{Handle, NodeStart, run};
+use super::spec::Supervisor;
+use super::status::StatusBoard;
+use super::tree::{SupervisorHandle, Tree};
+use crate::component::Child;
+use crate::context::{Context, Mailbox};
+use crate::revoke::Revoker;
+use crate::signal::Signal;
+
+/// Capacity of every supervisor's control channel. Senders block when it is
+/// full; the supervisor drains it continuously, and every sender is an
+/// instance reporting once or a caller waiting for its reply anyway.
+pub(crate) const CONTROL_CAPACITY: usize = 1024;
+
+pub(crate) fn spawn_worker(
+    tree: &Arc<Tree>,
+    child: &Child,
+    path: &str,
+    instance: u64,
+    mailbox: Arc<Mailbox>,
+    slot: u64,
+    control: &cb::Sender<Control>,
+) -> Result<Handle, String> {
+    let revoker = Revoker::new();
+    let body = child
+        .factory
+        .instance(&revoker)
+        .map_err(|err| err.to_string())?;
+    let cancel = Arc::new(Signal::new());
+    let context = Context::new(
+        Arc::from(path),
+        instance,
+        Arc::clone(&cancel),
+        tree.clock.clone(),
+        Arc::clone(&mailbox),
+    );
+    let run = InstanceRun {
+        context,
+        body,
+        mailbox,
+        poison_threshold: child.settings.poison_threshold,
+        forward_panics: tree.forward_panics,
+        slot,
+        report_to: control.clone(),
+    };
+    let join = std::thread::Builder::new()
+        .name(format!("{path}#{instance}"))
+        .spawn(move || run_instance(run))
+        .map_err(|err| format!("could not spawn its thread: {err}"))?;
+    Ok(Handle::Worker {
+        cancel,
+        revoker,
+        join,
+    })
+}
+
+/// Starts a nested supervisor on its own thread and waits until its
+/// children have started. On failure the specification comes back (unless
+/// the thread could not even be spawned).
+/// A nested supervisor that did not start, and its specification back
+/// (unless its thread could not even be spawned).
+pub(crate) struct NestedStartFailure {
+    pub(crate) spec: Option<Box<Supervisor>>,
+    pub(crate) message: String,
+}
+
+pub(crate) fn spawn_supervisor(
+    tree: &Arc<Tree>,
+    spec: Box<Supervisor>,
+    path: &str,
+    instance: u64,
+    slot: u64,
+    parent: &cb::Sender<Control>,
+) -> Result<(Handle, Arc<StatusBoard>), NestedStartFailure> {
+    let launched = launch(
+        tree,
+        *spec,
+        path,
+        instance,
+        Some((parent.clone(), slot)),
+        None,
+    )
+    .map_err(|err| NestedStartFailure {
+        spec: None,
+        message: err.to_string(),
+    })?;
+    let Launched {
+        started,
+        join,
+        control,
+        board,
+    } = launched;
+    let message = match started.recv() {
+        Ok(Ok(())) => return Ok((Handle::Supervisor { control, join }, board)),
+        Ok(Err(err)) => error_text(&err),
+        Err(_) => "its thread ended before starting".to_owned(),
+    };
+    Err(NestedStartFailure {
+        spec: join.join().ok().map(Box::new),
+        message,
+    })
+}
+
+fn error_text(err: &StartError) -> String {
+    match err {
+        StartError::ChildFailed { fault } => format!("{err}: {fault}"),
+        other => other.to_string(),
+    }
+}
+
+/// A supervisor thread just spawned.
+pub(crate) struct Launched {
+    /// Where it reports whether its children started.
+    pub(crate) started: cb::Receiver<Result<(), StartError>>,
+    pub(crate) join: JoinHandle<Supervisor>,
+    pub(crate) control: cb::Sender<Control>,
+    pub(crate) board: Arc<StatusBoard>,
+}
+
+/// Spawns a supervisor thread, registered under `path`.
+pub(crate) fn launch(
+    tree: &Arc<Tree>,
+    spec: Supervisor,
+    path: &str,
+    instance: u64,
+    parent: Option<(cb::Sender<Control>, u64)>,
+    done: Option<cb::Sender<Outcome>>,
+) -> Result<Launched, StartError> {
+    let (control, inbox) = cb::bounded(CONTROL_CAPACITY);
+    let board = Arc::new(StatusBoard::default());
+    let (started_tx, started_rx) = cb::bounded(1);
+    tree.supervisors.lock().insert(
+        path.to_owned(),
+        SupervisorHandle {
+            control: control.clone(),
+        },
+    );
+    let start = NodeStart {
+        spec,
+        path: path.to_owned(),
+        instance,
+        tree: Arc::clone(tree),
+        parent,
+        control: (control.clone(), inbox),
+        board: Arc::clone(&board),
+        started: started_tx,
+        done,
+    };
+    let join = std::thread::Builder::new()
+        .name(format!("{path}#{instance}"))
+        .spawn(move || run(start))
+        .map_err(|source| {
+            tree.supervisors.lock().remove(path);
+            StartError::Spawn {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    Ok(Launched {
+        started: started_rx,
+        join,
+        control,
+        board,
+    })
+}

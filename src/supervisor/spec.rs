@@ -1,0 +1,389 @@
+//! `Supervisor`: the specification of a supervisor and its children.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::SpecError;
+use crate::caps::{MonotonicClock, Random};
+use crate::channel::Sender;
+use crate::component::{Child, ChildSettings, Restart};
+use crate::event::{EventBus, Events};
+use crate::supervisor::dead_letter::DeadLetter;
+
+/// Which children a supervisor restarts when one fails, as in Erlang/OTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// Only the failed child.
+    #[default]
+    OneForOne,
+    /// Every child: the others are stopped in reverse start order, then all
+    /// are started again in start order. Temporary children stopped this way
+    /// are not restarted.
+    OneForAll,
+    /// The failed child and every child started after it.
+    RestForOne,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+        })
+    }
+}
+
+/// When a supervisor shuts itself down because significant children ended
+/// on their own, as in Erlang/OTP's `auto_shutdown`.
+///
+/// A significant child "ends" when it exits and is not restarted: a
+/// transient child that returns `Ok`, or a temporary child that exits any
+/// way. Children stopped by the supervisor itself never trigger it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AutoShutdown {
+    /// Never; significant children are refused.
+    #[default]
+    Never,
+    /// When any significant child ends.
+    AnySignificant,
+    /// When the last active significant child ends.
+    AllSignificant,
+}
+
+/// One entry of a supervisor's child list.
+#[derive(Debug)]
+pub(crate) enum Node {
+    Worker(Child),
+    Supervisor(Box<Supervisor>),
+}
+
+impl Node {
+    pub(crate) fn settings(&self) -> &ChildSettings {
+        match self {
+            Node::Worker(child) => &child.settings,
+            Node::Supervisor(supervisor) => &supervisor.as_child,
+        }
+    }
+}
+
+/// The settings that apply to a whole tree, taken from its root.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeSettings {
+    pub(crate) clock: MonotonicClock,
+    pub(crate) random: Option<Random>,
+    pub(crate) forward_panics: bool,
+    pub(crate) dead_letters: Option<Sender<DeadLetter>>,
+}
+
+/// A supervisor specification: a strategy, a restart intensity, and children
+/// started in order.
+///
+/// Nest supervisors with [`supervisor`](Self::supervisor) to build a tree;
+/// start the root with [`start`](Self::start). The clock, randomness,
+/// panic forwarding and dead-letter sink of the root apply to the whole tree.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use compartment::{Child, Context, Strategy, Supervisor};
+///
+/// fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+///     cx.sleep(Duration::from_secs(3600))
+/// }
+///
+/// let system = Supervisor::new("app")
+///     .strategy(Strategy::OneForOne)
+///     .intensity(5, Duration::from_secs(10))
+///     .child(Child::new("idle", idle, ()))
+///     .start()?;
+/// assert_eq!(system.status().find("app/idle").unwrap().instance, 1);
+/// system.shutdown();
+/// # Ok::<(), compartment::StartError>(())
+/// ```
+pub struct Supervisor {
+    pub(crate) strategy: Strategy,
+    pub(crate) max_restarts: u32,
+    pub(crate) period: Duration,
+    pub(crate) auto_shutdown: AutoShutdown,
+    pub(crate) children: Vec<Node>,
+    pub(crate) pool: Option<Child>,
+    /// Why a pool could not make all its members, reported at start.
+    pub(crate) pool_error: Option<String>,
+    pub(crate) as_child: ChildSettings,
+    pub(crate) tree: TreeSettings,
+    pub(crate) bus: Arc<EventBus>,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("name", &self.as_child.name)
+            .field("strategy", &self.strategy)
+            .field("max_restarts", &self.max_restarts)
+            .field("period", &self.period)
+            .field("auto_shutdown", &self.auto_shutdown)
+            .field("children", &self.children)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A `OneForOne` supervisor with OTP's default intensity (at most 1
+    /// restart in 5 seconds) and no children.
+    ///
+    /// As a child of another supervisor it is permanent and waits for its
+    /// children to stop however long they take (their own timeouts bound
+    /// that).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a supervisor is the granting side: its default clock and jitter source are the OS's"
+    )]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            strategy: Strategy::OneForOne,
+            max_restarts: 1,
+            period: Duration::from_secs(5),
+            auto_shutdown: AutoShutdown::Never,
+            children: Vec::new(),
+            pool: None,
+            pool_error: None,
+            as_child: ChildSettings {
+                name: name.into(),
+                restart: Restart::Permanent,
+                shutdown: Duration::MAX,
+                backoff: None,
+                significant: false,
+                poison_threshold: 1,
+            },
+            tree: TreeSettings {
+                clock: MonotonicClock::new(cap_std::ambient_authority()),
+                random: None,
+                forward_panics: true,
+                dead_letters: None,
+            },
+            bus: Arc::new(EventBus::default()),
+        }
+    }
+
+    /// A pool: `size` members made from `template` (each with its own
+    /// re-issued grant), named `<template>-0`, `<template>-1`, ...; members
+    /// restart independently, and the pool stops them all in parallel. More
+    /// can be added at run time with
+    /// [`System::add_pool_member`](crate::System::add_pool_member). This is
+    /// OTP's `simple_one_for_one`.
+    pub fn pool(name: impl Into<String>, template: Child, size: usize) -> Self {
+        let mut pool = Self::new(name);
+        pool.children = Vec::with_capacity(size);
+        for i in 0..size {
+            let member_name = format!("{}-{i}", template.name());
+            match template.duplicate(member_name) {
+                Ok(member) => pool.children.push(Node::Worker(member)),
+                Err(err) => {
+                    // Reported by `start`, so no member goes missing silently.
+                    pool.pool_error = Some(err.to_string());
+                    break;
+                }
+            }
+        }
+        pool.pool = Some(template);
+        pool
+    }
+
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        &self.as_child.name
+    }
+
+    /// Sets the restart strategy.
+    #[must_use]
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// At most `max_restarts` restarts within any window of `period`; one
+    /// more makes the supervisor stop its children and fail. The window
+    /// includes its boundary: a restart exactly `period` ago still counts.
+    #[must_use]
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.period = period;
+        self
+    }
+
+    /// Sets the auto-shutdown policy for significant children.
+    #[must_use]
+    pub fn auto_shutdown(mut self, policy: AutoShutdown) -> Self {
+        self.auto_shutdown = policy;
+        self
+    }
+
+    /// Adds a child; children start in the order they are added.
+    #[must_use]
+    pub fn child(mut self, child: Child) -> Self {
+        self.children.push(Node::Worker(child));
+        self
+    }
+
+    /// Adds a nested supervisor as a child.
+    #[must_use]
+    pub fn supervisor(mut self, supervisor: Supervisor) -> Self {
+        self.children.push(Node::Supervisor(Box::new(supervisor)));
+        self
+    }
+
+    /// When this supervisor, as a child, is restarted by its parent.
+    #[must_use]
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.as_child.restart = restart;
+        self
+    }
+
+    /// How long this supervisor, as a child, may take to stop.
+    #[must_use]
+    pub fn shutdown(mut self, timeout: Duration) -> Self {
+        self.as_child.shutdown = timeout;
+        self
+    }
+
+    /// Marks this supervisor significant for its parent's auto-shutdown.
+    #[must_use]
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.as_child.significant = significant;
+        self
+    }
+
+    /// The clock for intensity windows, backoff, shutdown timeouts and
+    /// [`Context::sleep`](crate::Context::sleep): a manual clock lets tests
+    /// of these rules run without sleeping. Tree-wide; taken from the root.
+    #[must_use]
+    pub fn clock(mut self, clock: MonotonicClock) -> Self {
+        self.tree.clock = clock;
+        self
+    }
+
+    /// The source of backoff jitter (a seeded one makes delays
+    /// reproducible). Tree-wide; taken from the root.
+    #[must_use]
+    pub fn random(mut self, random: Random) -> Self {
+        self.tree.random = Some(random);
+        self
+    }
+
+    /// Whether the application's panic hook also runs for panics on
+    /// supervised threads (the default), or only the `Faulted` event
+    /// reports them. Tree-wide; taken from the root.
+    #[must_use]
+    pub fn forward_panics(mut self, forward: bool) -> Self {
+        self.tree.forward_panics = forward;
+        self
+    }
+
+    /// Where poison messages go. Without a sink they are reported by
+    /// `DeadLettered` events and dropped. Tree-wide; taken from the root.
+    #[must_use]
+    pub fn dead_letters(mut self, sink: Sender<DeadLetter>) -> Self {
+        self.tree.dead_letters = Some(sink);
+        self
+    }
+
+    /// Subscribes to the tree's events, including its start, with a buffer
+    /// of `capacity` events. Subscribe on the root.
+    pub fn events(&self, capacity: usize) -> Events {
+        self.bus.subscribe(capacity)
+    }
+
+    /// Checks the whole tree for invalid names and combinations.
+    ///
+    /// # Errors
+    ///
+    /// The first [`SpecError`] found.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        validate_name(self.name())?;
+        self.validate_at(self.name())
+    }
+
+    fn validate_at(&self, path: &str) -> Result<(), SpecError> {
+        if self.period.is_zero() {
+            return Err(SpecError::ZeroPeriod {
+                supervisor: path.to_owned(),
+            });
+        }
+        if self.pool.is_some() && self.auto_shutdown != AutoShutdown::Never {
+            return Err(SpecError::AutoShutdownInPool {
+                supervisor: path.to_owned(),
+            });
+        }
+        if let Some(template) = &self.pool {
+            validate_child(path, &template.settings, self.auto_shutdown)?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for node in &self.children {
+            let settings = node.settings();
+            if !names.insert(settings.name.as_str()) {
+                return Err(SpecError::DuplicateName {
+                    supervisor: path.to_owned(),
+                    name: settings.name.clone(),
+                });
+            }
+            validate_child(path, settings, self.auto_shutdown)?;
+            if let Node::Supervisor(nested) = node {
+                nested.validate_at(&format!("{path}/{}", settings.name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<(), SpecError> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains('/') {
+        Some("it contains `/`, which separates path segments")
+    } else if name.contains('#') {
+        Some("it contains `#`, which separates the instance number")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(SpecError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn validate_child(
+    parent: &str,
+    settings: &ChildSettings,
+    auto_shutdown: AutoShutdown,
+) -> Result<(), SpecError> {
+    validate_name(&settings.name)?;
+    let child = format!("{parent}/{}", settings.name);
+    if settings.significant {
+        if settings.restart == Restart::Permanent {
+            return Err(SpecError::SignificantPermanent { child });
+        }
+        if auto_shutdown == AutoShutdown::Never {
+            return Err(SpecError::SignificantWithoutAutoShutdown { child });
+        }
+    }
+    if let Some(backoff) = &settings.backoff {
+        backoff
+            .validate()
+            .map_err(|reason| SpecError::InvalidBackoff {
+                child: child.clone(),
+                reason,
+            })?;
+    }
+    if settings.poison_threshold == 0 {
+        return Err(SpecError::ZeroPoisonThreshold { child });
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `Status`: a snapshot of the live tree.
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::spec::Strategy;
+use crate::caps::Capability;
+use crate::fault::Fault;
+
+/// What a child is doing now.
+///
+/// | state | meaning | next |
+/// |---|---|---|
+/// | `Running` | an instance is running | `Restarting` after a fault, `Stopped` |
+/// | `Restarting` | its supervisor is stopping the rest of the restart set | `Running`, `BackingOff` |
+/// | `BackingOff` | waiting for its backoff delay | `Running` |
+/// | `Stopped` | no instance, none scheduled | `Running` if its supervisor restarts it |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildState {
+    /// An instance is running.
+    Running,
+    /// A restart is under way.
+    Restarting,
+    /// A restart waits for its backoff delay.
+    BackingOff,
+    /// Not running.
+    Stopped,
+}
+
+impl fmt::Display for ChildState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChildState::Running => "running",
+            ChildState::Restarting => "restarting",
+            ChildState::BackingOff => "backing off",
+            ChildState::Stopped => "stopped",
+        })
+    }
+}
+
+/// Whether a tree node is a component or a supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// A component.
+    Worker,
+    /// A supervisor, with its strategy.
+    Supervisor {
+        /// Its restart strategy.
+        strategy: Strategy,
+        /// Whether it is a pool.
+        pool: bool,
+    },
+}
+
+/// One node of the live tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildStatus {
+    /// Its path, such as `app/workers/resizer`.
+    pub path: String,
+    /// Component or supervisor.
+    pub kind: NodeKind,
+    /// What it is doing.
+    pub state: ChildState,
+    /// The current (or last) instance number; 0 before the first start.
+    pub instance: u64,
+    /// How many times it was restarted.
+    pub restarts: u64,
+    /// Its most recent fault.
+    pub last_fault: Option<Fault>,
+    /// Instances that ignored shutdown and whose threads were detached.
+    pub leaked_threads: usize,
+    /// The capabilities its grant holds (components only), by field.
+    pub capabilities: Vec<(String, Capability)>,
+    /// Its children (supervisors only), in start order.
+    pub children: Vec<ChildStatus>,
+}
+
+impl ChildStatus {
+    /// The last segment of the path.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    fn find(&self, path: &str) -> Option<&ChildStatus> {
+        if self.path == path {
+            return Some(self);
+        }
+        self.children.iter().find_map(|child| child.find(path))
+    }
+
+    fn walk<'a>(&'a self, out: &mut Vec<&'a ChildStatus>) {
+        out.push(self);
+        for child in &self.children {
+            child.walk(out);
+        }
+    }
+}
+
+/// A snapshot of a running tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// The root supervisor and, below it, everything it supervises.
+    pub root: ChildStatus,
+    /// Detached threads in the whole tree, including those of children
+    /// since removed.
+    pub leaked_threads: usize,
+}
+
+impl Status {
+    /// The node at `path`.
+    pub fn find(&self, path: &str) -> Option<&ChildStatus> {
+        self.root.find(path)
+    }
+
+    /// Every node, depth first in start order, the root first.
+    pub fn nodes(&self) -> Vec<&ChildStatus> {
+        let mut out = Vec::new();
+        self.root.walk(&mut out);
+        out
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn line(
+            f: &mut fmt::Formatter<'_>,
+            node: &ChildStatus,
+            prefix: &str,
+            last: bool,
+            root: bool,
+        ) -> fmt::Result {
+            let (branch, next) = match (root, last) {
+                (true, _) => ("", String::new()),
+                (false, true) => ("└── ", format!("{prefix}    ")),
+                (false, false) => ("├── ", format!("{prefix}│   ")),
+            };
+            write!(f, "{prefix}{branch}{}", node.name())?;
+            if let NodeKind::Supervisor { strategy, pool } = node.kind {
+                write!(f, " ({}{strategy})", if pool { "pool, " } else { "" })?;
+            }
+            write!(
+                f,
+                " {} #{} restarts={}",
+                node.state, node.instance, node.restarts
+            )?;
+            if node.leaked_threads > 0 {
+                write!(f, " leaked={}", node.leaked_threads)?;
+            }
+            if let Some(fault) = &node.last_fault {
+                write!(f, " last fault: {}", fault.message())?;
+            }
+            writeln!(f)?;
+            for (i, child) in node.children.iter().enumerate() {
+                line(f, child, &next, i + 1 == node.children.len(), false)?;
+            }
+            Ok(())
+        }
+        line(f, &self.root, "", true, true)?;
+        if self.leaked_threads > 0 {
+            writeln!(f, "leaked threads: {}", self.leaked_threads)?;
+        }
+        Ok(())
+    }
+}
+
+/// A supervisor's published view of its children, read by `status()`.
+#[derive(Debug, Default)]
+pub(crate) struct StatusBoard {
+    pub(crate) entries: Mutex<Vec<BoardEntry>>,
+}
+
+/// One child on a board: its status without children, and where to find
+/// them if it is a supervisor.
+#[derive(Debug, Clone)]
+pub(crate) struct BoardEntry {
+    pub(crate) status: ChildStatus,
+    pub(crate) nested: Option<Arc<StatusBoard>>,
+}
+
+impl StatusBoard {
+    /// The children on this board, recursively.
+    pub(crate) fn snapshot(&self) -> Vec<ChildStatus> {
+        let entries = self.entries.lock().clone();
+        entries
+            .into_iter()
+            .map(|entry| {
+                let mut status = entry.status;
+                if let Some(nested) = entry.nested {
+                    status.children = nested.snapshot();
+                }
+                status
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,312 @@
+//! `System`: the handle on a running supervision tree.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel as cb;
+
+use super::capability_map::CapabilityMap;
+use super::control::{Control, Outcome};
+use super::error::{ControlError, StartError};
+use super::launch::{Launched, launch};
+use super::spec::{Node, Supervisor};
+use super::status::{ChildState, ChildStatus, NodeKind, Status, StatusBoard};
+use super::tree::Tree;
+use crate::caps::Random;
+use crate::component::Child;
+use crate::event::Events;
+use crate::fault::{self, Fault};
+
+/// How a tree ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemExit {
+    /// [`System::shutdown`] stopped it.
+    Shutdown,
+    /// The root shut itself down because significant children ended.
+    AutoShutdown,
+    /// The root exceeded its restart intensity and gave up.
+    Failed(Fault),
+}
+
+/// A running supervision tree.
+///
+/// Dropping it shuts the tree down (and waits for that), like
+/// [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct System {
+    tree: Arc<Tree>,
+    path: String,
+    strategy: super::spec::Strategy,
+    pool: bool,
+    control: cb::Sender<Control>,
+    board: Arc<StatusBoard>,
+    join: Option<JoinHandle<Supervisor>>,
+    done: cb::Receiver<Outcome>,
+    exit: Option<SystemExit>,
+}
+
+impl Supervisor {
+    /// Validates the tree, then starts it: every supervisor on its own
+    /// thread, every child in order, synchronously. If a child fails to
+    /// start, the ones already started are stopped in reverse order and the
+    /// error says which failed.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Invalid`] for an invalid specification,
+    /// [`StartError::PanicAbort`] when panics cannot be caught,
+    /// [`StartError::ChildFailed`], [`StartError::Spawn`].
+    pub fn start(self) -> Result<System, StartError> {
+        if cfg!(panic = "abort") {
+            return Err(StartError::PanicAbort);
+        }
+        self.validate()?;
+        if let Some(message) = &self.pool_error {
+            return Err(StartError::ChildFailed {
+                fault: Box::new(Fault {
+                    path: self.name().to_owned(),
+                    instance: 0,
+                    kind: fault::FaultKind::StartFailed {
+                        message: message.clone(),
+                    },
+                    in_flight: None,
+                }),
+            });
+        }
+        fault::install_panic_hook();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the supervisor is the granting side; its default jitter source is the OS's"
+        )]
+        let random = self
+            .tree
+            .random
+            .clone()
+            .unwrap_or_else(|| Random::os(cap_std::ambient_authority()));
+        let tree = Arc::new(Tree {
+            bus: Arc::clone(&self.bus),
+            clock: self.tree.clock.clone(),
+            random,
+            forward_panics: self.tree.forward_panics,
+            dead_letters: self.tree.dead_letters.clone(),
+            supervisors: Default::default(),
+            leaked: Default::default(),
+        });
+        let path = self.name().to_owned();
+        let strategy = self.strategy;
+        let pool = self.pool.is_some();
+        let (done_tx, done) = cb::bounded(1);
+        let Launched {
+            started,
+            join,
+            control,
+            board,
+        } = launch(&tree, self, &path, 1, None, Some(done_tx))?;
+        match started.recv() {
+            Ok(Ok(())) => {
+                tree.publish(&path, Some(1), crate::event::EventKind::Started);
+                Ok(System {
+                    tree,
+                    path,
+                    strategy,
+                    pool,
+                    control,
+                    board,
+                    join: Some(join),
+                    done,
+                    exit: None,
+                })
+            }
+            Ok(Err(err)) => {
+                let _ = join.join();
+                Err(err)
+            }
+            Err(_) => {
+                let _ = join.join();
+                Err(StartError::Spawn {
+                    path,
+                    source: std::io::Error::other("the supervisor thread ended before starting"),
+                })
+            }
+        }
+    }
+}
+
+impl System {
+    /// Subscribes to the tree's events from now on, with a buffer of
+    /// `capacity` events.
+    pub fn events(&self, capacity: usize) -> Events {
+        self.tree.bus.subscribe(capacity)
+    }
+
+    /// A snapshot of the live tree.
+    pub fn status(&self) -> Status {
+        let running = self.exit.is_none() && self.join.as_ref().is_some_and(|j| !j.is_finished());
+        Status {
+            root: ChildStatus {
+                path: self.path.clone(),
+                kind: NodeKind::Supervisor {
+                    strategy: self.strategy,
+                    pool: self.pool,
+                },
+                state: if running {
+                    ChildState::Running
+                } else {
+                    ChildState::Stopped
+                },
+                instance: 1,
+                restarts: 0,
+                last_fault: match &self.exit {
+                    Some(SystemExit::Failed(fault)) => Some(fault.clone()),
+                    _ => None,
+                },
+                leaked_threads: 0,
+                capabilities: Vec::new(),
+                children: self.board.snapshot(),
+            },
+            leaked_threads: self.tree.leaked(),
+        }
+    }
+
+    /// The tree and each component's capabilities, for rendering as
+    /// Mermaid, Graphviz DOT or text.
+    pub fn capability_map(&self) -> CapabilityMap {
+        CapabilityMap::from_status(&self.status())
+    }
+
+    /// Threads detached because their instance ignored shutdown.
+    pub fn leaked_threads(&self) -> usize {
+        self.tree.leaked()
+    }
+
+    fn request<T>(
+        &self,
+        supervisor: &str,
+        make: impl FnOnce(cb::Sender<Result<T, ControlError>>) -> Control,
+    ) -> Result<T, ControlError> {
+        let handle = self
+            .tree
+            .supervisors
+            .lock()
+            .get(supervisor)
+            .cloned()
+            .ok_or_else(|| self.not_found(supervisor))?;
+        let (reply, answer) = cb::bounded(1);
+        let stopped = || ControlError::Stopped {
+            path: supervisor.to_owned(),
+        };
+        handle.control.send(make(reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    fn not_found(&self, path: &str) -> ControlError {
+        match self.status().find(path) {
+            Some(node) if node.kind == NodeKind::Worker => ControlError::NotASupervisor {
+                path: path.to_owned(),
+            },
+            _ => ControlError::NotFound {
+                path: path.to_owned(),
+            },
+        }
+    }
+
+    /// Starts `child` under the supervisor at `supervisor` (a path such as
+    /// `app/workers`), after its existing children.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`], [`ControlError::NotASupervisor`],
+    /// [`ControlError::Start`] for an invalid or duplicate child or one that
+    /// fails to start.
+    pub fn add_child(&self, supervisor: &str, child: Child) -> Result<(), ControlError> {
+        self.request(supervisor, |reply| Control::Add {
+            node: Node::Worker(child),
+            reply,
+        })
+    }
+
+    /// Starts a nested supervisor under the supervisor at `parent`.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_child`](Self::add_child).
+    pub fn add_supervisor(&self, parent: &str, supervisor: Supervisor) -> Result<(), ControlError> {
+        self.request(parent, |reply| Control::Add {
+            node: Node::Supervisor(Box::new(supervisor)),
+            reply,
+        })
+    }
+
+    /// Stops the child at `path` (within its shutdown timeout) and removes it
+    /// from its supervisor.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] when no child has that path.
+    pub fn remove_child(&self, path: &str) -> Result<(), ControlError> {
+        let (parent, name) = path
+            .rsplit_once('/')
+            .ok_or_else(|| ControlError::NotFound {
+                path: path.to_owned(),
+            })?;
+        let name = name.to_owned();
+        self.request(parent, |reply| Control::Remove { name, reply })
+    }
+
+    /// Starts one more member of the pool at `pool`; returns its path.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotAPool`], [`ControlError::NotFound`],
+    /// [`ControlError::Start`].
+    pub fn add_pool_member(&self, pool: &str) -> Result<String, ControlError> {
+        self.request(pool, |reply| Control::AddPoolMember { reply })
+    }
+
+    /// Waits up to `timeout` for the tree to end on its own (the root gave up
+    /// or shut itself down); `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<SystemExit> {
+        if self.exit.is_none()
+            && let Ok(outcome) = self.done.recv_timeout(timeout)
+        {
+            self.finish(outcome);
+        }
+        self.exit.clone()
+    }
+
+    /// Stops the whole tree, children before parents and each supervisor's
+    /// children in reverse start order, and waits for it. Instances that
+    /// ignore their shutdown timeout are revoked and detached, and the rest
+    /// still shut down.
+    pub fn shutdown(mut self) -> SystemExit {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> SystemExit {
+        if let Some(exit) = &self.exit {
+            return exit.clone();
+        }
+        let _ = self.control.send(Control::Shutdown);
+        let outcome = self.done.recv().unwrap_or(Outcome::Shutdown);
+        self.finish(outcome);
+        self.exit.clone().unwrap_or(SystemExit::Shutdown)
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(join) = self.join.take() {
+            let _ = join.join();
+        }
+        self.exit = Some(match outcome {
+            Outcome::Shutdown => SystemExit::Shutdown,
+            Outcome::Normal => SystemExit::AutoShutdown,
+            Outcome::Failed(fault) => SystemExit::Failed(fault),
+        });
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

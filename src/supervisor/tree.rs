@@ -1,0 +1,48 @@
+//! What every supervisor of one tree shares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel as cb;
+use parking_lot::Mutex;
+
+use super::control::Control;
+use super::dead_letter::DeadLetter;
+use crate::caps::{MonotonicClock, Random};
+use crate::channel::Sender;
+use crate::event::{EventBus, EventKind};
+
+/// How to reach a running supervisor by path.
+#[derive(Debug, Clone)]
+pub(crate) struct SupervisorHandle {
+    pub(crate) control: cb::Sender<Control>,
+}
+
+/// Shared by every supervisor thread of one tree.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    pub(crate) bus: Arc<EventBus>,
+    pub(crate) clock: MonotonicClock,
+    pub(crate) random: Random,
+    pub(crate) forward_panics: bool,
+    pub(crate) dead_letters: Option<Sender<DeadLetter>>,
+    /// Running supervisors by path, for requests addressed by path.
+    pub(crate) supervisors: Mutex<HashMap<String, SupervisorHandle>>,
+    /// Detached threads in the whole tree.
+    pub(crate) leaked: AtomicUsize,
+}
+
+impl Tree {
+    pub(crate) fn publish(&self, path: &str, instance: Option<u64>, kind: EventKind) {
+        self.bus.publish(self.clock.read(), path, instance, kind);
+    }
+
+    pub(crate) fn leaked(&self) -> usize {
+        self.leaked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_leak(&self) {
+        self.leaked.fetch_add(1, Ordering::Relaxed);
+    }
+}
