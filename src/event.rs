@@ -88,9 +88,20 @@ pub enum EventKind {
         description: String,
         /// How many instances died handling it.
         attempts: u32,
-        /// Whether the sink accepted it (it is bounded too).
-        delivered: bool,
+        /// What became of it.
+        disposal: Disposal,
     },
+}
+
+/// What became of a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposal {
+    /// The dead-letter sink accepted it.
+    Delivered,
+    /// The sink was full (it is bounded too); the message was dropped.
+    SinkFull,
+    /// The tree has no sink; the message was dropped after this event.
+    NoSink,
 }
 
 /// A lifecycle event.
@@ -143,14 +154,14 @@ impl fmt::Display for Event {
             EventKind::DeadLettered {
                 description,
                 attempts,
-                delivered,
+                disposal,
             } => write!(
                 f,
                 "dead-lettered {description} after {attempts} attempts{}",
-                if *delivered {
-                    ""
-                } else {
-                    " (sink full: dropped)"
+                match disposal {
+                    Disposal::Delivered => "",
+                    Disposal::SinkFull => " (sink full: dropped)",
+                    Disposal::NoSink => " (no sink: dropped)",
                 }
             ),
         }

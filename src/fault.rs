@@ -138,6 +138,18 @@ impl fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+/// An error's message followed by its `source` chain: `a: b: c`.
+pub(crate) fn with_sources(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// Describes a panic payload: its text when it is a string, else its type.
 pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {

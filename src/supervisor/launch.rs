@@ -35,7 +35,7 @@ pub(crate) fn spawn_worker(
     let body = child
         .factory
         .instance(&revoker)
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| crate::fault::with_sources(&err))?;
     let cancel = Arc::new(Signal::new());
     let context = Context::new(
         Arc::from(path),

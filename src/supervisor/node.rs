@@ -23,7 +23,7 @@ use super::tree::Tree;
 use crate::caps::Capability;
 use crate::component::{Child, ChildSettings, Restart};
 use crate::context::Mailbox;
-use crate::event::{EventKind, ExitReason};
+use crate::event::{Disposal, EventKind, ExitReason};
 use crate::fault::{Fault, FaultKind};
 use crate::revoke::Revoker;
 use crate::signal::Signal;
@@ -331,6 +331,13 @@ impl NodeState {
         self.tree.clock.read()
     }
 
+    /// Publishes an event after updating the status board, so that whoever
+    /// sees the event sees at least that state in `status()`.
+    fn emit(&self, path: &str, instance: Option<u64>, kind: EventKind) {
+        self.sync_status();
+        self.tree.publish(path, instance, kind);
+    }
+
     // ----- starting -------------------------------------------------------
 
     /// Starts the initial children in order; on the first failure stops the
@@ -338,7 +345,7 @@ impl NodeState {
     fn start_initial(&mut self) -> Result<(), StartError> {
         for i in 0..self.slots.len() {
             if let Err(fault) = self.start_slot(i) {
-                self.tree.publish(
+                self.emit(
                     &fault.path,
                     Some(fault.instance),
                     EventKind::Faulted {
@@ -406,7 +413,7 @@ impl NodeState {
                 } else {
                     EventKind::Restarted
                 };
-                self.tree.publish(&path, Some(instance), kind);
+                self.emit(&path, Some(instance), kind);
                 Ok(())
             }
             Err(message) => {
@@ -439,7 +446,7 @@ impl NodeState {
         }
         for (id, fault) in failures {
             if let Some(i) = self.index_of(id) {
-                self.tree.publish(
+                self.emit(
                     &fault.path,
                     Some(fault.instance),
                     EventKind::Faulted {
@@ -530,14 +537,21 @@ impl NodeState {
                 self.stop_all();
                 self.exit = Some(Outcome::Shutdown);
             }
+            // Each reply goes out after the status board shows the change.
             Control::Add { node, reply } => {
-                let _ = reply.send(self.add(node));
+                let result = self.add(node);
+                self.sync_status();
+                let _ = reply.send(result);
             }
             Control::Remove { name, reply } => {
-                let _ = reply.send(self.remove(&name));
+                let result = self.remove(&name);
+                self.sync_status();
+                let _ = reply.send(result);
             }
             Control::AddPoolMember { reply } => {
-                let _ = reply.send(self.add_pool_member());
+                let result = self.add_pool_member();
+                self.sync_status();
+                let _ = reply.send(result);
             }
         }
     }
@@ -599,24 +613,27 @@ impl NodeState {
                     }
                 }
             };
-            self.tree.publish(&slot.path, Some(instance), kind);
+            let path = slot.path.clone();
+            self.emit(&path, Some(instance), kind);
         }
         if let Some(letter) = report.dead_letter {
             let description = letter.description.clone();
             let attempts = letter.attempts;
-            let delivered = self
-                .tree
-                .dead_letters
-                .as_ref()
-                .is_some_and(|sink| sink.try_send(letter).is_ok());
+            let disposal = match &self.tree.dead_letters {
+                None => Disposal::NoSink,
+                Some(sink) => match sink.try_send(letter) {
+                    Ok(()) => Disposal::Delivered,
+                    Err(_) => Disposal::SinkFull,
+                },
+            };
             let slot = &self.slots[i];
-            self.tree.publish(
+            self.emit(
                 &slot.path,
                 Some(slot.instance),
                 EventKind::DeadLettered {
                     description,
                     attempts,
-                    delivered,
+                    disposal,
                 },
             );
         }
@@ -634,7 +651,7 @@ impl NodeState {
                 self.retire(failed_id);
             }
             if settings.significant && self.auto_shutdown_due() {
-                self.tree.publish(
+                self.emit(
                     &self.path,
                     Some(self.instance),
                     EventKind::AutoShutdown {
@@ -665,7 +682,7 @@ impl NodeState {
             .filter_map(|id| self.index_of(*id))
             .map(|j| self.slots[j].path.clone())
             .collect();
-        self.tree.publish(
+        self.emit(
             &self.path,
             Some(self.instance),
             EventKind::Restarting {
@@ -711,7 +728,7 @@ impl NodeState {
                     }
                 }
                 let slot = &self.slots[i];
-                self.tree.publish(
+                self.emit(
                     &slot.path,
                     Some(slot.instance),
                     EventKind::BackingOff { delay },
@@ -735,7 +752,7 @@ impl NodeState {
     }
 
     fn give_up(&mut self, outcome: Outcome) {
-        self.tree.publish(
+        self.emit(
             &self.path,
             Some(self.instance),
             EventKind::GaveUp {
@@ -766,7 +783,7 @@ impl NodeState {
             },
             in_flight: None,
         };
-        self.tree.publish(
+        self.emit(
             &self.path,
             Some(self.instance),
             EventKind::Escalated {
@@ -885,9 +902,10 @@ impl NodeState {
                 Handle::Supervisor { join, .. } => drop(join),
             }
             slot.leaked += 1;
+            let path = slot.path.clone();
             self.tree.count_leak();
-            self.tree.publish(
-                &slot.path,
+            self.emit(
+                &path,
                 Some(instance),
                 EventKind::ShutdownTimedOut { timeout },
             );
@@ -956,7 +974,7 @@ impl NodeState {
                     path: format!("{}/{name}", self.path),
                     instance: 0,
                     kind: FaultKind::StartFailed {
-                        message: err.to_string(),
+                        message: crate::fault::with_sources(&err),
                     },
                     in_flight: None,
                 }),

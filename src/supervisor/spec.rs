@@ -183,7 +183,7 @@ impl Supervisor {
                 Ok(member) => pool.children.push(Node::Worker(member)),
                 Err(err) => {
                     // Reported by `start`, so no member goes missing silently.
-                    pool.pool_error = Some(err.to_string());
+                    pool.pool_error = Some(crate::fault::with_sources(&err));
                     break;
                 }
             }
