@@ -1,144 +1,270 @@
-//! A tour of `compartment`: capabilities, attenuation, grants and revocation.
+//! A tour of `compartment`: a small multi-tenant upload pipeline.
 //!
-//! Run it with `cargo run --example tour`. It builds a small multi-tenant
-//! upload area in a temporary directory, hands each part of the program only
-//! the capabilities it needs, and shows what is refused.
+//! Run it with `cargo run --example tour`. In a temporary directory, `main`
+//! (the only code with ambient authority) grants each component exactly the
+//! capabilities it needs and starts a supervision tree:
+//!
+//! ```text
+//! app (one_for_one)
+//! ├── pipeline (rest_for_one)
+//! │   ├── intake       stores uploads under tenants/<tenant>/
+//! │   └── thumbnailer  reads tenants/ read-only, writes thumbs/; crashes once
+//! ├── analytics        a plugin for tenant globex that tries to read acme's files
+//! └── billing (one_for_one, at most 2 restarts in 10 s)
+//!     └── exporter     fails while its billing API is "down"
+//! ```
+//!
+//! The thumbnailer panics on one upload and is restarted; the upload it was
+//! handling is delivered again, so nothing is lost. The analytics plugin
+//! climbs out of its directory and is refused. The exporter keeps failing
+//! until `billing` exceeds its restart intensity and escalates to `app`,
+//! which restarts the whole billing subtree. The tour prints the timeline,
+//! the live tree and the capability map (Mermaid), and exits.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use compartment::caps::{Dir, Env, ReadOnlyDir};
-use compartment::channel::{self, Receiver, Sender, TrySendError};
-use compartment::{Grant, ambient_authority};
+use compartment::caps::{Dir, ReadOnlyDir};
+use compartment::channel::{self, Receiver, Sender};
+use compartment::event::{Event, EventKind};
+use compartment::{Child, Context, Grant, Restart, Strategy, Supervisor, ambient_authority};
 
-/// What the upload handler of one tenant may hold.
-#[derive(Grant)]
-struct Uploads {
-    /// The tenant's own upload directory: full rights, nowhere else.
-    inbox: Dir,
-    /// The shared templates: read-only.
-    templates: ReadOnlyDir,
-    /// Where finished uploads are announced.
-    done: Sender<String>,
-    /// Configuration: only the variables named by `main`.
-    config: Env,
+/// An upload, as it arrives from the outside.
+#[derive(Debug, Clone)]
+struct Upload {
+    tenant: &'static str,
+    name: &'static str,
+    bytes: Vec<u8>,
 }
 
-/// A component is a plain function of its grant: nothing else reaches it.
-fn handle_upload(grant: &Uploads, name: &str, bytes: &[u8]) -> Result<(), Box<dyn Error>> {
-    let header = grant.templates.read_to_string("header.txt")?;
-    let mode = grant.config.get("UPLOAD_MODE")?.unwrap_or("plain");
-    grant
-        .inbox
-        .write(name, [header.as_bytes(), bytes].concat())?;
-    grant.done.send(format!("{name} stored ({mode})"))?;
+/// A stored upload, waiting for its thumbnail.
+#[derive(Debug, Clone)]
+struct Job {
+    tenant: &'static str,
+    name: &'static str,
+}
+
+#[derive(Grant)]
+struct Intake {
+    uploads: Receiver<Upload>,
+    tenants: Dir,
+    jobs: Sender<Job>,
+}
+
+fn intake(g: Intake, cx: &Context) -> Result<(), Box<dyn Error + Send + Sync>> {
+    for upload in cx.recv_iter(&g.uploads) {
+        let tenant = g.tenants.open_dir(upload.tenant)?;
+        tenant.write(upload.name, &upload.bytes)?;
+        cx.send(
+            &g.jobs,
+            Job {
+                tenant: upload.tenant,
+                name: upload.name,
+            },
+        )
+        .map_err(|e| e.error)?;
+    }
     Ok(())
 }
 
-fn attempts(grant: &Uploads) {
-    let outcomes = [
-        (
-            "read another tenant's file",
-            grant.inbox.read("../globex/secret.txt").map(|_| ()),
-        ),
-        (
-            "open /etc/passwd",
-            grant.inbox.read("/etc/passwd").map(|_| ()),
-        ),
-        (
-            "plant a symlink to /etc",
-            grant.inbox.symlink("/etc", "etc"),
-        ),
-        (
-            "plant a relative symlink upwards",
-            grant.inbox.symlink("../globex", "peek"),
-        ),
-    ];
-    for (what, outcome) in outcomes {
-        match outcome {
-            Ok(()) => println!("  ALLOWED  {what}"),
-            Err(err) => println!("  refused  {what}: {err}"),
-        }
-    }
-    match grant.config.get("HOME") {
-        Ok(value) => println!("  ALLOWED  read HOME: {value:?}"),
-        Err(err) => println!("  refused  read HOME: {err}"),
-    }
+#[derive(Grant)]
+struct Thumbnailer {
+    jobs: Receiver<Job>,
+    originals: ReadOnlyDir,
+    thumbs: Dir,
+    done: Sender<String>,
 }
 
-#[allow(
-    clippy::disallowed_methods,
-    reason = "main is the granting side: the one place that turns paths and the environment into capabilities"
-)]
+fn thumbnailer(g: Thumbnailer, cx: &Context) -> Result<(), Box<dyn Error + Send + Sync>> {
+    for job in cx.recv_iter(&g.jobs) {
+        let original = g.originals.read(Path::new(job.tenant).join(job.name))?;
+        if original.starts_with(b"GIF") && cx.instance() == 1 {
+            // A decoder bug that only the first instance hits: the job is
+            // delivered again to the next instance.
+            panic!("decoder crashed on {}/{}", job.tenant, job.name);
+        }
+        let thumb = format!("{}-{}.thumb", job.tenant, job.name);
+        g.thumbs.write(&thumb, &original[..original.len().min(8)])?;
+        cx.send(&g.done, thumb).map_err(|e| e.error)?;
+    }
+    Ok(())
+}
+
+#[derive(Grant)]
+struct Analytics {
+    own_files: ReadOnlyDir,
+    audit: Sender<String>,
+}
+
+fn analytics(g: Analytics, cx: &Context) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let attempt = match g.own_files.read("../acme/report.pdf") {
+        Ok(_) => "ALLOWED".to_owned(),
+        Err(err) => format!("refused: {err}"),
+    };
+    cx.send(
+        &g.audit,
+        format!("analytics (globex's plugin) reading acme's report: {attempt}"),
+    )
+    .map_err(|e| e.error)?;
+    cx.sleep(Duration::from_secs(3600))?;
+    Ok(())
+}
+
+#[derive(Grant)]
+struct Exporter {
+    /// One token per failed attempt to reach the billing API.
+    outage: Receiver<()>,
+    ledger: Dir,
+}
+
+fn exporter(g: Exporter, cx: &Context) -> Result<(), Box<dyn Error + Send + Sync>> {
+    if g.outage.try_recv().is_ok() {
+        return Err("billing API unreachable".into());
+    }
+    g.ledger
+        .write("exported", format!("instance {}", cx.instance()))?;
+    cx.sleep(Duration::from_secs(3600))?;
+    Ok(())
+}
+
+fn describe(event: &Event, start: Instant) -> String {
+    let at = event.at.saturating_duration_since(start).as_secs_f64() * 1000.0;
+    format!("{at:>8.1} ms  {event}")
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
-    let base = std::env::temp_dir().join(format!("compartment-tour-{}", std::process::id()));
-    std::fs::create_dir_all(&base)?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "main is the granting side: the one place that touches the host filesystem"
+    )]
+    let base = {
+        let base = std::env::temp_dir().join(format!("compartment-tour-{}", std::process::id()));
+        std::fs::create_dir_all(&base)?;
+        base
+    };
     let result = run(&base);
+    #[allow(clippy::disallowed_methods, reason = "main cleans up what it created")]
     std::fs::remove_dir_all(&base)?;
     result
 }
 
-#[allow(clippy::disallowed_methods, reason = "main is the granting side")]
-fn run(base: &PathBuf) -> Result<(), Box<dyn Error>> {
+fn run(base: &Path) -> Result<(), Box<dyn Error>> {
+    #[allow(clippy::disallowed_methods, reason = "main is the granting side")]
     let data = Dir::open_ambient(base, ambient_authority())?;
-    data.create_dir_all("tenants/acme")?;
-    data.create_dir_all("tenants/globex")?;
-    data.create_dir_all("templates")?;
-    data.write("templates/header.txt", "# uploaded\n")?;
-    data.write("tenants/globex/secret.txt", "globex's secret")?;
-
-    let (done, announcements): (Sender<String>, Receiver<String>) = channel::bounded(2)?;
-    let acme = Uploads {
-        inbox: data.open_dir("tenants/acme")?,
-        templates: data.open_dir("templates")?.into_read_only(),
-        done,
-        config: Env::from_vars([("UPLOAD_MODE", "compressed")])?,
-    };
-
-    println!("== the grant, as an auditor sees it");
-    print!("{}", acme.inventory());
-
-    println!("\n== a component does its job with what it was granted");
-    let instance = acme.reissue()?;
-    handle_upload(&instance, "report.txt", b"quarterly numbers")?;
-    println!("  {}", announcements.recv()?);
-
-    println!("\n== and is refused everything else");
-    attempts(&instance);
-
-    println!("\n== bounded channels push back instead of growing");
-    instance.done.try_send("one".into())?;
-    instance.done.try_send("two".into())?;
-    match instance.done.try_send("three".into()) {
-        Err(TrySendError::Full(message)) => println!("  channel full: {message:?} handed back"),
-        other => println!("  unexpected: {other:?}"),
+    for dir in ["tenants/acme", "tenants/globex", "thumbs", "billing"] {
+        data.create_dir_all(dir)?;
     }
-    let drained: Vec<String> = announcements.try_iter().collect();
-    println!("  drained {drained:?}");
+    data.write("tenants/acme/report.pdf", b"%PDF acme's numbers")?;
 
-    println!("\n== revocation takes authority back from a holder that will not stop");
-    let (runaway, revoker) = acme.reissue()?.revocable();
-    let derived = runaway.inbox.read_only()?;
-    revoker.revoke();
-    for (what, outcome) in [
-        (
-            "write through the revoked grant",
-            runaway.inbox.write("late.txt", "x").map(|_| ()),
-        ),
-        (
-            "read through a handle derived before",
-            derived.read("report.txt").map(|_| ()),
-        ),
+    let (uploads, uploads_rx) = channel::bounded::<Upload>(16)?;
+    let (jobs_tx, jobs_rx) = channel::bounded::<Job>(16)?;
+    let (done_tx, done) = channel::bounded::<String>(16)?;
+    let (audit_tx, audit) = channel::bounded::<String>(4)?;
+    let (outage_tx, outage_rx) = channel::bounded::<()>(4)?;
+    for _ in 0..3 {
+        outage_tx.send(())?; // the billing API is down for three attempts
+    }
+
+    let pipeline = Supervisor::new("pipeline")
+        .strategy(Strategy::RestForOne)
+        .intensity(3, Duration::from_secs(10))
+        .child(Child::new(
+            "intake",
+            intake,
+            Intake {
+                uploads: uploads_rx,
+                tenants: data.open_dir("tenants")?,
+                jobs: jobs_tx,
+            },
+        ))
+        .child(Child::new(
+            "thumbnailer",
+            thumbnailer,
+            Thumbnailer {
+                jobs: jobs_rx,
+                originals: data.open_dir("tenants")?.into_read_only(),
+                thumbs: data.open_dir("thumbs")?,
+                done: done_tx,
+            },
+        ));
+    let billing = Supervisor::new("billing")
+        .intensity(2, Duration::from_secs(10))
+        .child(Child::new(
+            "exporter",
+            exporter,
+            Exporter {
+                outage: outage_rx,
+                ledger: data.open_dir("billing")?,
+            },
+        ));
+    let app = Supervisor::new("app")
+        .intensity(3, Duration::from_secs(10))
+        .forward_panics(false) // the timeline below reports every panic
+        .supervisor(pipeline)
+        .child(
+            Child::new(
+                "analytics",
+                analytics,
+                Analytics {
+                    own_files: data.open_dir("tenants/globex")?.into_read_only(),
+                    audit: audit_tx,
+                },
+            )
+            .restart(Restart::Transient),
+        )
+        .supervisor(billing);
+
+    let events = app.events(1024);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "main reads the clock for the timeline"
+    )]
+    let start = Instant::now();
+    let system = app.start()?;
+
+    for (tenant, name, bytes) in [
+        ("acme", "logo.png", b"\x89PNG acme logo".to_vec()),
+        ("globex", "banner.gif", b"GIF89a globex banner".to_vec()),
+        ("acme", "team.png", b"\x89PNG acme team".to_vec()),
     ] {
-        match outcome {
-            Ok(()) => println!("  ALLOWED  {what}"),
-            Err(err) => println!("  refused  {what}: {err}"),
-        }
+        uploads.send(Upload {
+            tenant,
+            name,
+            bytes,
+        })?;
     }
-    let next = acme.reissue()?;
+    let mut thumbs: Vec<String> = (0..3)
+        .map(|_| done.recv_timeout(Duration::from_secs(10)))
+        .collect::<Result<_, _>>()?;
+    thumbs.sort();
+    let audit_line = audit.recv_timeout(Duration::from_secs(10))?;
+
+    // Wait until `app` has restarted the billing subtree that gave up.
+    let (restarted, mut timeline) = events.wait_for(Duration::from_secs(10), |e| {
+        e.path == "app/billing" && matches!(e.kind, EventKind::Restarted)
+    });
+    timeline.push(restarted.ok_or("app did not restart billing")?);
+    let status = system.status();
+    let map = system.capability_map();
+    let exit = system.shutdown();
+    timeline.extend(events.drain());
+
+    println!("== timeline");
+    for event in &timeline {
+        println!("{}", describe(event, start));
+    }
+    println!("\n== results");
+    println!("thumbnails: {}", thumbs.join(", "));
+    println!("{audit_line}");
     println!(
-        "  a fresh instance still reads its inbox: {} bytes",
-        next.inbox.read("report.txt")?.len()
+        "billing ledger: {}",
+        data.read_to_string("billing/exported")?
     );
+    println!("\n== the live tree, before shutdown");
+    print!("{status}");
+    println!("\n== capability map (Mermaid)");
+    print!("{}", map.mermaid());
+    println!("\n== shutdown: {exit:?}");
     Ok(())
 }

@@ -12,7 +12,11 @@
 //! - [`channel`]: bounded channels whose endpoints are capabilities;
 //! - [`Grant`] (and `#[derive(Grant)]`): the contract for everything a
 //!   component may hold — re-issued for every start, enumerable, revocable;
-//! - [`Revoker`]: taking authority back from a holder you cannot stop.
+//! - [`Revoker`]: taking authority back from a holder you cannot stop;
+//! - [`Supervisor`], [`Child`], [`Context`]: supervision trees with
+//!   Erlang/OTP semantics, where every fault is data ([`Fault`],
+//!   [`event`]) and a restart re-issues the grant;
+//! - [`supervisor::CapabilityMap`]: who holds what, as Mermaid, DOT or text.
 //!
 //! # Example
 //!

@@ -1378,3 +1378,72 @@ fn ten_thousand_restarts_leak_no_threads_and_no_descriptors() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ----- the capability map ------------------------------------------------------------
+
+#[derive(Grant)]
+struct Producer {
+    out: Sender<Cmd>,
+    scratch: compartment::caps::Env,
+}
+
+fn produce(_: Producer, cx: &Context) -> Result<(), compartment::Cancelled> {
+    cx.sleep(Duration::from_secs(3600))
+}
+
+#[test]
+fn the_capability_map_connects_senders_to_receivers_in_every_format() {
+    let (out, commands) = channel::bounded(4).unwrap();
+    let (starts, _) = channel::bounded(4).unwrap();
+    let system = Supervisor::new("map")
+        .child(Child::new(
+            "producer",
+            produce,
+            Producer {
+                out,
+                scratch: compartment::caps::Env::from_vars([("MODE", "x")]).unwrap(),
+            },
+        ))
+        .supervisor(Supervisor::new("team").child(Child::new(
+            "consumer",
+            puppet,
+            Puppet { commands, starts },
+        )))
+        .start()
+        .unwrap();
+    let map = system.capability_map();
+
+    let mermaid = map.mermaid();
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("subgraph map_team[\"team (one_for_one)\"]"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("map_producer -->|\"channel #"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("Cmd (capacity 4)\"| map_team_consumer"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("map_team_consumer -->|"),
+        "the starts channel leaves the tree: {mermaid}"
+    );
+    assert!(mermaid.contains("scratch: environment (MODE)"), "{mermaid}");
+
+    let dot = map.dot();
+    assert!(dot.starts_with("digraph capabilities {"), "{dot}");
+    assert!(dot.contains("subgraph cluster_map_team {"), "{dot}");
+    assert!(
+        dot.contains("map_producer -> map_team_consumer [label=\"channel #"),
+        "{dot}"
+    );
+
+    let text = map.text();
+    assert!(text.contains("  out: sender on channel #"), "{text}");
+    assert!(text.contains("→ map/team/consumer"), "{text}");
+    assert!(text.contains("commands: receiver on channel #"), "{text}");
+    assert!(text.contains("← map/producer"), "{text}");
+}

@@ -28,7 +28,6 @@ struct ChannelEnds {
 /// # Examples
 ///
 /// ```
-/// use compartment::caps::ReadOnlyDir;
 /// use compartment::channel::{self, Receiver, Sender};
 /// use compartment::{Child, Context, Grant, Supervisor};
 ///
@@ -37,13 +36,17 @@ struct ChannelEnds {
 /// #[derive(Grant)]
 /// struct Consumer { inbox: Receiver<u32> }
 ///
-/// fn produce(_: Producer, _: &Context) -> Result<(), String> { Ok(()) }
-/// fn consume(_: Consumer, _: &Context) -> Result<(), String> { Ok(()) }
+/// fn produce(_: Producer, cx: &Context) -> Result<(), compartment::Cancelled> {
+///     cx.sleep(std::time::Duration::from_secs(60))
+/// }
+/// fn consume(_: Consumer, cx: &Context) -> Result<(), compartment::Cancelled> {
+///     cx.sleep(std::time::Duration::from_secs(60))
+/// }
 ///
 /// let (out, inbox) = channel::bounded(8)?;
 /// let system = Supervisor::new("app")
-///     .child(Child::new("producer", produce, Producer { out }).restart(compartment::Restart::Temporary))
-///     .child(Child::new("consumer", consume, Consumer { inbox }).restart(compartment::Restart::Temporary))
+///     .child(Child::new("producer", produce, Producer { out }))
+///     .child(Child::new("consumer", consume, Consumer { inbox }))
 ///     .start()?;
 /// let mermaid = system.capability_map().mermaid();
 /// assert!(mermaid.starts_with("flowchart LR"));
