@@ -1153,6 +1153,42 @@ fn panic_payloads_become_typed_faults_with_locations() {
     }
 }
 
+/// A panic payload whose own `Drop` panics.
+struct Booby;
+
+impl Drop for Booby {
+    fn drop(&mut self) {
+        panic!("the payload's drop panicked");
+    }
+}
+
+fn panics_with_a_booby_trapped_payload(_: (), _: &Context) -> Result<(), String> {
+    std::panic::panic_any(Booby);
+}
+
+#[test]
+fn a_payload_whose_drop_panics_is_handled() {
+    let sup = Supervisor::new("booby")
+        .forward_panics(false)
+        .intensity(5, WAIT)
+        .child(Child::new("b", panics_with_a_booby_trapped_payload, ()));
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
+    let (event, _) = wait_for(&events, "a fault", |e| {
+        matches!(e.kind, EventKind::Faulted { .. })
+    });
+    let EventKind::Faulted { fault } = event.kind else {
+        unreachable!()
+    };
+    assert!(
+        fault.message().starts_with("non-string panic payload"),
+        "{fault}"
+    );
+    // The supervisor survived and restarted the child.
+    wait_for(&events, "a restart", is(restarted, "booby/b"));
+    assert!(system.status().find("booby/b").unwrap().restarts >= 1);
+}
+
 #[derive(Debug)]
 struct Layered;
 

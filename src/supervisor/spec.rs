@@ -139,7 +139,7 @@ impl Supervisor {
     /// that).
     #[allow(
         clippy::disallowed_methods,
-        reason = "a supervisor is the granting side: its default clock and jitter source are the OS's"
+        reason = "a supervisor is the granting side: its default clock is the OS's"
     )]
     pub fn new(name: impl Into<String>) -> Self {
         Self {
