@@ -458,3 +458,39 @@ fn manual_and_fixed_clocks_move_only_when_told() {
     let at = std::time::SystemTime::UNIX_EPOCH;
     assert_eq!(SystemClock::fixed(at).now().unwrap(), at);
 }
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the host plants a hard link, as a test fixture"
+)]
+fn a_hard_link_to_an_outside_file_cannot_be_written_through() {
+    let sandbox = Sandbox::new();
+    std::fs::hard_link(sandbox.canary_path(), sandbox.root_path().join("planted")).unwrap();
+    let root = sandbox.root();
+    // Reading is allowed: the host put the file in the tree.
+    assert_eq!(root.read("planted").unwrap(), common::CANARY);
+    for err in [
+        root.write("planted", b"overwritten").unwrap_err(),
+        root.create("planted").map(|_| ()).unwrap_err(),
+        root.open_with("planted", OpenOptions::new().append(true))
+            .map(|_| ())
+            .unwrap_err(),
+        root.set_permissions("planted", cap_std::fs::Permissions::from_mode(0o777))
+            .unwrap_err(),
+        root.copy("planted", &root, "planted")
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, FsError::SharedInode { links: 2, .. }),
+            "{err}"
+        );
+    }
+    sandbox.assert_canary_intact();
+    // Removing the link inside leaves the outside file alone, and after that
+    // the name can be written as a new file.
+    root.remove_file("planted").unwrap();
+    root.write("planted", b"new").unwrap();
+    sandbox.assert_canary_intact();
+}

@@ -6,7 +6,9 @@ use cap_std::AmbientAuthority;
 use cap_std::fs::{Metadata, Permissions};
 
 use super::entries::Entries;
-use super::file::{File, OpenOptions, refuse_set_id};
+use std::io::Write;
+
+use super::file::{File, OpenOptions, SET_ID_BITS, refuse_set_id};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::{GuardedDir, check_symlink_target};
 use super::read_only_dir::ReadOnlyDir;
@@ -32,6 +34,10 @@ use crate::revoke::Revoker;
 ///   link would lead outside for anyone who follows it without a capability,
 ///   now or after a later rename.
 /// - Setting set-user-ID or set-group-ID bits.
+/// - Writing, truncating or changing the permissions of a regular file that
+///   has more than one hard link: another link may be outside the tree (a
+///   host can plant one), and the change would reach it. Reading such a file
+///   is allowed; the host placed it there.
 /// - Its descriptor: there is no `AsFd`, no `into_std`.
 ///
 /// # Attenuation
@@ -128,20 +134,44 @@ impl Dir {
         options: &OpenOptions,
     ) -> Result<File, FsError> {
         let path = path.as_ref();
-        let op = if options.rights().write {
-            FsOp::Create
+        let rights = options.rights();
+        let file = if rights.write {
+            self.open_for_writing(FsOp::Create, path, options)?
         } else {
-            FsOp::Open
+            self.dir.run(FsOp::Open, path, |d| {
+                d.open_with(path, &options.to_cap_std())
+            })?
         };
-        let file = self
-            .dir
-            .run(op, path, |d| d.open_with(path, &options.to_cap_std()))?;
         Ok(File::new(
             file,
             self.dir.gate.clone(),
-            options.rights(),
+            rights,
             path.to_owned(),
         ))
+    }
+
+    /// Opens `path` for writing, refusing a regular file that has other hard
+    /// links: one of them may be outside the tree, and writing would change
+    /// that file too. Truncation waits until after the check.
+    fn open_for_writing(
+        &self,
+        op: FsOp,
+        path: &Path,
+        options: &OpenOptions,
+    ) -> Result<cap_std::fs::File, FsError> {
+        let truncate_after = options.truncates();
+        let mut untruncated = options.clone();
+        if truncate_after {
+            untruncated.truncate(false);
+        }
+        let file = self
+            .dir
+            .run(op, path, |d| d.open_with(path, &untruncated.to_cap_std()))?;
+        refuse_shared_inode(op, path, &file)?;
+        if truncate_after {
+            file.set_len(0).map_err(|e| FsError::from_io(op, path, e))?;
+        }
+        Ok(file)
     }
 
     /// Creates (or truncates) a file and opens it for writing.
@@ -162,8 +192,11 @@ impl Dir {
     /// As [`open`](Self::open).
     pub fn write(&self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), FsError> {
         let path = path.as_ref();
-        self.dir
-            .run(FsOp::Write, path, |d| d.write(path, contents.as_ref()))
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        let mut file = self.open_for_writing(FsOp::Write, path, &options)?;
+        file.write_all(contents.as_ref())
+            .map_err(|e| FsError::from_io(FsOp::Write, path, e))
     }
 
     /// Narrows to a subdirectory, keeping full rights and revocation.
@@ -283,9 +316,20 @@ impl Dir {
         to: impl AsRef<Path>,
     ) -> Result<u64, FsError> {
         let (from, to) = (from.as_ref(), to.as_ref());
-        to_dir.dir.admit(FsOp::Copy, to)?;
-        self.dir
-            .run(FsOp::Copy, from, |d| d.copy(from, &to_dir.dir.inner, to))
+        let mut source = self.dir.run(FsOp::Copy, from, |d| d.open(from))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        let mut target = to_dir.open_for_writing(FsOp::Copy, to, &options)?;
+        let copied = std::io::copy(&mut source, &mut target)
+            .map_err(|e| FsError::from_io(FsOp::Copy, to, e))?;
+        let permissions = source
+            .metadata()
+            .map_err(|e| FsError::from_io(FsOp::Copy, from, e))?
+            .permissions();
+        target
+            .set_permissions(without_set_id(permissions))
+            .map_err(|e| FsError::from_io(FsOp::Copy, to, e))?;
+        Ok(copied)
     }
 
     /// Creates a symlink at `link` pointing to `target`.
@@ -320,12 +364,46 @@ impl Dir {
         let path = path.as_ref();
         self.dir.admit(FsOp::SetPermissions, path)?;
         refuse_set_id(path, &permissions)?;
-        self.dir.run(FsOp::SetPermissions, path, |d| {
-            d.set_permissions(path, permissions)
-        })
+        // Through a descriptor, so the link-count check and the change apply
+        // to the same file.
+        let file = self.dir.run(FsOp::SetPermissions, path, |d| d.open(path))?;
+        refuse_shared_inode(FsOp::SetPermissions, path, &file)?;
+        file.set_permissions(permissions)
+            .map_err(|e| FsError::from_io(FsOp::SetPermissions, path, e))
     }
 
     shared_dir_methods!();
+}
+
+/// Refuses to change a regular file that is also reachable by another hard
+/// link, which may be outside the tree.
+fn refuse_shared_inode(op: FsOp, path: &Path, file: &cap_std::fs::File) -> Result<(), FsError> {
+    let metadata = file.metadata().map_err(|e| FsError::from_io(op, path, e))?;
+    #[cfg(unix)]
+    {
+        use cap_std::fs::MetadataExt;
+        if metadata.is_file() && metadata.nlink() > 1 {
+            return Err(FsError::SharedInode {
+                op,
+                path: path.to_owned(),
+                links: metadata.nlink(),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    Ok(())
+}
+
+/// `permissions` without the set-user-ID and set-group-ID bits.
+fn without_set_id(permissions: Permissions) -> Permissions {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::PermissionsExt;
+        Permissions::from_mode(permissions.mode() & !SET_ID_BITS)
+    }
+    #[cfg(not(unix))]
+    permissions
 }
 
 impl Grant for Dir {

@@ -75,6 +75,12 @@ impl OpenOptions {
         self
     }
 
+    /// Whether the file is truncated on open, which a writer defers until it
+    /// has checked the file (see `Dir::open_with`).
+    pub(crate) fn truncates(&self) -> bool {
+        self.truncate && !self.append
+    }
+
     pub(crate) fn rights(&self) -> FileRights {
         FileRights {
             read: self.read,

@@ -142,6 +142,17 @@ pub enum FsError {
         /// The requested mode.
         mode: u32,
     },
+    /// The file has other hard links, one of which may be outside the tree;
+    /// changing it through a capability is refused.
+    #[error("cannot {op} `{}`: the file has {links} hard links, and another may be outside the directory", .path.display())]
+    SharedInode {
+        /// The operation.
+        op: FsOp,
+        /// The path given to it.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
     /// The operating system reported an error.
     #[error("cannot {op} `{}`", .path.display())]
     Io {
@@ -183,6 +194,7 @@ impl FsError {
             FsError::Revoked { op, .. }
             | FsError::InvalidPath { op, .. }
             | FsError::Escape { op, .. }
+            | FsError::SharedInode { op, .. }
             | FsError::Io { op, .. } => *op,
             FsError::EscapingSymlink { .. } => FsOp::Symlink,
             FsError::SetIdRefused { .. } => FsOp::SetPermissions,
@@ -197,6 +209,7 @@ impl FsError {
             | FsError::Escape { path, .. }
             | FsError::EscapingSymlink { path, .. }
             | FsError::SetIdRefused { path, .. }
+            | FsError::SharedInode { path, .. }
             | FsError::Io { path, .. } => path,
         }
     }
@@ -208,15 +221,16 @@ impl FsError {
             FsError::Revoked { .. }
             | FsError::Escape { .. }
             | FsError::EscapingSymlink { .. }
-            | FsError::SetIdRefused { .. } => io::ErrorKind::PermissionDenied,
+            | FsError::SetIdRefused { .. }
+            | FsError::SharedInode { .. } => io::ErrorKind::PermissionDenied,
             FsError::InvalidPath { .. } => io::ErrorKind::InvalidInput,
             FsError::Io { source, .. } => source.kind(),
         }
     }
 
     /// Whether the capability model refused the operation (revoked, escape,
-    /// escaping symlink, set-id bits), as opposed to the operating system
-    /// failing it.
+    /// escaping symlink, set-id bits, shared inode), as opposed to the
+    /// operating system failing it.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
@@ -224,6 +238,7 @@ impl FsError {
                 | FsError::Escape { .. }
                 | FsError::EscapingSymlink { .. }
                 | FsError::SetIdRefused { .. }
+                | FsError::SharedInode { .. }
         )
     }
 
