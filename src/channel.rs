@@ -510,6 +510,7 @@ impl<T: Send + 'static> Grant for Sender<T> {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         inventory.record(
+            self,
             Capability::Sender {
                 channel: self.id,
                 message: std::any::type_name::<T>(),
@@ -532,6 +533,7 @@ impl<T: Send + 'static> Grant for Receiver<T> {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         inventory.record(
+            self,
             Capability::Receiver {
                 channel: self.id,
                 message: std::any::type_name::<T>(),

@@ -75,6 +75,8 @@ mod grant;
 mod revoke;
 mod signal;
 pub mod supervisor;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use component::{Backoff, BoxError, Child, Restart};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};

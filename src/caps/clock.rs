@@ -216,7 +216,12 @@ impl Grant for MonotonicClock {
     }
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(Capability::MonotonicClock, self.gate.is_revocable(), None);
+        inventory.record(
+            self,
+            Capability::MonotonicClock,
+            self.gate.is_revocable(),
+            None,
+        );
     }
 }
 
@@ -285,6 +290,11 @@ impl Grant for SystemClock {
     }
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(Capability::SystemClock, self.gate.is_revocable(), None);
+        inventory.record(
+            self,
+            Capability::SystemClock,
+            self.gate.is_revocable(),
+            None,
+        );
     }
 }

@@ -418,6 +418,6 @@ impl Grant for Dir {
     }
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        self.dir.visit(Rights::Full, inventory);
+        self.dir.visit(self, Rights::Full, inventory);
     }
 }

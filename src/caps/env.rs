@@ -195,6 +195,7 @@ impl Grant for Env {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         inventory.record(
+            self,
             Capability::Env {
                 names: self.vars.keys().cloned().collect(),
             },

@@ -141,7 +141,12 @@ impl GuardedFile {
         f(&self.inner)
     }
 
-    fn visit<'g>(&'g self, rights: FileRights, inventory: &mut Inventory<'g>) {
+    fn visit<'g>(
+        &'g self,
+        object: &'g (dyn std::any::Any + Send),
+        rights: FileRights,
+        inventory: &mut Inventory<'g>,
+    ) {
         #[cfg(unix)]
         let descriptor = {
             use std::os::fd::AsFd;
@@ -150,6 +155,7 @@ impl GuardedFile {
         #[cfg(not(unix))]
         let descriptor: Option<Descriptor<'g>> = None;
         inventory.record(
+            object,
             Capability::File { rights },
             self.gate.is_revocable(),
             descriptor,
@@ -406,7 +412,7 @@ impl Grant for File {
     }
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        self.file.visit(self.rights, inventory);
+        self.file.visit(self, self.rights, inventory);
     }
 }
 
@@ -428,6 +434,6 @@ impl Grant for ReadOnlyFile {
             read: true,
             write: false,
         };
-        self.file.visit(rights, inventory);
+        self.file.visit(self, rights, inventory);
     }
 }

@@ -97,7 +97,14 @@ impl GuardedDir {
         self.gate.attach(revoker);
     }
 
-    pub(crate) fn visit<'g>(&'g self, rights: Rights, inventory: &mut Inventory<'g>) {
+    /// Reports `object` (the `Dir` or `ReadOnlyDir` holding this) with
+    /// `rights`.
+    pub(crate) fn visit<'g>(
+        &'g self,
+        object: &'g (dyn std::any::Any + Send),
+        rights: Rights,
+        inventory: &mut Inventory<'g>,
+    ) {
         #[cfg(unix)]
         let descriptor = {
             use std::os::fd::AsFd;
@@ -106,6 +113,7 @@ impl GuardedDir {
         #[cfg(not(unix))]
         let descriptor: Option<Descriptor<'g>> = None;
         inventory.record(
+            object,
             Capability::Dir { rights },
             self.gate.is_revocable(),
             descriptor,

@@ -472,6 +472,7 @@ impl Grant for Net {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         inventory.record(
+            self,
             Capability::Net {
                 rules: self.rules.rules.clone(),
             },

@@ -222,6 +222,7 @@ impl Grant for Random {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         inventory.record(
+            self,
             Capability::Random {
                 source: self.source(),
             },

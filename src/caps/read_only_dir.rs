@@ -125,6 +125,6 @@ impl Grant for ReadOnlyDir {
     }
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        self.dir.visit(Rights::ReadOnly, inventory);
+        self.dir.visit(self, Rights::ReadOnly, inventory);
     }
 }

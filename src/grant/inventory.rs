@@ -1,6 +1,7 @@
 //! The enumeration of a grant: which capabilities it holds, where, and with
 //! which rights.
 
+use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -219,6 +220,12 @@ impl<'g> Descriptor<'g> {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
     }
+
+    /// The descriptor itself, for the crate's own probes and policies.
+    #[cfg(all(unix, feature = "testkit"))]
+    pub(crate) fn borrow(&self) -> std::os::fd::BorrowedFd<'g> {
+        self.fd
+    }
 }
 
 /// One capability found in a grant.
@@ -228,6 +235,8 @@ pub struct Held<'g> {
     capability: Capability,
     revocable: bool,
     descriptor: Option<Descriptor<'g>>,
+    /// The capability itself, for the crate's own probes.
+    object: Option<&'g (dyn Any + Send)>,
 }
 
 impl<'g> Held<'g> {
@@ -249,6 +258,12 @@ impl<'g> Held<'g> {
     /// The descriptor behind a directory or file capability.
     pub fn descriptor(&self) -> Option<Descriptor<'g>> {
         self.descriptor
+    }
+
+    /// The capability value, for the crate's own probes (the testkit).
+    #[allow(dead_code, reason = "read by the feature-gated testkit")]
+    pub(crate) fn object(&self) -> Option<&'g (dyn Any + Send)> {
+        self.object
     }
 }
 
@@ -312,11 +327,20 @@ impl<'g> Inventory<'g> {
 
     /// Reports a capability at the current path.
     pub fn hold(&mut self, capability: Capability) {
-        self.record(capability, false, None);
+        self.held.push(Held {
+            field: render_path(&self.path),
+            capability,
+            revocable: false,
+            descriptor: None,
+            object: None,
+        });
     }
 
+    /// Reports one of the crate's own capabilities, `object`, at the current
+    /// path.
     pub(crate) fn record(
         &mut self,
+        object: &'g (dyn Any + Send),
         capability: Capability,
         revocable: bool,
         descriptor: Option<Descriptor<'g>>,
@@ -326,6 +350,7 @@ impl<'g> Inventory<'g> {
             capability,
             revocable,
             descriptor,
+            object: Some(object),
         });
     }
 
