@@ -2,11 +2,13 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::caps::Random;
 use crate::context::Context;
-use crate::grant::{Capability, Grant, ReissueError};
+use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::lockdown::{Lockdown, LockdownError, Policy};
 use crate::revoke::Revoker;
 
 /// The error type components may return: anything that converts into a boxed
@@ -110,15 +112,44 @@ pub(crate) struct ChildSettings {
     pub(crate) poison_threshold: u32,
 }
 
-/// A fresh instance's body: the entry function with its re-issued grant.
-pub(crate) type InstanceBody = Box<dyn FnOnce(&Context) -> Result<(), BoxError> + Send>;
+/// A fresh instance: the entry function with its re-issued grant.
+pub(crate) trait Instance: Send {
+    /// The capabilities this instance's grant holds, with their descriptors
+    /// (what a kernel policy is derived from).
+    #[allow(dead_code, reason = "read by the feature-gated kernel lockdown")]
+    fn inventory(&self) -> Inventory<'_>;
+
+    /// Runs the entry function, consuming the grant.
+    fn run(self: Box<Self>, cx: &Context) -> Result<(), BoxError>;
+}
+
+struct Prepared<G, E> {
+    entry: fn(G, &Context) -> Result<(), E>,
+    grant: G,
+}
+
+impl<G, E> Instance for Prepared<G, E>
+where
+    G: Grant,
+    E: Into<BoxError> + 'static,
+{
+    fn inventory(&self) -> Inventory<'_> {
+        self.grant.inventory()
+    }
+
+    fn run(self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
+        (self.entry)(self.grant, cx).map_err(Into::into)
+    }
+}
 
 /// A child specification with its grant and entry type erased.
 pub(crate) trait WorkerFactory: Send {
     /// Re-issues the grant (subject to `revoker`) and binds it to the entry.
-    fn instance(&self, revoker: &Revoker) -> Result<InstanceBody, ReissueError>;
+    fn instance(&self, revoker: &Revoker) -> Result<Box<dyn Instance>, ReissueError>;
     /// The grant's capabilities, for status and capability maps.
     fn capabilities(&self) -> Vec<(String, Capability)>;
+    /// Compiles a kernel policy from the specification's grant.
+    fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError>;
     /// A copy with a re-issued grant, for pools.
     fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError>;
 }
@@ -133,13 +164,17 @@ where
     G: Grant,
     E: Into<BoxError> + 'static,
 {
-    fn instance(&self, revoker: &Revoker) -> Result<InstanceBody, ReissueError> {
+    fn instance(&self, revoker: &Revoker) -> Result<Box<dyn Instance>, ReissueError> {
         let mut grant = self.grant.reissue()?;
         grant.attach_revoker(revoker);
-        let entry = self.entry;
-        Ok(Box::new(move |cx: &Context| {
-            entry(grant, cx).map_err(Into::into)
+        Ok(Box::new(Prepared {
+            entry: self.entry,
+            grant,
         }))
+    }
+
+    fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError> {
+        Policy::compile(lockdown, &self.grant.inventory())
     }
 
     fn capabilities(&self) -> Vec<(String, Capability)> {
@@ -206,6 +241,16 @@ fn default_settings(name: String) -> ChildSettings {
 pub struct Child {
     pub(crate) settings: ChildSettings,
     pub(crate) factory: Box<dyn WorkerFactory>,
+    /// The kernel policy asked for, compiled at the first start.
+    pub(crate) lockdown: Option<LockdownRequest>,
+}
+
+/// A child's lockdown: the request, and its policy once compiled (once per
+/// specification; every start only applies it).
+#[derive(Debug, Clone)]
+pub(crate) struct LockdownRequest {
+    pub(crate) lockdown: Lockdown,
+    pub(crate) policy: Option<Arc<Policy>>,
 }
 
 impl fmt::Debug for Child {
@@ -231,6 +276,7 @@ impl Child {
         Self {
             settings: default_settings(name.into()),
             factory: Box::new(Worker { entry, grant }),
+            lockdown: None,
         }
     }
 
@@ -271,6 +317,19 @@ impl Child {
         self
     }
 
+    /// Confines every instance's thread with a kernel policy derived from
+    /// its grant (see [`lockdown`](crate::lockdown)). Without the `lockdown`
+    /// feature, or off Linux, nothing can be enforced: a `Require` child
+    /// then does not start, and a `BestEffort` one reports that.
+    #[must_use]
+    pub fn lockdown(mut self, lockdown: Lockdown) -> Self {
+        self.lockdown = Some(LockdownRequest {
+            lockdown,
+            policy: None,
+        });
+        self
+    }
+
     /// After how many instances in a row died handling the same message the
     /// message goes to the dead-letter sink instead of being delivered again.
     #[must_use]
@@ -288,7 +347,22 @@ impl Child {
                 ..self.settings.clone()
             },
             factory: self.factory.duplicate()?,
+            lockdown: self.lockdown.clone(),
         })
+    }
+
+    /// The child's kernel policy, compiled on first use from the
+    /// specification's grant.
+    pub(crate) fn policy(&mut self) -> Option<Result<Arc<Policy>, LockdownError>> {
+        let request = self.lockdown.as_mut()?;
+        if let Some(policy) = &request.policy {
+            return Some(Ok(Arc::clone(policy)));
+        }
+        Some(self.factory.compile_policy(request.lockdown).map(|policy| {
+            let policy = Arc::new(policy);
+            request.policy = Some(Arc::clone(&policy));
+            policy
+        }))
     }
 
     pub(crate) fn backoff_delay(&self, attempt: u32, random: &Random) -> Option<Duration> {

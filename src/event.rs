@@ -16,6 +16,7 @@ use crossbeam_channel as cb;
 use parking_lot::Mutex;
 
 use crate::fault::Fault;
+use crate::lockdown::Enforcement;
 
 /// Why an instance ended without a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +33,12 @@ pub enum ExitReason {
 pub enum EventKind {
     /// An instance (or a nested supervisor) started.
     Started,
+    /// An instance's thread was confined by the kernel before its entry ran
+    /// (published just before `Started` or `Restarted`).
+    LockedDown {
+        /// What the kernel enforces.
+        enforcement: Enforcement,
+    },
     /// An instance ended without a fault.
     Exited {
         /// Why.
@@ -128,6 +135,7 @@ impl fmt::Display for Event {
         f.write_str(" ")?;
         match &self.kind {
             EventKind::Started => f.write_str("started"),
+            EventKind::LockedDown { enforcement } => write!(f, "locked down: {enforcement}"),
             EventKind::Exited { reason } => match reason {
                 ExitReason::Normal => f.write_str("exited normally"),
                 ExitReason::Shutdown => f.write_str("stopped"),

@@ -72,6 +72,7 @@ mod context;
 pub mod event;
 mod fault;
 mod grant;
+pub mod lockdown;
 mod revoke;
 mod signal;
 pub mod supervisor;
@@ -82,6 +83,7 @@ pub use component::{Backoff, BoxError, Child, Restart};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};
 pub use fault::{Fault, FaultKind, InFlight, PanicLocation};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
+pub use lockdown::Lockdown;
 pub use revoke::{Revoked, Revoker};
 pub use supervisor::{
     AutoShutdown, ControlError, SpecError, StartError, Strategy, Supervisor, System, SystemExit,

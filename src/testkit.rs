@@ -55,6 +55,7 @@
 
 mod assert;
 mod harness;
+mod host;
 pub mod ops;
 mod probe;
 mod sandbox;
@@ -63,5 +64,8 @@ pub use assert::Refusal;
 #[doc(hidden)]
 pub use assert::describe_failure;
 pub use harness::{Harness, Run, RunExit};
-pub use probe::{Attempt, Expected, Outcome, ProbeOptions, Report, probe, probe_with};
+pub use host::Host;
+pub use probe::{
+    Attempt, Expected, Outcome, ProbeOptions, Report, probe, probe_hosted, probe_with,
+};
 pub use sandbox::{CANARY_CONTENT, Canary, CanaryChanged, Sandbox, SandboxBuilder, SandboxError};

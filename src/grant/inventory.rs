@@ -222,7 +222,7 @@ impl<'g> Descriptor<'g> {
     }
 
     /// The descriptor itself, for the crate's own probes and policies.
-    #[cfg(all(unix, feature = "testkit"))]
+    #[cfg(all(unix, any(feature = "testkit", feature = "lockdown")))]
     pub(crate) fn borrow(&self) -> std::os::fd::BorrowedFd<'g> {
         self.fd
     }

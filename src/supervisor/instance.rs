@@ -7,19 +7,26 @@ use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome};
 use super::dead_letter::DeadLetter;
-use crate::component::{BoxError, InstanceBody};
+use crate::component::{BoxError, Instance};
 use crate::context::{Context, Mailbox};
 use crate::fault::{self, Fault, FaultKind, InFlight};
+use crate::lockdown::{Enforcement, LockdownError, Policy};
+
+/// Where an instance says whether its kernel policy is in force.
+pub(crate) type LockdownReply = cb::Sender<Result<Enforcement, LockdownError>>;
 
 /// Everything an instance thread needs, moved onto it.
 pub(crate) struct InstanceRun {
     pub(crate) context: Context,
-    pub(crate) body: InstanceBody,
+    pub(crate) body: Box<dyn Instance>,
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) poison_threshold: u32,
     pub(crate) forward_panics: bool,
     pub(crate) slot: u64,
     pub(crate) report_to: cb::Sender<Control>,
+    /// The kernel policy to apply before the entry runs, and where to say
+    /// whether it was.
+    pub(crate) lockdown: Option<(Arc<Policy>, LockdownReply)>,
 }
 
 /// The body of every instance thread. This is the only function in the
@@ -34,9 +41,19 @@ pub(crate) fn run_instance(run: InstanceRun) {
         forward_panics,
         slot,
         report_to,
+        lockdown,
     } = run;
+    if let Some((policy, ready)) = lockdown {
+        let applied = policy.apply(&body.inventory());
+        let refused = applied.is_err();
+        let _ = ready.send(applied);
+        if refused {
+            // The supervisor reports the start as failed; the entry never runs.
+            return;
+        }
+    }
     fault::mark_supervised(forward_panics);
-    let result = catch_unwind(AssertUnwindSafe(|| body(&context)));
+    let result = catch_unwind(AssertUnwindSafe(|| body.run(&context)));
     let cancelled = context.is_cancelled();
     let outcome = match result {
         Ok(Ok(())) if cancelled => Outcome::Shutdown,

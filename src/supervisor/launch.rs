@@ -24,13 +24,17 @@ pub(crate) const CONTROL_CAPACITY: usize = 1024;
 
 pub(crate) fn spawn_worker(
     tree: &Arc<Tree>,
-    child: &Child,
+    child: &mut Child,
     path: &str,
     instance: u64,
     mailbox: Arc<Mailbox>,
     slot: u64,
     control: &cb::Sender<Control>,
 ) -> Result<Handle, String> {
+    let policy = child
+        .policy()
+        .transpose()
+        .map_err(|err| format!("its kernel policy could not be built: {err}"))?;
     let revoker = Revoker::new();
     let body = child
         .factory
@@ -44,6 +48,7 @@ pub(crate) fn spawn_worker(
         tree.clock.clone(),
         Arc::clone(&mailbox),
     );
+    let (ready_tx, ready) = cb::bounded(1);
     let run = InstanceRun {
         context,
         body,
@@ -52,21 +57,37 @@ pub(crate) fn spawn_worker(
         forward_panics: tree.forward_panics,
         slot,
         report_to: control.clone(),
+        lockdown: policy.map(|policy| (policy, ready_tx)),
     };
+    let locked = run.lockdown.is_some();
     let join = std::thread::Builder::new()
         .name(format!("{path}#{instance}"))
         .spawn(move || run_instance(run))
         .map_err(|err| format!("could not spawn its thread: {err}"))?;
+    // A locked-down instance has started only once its policy is in force.
+    let enforcement = if locked {
+        match ready.recv() {
+            Ok(Ok(enforcement)) => Some(enforcement),
+            Ok(Err(err)) => {
+                let _ = join.join();
+                return Err(format!("lockdown refused: {err}"));
+            }
+            Err(_) => {
+                let _ = join.join();
+                return Err("its thread ended before its kernel policy was applied".to_owned());
+            }
+        }
+    } else {
+        None
+    };
     Ok(Handle::Worker {
         cancel,
         revoker,
         join,
+        enforcement,
     })
 }
 
-/// Starts a nested supervisor on its own thread and waits until its
-/// children have started. On failure the specification comes back (unless
-/// the thread could not even be spawned).
 /// A nested supervisor that did not start, and its specification back
 /// (unless its thread could not even be spawned).
 pub(crate) struct NestedStartFailure {

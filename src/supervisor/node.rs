@@ -25,6 +25,7 @@ use crate::component::{Child, ChildSettings, Restart};
 use crate::context::Mailbox;
 use crate::event::{Disposal, EventKind, ExitReason};
 use crate::fault::{Fault, FaultKind};
+use crate::lockdown::Enforcement;
 use crate::revoke::Revoker;
 use crate::signal::Signal;
 
@@ -50,6 +51,8 @@ pub(crate) enum Handle {
         cancel: Arc<Signal>,
         revoker: Revoker,
         join: JoinHandle<()>,
+        /// What the kernel enforces for this instance, when locked down.
+        enforcement: Option<Enforcement>,
     },
     Supervisor {
         control: cb::Sender<Control>,
@@ -90,6 +93,8 @@ struct Slot {
     failures_in_row: u32,
     last_fault: Option<Fault>,
     leaked: usize,
+    /// What the kernel enforces for the current (or last) instance.
+    enforcement: Option<Enforcement>,
     mailbox: Arc<Mailbox>,
     capabilities: Vec<(String, Capability)>,
     /// Part of the specification (restored when this supervisor restarts),
@@ -280,6 +285,7 @@ impl NodeState {
             failures_in_row: 0,
             last_fault: None,
             leaked: 0,
+            enforcement: None,
             mailbox: Arc::new(Mailbox::default()),
             capabilities,
             initial,
@@ -403,11 +409,19 @@ impl NodeState {
         slot.instance = instance;
         match handle {
             Ok(handle) => {
+                let enforcement = match &handle {
+                    Handle::Worker { enforcement, .. } => *enforcement,
+                    Handle::Supervisor { .. } => None,
+                };
+                slot.enforcement = enforcement;
                 slot.state = SlotState::Running {
                     instance,
                     handle,
                     started_at: self.tree.clock.read(),
                 };
+                if let Some(enforcement) = enforcement {
+                    self.emit(&path, Some(instance), EventKind::LockedDown { enforcement });
+                }
                 let kind = if instance == 1 {
                     EventKind::Started
                 } else {
@@ -1021,6 +1035,7 @@ impl NodeState {
                         restarts: slot.restarts,
                         last_fault: slot.last_fault.clone(),
                         leaked_threads: slot.leaked,
+                        lockdown: slot.enforcement,
                         capabilities: slot.capabilities.clone(),
                         children: Vec::new(),
                     },

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use super::spec::Strategy;
 use crate::caps::Capability;
 use crate::fault::Fault;
+use crate::lockdown::Enforcement;
 
 /// What a child is doing now.
 ///
@@ -71,6 +72,9 @@ pub struct ChildStatus {
     pub last_fault: Option<Fault>,
     /// Instances that ignored shutdown and whose threads were detached.
     pub leaked_threads: usize,
+    /// What the kernel enforces for the current instance, if it is locked
+    /// down.
+    pub lockdown: Option<Enforcement>,
     /// The capabilities its grant holds (components only), by field.
     pub capabilities: Vec<(String, Capability)>,
     /// Its children (supervisors only), in start order.
@@ -147,6 +151,9 @@ impl fmt::Display for Status {
             )?;
             if node.leaked_threads > 0 {
                 write!(f, " leaked={}", node.leaked_threads)?;
+            }
+            if let Some(enforcement) = &node.lockdown {
+                write!(f, " [locked down: {enforcement}]")?;
             }
             if let Some(fault) = &node.last_fault {
                 write!(f, " last fault: {}", fault.message())?;

@@ -162,6 +162,7 @@ impl System {
                     _ => None,
                 },
                 leaked_threads: 0,
+                lockdown: None,
                 capabilities: Vec::new(),
                 children: self.board.snapshot(),
             },

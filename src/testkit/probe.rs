@@ -5,17 +5,17 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::assert::Refusal;
-use super::sandbox::{CANARY_CONTENT, Canary, Planter, TempTree, relative_path};
+use super::host::{DEPTH, Host, HostRef, HostSide, Scratch};
+use super::sandbox::CANARY_CONTENT;
 use crate::caps::{
     Dir, Env, File, FsError, MonotonicClock, Net, NetAccess, Random, ReadOnlyDir, ReadOnlyFile,
     SystemClock,
 };
 use crate::fault::with_sources;
-use crate::grant::{Descriptor, Grant, Held};
+use crate::grant::{Descriptor, Grant, Held, Inventory};
 use crate::revoke::Revoker;
 
 /// What an attempt should come to.
@@ -180,11 +180,20 @@ pub struct ProbeOptions {
     /// symlink to the outside while the capability opens, creates or removes
     /// through it.
     pub race_rounds: u32,
+    /// Also make the ambient calls a component could make around its
+    /// capabilities — `std::fs` on outside and inside paths, sockets,
+    /// processes, signals, set-id modes, symlinks and hard links planted
+    /// through host paths — which only a kernel lockdown stops. Off by
+    /// default: without lockdown they succeed, and the report says so.
+    pub ambient: bool,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        Self { race_rounds: 300 }
+        Self {
+            race_rounds: 300,
+            ambient: false,
+        }
     }
 }
 
@@ -219,36 +228,40 @@ pub fn probe<G: Grant>(grant: &G) -> Report {
 
 /// [`probe`] with explicit options.
 pub fn probe_with<G: Grant>(grant: &G, options: &ProbeOptions) -> Report {
-    let mut report = Report::default();
-    let outside = match TempTree::new("probe-outside") {
-        Ok(tree) => tree,
-        Err(err) => {
-            report
-                .attempts
-                .push(skipped("set up an outside canary", "-", &err));
-            return report;
-        }
-    };
-    let canary = match Canary::plant(outside.path.join("canary")) {
-        Ok(canary) => canary,
-        Err(err) => {
-            report
-                .attempts
-                .push(skipped("set up an outside canary", "-", &err));
-            return report;
-        }
-    };
+    match HostSide::new() {
+        Ok(side) => run(grant, HostRef::Local(side), options),
+        Err(err) => Report {
+            attempts: vec![skipped("set up an outside canary", "-", &err)],
+        },
+    }
+}
+
+/// [`probe_with`], asking `host` — a thread started before any lockdown —
+/// to plant fixtures and check the canary. Use it to run the battery from a
+/// locked-down component, whose own thread may not touch the outside.
+pub fn probe_hosted<G: Grant>(grant: &G, host: &Host, options: &ProbeOptions) -> Report {
+    run(grant, HostRef::Remote(host), options)
+}
+
+fn run<G: Grant>(grant: &G, host: HostRef<'_>, options: &ProbeOptions) -> Report {
+    let canary = host.canary_path();
     let mut prober = Prober {
+        canary_dir: canary.parent().map(Path::to_owned).unwrap_or_default(),
         canary,
+        host,
         options: *options,
         attempts: Vec::new(),
     };
-    for held in grant.inventory().iter() {
+    let inventory = grant.inventory();
+    for held in inventory.iter() {
         prober.probe_held(held);
     }
-    report.attempts = prober.attempts;
-    drop(outside);
-    report
+    if options.ambient {
+        prober.ambient(&inventory);
+    }
+    Report {
+        attempts: prober.attempts,
+    }
 }
 
 fn skipped(attempt: &str, capability: &str, why: &dyn fmt::Display) -> Attempt {
@@ -261,8 +274,11 @@ fn skipped(attempt: &str, capability: &str, why: &dyn fmt::Display) -> Attempt {
     }
 }
 
-struct Prober {
-    canary: Canary,
+struct Prober<'h> {
+    host: HostRef<'h>,
+    /// The outside canary's host path, and its directory.
+    canary: PathBuf,
+    canary_dir: PathBuf,
     options: ProbeOptions,
     attempts: Vec<Attempt>,
 }
@@ -305,34 +321,7 @@ impl ProbedDir for ReadOnlyDir {
     }
 }
 
-/// The fixtures planted in a scratch directory inside a granted directory.
-struct Scratch {
-    /// Its name inside the granted directory.
-    name: String,
-    /// Its host path.
-    host: PathBuf,
-    /// Whether a hard link to the canary could be planted (not across
-    /// filesystems).
-    hard_link: bool,
-}
-
-impl Drop for Scratch {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the battery removes its own fixtures"
-    )]
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.host);
-    }
-}
-
-const DEPTH: usize = 64;
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the battery acts as the host: it plants fixtures and inspects the outside"
-)]
-impl Prober {
+impl Prober<'_> {
     fn record<T, E: Refusal + 'static>(
         &mut self,
         capability: &str,
@@ -357,12 +346,12 @@ impl Prober {
         mut outcome: Outcome,
         mut escaped: bool,
     ) {
-        if let Err(change) = self.canary.check() {
+        if let Err(change) = self.host.check() {
             escaped = true;
             if !matches!(outcome, Outcome::Reached(_)) {
                 outcome = Outcome::Reached(format!("{change} (after: {outcome})"));
             }
-            self.canary.restore();
+            self.host.restore();
         }
         self.attempts.push(Attempt {
             attempt,
@@ -428,76 +417,6 @@ impl Prober {
         }
     }
 
-    // ----- directories: fixtures ----------------------------------------
-
-    fn host_path(descriptor: Option<Descriptor<'_>>) -> Option<PathBuf> {
-        let descriptor = descriptor?;
-        std::fs::read_link(format!("/proc/self/fd/{}", descriptor.number())).ok()
-    }
-
-    fn plant(&self, host_dir: &Path) -> Result<Scratch, String> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            ".compartment-probe-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let host = host_dir.join(&name);
-        std::fs::create_dir(&host)
-            .map_err(|e| format!("cannot plant fixtures in {}: {e}", host_dir.display()))?;
-        let mut scratch = Scratch {
-            name,
-            host,
-            hard_link: false,
-        };
-        let planter = Planter {
-            root: &scratch.host,
-            canary: &self.canary,
-        };
-        let canary = self.canary.path();
-        let result = (|| -> Result<(), String> {
-            let text = |e: super::sandbox::SandboxError| e.to_string();
-            planter.file(Path::new("file"), b"inside").map_err(text)?;
-            planter.symlink(Path::new("abs"), canary).map_err(text)?;
-            planter
-                .symlink(Path::new("rel"), &relative_path(&scratch.host, canary))
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("outdir"), self.canary.dir())
-                .map_err(text)?;
-            planter
-                .symlink(
-                    Path::new("dangling"),
-                    &self.canary.dir().join("created-through-a-dangling-link"),
-                )
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("chain-2"), Path::new("abs"))
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("chain-1"), Path::new("chain-2"))
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("loop-a"), Path::new("loop-b"))
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("loop-b"), Path::new("loop-a"))
-                .map_err(text)?;
-            let deep: PathBuf = std::iter::repeat_n("d", DEPTH).collect();
-            std::fs::create_dir_all(scratch.host.join(&deep)).map_err(|e| e.to_string())?;
-            planter
-                .file(Path::new("swap-dir/canary"), b"inside")
-                .map_err(text)?;
-            planter
-                .symlink(Path::new("swap-link"), self.canary.dir())
-                .map_err(text)?;
-            Ok(())
-        })();
-        result?;
-        scratch.hard_link = std::fs::hard_link(canary, scratch.host.join("hardlink")).is_ok();
-        Ok(scratch)
-    }
-
     // ----- directories: read side ------------------------------------------
 
     fn directory<D: ProbedDir>(
@@ -506,7 +425,7 @@ impl Prober {
         dir: &D,
         descriptor: Option<Descriptor<'_>>,
     ) {
-        let canary = self.canary.path().to_owned();
+        let canary = self.canary.clone();
         let canary_name = canary.file_name().map(PathBuf::from).unwrap_or_default();
         let denied = Expected::Denied;
         self.record(
@@ -580,7 +499,7 @@ impl Prober {
             dir.read_path(&long),
         );
 
-        let Some(host) = Self::host_path(descriptor) else {
+        let Some(host) = descriptor.and_then(|d| self.host.host_path(d.number())) else {
             self.push(
                 label,
                 "plant fixtures".into(),
@@ -590,7 +509,7 @@ impl Prober {
             );
             return;
         };
-        let scratch = match self.plant(&host) {
+        let scratch = match self.host.plant(&host) {
             Ok(scratch) => scratch,
             Err(why) => {
                 self.push(
@@ -662,6 +581,7 @@ impl Prober {
         );
         self.race_read(label, dir, &scratch);
         self.revoked_directory(label, dir, &scratch);
+        self.host.remove(&scratch);
     }
 
     /// Another thread swaps `swap` between a directory and a symlink to the
@@ -670,15 +590,15 @@ impl Prober {
         let path = Path::new(&scratch.name).join("swap/canary");
         let rounds = self.options.race_rounds;
         let (mut inside, mut refused, mut outside) = (0u32, 0u32, 0u32);
-        with_swapper(scratch, self.canary.dir(), || {
-            for _ in 0..rounds {
-                match dir.read_path(&path) {
-                    Ok(content) if content == CANARY_CONTENT => outside += 1,
-                    Ok(_) => inside += 1,
-                    Err(_) => refused += 1,
-                }
+        self.host.start_swapper(scratch);
+        for _ in 0..rounds {
+            match dir.read_path(&path) {
+                Ok(content) if content == CANARY_CONTENT => outside += 1,
+                Ok(_) => inside += 1,
+                Err(_) => refused += 1,
             }
-        });
+        }
+        self.host.stop_swapper();
         self.race_result(
             label,
             "read while a directory is swapped for a symlink (race)",
@@ -843,13 +763,13 @@ impl Prober {
             label,
             "write the canary by its absolute path",
             denied,
-            dir.write(self.canary.path(), b"x"),
+            dir.write(&self.canary, b"x"),
         );
         self.record(
             label,
             "create an absolute symlink",
             denied,
-            dir.symlink(self.canary.path(), "abs-link"),
+            dir.symlink(&self.canary, "abs-link"),
         );
         self.record(
             label,
@@ -858,10 +778,10 @@ impl Prober {
             dir.symlink("../../..", "up-link"),
         );
 
-        let Some(host) = Self::host_path(descriptor) else {
+        let Some(host) = descriptor.and_then(|d| self.host.host_path(d.number())) else {
             return;
         };
-        let scratch = match self.plant(&host) {
+        let scratch = match self.host.plant(&host) {
             Ok(scratch) => scratch,
             Err(why) => {
                 self.push(
@@ -961,21 +881,22 @@ impl Prober {
         );
         self.race_create(label, dir, &scratch);
         self.race_remove(label, dir, &scratch);
+        self.host.remove(&scratch);
     }
 
     fn race_create(&mut self, label: &str, dir: &Dir, scratch: &Scratch) {
         let path = Path::new(&scratch.name).join("swap/created-in-a-race");
         let rounds = self.options.race_rounds;
         let (mut inside, mut refused) = (0u32, 0u32);
-        with_swapper(scratch, self.canary.dir(), || {
-            for _ in 0..rounds {
-                match dir.write(&path, b"race") {
-                    Ok(()) => inside += 1,
-                    Err(_) => refused += 1,
-                }
+        self.host.start_swapper(scratch);
+        for _ in 0..rounds {
+            match dir.write(&path, b"race") {
+                Ok(()) => inside += 1,
+                Err(_) => refused += 1,
             }
-        });
-        let outside = u32::from(self.canary.dir().join("created-in-a-race").exists());
+        }
+        self.host.stop_swapper();
+        let outside = u32::from(self.host.exists(&self.canary_dir.join("created-in-a-race")));
         self.race_result(
             label,
             "create while a directory is swapped for a symlink (race)",
@@ -990,15 +911,15 @@ impl Prober {
         let path = Path::new(&scratch.name).join("swap");
         let rounds = self.options.race_rounds / 4;
         let (mut inside, mut refused) = (0u32, 0u32);
-        with_swapper(scratch, self.canary.dir(), || {
-            for _ in 0..rounds {
-                match dir.remove_dir_all(&path) {
-                    Ok(()) => inside += 1,
-                    Err(_) => refused += 1,
-                }
+        self.host.start_swapper(scratch);
+        for _ in 0..rounds {
+            match dir.remove_dir_all(&path) {
+                Ok(()) => inside += 1,
+                Err(_) => refused += 1,
             }
-        });
-        let outside = u32::from(!self.canary.path().exists());
+        }
+        self.host.stop_swapper();
+        let outside = u32::from(!self.host.exists(&self.canary));
         self.race_result(
             label,
             "remove a tree while it is swapped for a symlink (race)",
@@ -1007,6 +928,191 @@ impl Prober {
             refused,
             outside,
         );
+    }
+
+    // ----- ambient calls ---------------------------------------------------------
+
+    /// Calls a component could make around its capabilities. Only a kernel
+    /// lockdown refuses them; without one they succeed and are reported as
+    /// escapes.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "these are the ambient calls a component could make anyway: the kernel must refuse them"
+    )]
+    fn ambient(&mut self, inventory: &Inventory<'_>) {
+        use std::net::{TcpListener, TcpStream, UdpSocket};
+        let label = "ambient calls";
+        let fails = Expected::Fails;
+        let canary = self.canary.clone();
+        self.record(
+            label,
+            "std::fs::read(\"/etc/passwd\")",
+            fails,
+            std::fs::read("/etc/passwd"),
+        );
+        self.record(
+            label,
+            "std::fs::read the canary",
+            fails,
+            std::fs::read(&canary),
+        );
+        self.record(
+            label,
+            "std::fs::write the canary",
+            fails,
+            std::fs::write(&canary, b"x"),
+        );
+        self.record(
+            label,
+            "std::fs::read_dir(\"/\")",
+            fails,
+            std::fs::read_dir("/"),
+        );
+        self.record(
+            label,
+            "std::fs::write next to the canary",
+            fails,
+            std::fs::write(self.canary_dir.join("written-by-an-ambient-call"), b"x"),
+        );
+        let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        let rules: Vec<crate::caps::NetRule> = inventory
+            .iter()
+            .filter_map(|held| match held.capability() {
+                crate::grant::Capability::Net { rules } => Some(rules.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !rules
+            .iter()
+            .any(|rule| rule.permits(NetAccess::Bind, loopback))
+        {
+            self.record(
+                label,
+                "std::net::TcpListener::bind(127.0.0.1:0)",
+                fails,
+                TcpListener::bind(loopback),
+            );
+            self.record(
+                label,
+                "std::net::UdpSocket::bind(127.0.0.1:0)",
+                fails,
+                UdpSocket::bind(loopback),
+            );
+        }
+        if let Some(addr) = [9u16, 22, 443, 40_002]
+            .into_iter()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            .find(|addr| {
+                !rules
+                    .iter()
+                    .any(|rule| rule.permits(NetAccess::Connect, *addr))
+            })
+        {
+            self.record(
+                label,
+                format!("std::net::TcpStream::connect({addr})"),
+                fails,
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)),
+            );
+        }
+        self.record(
+            label,
+            "std::process::Command::new(\"true\")",
+            fails,
+            std::process::Command::new("true").status(),
+        );
+        let parent = std::os::unix::process::parent_id();
+        self.record(
+            label,
+            format!("signal 0 to the parent process ({parent})"),
+            fails,
+            rustix::process::Pid::from_raw(parent as i32)
+                .ok_or_else(|| std::io::Error::other("no parent"))
+                .and_then(|pid| {
+                    rustix::process::test_kill_process(pid).map_err(std::io::Error::from)
+                }),
+        );
+        let from_thread = std::thread::scope(|scope| {
+            scope
+                .spawn(|| std::fs::read("/etc/passwd").map(drop))
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the thread panicked")))
+        });
+        self.record(
+            label,
+            "std::fs::read(\"/etc/passwd\") from a thread it spawned",
+            fails,
+            from_thread,
+        );
+        for held in inventory.iter() {
+            let (crate::grant::Capability::Dir { rights }, Some(descriptor)) =
+                (held.capability(), held.descriptor())
+            else {
+                continue;
+            };
+            let Some(host) = self.host.host_path(descriptor.number()) else {
+                continue;
+            };
+            let field = held.field().to_owned();
+            let through_fd = PathBuf::from(format!("/proc/self/fd/{}", descriptor.number()));
+            match rights {
+                crate::grant::Rights::Full => {
+                    self.record(
+                        label,
+                        format!("std symlink to the canary inside `{field}`"),
+                        fails,
+                        std::os::unix::fs::symlink(&canary, host.join("ambient-symlink")),
+                    );
+                    self.record(
+                        label,
+                        format!("std hard link to the canary inside `{field}`"),
+                        fails,
+                        std::fs::hard_link(&canary, host.join("ambient-hardlink")),
+                    );
+                    let file = host.join("ambient-set-id");
+                    if std::fs::write(&file, b"#!").is_ok() {
+                        use std::os::unix::fs::PermissionsExt;
+                        self.record(
+                            label,
+                            format!("std chmod 4755 inside `{field}`"),
+                            fails,
+                            std::fs::set_permissions(
+                                &file,
+                                std::fs::Permissions::from_mode(0o4755),
+                            ),
+                        );
+                        let _ = std::fs::remove_file(&file);
+                    }
+                }
+                _ => {
+                    self.record(
+                        label,
+                        format!("std::fs::write inside read-only `{field}`"),
+                        fails,
+                        std::fs::write(host.join("ambient-file"), b"x"),
+                    );
+                    self.record(
+                        label,
+                        format!("create through `/proc/self/fd/N` of read-only `{field}`"),
+                        fails,
+                        std::fs::write(through_fd.join("ambient-file"), b"x"),
+                    );
+                    self.record(
+                        label,
+                        format!("openat(O_CREAT|O_WRONLY) via rustix in read-only `{field}`"),
+                        fails,
+                        rustix::fs::openat(
+                            rustix::fs::CWD,
+                            through_fd.join("ambient-openat"),
+                            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+                            rustix::fs::Mode::from_raw_mode(0o600),
+                        )
+                        .map_err(std::io::Error::from),
+                    );
+                }
+            }
+        }
     }
 
     // ----- network and environment --------------------------------------------
@@ -1147,34 +1253,4 @@ fn revoked_copy<C: Grant>(capability: &C) -> (Result<C, String>, Revoker) {
 fn permissions(mode: u32) -> cap_std::fs::Permissions {
     use cap_std::fs::PermissionsExt;
     cap_std::fs::Permissions::from_mode(mode)
-}
-
-/// Runs `body` while another thread keeps swapping `<scratch>/swap` between
-/// a real directory and a symlink to `outside`, recreating the directory if
-/// the body removed it.
-#[allow(clippy::disallowed_methods, reason = "the racing thread is the host")]
-fn with_swapper(scratch: &Scratch, outside: &Path, body: impl FnOnce()) {
-    let swap = scratch.host.join("swap");
-    let dir = scratch.host.join("swap-dir");
-    let link = scratch.host.join("swap-link");
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                if !dir.exists() && std::fs::symlink_metadata(&swap).is_err() {
-                    let _ = std::fs::create_dir(&dir);
-                    let _ = std::fs::write(dir.join("canary"), b"inside");
-                }
-                let _ = std::fs::rename(&dir, &swap);
-                let _ = std::fs::rename(&swap, &dir);
-                if std::fs::symlink_metadata(&link).is_err() {
-                    let _ = std::os::unix::fs::symlink(outside, &link);
-                }
-                let _ = std::fs::rename(&link, &swap);
-                let _ = std::fs::rename(&swap, &link);
-            }
-        });
-        body();
-        stop.store(true, Ordering::Relaxed);
-    });
 }

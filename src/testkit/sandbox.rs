@@ -42,6 +42,15 @@ pub struct SandboxError {
     source: std::io::Error,
 }
 
+impl SandboxError {
+    pub(crate) fn new(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
     let what = what.into();
     move |source| SandboxError { what, source }
