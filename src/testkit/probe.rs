@@ -1045,6 +1045,23 @@ impl Prober<'_> {
             fails,
             from_thread,
         );
+        // Directories the grant may write: a read-only directory inside one
+        // of them is writable through the grant, by design.
+        let writable: Vec<(String, PathBuf)> = inventory
+            .iter()
+            .filter(|held| {
+                matches!(
+                    held.capability(),
+                    crate::grant::Capability::Dir {
+                        rights: crate::grant::Rights::Full
+                    }
+                )
+            })
+            .filter_map(|held| {
+                let path = self.host.host_path(held.descriptor()?.number())?;
+                Some((held.field().to_owned(), path))
+            })
+            .collect();
         for held in inventory.iter() {
             let (crate::grant::Capability::Dir { rights }, Some(descriptor)) =
                 (held.capability(), held.descriptor())
@@ -1054,6 +1071,18 @@ impl Prober<'_> {
             let Some(host) = self.host.host_path(descriptor.number()) else {
                 continue;
             };
+            if *rights != crate::grant::Rights::Full
+                && let Some((by, _)) = writable.iter().find(|(_, full)| host.starts_with(full))
+            {
+                self.push(
+                    label,
+                    format!("ambient writes inside read-only `{}`", held.field()),
+                    fails,
+                    Outcome::Skipped(format!("the grant may write there through `{by}`")),
+                    false,
+                );
+                continue;
+            }
             let field = held.field().to_owned();
             let through_fd = PathBuf::from(format!("/proc/self/fd/{}", descriptor.number()));
             match rights {

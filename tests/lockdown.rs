@@ -1,0 +1,616 @@
+//! Kernel lockdown: a locked-down component's ambient calls are refused by
+//! the kernel, while the same calls from an unlocked component succeed; the
+//! policy is per thread and fresh per instance; the escape battery, ambient
+//! calls included, finds nothing under lockdown.
+//!
+//! These tests need Landlock (ABI 6+) and seccomp. On a kernel without them
+//! each test prints why it skips; on the project's machines none skips.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the components below make ambient calls on purpose: the kernel must refuse them"
+)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use compartment::caps::{Dir, Net, NetRule, ReadOnlyDir};
+use compartment::channel::{self, Sender};
+use compartment::event::EventKind;
+use compartment::lockdown::LandlockLevel;
+use compartment::testkit::{Host, ProbeOptions, Report, Sandbox, probe_hosted, probe_with};
+use compartment::{
+    Child, Context, Grant, Lockdown, Restart, StartError, Supervisor, ambient_authority,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
+
+/// `None` when the kernel can enforce a full policy here; otherwise why not.
+fn unsupported() -> Option<String> {
+    fn noop(_: (), _: &Context) -> Result<(), String> {
+        Ok(())
+    }
+    let started = Supervisor::new("probe-kernel")
+        .child(
+            Child::new("noop", noop, ())
+                .restart(Restart::Temporary)
+                .lockdown(Lockdown::require()),
+        )
+        .start();
+    match started {
+        Ok(system) => {
+            system.shutdown();
+            None
+        }
+        Err(err) => Some(format!("{err}: {}", err_chain(&err))),
+    }
+}
+
+fn err_chain(err: &StartError) -> String {
+    match err {
+        StartError::ChildFailed { fault } => fault.to_string(),
+        other => other.to_string(),
+    }
+}
+
+macro_rules! require_kernel {
+    () => {
+        if let Some(why) = unsupported() {
+            println!("skipping: this kernel cannot enforce the lockdown policy: {why}");
+            return;
+        }
+    };
+}
+
+/// What happened to one attempt: `None` for success, the errno otherwise.
+type Attempted = Vec<(String, Option<i32>)>;
+
+fn errno<T>(result: std::io::Result<T>) -> Option<i32> {
+    match result {
+        Ok(_) => None,
+        Err(err) => Some(err.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+#[derive(Grant)]
+struct Ambient {
+    own: Dir,
+    own_path: PathBuf,
+    outside_file: PathBuf,
+    listener: u16,
+    results: Sender<(u64, i32, Attempted)>,
+}
+
+fn ambient_calls(outside_file: &Path, own_path: &Path, listener: u16) -> Attempted {
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let parent = std::os::unix::process::parent_id();
+    let parent_dir = own_path.parent().unwrap().to_owned();
+    vec![
+        (
+            "read a file outside".into(),
+            errno(std::fs::read(outside_file)),
+        ),
+        (
+            "write into the directory's parent".into(),
+            errno(std::fs::write(
+                parent_dir.join("written-by-a-component"),
+                b"x",
+            )),
+        ),
+        (
+            "bind a TCP socket".into(),
+            errno(TcpListener::bind(loopback(0))),
+        ),
+        (
+            "connect a TCP socket".into(),
+            errno(TcpStream::connect_timeout(
+                &loopback(listener),
+                Duration::from_secs(2),
+            )),
+        ),
+        (
+            "run `true`".into(),
+            errno(std::process::Command::new("true").status()),
+        ),
+        (
+            "signal the parent process".into(),
+            errno(
+                rustix::process::test_kill_process(
+                    rustix::process::Pid::from_raw(parent as i32).unwrap(),
+                )
+                .map_err(std::io::Error::from),
+            ),
+        ),
+    ]
+}
+
+fn ambient(g: Ambient, cx: &Context) -> Result<(), String> {
+    let mut attempted = ambient_calls(&g.outside_file, &g.own_path, g.listener);
+    // The same from a thread the component spawns.
+    let (outside, own, listener) = (g.outside_file.clone(), g.own_path.clone(), g.listener);
+    let from_thread = std::thread::spawn(move || ambient_calls(&outside, &own, listener))
+        .join()
+        .map_err(|_| "the thread panicked".to_owned())?;
+    attempted.extend(
+        from_thread
+            .into_iter()
+            .map(|(what, e)| (format!("thread: {what}"), e)),
+    );
+    // Inside its own directory, through a std path: within the grant.
+    attempted.push((
+        "write inside its own directory".into(),
+        errno(std::fs::write(g.own_path.join("inside"), b"x")),
+    ));
+    attempted.push((
+        "write through its capability".into(),
+        errno(
+            g.own
+                .write("through-cap", b"x")
+                .map_err(std::io::Error::from),
+        ),
+    ));
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    g.results
+        .send((cx.instance(), tid, attempted))
+        .map_err(|e| e.to_string())?;
+    // Stay alive so the test can read this thread's status.
+    cx.sleep(Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
+}
+
+fn outside_file() -> PathBuf {
+    ["/etc/hostname", "/etc/passwd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("a readable file in /etc")
+}
+
+fn thread_status(tid: i32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+struct Run {
+    attempted: Attempted,
+    tid: i32,
+}
+
+fn run_ambient(lockdown: Option<Lockdown>, sandbox: &Sandbox) -> (Run, compartment::System) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (results, inbox) = channel::bounded(4).unwrap();
+    let own = sandbox.dir().unwrap().open_dir("docs").unwrap();
+    let mut child = Child::new(
+        "ambient",
+        ambient,
+        Ambient {
+            own,
+            own_path: sandbox.root_path().join("docs"),
+            outside_file: outside_file(),
+            listener: port,
+            results,
+        },
+    );
+    if let Some(lockdown) = lockdown {
+        child = child.lockdown(lockdown);
+    }
+    let system = Supervisor::new("locks").child(child).start().unwrap();
+    let (_, tid, attempted) = inbox.recv_timeout(WAIT).unwrap();
+    drop(listener);
+    (Run { attempted, tid }, system)
+}
+
+#[test]
+fn the_kernel_refuses_ambient_calls_of_a_locked_down_component_only() {
+    require_kernel!();
+    let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+
+    let (locked, system) = run_ambient(Some(Lockdown::require()), &sandbox);
+    assert_eq!(
+        thread_status(locked.tid, "Seccomp:"),
+        "2",
+        "filter mode on the component's thread"
+    );
+    assert_eq!(thread_status(locked.tid, "NoNewPrivs:"), "1");
+    assert_eq!(
+        thread_status(rustix::thread::gettid().as_raw_nonzero().get(), "Seccomp:"),
+        "0",
+        "the test thread is free"
+    );
+    let supervisor = supervisor_tid("locks#1").expect("the supervisor thread");
+    assert_eq!(
+        thread_status(supervisor, "Seccomp:"),
+        "0",
+        "the supervisor thread is free"
+    );
+    system.shutdown();
+
+    let (free, system) = run_ambient(None, &sandbox);
+    assert_eq!(thread_status(free.tid, "Seccomp:"), "0");
+    system.shutdown();
+
+    for ((what, locked), (_, free)) in locked.attempted.iter().zip(&free.attempted) {
+        println!("{what:<45} locked: {locked:?}  unlocked: {free:?}");
+        if what.ends_with("inside its own directory") || what.ends_with("through its capability") {
+            assert_eq!(*locked, None, "{what} is within the grant");
+            continue;
+        }
+        assert!(
+            matches!(locked, Some(EACCES) | Some(EPERM)),
+            "{what}: the kernel must refuse, got {locked:?}"
+        );
+        assert_eq!(*free, None, "{what} succeeds without lockdown");
+    }
+    assert_eq!(locked.attempted.len(), 14);
+    sandbox.canary().check().unwrap();
+}
+
+fn supervisor_tid(comm: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|task| {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            (name.trim() == comm)
+                .then(|| task.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+}
+
+#[derive(Grant)]
+struct RawWriter {
+    docs: ReadOnlyDir,
+    results: Sender<Attempted>,
+}
+
+fn raw_writes(g: RawWriter, _: &Context) -> Result<(), String> {
+    let fd = g
+        .docs
+        .inventory()
+        .iter()
+        .next()
+        .and_then(|held| held.descriptor())
+        .unwrap()
+        .number();
+    let through = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let open = |path: PathBuf, flags: rustix::fs::OFlags| {
+        errno(
+            rustix::fs::openat(
+                rustix::fs::CWD,
+                path,
+                flags,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )
+            .map_err(std::io::Error::from),
+        )
+    };
+    let attempted = vec![
+        (
+            "create via /proc/self/fd/N".into(),
+            errno(std::fs::write(through.join("created"), b"x")),
+        ),
+        (
+            "openat(O_WRONLY) an existing file".into(),
+            open(through.join("readme.md"), rustix::fs::OFlags::WRONLY),
+        ),
+        (
+            "openat(O_CREAT|O_WRONLY) a new file".into(),
+            open(
+                through.join("opened"),
+                rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+            ),
+        ),
+        (
+            "read through its capability".into(),
+            errno(
+                g.docs
+                    .read("readme.md")
+                    .map(drop)
+                    .map_err(std::io::Error::from),
+            ),
+        ),
+    ];
+    g.results.send(attempted).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_read_only_grant_cannot_be_written_even_through_its_raw_descriptor() {
+    require_kernel!();
+    let mut outcomes = Vec::new();
+    for lockdown in [Some(Lockdown::require()), None] {
+        let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+        let (results, inbox) = channel::bounded(1).unwrap();
+        let docs = sandbox.read_only().unwrap().open_dir("docs").unwrap();
+        let mut child =
+            Child::new("raw", raw_writes, RawWriter { docs, results }).restart(Restart::Temporary);
+        if let Some(lockdown) = lockdown {
+            child = child.lockdown(lockdown);
+        }
+        let _system = Supervisor::new("raw").child(child).start().unwrap();
+        outcomes.push(inbox.recv_timeout(WAIT).unwrap());
+    }
+    for ((what, locked), (_, free)) in outcomes[0].iter().zip(&outcomes[1]) {
+        println!("{what:<40} locked: {locked:?}  unlocked: {free:?}");
+        if what.starts_with("read") {
+            assert_eq!(*locked, None);
+            continue;
+        }
+        assert_eq!(*locked, Some(EACCES), "{what}");
+        assert_eq!(
+            *free, None,
+            "without lockdown the raw descriptor is a way around the types: {what}"
+        );
+    }
+}
+
+#[derive(Grant)]
+struct Client {
+    net: Net,
+    allowed: u16,
+    other: u16,
+    results: Sender<Attempted>,
+}
+
+fn client(g: Client, _: &Context) -> Result<(), String> {
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let attempted = vec![
+        (
+            "std connect to the granted port".into(),
+            errno(TcpStream::connect(loopback(g.allowed))),
+        ),
+        (
+            "capability connect to the granted port".into(),
+            errno(
+                g.net
+                    .connect_tcp(loopback(g.allowed))
+                    .map_err(std::io::Error::from),
+            ),
+        ),
+        (
+            "std connect to another port".into(),
+            errno(TcpStream::connect(loopback(g.other))),
+        ),
+        (
+            "std bind a port".into(),
+            errno(TcpListener::bind(loopback(0))),
+        ),
+    ];
+    g.results.send(attempted).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_network_grant_connects_only_where_it_allows() {
+    require_kernel!();
+    let granted = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (allowed, other_port) = (
+        granted.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    let (results, inbox) = channel::bounded(1).unwrap();
+    let net = Net::new(
+        [NetRule::connect(
+            "127.0.0.1".parse().unwrap(),
+            allowed..=allowed,
+        )],
+        ambient_authority(),
+    );
+    let _system = Supervisor::new("net")
+        .child(
+            Child::new(
+                "client",
+                client,
+                Client {
+                    net,
+                    allowed,
+                    other: other_port,
+                    results,
+                },
+            )
+            .restart(Restart::Temporary)
+            .lockdown(Lockdown::require()),
+        )
+        .start()
+        .unwrap();
+    let attempted = inbox.recv_timeout(WAIT).unwrap();
+    println!("{attempted:?}");
+    assert_eq!(attempted[0].1, None);
+    assert_eq!(attempted[1].1, None);
+    assert_eq!(
+        attempted[2].1,
+        Some(EACCES),
+        "Landlock refuses ports outside the grant"
+    );
+    assert_eq!(
+        attempted[3].1,
+        Some(EACCES),
+        "and binding, which the grant does not allow"
+    );
+}
+
+#[test]
+fn a_restart_gets_a_new_thread_with_a_fresh_policy() {
+    require_kernel!();
+    #[derive(Grant)]
+    struct Twice {
+        tids: Sender<(u64, i32)>,
+    }
+    fn twice(g: Twice, cx: &Context) -> Result<(), String> {
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        let _ = g.tids.send((cx.instance(), tid));
+        if cx.instance() == 1 {
+            panic!("first instance crashes");
+        }
+        cx.sleep(Duration::from_secs(3600))
+            .map_err(|e| e.to_string())
+    }
+    let (tids, inbox) = channel::bounded(4).unwrap();
+    let sup = Supervisor::new("twice")
+        .forward_panics(false)
+        .intensity(3, WAIT)
+        .child(Child::new("t", twice, Twice { tids }).lockdown(Lockdown::require()));
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
+    let (first, first_tid) = inbox.recv_timeout(WAIT).unwrap();
+    let (second, second_tid) = inbox.recv_timeout(WAIT).unwrap();
+    assert_eq!((first, second), (1, 2));
+    assert_ne!(first_tid, second_tid, "a new thread");
+    assert_eq!(
+        thread_status(second_tid, "Seccomp:"),
+        "2",
+        "with the policy applied afresh"
+    );
+    let locked: Vec<u64> = events
+        .wait_for(WAIT, |e| {
+            e.instance == Some(2) && matches!(e.kind, EventKind::Restarted)
+        })
+        .1
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::LockedDown { .. }))
+        .filter_map(|e| e.instance)
+        .collect();
+    assert_eq!(locked, [1, 2]);
+    let status = system.status();
+    let enforcement = status
+        .find("twice/t")
+        .unwrap()
+        .lockdown
+        .expect("status shows the enforcement");
+    assert!(enforcement.is_full(), "{enforcement}");
+    assert_eq!(enforcement.landlock, LandlockLevel::Full);
+}
+
+fn sleeps(_: Net, cx: &Context) -> Result<(), compartment::Cancelled> {
+    cx.sleep(Duration::from_secs(3600))
+}
+
+#[test]
+fn require_refuses_to_start_what_cannot_be_enforced_and_best_effort_reports_it() {
+    require_kernel!();
+    // Landlock has one rule per port: a grant spanning every port cannot be
+    // expressed, so the full policy cannot be enforced.
+    let everything = || {
+        Net::new(
+            [NetRule::connect("127.0.0.1".parse().unwrap(), 1..=65535)],
+            ambient_authority(),
+        )
+    };
+    let err = Supervisor::new("strict")
+        .child(Child::new("wide", sleeps, everything()).lockdown(Lockdown::require()))
+        .start()
+        .unwrap_err();
+    let message = err_chain(&err);
+    assert!(message.contains("one rule per TCP port"), "{message}");
+
+    let sup = Supervisor::new("lenient")
+        .child(Child::new("wide", sleeps, everything()).lockdown(Lockdown::best_effort()));
+    let events = sup.events(16);
+    let system = sup.start().unwrap();
+    let (event, _) = events.wait_for(WAIT, |e| matches!(e.kind, EventKind::LockedDown { .. }));
+    let Some(EventKind::LockedDown { enforcement }) = event.map(|e| e.kind) else {
+        panic!("no LockedDown event")
+    };
+    assert!(
+        !enforcement.tcp_rules
+            && enforcement.seccomp
+            && enforcement.landlock == LandlockLevel::Full,
+        "{enforcement}"
+    );
+    assert!(!enforcement.is_full());
+    assert_eq!(
+        system.status().find("lenient/wide").unwrap().lockdown,
+        Some(enforcement)
+    );
+}
+
+#[derive(Grant)]
+struct Battery {
+    root: Dir,
+    docs: ReadOnlyDir,
+    #[grant(data)]
+    host: Host,
+    results: Sender<Report>,
+}
+
+fn battery(g: Battery, _: &Context) -> Result<(), String> {
+    let target = (g.root, g.docs);
+    let options = ProbeOptions {
+        ambient: true,
+        ..ProbeOptions::default()
+    };
+    let report = probe_hosted(&target, &g.host, &options);
+    g.results.send(report).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_escape_battery_with_ambient_calls_finds_nothing_under_lockdown() {
+    require_kernel!();
+    let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+    let host = Host::start(ambient_authority()).unwrap();
+    let (results, inbox) = channel::bounded(1).unwrap();
+    // A writable subdirectory and the read-only tree around it: the battery
+    // writes outside the subdirectory through the read-only grant's paths.
+    let grant = Battery {
+        root: sandbox.dir().unwrap().open_dir("docs/deep").unwrap(),
+        docs: sandbox.read_only().unwrap(),
+        host,
+        results,
+    };
+    let _system = Supervisor::new("battery")
+        .child(
+            Child::new("probe", battery, grant)
+                .restart(Restart::Temporary)
+                .lockdown(Lockdown::require()),
+        )
+        .start()
+        .unwrap();
+    let report = inbox.recv_timeout(Duration::from_secs(120)).unwrap();
+    println!("== the escape battery under lockdown\n{report}\n");
+    assert!(report.made().count() >= 30);
+    assert!(
+        report
+            .made()
+            .filter(|a| a.capability == "ambient calls")
+            .count()
+            >= 10
+    );
+    report.assert_contained();
+    sandbox.canary().check().unwrap();
+}
+
+#[test]
+fn without_lockdown_the_ambient_calls_get_through() {
+    // The same battery without lockdown: the types stop nothing a component
+    // does around them, and the report says so.
+    let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+    let target = (
+        sandbox.dir().unwrap(),
+        sandbox.read_only().unwrap().open_dir("docs").unwrap(),
+    );
+    let options = ProbeOptions {
+        ambient: true,
+        race_rounds: 20,
+    };
+    let report = probe_with(&target, &options);
+    let through: Vec<_> = report
+        .escapes()
+        .into_iter()
+        .filter(|a| a.capability == "ambient calls")
+        .collect();
+    assert!(through.len() >= 5, "{report}");
+    assert!(
+        report
+            .escapes()
+            .iter()
+            .all(|a| a.capability == "ambient calls"),
+        "only ambient calls get through: {report}"
+    );
+}
