@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::caps::Random;
 use crate::context::Context;
 use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::limits::Limits;
 use crate::lockdown::{Lockdown, LockdownError, Policy};
 use crate::revoke::Revoker;
 
@@ -110,6 +111,7 @@ pub(crate) struct ChildSettings {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) significant: bool,
     pub(crate) poison_threshold: u32,
+    pub(crate) limits: Limits,
 }
 
 /// A fresh instance: the entry function with its re-issued grant.
@@ -201,6 +203,7 @@ fn default_settings(name: String) -> ChildSettings {
         backoff: None,
         significant: false,
         poison_threshold: 3,
+        limits: Limits::new(),
     }
 }
 
@@ -314,6 +317,15 @@ impl Child {
     #[must_use]
     pub fn significant(mut self, significant: bool) -> Self {
         self.settings.significant = significant;
+        self
+    }
+
+    /// Limits every instance's CPU time, wall-clock time and memory (see
+    /// [`limits`](crate::limits)); an instance over a limit is cancelled
+    /// and faulted with `BudgetExceeded`.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
         self
     }
 

@@ -66,6 +66,14 @@ pub enum FaultKind {
         /// The fault that made it give up.
         cause: Box<Fault>,
     },
+    /// The instance went over one of its [`Limits`](crate::Limits).
+    BudgetExceeded {
+        /// Which, with the figures the watchdog saw.
+        budget: crate::Budget,
+        /// Whether it then ignored cancellation past its shutdown timeout
+        /// (revoked and detached).
+        runaway: bool,
+    },
     /// A child could not be (re)started: its grant could not be re-issued or
     /// its thread could not be spawned.
     StartFailed {
@@ -94,12 +102,13 @@ impl Fault {
     }
 
     /// The panic or error message, or the cause's for an escalation.
-    pub fn message(&self) -> &str {
+    pub fn message(&self) -> String {
         match &self.kind {
             FaultKind::Panic { message, .. }
             | FaultKind::Error { message, .. }
-            | FaultKind::StartFailed { message } => message,
+            | FaultKind::StartFailed { message } => message.clone(),
             FaultKind::Escalated { cause } => cause.message(),
+            FaultKind::BudgetExceeded { budget, .. } => budget.to_string(),
         }
     }
 }
@@ -124,6 +133,12 @@ impl fmt::Display for Fault {
             }
             FaultKind::Escalated { cause } => write!(f, "gave up after: {cause}")?,
             FaultKind::StartFailed { message } => write!(f, "could not start: {message}")?,
+            FaultKind::BudgetExceeded { budget, runaway } => {
+                write!(f, "{budget}")?;
+                if *runaway {
+                    f.write_str(", and ignored cancellation: revoked and detached")?;
+                }
+            }
         }
         if let Some(in_flight) = &self.in_flight {
             write!(

@@ -61,10 +61,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![forbid(unsafe_code)]
+// `unsafe` is denied everywhere; the one exception, `alloc`, allows it for
+// its `GlobalAlloc` implementation, with a `SAFETY:` comment on every block.
+#![deny(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alloc;
 pub mod caps;
 pub mod channel;
 mod component;
@@ -72,6 +75,7 @@ mod context;
 pub mod event;
 mod fault;
 mod grant;
+pub mod limits;
 pub mod lockdown;
 mod revoke;
 mod signal;
@@ -83,6 +87,7 @@ pub use component::{Backoff, BoxError, Child, Restart};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};
 pub use fault::{Fault, FaultKind, InFlight, PanicLocation};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
+pub use limits::{Budget, Limits, Usage};
 pub use lockdown::Lockdown;
 pub use revoke::{Revoked, Revoker};
 pub use supervisor::{

@@ -25,7 +25,7 @@
 //! [`Restart`]: crate::Restart
 
 mod capability_map;
-mod control;
+pub(crate) mod control;
 pub(crate) mod dead_letter;
 mod error;
 mod instance;

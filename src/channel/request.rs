@@ -37,7 +37,10 @@ impl<Q, A> Request<Q, A> {
         (
             Self {
                 body,
-                reply: ReplyTo { inner: tx },
+                reply: ReplyTo {
+                    inner: tx,
+                    deadline: None,
+                },
             },
             PendingReply { inner: rx },
         )
@@ -58,9 +61,28 @@ impl<Q: fmt::Debug, A> fmt::Debug for Request<Q, A> {
 /// tells the caller [`CallError::NoReply`] instead of leaving it waiting.
 pub struct ReplyTo<A> {
     inner: cb::Sender<A>,
+    /// When the caller stops waiting, if it set a deadline.
+    deadline: Option<Instant>,
 }
 
 impl<A> ReplyTo<A> {
+    /// When the caller stops waiting for the answer, if it called with a
+    /// timeout ([`Sender::call_timeout`]).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the caller's deadline has passed, so it no longer waits for
+    /// the answer: a handler can skip work nobody will receive.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the caller's deadline is real time; reading it reveals nothing the request does not carry"
+    )]
+    pub fn is_expired(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
     /// Sends the answer, consuming the endpoint.
     ///
     /// # Errors
@@ -73,7 +95,9 @@ impl<A> ReplyTo<A> {
 
 impl<A> fmt::Debug for ReplyTo<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplyTo").finish_non_exhaustive()
+        f.debug_struct("ReplyTo")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,7 +234,8 @@ impl<Q, A> Sender<Request<Q, A>> {
     /// room in time).
     pub fn call_timeout(&self, body: Q, timeout: Duration) -> Result<A, CallError<Q>> {
         let deadline = deadline_after(timeout);
-        let (request, pending) = Request::new(body);
+        let (mut request, pending) = Request::new(body);
+        request.reply.deadline = deadline;
         self.send_until(request, deadline).map_err(|e| {
             CallError::Send(match e {
                 SendTimeoutError::Timeout(r) => SendTimeoutError::Timeout(r.body),

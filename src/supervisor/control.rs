@@ -35,6 +35,9 @@ pub(crate) enum Control {
         instance: u64,
         report: ExitReport,
     },
+    /// The watchdog cancelled this instance for going over a budget: wait
+    /// for it within its shutdown timeout, or treat it as a runaway.
+    OverBudget { slot: u64, instance: u64 },
     /// Stop every child in reverse start order, then end.
     Shutdown,
     /// Start a new child at the end of the child list.

@@ -60,6 +60,14 @@ pub enum SpecError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A resource limit is out of range.
+    #[error("`{child}` has invalid limits: {reason}")]
+    InvalidLimits {
+        /// The child's path.
+        child: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A poison threshold of zero would dead-letter messages that never
     /// crashed anything.
     #[error("`{child}` has a poison threshold of zero")]

@@ -10,6 +10,7 @@ use super::dead_letter::DeadLetter;
 use crate::component::{BoxError, Instance};
 use crate::context::{Context, Mailbox};
 use crate::fault::{self, Fault, FaultKind, InFlight};
+use crate::limits::Meter;
 use crate::lockdown::{Enforcement, LockdownError, Policy};
 
 /// Where an instance says whether its kernel policy is in force.
@@ -27,6 +28,8 @@ pub(crate) struct InstanceRun {
     /// The kernel policy to apply before the entry runs, and where to say
     /// whether it was.
     pub(crate) lockdown: Option<(Arc<Policy>, LockdownReply)>,
+    /// Where the watchdog reads this instance's resource use.
+    pub(crate) meter: Option<Arc<Meter>>,
 }
 
 /// The body of every instance thread. This is the only function in the
@@ -42,13 +45,20 @@ pub(crate) fn run_instance(run: InstanceRun) {
         slot,
         report_to,
         lockdown,
+        meter,
     } = run;
+    if let Some(meter) = &meter {
+        meter.enter();
+    }
     if let Some((policy, ready)) = lockdown {
         let applied = policy.apply(&body.inventory());
         let refused = applied.is_err();
         let _ = ready.send(applied);
         if refused {
             // The supervisor reports the start as failed; the entry never runs.
+            if let Some(meter) = &meter {
+                meter.finish();
+            }
             return;
         }
     }
@@ -80,6 +90,21 @@ pub(crate) fn run_instance(run: InstanceRun) {
             ))
         }
     };
+    // An instance cancelled for going over a budget failed, whatever it
+    // returned.
+    let outcome = match meter.as_ref().and_then(|meter| meter.exceeded()) {
+        Some(budget) => Outcome::Failed(fault_of(
+            &context,
+            FaultKind::BudgetExceeded {
+                budget,
+                runaway: false,
+            },
+        )),
+        None => outcome,
+    };
+    if let Some(meter) = &meter {
+        meter.finish();
+    }
     let (outcome, dead_letter) = settle_in_flight(&context, &mailbox, outcome, poison_threshold);
     let instance = context.instance();
     drop(context);

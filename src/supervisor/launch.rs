@@ -12,8 +12,11 @@ use super::node::{Handle, NodeStart, run};
 use super::spec::Supervisor;
 use super::status::StatusBoard;
 use super::tree::{SupervisorHandle, Tree};
+use crate::alloc::MemorySlot;
 use crate::component::Child;
 use crate::context::{Context, Mailbox};
+use crate::limits::Meter;
+use crate::limits::watchdog::Watched;
 use crate::revoke::Revoker;
 use crate::signal::Signal;
 
@@ -48,6 +51,16 @@ pub(crate) fn spawn_worker(
         tree.clock.clone(),
         Arc::clone(&mailbox),
     );
+    let limits = child.settings.limits;
+    let meter = if limits.is_empty() {
+        None
+    } else {
+        let memory = MemorySlot::claim();
+        if limits.memory_quota().is_some() && memory.is_none() {
+            return Err("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned());
+        }
+        Some(Arc::new(Meter::new(limits, memory)))
+    };
     let (ready_tx, ready) = cb::bounded(1);
     let run = InstanceRun {
         context,
@@ -58,6 +71,7 @@ pub(crate) fn spawn_worker(
         slot,
         report_to: control.clone(),
         lockdown: policy.map(|policy| (policy, ready_tx)),
+        meter: meter.clone(),
     };
     let locked = run.lockdown.is_some();
     let join = std::thread::Builder::new()
@@ -80,11 +94,30 @@ pub(crate) fn spawn_worker(
     } else {
         None
     };
+    if let Some(meter) = &meter {
+        let watched = Watched::new(
+            Arc::clone(meter),
+            Arc::clone(&cancel),
+            tree.clock.read(),
+            control.clone(),
+            slot,
+            instance,
+        );
+        if let Err(err) = tree
+            .watchdog
+            .watch(watched, path.split('/').next().unwrap_or(path))
+        {
+            cancel.raise();
+            let _ = join.join();
+            return Err(err);
+        }
+    }
     Ok(Handle::Worker {
         cancel,
         revoker,
         join,
         enforcement,
+        meter,
     })
 }
 

@@ -25,6 +25,7 @@ use crate::component::{Child, ChildSettings, Restart};
 use crate::context::Mailbox;
 use crate::event::{Disposal, EventKind, ExitReason};
 use crate::fault::{Fault, FaultKind};
+use crate::limits::Meter;
 use crate::lockdown::Enforcement;
 use crate::revoke::Revoker;
 use crate::signal::Signal;
@@ -53,6 +54,8 @@ pub(crate) enum Handle {
         join: JoinHandle<()>,
         /// What the kernel enforces for this instance, when locked down.
         enforcement: Option<Enforcement>,
+        /// Its resource measurements, when it has limits.
+        meter: Option<Arc<Meter>>,
     },
     Supervisor {
         control: cb::Sender<Control>,
@@ -547,6 +550,7 @@ impl NodeState {
                 instance,
                 report,
             } => self.on_exit(slot, instance, report),
+            Control::OverBudget { slot, instance } => self.over_budget(slot, instance),
             Control::Shutdown => {
                 self.stop_all();
                 self.exit = Some(Outcome::Shutdown);
@@ -902,27 +906,89 @@ impl NodeState {
     /// The instance ignored its shutdown request: revoke its grant, detach
     /// its thread, count it.
     fn abandon(&mut self, i: usize, timeout: Duration) {
-        let state = std::mem::replace(&mut self.slots[i].state, SlotState::Stopped);
-        let slot = &mut self.slots[i];
-        if let SlotState::Running {
-            instance, handle, ..
-        } = state
-        {
-            match handle {
-                Handle::Worker { revoker, join, .. } => {
-                    revoker.revoke();
-                    drop(join);
-                }
-                Handle::Supervisor { join, .. } => drop(join),
-            }
-            slot.leaked += 1;
-            let path = slot.path.clone();
-            self.tree.count_leak();
+        if let Some(instance) = self.detach(i) {
+            let path = self.slots[i].path.clone();
             self.emit(
                 &path,
                 Some(instance),
                 EventKind::ShutdownTimedOut { timeout },
             );
+        }
+    }
+
+    /// Revokes the running instance's grant, detaches its thread and counts
+    /// it; returns which instance it was.
+    fn detach(&mut self, i: usize) -> Option<u64> {
+        let state = std::mem::replace(&mut self.slots[i].state, SlotState::Stopped);
+        let SlotState::Running {
+            instance, handle, ..
+        } = state
+        else {
+            return None;
+        };
+        match handle {
+            Handle::Worker { revoker, join, .. } => {
+                revoker.revoke();
+                drop(join);
+            }
+            Handle::Supervisor { join, .. } => drop(join),
+        }
+        self.slots[i].leaked += 1;
+        self.tree.count_leak();
+        Some(instance)
+    }
+
+    /// The watchdog cancelled an instance for going over a budget. It has
+    /// its shutdown timeout to stop (its exit then reports the budget);
+    /// otherwise it is a runaway: revoked, detached, and faulted. Either way
+    /// its restart type and the strategy decide what comes next.
+    fn over_budget(&mut self, id: u64, instance: u64) {
+        let Some(i) = self.index_of(id) else { return };
+        let budget = match &self.slots[i].state {
+            SlotState::Running {
+                instance: current,
+                handle:
+                    Handle::Worker {
+                        meter: Some(meter), ..
+                    },
+                ..
+            } if *current == instance => meter.exceeded(),
+            _ => return,
+        };
+        let timeout = self.slots[i].settings().shutdown;
+        let deadline = self.now().checked_add(timeout);
+        let outcome = match self.wait_exit(id, instance, deadline) {
+            Some(report) => {
+                let Some(i) = self.index_of(id) else { return };
+                self.finish(i, report)
+            }
+            None => {
+                let Some(i) = self.index_of(id) else { return };
+                self.detach(i);
+                let Some(budget) = budget else { return };
+                let fault = Fault {
+                    path: self.slots[i].path.clone(),
+                    instance,
+                    kind: FaultKind::BudgetExceeded {
+                        budget,
+                        runaway: true,
+                    },
+                    in_flight: None,
+                };
+                self.slots[i].last_fault = Some(fault.clone());
+                let path = self.slots[i].path.clone();
+                self.emit(
+                    &path,
+                    Some(instance),
+                    EventKind::Faulted {
+                        fault: fault.clone(),
+                    },
+                );
+                Outcome::Failed(fault)
+            }
+        };
+        if let Some(i) = self.index_of(id) {
+            self.after_exit(i, outcome);
         }
     }
 
@@ -1021,7 +1087,15 @@ impl NodeState {
                         board.clone(),
                     ),
                 };
+                let meter = match &slot.state {
+                    SlotState::Running {
+                        handle: Handle::Worker { meter, .. },
+                        ..
+                    } => meter.clone(),
+                    _ => None,
+                };
                 BoardEntry {
+                    meter,
                     status: ChildStatus {
                         path: slot.path.clone(),
                         kind,
@@ -1036,6 +1110,7 @@ impl NodeState {
                         last_fault: slot.last_fault.clone(),
                         leaked_threads: slot.leaked,
                         lockdown: slot.enforcement,
+                        usage: None,
                         capabilities: slot.capabilities.clone(),
                         children: Vec::new(),
                     },

@@ -72,6 +72,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(crate) struct TreeSettings {
     pub(crate) clock: MonotonicClock,
+    pub(crate) watchdog_period: Duration,
     pub(crate) random: Option<Random>,
     pub(crate) forward_panics: bool,
     pub(crate) dead_letters: Option<Sender<DeadLetter>>,
@@ -157,9 +158,11 @@ impl Supervisor {
                 backoff: None,
                 significant: false,
                 poison_threshold: 1,
+                limits: crate::Limits::new(),
             },
             tree: TreeSettings {
                 clock: MonotonicClock::new(cap_std::ambient_authority()),
+                watchdog_period: Duration::from_millis(10),
                 random: None,
                 forward_panics: true,
                 dead_letters: None,
@@ -262,6 +265,15 @@ impl Supervisor {
     #[must_use]
     pub fn clock(mut self, clock: MonotonicClock) -> Self {
         self.tree.clock = clock;
+        self
+    }
+
+    /// How often the watchdog measures instances with [`Limits`](crate::Limits)
+    /// (10 ms by default): an instance may overrun a limit by up to this
+    /// much before it is cancelled. Tree-wide; taken from the root.
+    #[must_use]
+    pub fn watchdog_period(mut self, period: Duration) -> Self {
+        self.tree.watchdog_period = period;
         self
     }
 
@@ -385,5 +397,8 @@ pub(crate) fn validate_child(
     if settings.poison_threshold == 0 {
         return Err(SpecError::ZeroPoisonThreshold { child });
     }
-    Ok(())
+    settings
+        .limits
+        .validate()
+        .map_err(|reason| SpecError::InvalidLimits { child, reason })
 }

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use super::spec::Strategy;
 use crate::caps::Capability;
 use crate::fault::Fault;
+use crate::limits::{Meter, Usage};
 use crate::lockdown::Enforcement;
 
 /// What a child is doing now.
@@ -75,6 +76,9 @@ pub struct ChildStatus {
     /// What the kernel enforces for the current instance, if it is locked
     /// down.
     pub lockdown: Option<Enforcement>,
+    /// The current instance's resource use, if it has limits: CPU used,
+    /// memory held, budget left.
+    pub usage: Option<Usage>,
     /// The capabilities its grant holds (components only), by field.
     pub capabilities: Vec<(String, Capability)>,
     /// Its children (supervisors only), in start order.
@@ -152,6 +156,12 @@ impl fmt::Display for Status {
             if node.leaked_threads > 0 {
                 write!(f, " leaked={}", node.leaked_threads)?;
             }
+            if let Some(usage) = &node.usage {
+                write!(f, " cpu={:?}", usage.cpu)?;
+                if let Some(held) = usage.memory {
+                    write!(f, " memory={held}B")?;
+                }
+            }
             if let Some(enforcement) = &node.lockdown {
                 write!(f, " [locked down: {enforcement}]")?;
             }
@@ -184,6 +194,8 @@ pub(crate) struct StatusBoard {
 pub(crate) struct BoardEntry {
     pub(crate) status: ChildStatus,
     pub(crate) nested: Option<Arc<StatusBoard>>,
+    /// The running instance's meter: usage is read live at snapshot time.
+    pub(crate) meter: Option<Arc<Meter>>,
 }
 
 impl StatusBoard {
@@ -197,6 +209,7 @@ impl StatusBoard {
                 if let Some(nested) = entry.nested {
                     status.children = nested.snapshot();
                 }
+                status.usage = entry.meter.map(|meter| meter.usage());
                 status
             })
             .collect()

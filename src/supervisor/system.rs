@@ -17,6 +17,7 @@ use crate::caps::Random;
 use crate::component::Child;
 use crate::event::Events;
 use crate::fault::{self, Fault};
+use crate::limits::watchdog::Watchdog;
 
 /// How a tree ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,7 @@ impl Supervisor {
             dead_letters: self.tree.dead_letters.clone(),
             supervisors: Default::default(),
             leaked: Default::default(),
+            watchdog: Watchdog::new(self.tree.watchdog_period, self.tree.clock.clone()),
         });
         let path = self.name().to_owned();
         let strategy = self.strategy;
@@ -163,6 +165,7 @@ impl System {
                 },
                 leaked_threads: 0,
                 lockdown: None,
+                usage: None,
                 capabilities: Vec::new(),
                 children: self.board.snapshot(),
             },

@@ -12,6 +12,7 @@ use super::dead_letter::DeadLetter;
 use crate::caps::{MonotonicClock, Random};
 use crate::channel::Sender;
 use crate::event::{EventBus, EventKind};
+use crate::limits::watchdog::Watchdog;
 
 /// How to reach a running supervisor by path.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub(crate) struct Tree {
     pub(crate) supervisors: Mutex<HashMap<String, SupervisorHandle>>,
     /// Detached threads in the whole tree.
     pub(crate) leaked: AtomicUsize,
+    /// Measures instances with limits.
+    pub(crate) watchdog: Watchdog,
 }
 
 impl Tree {

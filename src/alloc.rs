@@ -1,0 +1,270 @@
+//! `Accounting`: a global allocator that attributes memory to components,
+//! for memory quotas.
+//!
+//! This is the crate's one module with `unsafe` code: implementing
+//! [`GlobalAlloc`] is unsafe by definition. Every `unsafe` block says why it
+//! is sound.
+//!
+//! # How it works
+//!
+//! Install it in the application:
+//!
+//! ```
+//! use compartment::alloc::Accounting;
+//! use std::alloc::System;
+//!
+//! #[global_allocator]
+//! static ALLOCATOR: Accounting<System> = Accounting::new(System);
+//! # fn main() {}
+//! ```
+//!
+//! Every allocation gets a small header naming the component instance whose
+//! thread made it (or none), and that instance's counter grows by the
+//! allocation's size; a free — on whatever thread it happens — shrinks the
+//! counter of the instance named in the header. Counters are atomics in a
+//! static table, so the hot path takes no lock. An instance's slot in the
+//! table is retired (its generation bumped) when the instance ends, so
+//! memory it leaves behind and that is freed later credits nobody.
+//!
+//! # What a quota can and cannot do
+//!
+//! A [`Limits::memory`](crate::Limits::memory) quota is checked by the
+//! tree's watchdog: once an instance holds more, it is cancelled and faulted
+//! with `BudgetExceeded`. The allocation that crosses the quota itself
+//! succeeds — an allocator cannot fail safely: Rust code assumes that an
+//! allocation either succeeds or aborts the whole process, so refusing one
+//! would take every component down. A component that allocates faster than
+//! the watchdog looks, or ignores cancellation, can still exhaust memory;
+//! the hard limit is a process boundary (a separate process with its own
+//! cgroup or `RLIMIT_AS`).
+//!
+//! Each allocation costs a header of 16 bytes (more for over-aligned
+//! layouts), one thread-local read and one atomic add.
+
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+
+/// How many instances can be accounted at once.
+const SLOTS: usize = 4096;
+
+/// Bytes reserved before each allocation for its owner.
+const HEADER: usize = 16;
+
+/// One accounted instance: its generation and the bytes it holds.
+struct Slot {
+    generation: AtomicU32,
+    in_use: AtomicBool,
+    held: AtomicI64,
+}
+
+#[allow(
+    clippy::declare_interior_mutable_const,
+    reason = "used only to initialise the static table"
+)]
+const EMPTY: Slot = Slot {
+    generation: AtomicU32::new(0),
+    in_use: AtomicBool::new(false),
+    held: AtomicI64::new(0),
+};
+
+static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+
+/// Whether an `Accounting` allocator is installed (set on its first use).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The slot (index + 1, 0 for none) and generation of the instance
+    /// running on this thread.
+    static CURRENT: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// The owner recorded in an allocation's header.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Owner {
+    slot: u32,
+    generation: u32,
+}
+
+/// A handle on one instance's slot, held by its meter.
+#[derive(Debug)]
+pub(crate) struct MemorySlot {
+    index: u32,
+    generation: u32,
+}
+
+impl MemorySlot {
+    /// Claims a free slot, or `None` when the table is full or no
+    /// `Accounting` allocator is installed (then nothing can be measured).
+    pub(crate) fn claim() -> Option<Self> {
+        if !INSTALLED.load(Ordering::Relaxed) {
+            return None;
+        }
+        for (index, slot) in TABLE.iter().enumerate() {
+            if slot
+                .in_use
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                let generation = slot
+                    .generation
+                    .fetch_add(1, Ordering::AcqRel)
+                    .wrapping_add(1);
+                slot.held.store(0, Ordering::Release);
+                return Some(Self {
+                    index: index as u32,
+                    generation,
+                });
+            }
+        }
+        None
+    }
+
+    /// Attributes the calling thread's allocations to this slot from now on.
+    pub(crate) fn enter(&self) {
+        let _ = CURRENT.try_with(|current| current.set((self.index + 1, self.generation)));
+    }
+
+    /// Bytes this instance holds now.
+    pub(crate) fn held(&self) -> i64 {
+        TABLE[self.index as usize]
+            .held
+            .load(Ordering::Relaxed)
+            .max(0)
+    }
+}
+
+impl Drop for MemorySlot {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|current| {
+            if current.get().0 == self.index + 1 {
+                current.set((0, 0));
+            }
+        });
+        let slot = &TABLE[self.index as usize];
+        // Retire the generation first: frees of what this instance leaves
+        // behind no longer match it.
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        slot.held.store(0, Ordering::Release);
+        slot.in_use.store(false, Ordering::Release);
+    }
+}
+
+fn current_owner() -> Owner {
+    let (slot, generation) = CURRENT.try_with(Cell::get).unwrap_or((0, 0));
+    Owner { slot, generation }
+}
+
+fn charge(owner: Owner, bytes: i64) {
+    if owner.slot == 0 {
+        return;
+    }
+    let slot = &TABLE[(owner.slot - 1) as usize];
+    if slot.generation.load(Ordering::Relaxed) == owner.generation {
+        slot.held.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The header's size for `layout`: at least [`HEADER`], and a multiple of
+/// the alignment so the user pointer stays aligned.
+fn header_for(layout: Layout) -> usize {
+    HEADER.max(layout.align())
+}
+
+/// A global allocator that wraps `A` and attributes every allocation to the
+/// component instance whose thread made it. See the [module](self) docs.
+#[derive(Debug, Default)]
+pub struct Accounting<A> {
+    inner: A,
+}
+
+impl<A> Accounting<A> {
+    /// Wraps `inner`.
+    pub const fn new(inner: A) -> Self {
+        Self { inner }
+    }
+}
+
+impl<A> Accounting<A> {
+    /// The layout asked of `inner` for `layout`: the header in front, and
+    /// an alignment of at least 16 so the owner record is aligned too.
+    fn outer(layout: Layout) -> Option<(Layout, usize)> {
+        let header = header_for(layout);
+        let size = layout.size().checked_add(header)?;
+        Some((
+            Layout::from_size_align(size, layout.align().max(HEADER)).ok()?,
+            header,
+        ))
+    }
+}
+
+// SAFETY: every method forwards to `inner` with a layout that is `layout`
+// grown by a header whose size is a multiple of `layout.align()`, and hands
+// out the pointer just past the header, so the caller gets memory of the
+// size and alignment it asked for. `dealloc` and `realloc` recompute the same
+// header size from the same layout, so they pass `inner` exactly the pointer
+// and layout it returned.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        INSTALLED.store(true, Ordering::Relaxed);
+        let Some((outer, header)) = Self::outer(layout) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `outer` has a non-zero size (it includes the header).
+        let base = unsafe { self.inner.alloc(outer) };
+        if base.is_null() {
+            return base;
+        }
+        let owner = current_owner();
+        // SAFETY: `base` points to `outer.size() >= header` bytes, so
+        // `base + header` is within (or one past the end of) the
+        // allocation, and the owner record (8 bytes, alignment 4) fits in
+        // the 16 bytes before it, which are 16-aligned because `base` and
+        // `header` are multiples of 16.
+        unsafe {
+            let user = base.add(header);
+            user.sub(HEADER).cast::<Owner>().write(owner);
+            charge(owner, layout.size() as i64);
+            user
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let Some((outer, header)) = Self::outer(layout) else {
+            return;
+        };
+        // SAFETY: `ptr` came from `alloc` or `realloc` with this layout, so
+        // the owner record sits 16 bytes before it and the allocation starts
+        // `header` bytes before it.
+        unsafe {
+            let owner = ptr.sub(HEADER).cast::<Owner>().read();
+            charge(owner, -(layout.size() as i64));
+            self.inner.dealloc(ptr.sub(header), outer);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some((outer, header)) = Self::outer(layout) else {
+            return std::ptr::null_mut();
+        };
+        let Some(new_outer_size) = new_size.checked_add(header) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: as in `dealloc`, `ptr - header` is the pointer `inner`
+        // returned for `outer`; the header size depends only on the
+        // alignment, which `realloc` keeps, so the owner record moves with
+        // the data and stays 16 bytes before the new user pointer.
+        unsafe {
+            let owner = ptr.sub(HEADER).cast::<Owner>().read();
+            let base = self.inner.realloc(ptr.sub(header), outer, new_outer_size);
+            if base.is_null() {
+                return base;
+            }
+            charge(owner, new_size as i64 - layout.size() as i64);
+            base.add(header)
+        }
+    }
+}
