@@ -102,6 +102,25 @@ impl Backoff {
     }
 }
 
+/// How a restarted child gets its thread.
+///
+/// | mode | a restart | thread-locals | kernel policy | cost |
+/// |---|---|---|---|---|
+/// | `FreshThread` (default) | joins the old thread, spawns a new one | fresh | applied afresh from the new grant | a thread spawn per restart |
+/// | `InPlace` | the thread that unwound runs the entry again with a re-issued grant | survive from the previous instance | the one applied at the first start, still in force (it was derived from the same grant; rules follow directories, not descriptors) | a hand-over between the supervisor and the waiting thread |
+///
+/// Either way the supervisor decides every restart (strategy, intensity,
+/// backoff), the grant is re-issued and the old one revoked with its
+/// instance, and the old and new instances never run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RestartMode {
+    /// A new thread per instance.
+    #[default]
+    FreshThread,
+    /// The same thread, again, after the unwind.
+    InPlace,
+}
+
 /// Per-child settings shared by every kind of child.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSettings {
@@ -112,6 +131,7 @@ pub(crate) struct ChildSettings {
     pub(crate) significant: bool,
     pub(crate) poison_threshold: u32,
     pub(crate) limits: Limits,
+    pub(crate) restart_mode: RestartMode,
 }
 
 /// A fresh instance: the entry function with its re-issued grant.
@@ -204,6 +224,7 @@ fn default_settings(name: String) -> ChildSettings {
         significant: false,
         poison_threshold: 3,
         limits: Limits::new(),
+        restart_mode: RestartMode::FreshThread,
     }
 }
 
@@ -317,6 +338,13 @@ impl Child {
     #[must_use]
     pub fn significant(mut self, significant: bool) -> Self {
         self.settings.significant = significant;
+        self
+    }
+
+    /// How restarted instances get their thread; see [`RestartMode`].
+    #[must_use]
+    pub fn restart_mode(mut self, mode: RestartMode) -> Self {
+        self.settings.restart_mode = mode;
         self
     }
 

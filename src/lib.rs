@@ -83,7 +83,7 @@ pub mod supervisor;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use component::{Backoff, BoxError, Child, Restart};
+pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};
 pub use fault::{Fault, FaultKind, InFlight, PanicLocation};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};

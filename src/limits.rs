@@ -210,10 +210,13 @@ pub(crate) struct Meter {
     memory: Mutex<Option<MemorySlot>>,
     exceeded: Mutex<Option<Budget>>,
     finished: AtomicBool,
+    /// The instance runs on a thread that ran earlier instances (an
+    /// in-place restart): its CPU clock does not start at zero.
+    reused_thread: bool,
 }
 
 impl Meter {
-    pub(crate) fn new(limits: Limits, memory: Option<MemorySlot>) -> Self {
+    pub(crate) fn new(limits: Limits, memory: Option<MemorySlot>, reused_thread: bool) -> Self {
         Self {
             limits,
             tid: AtomicI32::new(0),
@@ -221,7 +224,12 @@ impl Meter {
             memory: Mutex::new(memory),
             exceeded: Mutex::new(None),
             finished: AtomicBool::new(false),
+            reused_thread,
         }
+    }
+
+    pub(crate) fn reused_thread(&self) -> bool {
+        self.reused_thread
     }
 
     pub(crate) fn limits(&self) -> Limits {

@@ -614,3 +614,52 @@ fn without_lockdown_the_ambient_calls_get_through() {
         "only ambient calls get through: {report}"
     );
 }
+
+#[test]
+fn an_in_place_restart_keeps_the_policy_on_the_same_thread() {
+    require_kernel!();
+    #[derive(Grant)]
+    struct Again {
+        tids: Sender<(u64, i32, Option<i32>)>,
+        outside: PathBuf,
+    }
+    fn again(g: Again, cx: &Context) -> Result<(), String> {
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        let _ = g
+            .tids
+            .send((cx.instance(), tid, errno(std::fs::read(&g.outside))));
+        if cx.instance() == 1 {
+            panic!("first instance crashes");
+        }
+        cx.sleep(Duration::from_secs(3600))
+            .map_err(|e| e.to_string())
+    }
+    let (tids, inbox) = channel::bounded(4).unwrap();
+    let _system = Supervisor::new("again")
+        .forward_panics(false)
+        .intensity(3, WAIT)
+        .child(
+            Child::new(
+                "a",
+                again,
+                Again {
+                    tids,
+                    outside: outside_file(),
+                },
+            )
+            .restart_mode(compartment::RestartMode::InPlace)
+            .lockdown(Lockdown::require()),
+        )
+        .start()
+        .unwrap();
+    let (first, first_tid, first_read) = inbox.recv_timeout(WAIT).unwrap();
+    let (second, second_tid, second_read) = inbox.recv_timeout(WAIT).unwrap();
+    assert_eq!((first, second), (1, 2));
+    assert_eq!(first_tid, second_tid, "the same thread");
+    assert_eq!(
+        (first_read, second_read),
+        (Some(EACCES), Some(EACCES)),
+        "still confined"
+    );
+    assert_eq!(thread_status(second_tid, "Seccomp:"), "2");
+}

@@ -1483,3 +1483,88 @@ fn the_capability_map_connects_senders_to_receivers_in_every_format() {
     assert!(text.contains("commands: receiver on channel #"), "{text}");
     assert!(text.contains("← map/producer"), "{text}");
 }
+
+// ----- restart modes -------------------------------------------------------------------
+
+thread_local! {
+    static INSTANCES_SEEN_HERE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[derive(Grant)]
+struct Reporter {
+    inbox: Receiver<u32>,
+    seen: Sender<(u64, String, u32, u32)>,
+}
+
+/// Reports its instance, thread, how many instances this thread has run,
+/// and the message it handles; crashes on every third message.
+fn report_and_crash(g: Reporter, cx: &Context) -> Result<(), String> {
+    let here = INSTANCES_SEEN_HERE.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    let thread = format!("{:?}", std::thread::current().id());
+    for n in cx.recv_iter(&g.inbox) {
+        cx.send(&g.seen, (cx.instance(), thread.clone(), here, n))
+            .map_err(|e| e.to_string())?;
+        cx.done();
+        if n % 3 == 0 {
+            panic!("crash after {n}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn in_place_restarts_reuse_the_thread_and_lose_no_message() {
+    use compartment::RestartMode;
+    for mode in [RestartMode::InPlace, RestartMode::FreshThread] {
+        let (tx, inbox) = channel::bounded(64).unwrap();
+        let (seen_tx, seen) = channel::bounded(64).unwrap();
+        for n in 1..=9 {
+            tx.send(n).unwrap();
+        }
+        let system = Supervisor::new("modes")
+            .intensity(10, WAIT)
+            .forward_panics(false)
+            .child(
+                Child::new(
+                    "r",
+                    report_and_crash,
+                    Reporter {
+                        inbox,
+                        seen: seen_tx,
+                    },
+                )
+                .restart_mode(mode),
+            )
+            .start()
+            .unwrap();
+        let got: Vec<(u64, String, u32, u32)> =
+            (0..9).map(|_| seen.recv_timeout(WAIT).unwrap()).collect();
+        assert_eq!(
+            got.iter().map(|g| g.3).collect::<Vec<_>>(),
+            (1..=9).collect::<Vec<_>>(),
+            "{mode:?}"
+        );
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            [1, 1, 1, 2, 2, 2, 3, 3, 3]
+        );
+        let threads: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.1).collect();
+        match mode {
+            RestartMode::InPlace => {
+                assert_eq!(threads.len(), 1, "one thread for all instances");
+                assert_eq!(got[8].2, 3, "thread-locals survive an in-place restart");
+            }
+            RestartMode::FreshThread => {
+                assert_eq!(threads.len(), 3, "a thread per instance");
+                assert_eq!(
+                    got[8].2, 1,
+                    "every instance starts with fresh thread-locals"
+                );
+            }
+        }
+        assert_eq!(system.shutdown(), SystemExit::Shutdown);
+    }
+}

@@ -25,6 +25,9 @@ pub(crate) struct Watched {
     pub(crate) instance: u64,
     /// (real time, CPU used) samples within the rolling period.
     samples: VecDeque<(Instant, Duration)>,
+    /// The thread's CPU clock when first read, for a thread that ran earlier
+    /// instances (CPU the instance used before that reading is not counted).
+    baseline: Option<Duration>,
 }
 
 impl Watched {
@@ -44,6 +47,7 @@ impl Watched {
             slot,
             instance,
             samples: VecDeque::new(),
+            baseline: None,
         }
     }
 }
@@ -128,7 +132,12 @@ fn check(watched: &mut Watched, clock: &MonotonicClock) {
     let meter = &watched.meter;
     let limits = meter.limits();
     if let Some(cpu) = read_cpu(meter.tid()) {
-        meter.set_cpu(cpu);
+        let baseline = if meter.reused_thread() {
+            *watched.baseline.get_or_insert(cpu)
+        } else {
+            Duration::ZERO
+        };
+        meter.set_cpu(cpu.saturating_sub(baseline));
     }
     let cpu = meter.cpu();
     let now = real_now();

@@ -13,10 +13,11 @@ use super::spec::Supervisor;
 use super::status::StatusBoard;
 use super::tree::{SupervisorHandle, Tree};
 use crate::alloc::MemorySlot;
-use crate::component::Child;
+use crate::component::{Child, RestartMode};
 use crate::context::{Context, Mailbox};
 use crate::limits::Meter;
 use crate::limits::watchdog::Watched;
+use crate::lockdown::Enforcement;
 use crate::revoke::Revoker;
 use crate::signal::Signal;
 
@@ -25,6 +26,32 @@ use crate::signal::Signal;
 /// instance reporting once or a caller waiting for its reply anyway.
 pub(crate) const CONTROL_CAPACITY: usize = 1024;
 
+/// A thread whose in-place instance ended, waiting for its next one.
+pub(crate) struct Parked {
+    pub(crate) resume: cb::Sender<InstanceRun>,
+    pub(crate) join: JoinHandle<()>,
+    /// The kernel policy it already carries (a policy cannot be lifted).
+    pub(crate) enforcement: Option<Enforcement>,
+}
+
+/// The body of an instance thread: one instance, or — for in-place
+/// restarts — each next instance the supervisor hands over, until it stops
+/// handing them.
+fn instance_thread(mut run: InstanceRun, resume: Option<cb::Receiver<InstanceRun>>) {
+    loop {
+        run_instance(run);
+        let Some(resume) = &resume else { return };
+        match resume.recv() {
+            Ok(next) => run = next,
+            Err(_) => return,
+        }
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the slot's parts"
+)]
 pub(crate) fn spawn_worker(
     tree: &Arc<Tree>,
     child: &mut Child,
@@ -33,11 +60,16 @@ pub(crate) fn spawn_worker(
     mailbox: Arc<Mailbox>,
     slot: u64,
     control: &cb::Sender<Control>,
+    parked: Option<Parked>,
 ) -> Result<Handle, String> {
-    let policy = child
-        .policy()
-        .transpose()
-        .map_err(|err| format!("its kernel policy could not be built: {err}"))?;
+    // A parked thread keeps the policy it was confined with.
+    let policy = match parked {
+        Some(_) => None,
+        None => child
+            .policy()
+            .transpose()
+            .map_err(|err| format!("its kernel policy could not be built: {err}"))?,
+    };
     let revoker = Revoker::new();
     let body = child
         .factory
@@ -59,7 +91,7 @@ pub(crate) fn spawn_worker(
         if limits.memory_quota().is_some() && memory.is_none() {
             return Err("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned());
         }
-        Some(Arc::new(Meter::new(limits, memory)))
+        Some(Arc::new(Meter::new(limits, memory, parked.is_some())))
     };
     let (ready_tx, ready) = cb::bounded(1);
     let run = InstanceRun {
@@ -74,26 +106,38 @@ pub(crate) fn spawn_worker(
         meter: meter.clone(),
     };
     let locked = run.lockdown.is_some();
-    let join = std::thread::Builder::new()
-        .name(format!("{path}#{instance}"))
-        .spawn(move || run_instance(run))
-        .map_err(|err| format!("could not spawn its thread: {err}"))?;
-    // A locked-down instance has started only once its policy is in force.
-    let enforcement = if locked {
-        match ready.recv() {
-            Ok(Ok(enforcement)) => Some(enforcement),
-            Ok(Err(err)) => {
-                let _ = join.join();
-                return Err(format!("lockdown refused: {err}"));
+    let (join, resume, mut enforcement) = match parked {
+        Some(parked) => match parked.resume.send(run) {
+            Ok(()) => (parked.join, Some(parked.resume), parked.enforcement),
+            // The parked thread is gone; start afresh.
+            Err(cb::SendError(run)) => {
+                let _ = parked.join.join();
+                let (join, resume) =
+                    spawn_thread(path, instance, run, child.settings.restart_mode)?;
+                (join, resume, None)
             }
-            Err(_) => {
-                let _ = join.join();
-                return Err("its thread ended before its kernel policy was applied".to_owned());
-            }
+        },
+        None => {
+            let (join, resume) = spawn_thread(path, instance, run, child.settings.restart_mode)?;
+            (join, resume, None)
         }
-    } else {
-        None
     };
+    // A locked-down instance has started only once its policy is in force.
+    if locked {
+        let refused = match ready.recv() {
+            Ok(Ok(applied)) => {
+                enforcement = Some(applied);
+                None
+            }
+            Ok(Err(err)) => Some(format!("lockdown refused: {err}")),
+            Err(_) => Some("its thread ended before its kernel policy was applied".to_owned()),
+        };
+        if let Some(message) = refused {
+            drop(resume);
+            let _ = join.join();
+            return Err(message);
+        }
+    }
     if let Some(meter) = &meter {
         let watched = Watched::new(
             Arc::clone(meter),
@@ -108,6 +152,7 @@ pub(crate) fn spawn_worker(
             .watch(watched, path.split('/').next().unwrap_or(path))
         {
             cancel.raise();
+            drop(resume);
             let _ = join.join();
             return Err(err);
         }
@@ -116,9 +161,31 @@ pub(crate) fn spawn_worker(
         cancel,
         revoker,
         join,
+        resume,
         enforcement,
         meter,
     })
+}
+
+/// Spawns a thread named after the path and first instance it runs.
+fn spawn_thread(
+    path: &str,
+    instance: u64,
+    run: InstanceRun,
+    mode: RestartMode,
+) -> Result<(JoinHandle<()>, Option<cb::Sender<InstanceRun>>), String> {
+    let (resume, next) = match mode {
+        RestartMode::InPlace => {
+            let (resume, next) = cb::bounded(1);
+            (Some(resume), Some(next))
+        }
+        RestartMode::FreshThread => (None, None),
+    };
+    let join = std::thread::Builder::new()
+        .name(format!("{path}#{instance}"))
+        .spawn(move || instance_thread(run, next))
+        .map_err(|err| format!("could not spawn its thread: {err}"))?;
+    Ok((join, resume))
 }
 
 /// A nested supervisor that did not start, and its specification back

@@ -15,8 +15,9 @@ use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome, StartReply};
 use super::error::{ControlError, StartError};
+use super::instance::InstanceRun;
 use super::intensity::Intensity;
-use super::launch::{spawn_supervisor, spawn_worker};
+use super::launch::{Parked, spawn_supervisor, spawn_worker};
 use super::spec::{AutoShutdown, Node, Strategy, Supervisor, validate_child};
 use super::status::{BoardEntry, ChildState, ChildStatus, NodeKind, StatusBoard};
 use super::tree::Tree;
@@ -56,6 +57,9 @@ pub(crate) enum Handle {
         enforcement: Option<Enforcement>,
         /// Its resource measurements, when it has limits.
         meter: Option<Arc<Meter>>,
+        /// For in-place restarts: where the next instance is handed to this
+        /// thread.
+        resume: Option<cb::Sender<InstanceRun>>,
     },
     Supervisor {
         control: cb::Sender<Control>,
@@ -100,6 +104,8 @@ struct Slot {
     enforcement: Option<Enforcement>,
     mailbox: Arc<Mailbox>,
     capabilities: Vec<(String, Capability)>,
+    /// An in-place child's thread, waiting for its next instance.
+    parked: Option<Parked>,
     /// Part of the specification (restored when this supervisor restarts),
     /// as opposed to added at run time.
     initial: bool,
@@ -200,6 +206,14 @@ pub(crate) fn run(start: NodeStart) -> Supervisor {
     node.into_spec()
 }
 
+/// Lets a parked in-place thread end, and joins it.
+fn release(slot: &mut Slot) {
+    if let Some(parked) = slot.parked.take() {
+        drop(parked.resume);
+        let _ = parked.join.join();
+    }
+}
+
 fn should_restart(restart: Restart, outcome: &Outcome) -> bool {
     match restart {
         Restart::Permanent => true,
@@ -291,6 +305,7 @@ impl NodeState {
             enforcement: None,
             mailbox: Arc::new(Mailbox::default()),
             capabilities,
+            parked: None,
             initial,
             retired: false,
         });
@@ -376,6 +391,7 @@ impl NodeState {
         let path = self.slots[i].path.clone();
         let id = self.slots[i].id;
         let mailbox = Arc::clone(&self.slots[i].mailbox);
+        let parked = self.slots[i].parked.take();
         let handle = match &mut self.slots[i].spec {
             Spec::Worker(child) => spawn_worker(
                 &self.tree,
@@ -385,6 +401,7 @@ impl NodeState {
                 mailbox,
                 id,
                 &self.control,
+                parked,
             ),
             Spec::Supervisor {
                 spec,
@@ -599,6 +616,19 @@ impl NodeState {
         } = state
         {
             match handle {
+                Handle::Worker {
+                    join,
+                    resume: Some(resume),
+                    enforcement,
+                    ..
+                } => {
+                    // The thread waits for its next instance.
+                    slot.parked = Some(Parked {
+                        resume,
+                        join,
+                        enforcement,
+                    });
+                }
                 Handle::Worker { join, .. } => {
                     let _ = join.join();
                 }
@@ -816,6 +846,7 @@ impl NodeState {
     fn retire(&mut self, id: u64) {
         let Some(i) = self.index_of(id) else { return };
         self.slots[i].state = SlotState::Stopped;
+        release(&mut self.slots[i]);
         if self.slots[i].initial {
             self.slots[i].retired = true;
         } else {
@@ -833,9 +864,12 @@ impl NodeState {
         if self.pool.is_some() {
             self.stop_parallel(&order);
         } else {
-            for i in order {
+            for &i in &order {
                 self.stop_slot(i);
             }
+        }
+        for i in order {
+            release(&mut self.slots[i]);
         }
     }
 

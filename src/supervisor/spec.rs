@@ -159,6 +159,7 @@ impl Supervisor {
                 significant: false,
                 poison_threshold: 1,
                 limits: crate::Limits::new(),
+                restart_mode: crate::component::RestartMode::FreshThread,
             },
             tree: TreeSettings {
                 clock: MonotonicClock::new(cap_std::ambient_authority()),
