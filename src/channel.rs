@@ -126,6 +126,7 @@ pub(crate) enum Interrupted {
 
 /// Receives from `rx`, waking early when any of `interrupts` disconnects
 /// (a raised [`Signal`](crate::signal::Signal)) or `deadline` passes.
+#[inline]
 pub(crate) fn recv_interruptible<T>(
     rx: &cb::Receiver<T>,
     interrupts: &[&cb::Receiver<Never>],
@@ -163,6 +164,7 @@ pub(crate) fn recv_interruptible<T>(
 
 /// Sends on `tx`, waking early like [`recv_interruptible`]; the message is
 /// handed back on failure.
+#[inline]
 pub(crate) fn send_interruptible<T>(
     tx: &cb::Sender<T>,
     message: T,
@@ -327,7 +329,15 @@ impl<T> Sender<T> {
     /// [`SendError::Disconnected`] when every receiver is gone,
     /// [`SendError::Revoked`] when this endpoint is (or becomes, while
     /// waiting) revoked. The message is handed back.
+    #[inline]
     pub fn send(&self, message: T) -> Result<(), SendError<T>> {
+        if !self.gate.is_revocable() {
+            // The hot path: nothing to watch but the channel itself.
+            return self
+                .inner
+                .send(message)
+                .map_err(|cb::SendError(m)| SendError::Disconnected(m));
+        }
         self.send_until(message, None).map_err(|e| match e {
             SendTimeoutError::Timeout(m) | SendTimeoutError::Disconnected(m) => {
                 SendError::Disconnected(m)
@@ -342,6 +352,7 @@ impl<T> Sender<T> {
     ///
     /// [`TrySendError::Full`], [`TrySendError::Disconnected`],
     /// [`TrySendError::Revoked`]; the message is handed back.
+    #[inline]
     pub fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
         if self.gate.check().is_err() {
             return Err(TrySendError::Revoked(message));
@@ -362,6 +373,7 @@ impl<T> Sender<T> {
         self.send_until(message, deadline_after(timeout))
     }
 
+    #[inline]
     pub(crate) fn send_until(
         &self,
         message: T,
@@ -377,6 +389,7 @@ impl<T> Sender<T> {
 
     /// Sends, also waking when one of `extra` fires (used by
     /// [`Context`](crate::Context) for cancellation).
+    #[inline]
     pub(crate) fn send_with(
         &self,
         message: T,
@@ -385,6 +398,11 @@ impl<T> Sender<T> {
     ) -> Result<(), (T, Wake)> {
         if self.gate.check().is_err() {
             return Err((message, Wake::Revoked));
+        }
+        if !self.gate.is_revocable() {
+            // The hot path: no switch to watch, nothing to allocate.
+            return send_interruptible(&self.inner, message, extra, deadline)
+                .map_err(|(m, e)| (m, Wake::from_interrupt(e, 0)));
         }
         let mut interrupts = self.watches();
         let own = interrupts.len();
@@ -429,7 +447,12 @@ impl<T> Receiver<T> {
     /// [`RecvError::Disconnected`] when the channel is empty and every sender
     /// is gone; [`RecvError::Revoked`] when this endpoint is (or becomes,
     /// while waiting) revoked.
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
+        if !self.gate.is_revocable() {
+            // The hot path: nothing to watch but the channel itself.
+            return self.inner.recv().map_err(|_| RecvError::Disconnected);
+        }
         self.recv_until(None).map_err(|e| match e {
             RecvTimeoutError::Revoked => RecvError::Revoked,
             RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected => RecvError::Disconnected,
@@ -442,6 +465,7 @@ impl<T> Receiver<T> {
     ///
     /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`],
     /// [`TryRecvError::Revoked`].
+    #[inline]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         if self.gate.check().is_err() {
             return Err(TryRecvError::Revoked);
@@ -462,6 +486,7 @@ impl<T> Receiver<T> {
         self.recv_until(deadline_after(timeout))
     }
 
+    #[inline]
     pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         self.recv_with(&[], deadline).map_err(|e| match e {
             Wake::Timeout => RecvTimeoutError::Timeout,
@@ -472,6 +497,7 @@ impl<T> Receiver<T> {
 
     /// Receives, also waking when one of `extra` fires (used by
     /// [`Context`](crate::Context) for cancellation).
+    #[inline]
     pub(crate) fn recv_with(
         &self,
         extra: &[&cb::Receiver<Never>],
@@ -479,6 +505,11 @@ impl<T> Receiver<T> {
     ) -> Result<T, Wake> {
         if self.gate.check().is_err() {
             return Err(Wake::Revoked);
+        }
+        if !self.gate.is_revocable() {
+            // The hot path: no switch to watch, nothing to allocate.
+            return recv_interruptible(&self.inner, extra, deadline)
+                .map_err(|e| Wake::from_interrupt(e, 0));
         }
         let mut interrupts = self.watches();
         let own = interrupts.len();

@@ -51,7 +51,8 @@ pub enum FaultKind {
         /// Where, when the crate's panic hook saw it (it is chained in front
         /// of the application's hook when the first supervisor starts).
         location: Option<PanicLocation>,
-        /// A backtrace, captured when `RUST_BACKTRACE` enables one.
+        /// A backtrace, when the tree captures them
+        /// ([`Supervisor::capture_backtraces`](crate::Supervisor::capture_backtraces)).
         backtrace: Option<String>,
     },
     /// The component returned `Err`.
@@ -207,6 +208,8 @@ pub(crate) struct PanicReport {
 struct SupervisedThread {
     /// Whether the application's hook also sees this thread's panics.
     forward: bool,
+    /// Whether to capture a backtrace (costly: tens of microseconds).
+    backtrace: bool,
     report: Option<PanicReport>,
 }
 
@@ -216,11 +219,13 @@ thread_local! {
 }
 
 /// Marks the current thread as supervised, so the hook records its panics;
-/// `forward` says whether the previously installed hook runs for them too.
-pub(crate) fn mark_supervised(forward: bool) {
+/// `forward` says whether the previously installed hook runs for them too,
+/// `backtrace` whether a backtrace is captured.
+pub(crate) fn mark_supervised(forward: bool, backtrace: bool) {
     SUPERVISED.with(|slot| {
         *slot.borrow_mut() = Some(SupervisedThread {
             forward,
+            backtrace,
             report: None,
         })
     });
@@ -263,17 +268,16 @@ fn record(info: &PanicHookInfo<'_>) -> bool {
             let Some(thread) = slot.as_mut() else {
                 return true;
             };
-            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = thread
+                .backtrace
+                .then(|| std::backtrace::Backtrace::force_capture().to_string());
             thread.report = Some(PanicReport {
                 location: info.location().map(|l| PanicLocation {
                     file: l.file().to_owned(),
                     line: l.line(),
                     column: l.column(),
                 }),
-                backtrace: match backtrace.status() {
-                    std::backtrace::BacktraceStatus::Captured => Some(backtrace.to_string()),
-                    _ => None,
-                },
+                backtrace,
             });
             thread.forward
         })

@@ -29,6 +29,13 @@
 //! the other components stay unrestricted, and a restart gets a new thread
 //! with the policy applied afresh.
 //!
+//! # On threads of your own
+//!
+//! [`Policy`] is what a supervisor uses: [`Policy::compile`] once from a
+//! grant's [inventory](crate::Grant::inventory), [`Policy::apply`] on each
+//! thread to confine it to a grant (which must hold the same kinds of
+//! capabilities). Applying is irreversible for that thread.
+//!
 //! # Fail closed
 //!
 //! With [`Lockdown::require`] (the default), a component whose full policy
@@ -50,12 +57,12 @@ use std::fmt;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 mod linux;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
-pub(crate) use linux::Policy;
+pub use linux::Policy;
 
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
 mod unsupported;
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
-pub(crate) use unsupported::Policy;
+pub use unsupported::Policy;
 
 /// How strictly a child's policy must be enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -130,6 +130,7 @@ impl Gate {
         }
     }
 
+    #[inline]
     pub(crate) fn is_revocable(&self) -> bool {
         !self.signals.is_empty()
     }

@@ -30,7 +30,7 @@ const MAX_TCP_PORTS: usize = 4096;
 /// specification, and how to derive Landlock rules from each instance's
 /// grant.
 #[derive(Debug)]
-pub(crate) struct Policy {
+pub struct Policy {
     lockdown: Lockdown,
     /// The filters to install, in order; empty when they could not be
     /// compiled in best-effort mode.
@@ -48,10 +48,13 @@ fn seccomp_error(err: impl std::fmt::Display) -> LockdownError {
 impl Policy {
     /// Compiles the seccomp part from the specification's grant: whether it
     /// holds a network capability decides whether sockets are allowed.
-    pub(crate) fn compile(
-        lockdown: Lockdown,
-        grant: &Inventory<'_>,
-    ) -> Result<Self, LockdownError> {
+    /// Compiles the parts of the policy that depend only on what kinds of
+    /// capabilities `grant` holds (the seccomp filter).
+    ///
+    /// # Errors
+    ///
+    /// [`LockdownError`] when a required part cannot be built here.
+    pub fn compile(lockdown: Lockdown, grant: &Inventory<'_>) -> Result<Self, LockdownError> {
         let has_net = grant
             .iter()
             .any(|held| matches!(held.capability(), Capability::Net { .. }));
@@ -68,7 +71,13 @@ impl Policy {
 
     /// Confines the calling thread (and threads it spawns later) to what the
     /// instance's grant holds.
-    pub(crate) fn apply(&self, grant: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
+    /// Confines the calling thread, and threads it spawns later, to what
+    /// `grant` holds; reports what the kernel enforced.
+    ///
+    /// # Errors
+    ///
+    /// [`LockdownError`] when the policy cannot be enforced as required.
+    pub fn apply(&self, grant: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
         let require = self.lockdown.mode == Mode::Require;
         let mut enforcement = self.landlock(grant)?;
         let mut installed = !self.filters.is_empty();

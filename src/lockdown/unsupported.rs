@@ -7,18 +7,30 @@ use crate::grant::Inventory;
 
 /// The (empty) policy of a platform that has no kernel sandbox.
 #[derive(Debug)]
-pub(crate) struct Policy {
+pub struct Policy {
     mode: Mode,
 }
 
 impl Policy {
-    pub(crate) fn compile(lockdown: Lockdown, _: &Inventory<'_>) -> Result<Self, LockdownError> {
+    /// Compiles the parts of the policy that depend only on what kinds of
+    /// capabilities `grant` holds (the seccomp filter).
+    ///
+    /// # Errors
+    ///
+    /// [`LockdownError`] when a required part cannot be built here.
+    pub fn compile(lockdown: Lockdown, _: &Inventory<'_>) -> Result<Self, LockdownError> {
         Ok(Self {
             mode: lockdown.mode,
         })
     }
 
-    pub(crate) fn apply(&self, _: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
+    /// Confines the calling thread, and threads it spawns later, to what
+    /// `grant` holds; reports what the kernel enforced.
+    ///
+    /// # Errors
+    ///
+    /// [`LockdownError`] when the policy cannot be enforced as required.
+    pub fn apply(&self, _: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
         match self.mode {
             Mode::Require => Err(LockdownError::Unsupported {
                 missing: if cfg!(target_os = "linux") {

@@ -23,6 +23,7 @@ pub(crate) struct InstanceRun {
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) poison_threshold: u32,
     pub(crate) forward_panics: bool,
+    pub(crate) backtraces: bool,
     pub(crate) slot: u64,
     pub(crate) report_to: cb::Sender<Control>,
     /// The kernel policy to apply before the entry runs, and where to say
@@ -42,6 +43,7 @@ pub(crate) fn run_instance(run: InstanceRun) {
         mailbox,
         poison_threshold,
         forward_panics,
+        backtraces,
         slot,
         report_to,
         lockdown,
@@ -62,7 +64,7 @@ pub(crate) fn run_instance(run: InstanceRun) {
             return;
         }
     }
-    fault::mark_supervised(forward_panics);
+    fault::mark_supervised(forward_panics, backtraces);
     let result = catch_unwind(AssertUnwindSafe(|| body.run(&context)));
     let cancelled = context.is_cancelled();
     let outcome = match result {

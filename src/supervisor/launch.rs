@@ -100,6 +100,7 @@ pub(crate) fn spawn_worker(
         mailbox,
         poison_threshold: child.settings.poison_threshold,
         forward_panics: tree.forward_panics,
+        backtraces: tree.backtraces,
         slot,
         report_to: control.clone(),
         lockdown: policy.map(|policy| (policy, ready_tx)),

@@ -106,6 +106,8 @@ struct Slot {
     capabilities: Vec<(String, Capability)>,
     /// An in-place child's thread, waiting for its next instance.
     parked: Option<Parked>,
+    /// The thread of an instance that ended, not yet joined.
+    ended_thread: Option<JoinHandle<()>>,
     /// Part of the specification (restored when this supervisor restarts),
     /// as opposed to added at run time.
     initial: bool,
@@ -206,11 +208,14 @@ pub(crate) fn run(start: NodeStart) -> Supervisor {
     node.into_spec()
 }
 
-/// Lets a parked in-place thread end, and joins it.
+/// Lets a parked in-place thread end, and joins it and any ended thread.
 fn release(slot: &mut Slot) {
     if let Some(parked) = slot.parked.take() {
         drop(parked.resume);
         let _ = parked.join.join();
+    }
+    if let Some(ended) = slot.ended_thread.take() {
+        let _ = ended.join();
     }
 }
 
@@ -306,6 +311,7 @@ impl NodeState {
             mailbox: Arc::new(Mailbox::default()),
             capabilities,
             parked: None,
+            ended_thread: None,
             initial,
             retired: false,
         });
@@ -362,6 +368,13 @@ impl NodeState {
         self.tree.publish(path, instance, kind);
     }
 
+    /// [`emit`](Self::emit) for an event about child `i`: only its entry on
+    /// the board needs updating, which keeps starting a large pool linear.
+    fn emit_child(&self, i: usize, instance: Option<u64>, kind: EventKind) {
+        self.sync_slot(i);
+        self.tree.publish(&self.slots[i].path, instance, kind);
+    }
+
     // ----- starting -------------------------------------------------------
 
     /// Starts the initial children in order; on the first failure stops the
@@ -369,8 +382,8 @@ impl NodeState {
     fn start_initial(&mut self) -> Result<(), StartError> {
         for i in 0..self.slots.len() {
             if let Err(fault) = self.start_slot(i) {
-                self.emit(
-                    &fault.path,
+                self.emit_child(
+                    i,
                     Some(fault.instance),
                     EventKind::Faulted {
                         fault: (*fault).clone(),
@@ -440,14 +453,17 @@ impl NodeState {
                     started_at: self.tree.clock.read(),
                 };
                 if let Some(enforcement) = enforcement {
-                    self.emit(&path, Some(instance), EventKind::LockedDown { enforcement });
+                    self.emit_child(i, Some(instance), EventKind::LockedDown { enforcement });
                 }
                 let kind = if instance == 1 {
                     EventKind::Started
                 } else {
                     EventKind::Restarted
                 };
-                self.emit(&path, Some(instance), kind);
+                self.emit_child(i, Some(instance), kind);
+                if let Some(ended) = self.slots[i].ended_thread.take() {
+                    let _ = ended.join();
+                }
                 Ok(())
             }
             Err(message) => {
@@ -480,8 +496,8 @@ impl NodeState {
         }
         for (id, fault) in failures {
             if let Some(i) = self.index_of(id) {
-                self.emit(
-                    &fault.path,
+                self.emit_child(
+                    i,
                     Some(fault.instance),
                     EventKind::Faulted {
                         fault: fault.clone(),
@@ -620,8 +636,12 @@ impl NodeState {
                     join,
                     resume: Some(resume),
                     enforcement,
+                    revoker,
                     ..
                 } => {
+                    // Whatever the ended instance left behind (in a
+                    // thread-local, say) holds nothing any more.
+                    revoker.revoke();
                     // The thread waits for its next instance.
                     slot.parked = Some(Parked {
                         resume,
@@ -629,8 +649,12 @@ impl NodeState {
                         enforcement,
                     });
                 }
-                Handle::Worker { join, .. } => {
-                    let _ = join.join();
+                Handle::Worker { join, revoker, .. } => {
+                    revoker.revoke();
+                    // The instance has ended; its thread is only unwinding
+                    // its thread-locals. Joined after the next instance has
+                    // started, which keeps the join off the restart path.
+                    slot.ended_thread = Some(join);
                 }
                 Handle::Supervisor { join, .. } => {
                     if let Ok(spec) = join.join()
@@ -661,8 +685,7 @@ impl NodeState {
                     }
                 }
             };
-            let path = slot.path.clone();
-            self.emit(&path, Some(instance), kind);
+            self.emit_child(i, Some(instance), kind);
         }
         if let Some(letter) = report.dead_letter {
             let description = letter.description.clone();
@@ -674,10 +697,9 @@ impl NodeState {
                     Err(_) => Disposal::SinkFull,
                 },
             };
-            let slot = &self.slots[i];
-            self.emit(
-                &slot.path,
-                Some(slot.instance),
+            self.emit_child(
+                i,
+                Some(self.slots[i].instance),
                 EventKind::DeadLettered {
                     description,
                     attempts,
@@ -775,10 +797,9 @@ impl NodeState {
                         self.slots[j].state = SlotState::BackingOff;
                     }
                 }
-                let slot = &self.slots[i];
-                self.emit(
-                    &slot.path,
-                    Some(slot.instance),
+                self.emit_child(
+                    i,
+                    Some(self.slots[i].instance),
                     EventKind::BackingOff { delay },
                 );
                 let due = now.checked_add(delay).unwrap_or(now);
@@ -941,12 +962,7 @@ impl NodeState {
     /// its thread, count it.
     fn abandon(&mut self, i: usize, timeout: Duration) {
         if let Some(instance) = self.detach(i) {
-            let path = self.slots[i].path.clone();
-            self.emit(
-                &path,
-                Some(instance),
-                EventKind::ShutdownTimedOut { timeout },
-            );
+            self.emit_child(i, Some(instance), EventKind::ShutdownTimedOut { timeout });
         }
     }
 
@@ -1010,9 +1026,8 @@ impl NodeState {
                     in_flight: None,
                 };
                 self.slots[i].last_fault = Some(fault.clone());
-                let path = self.slots[i].path.clone();
-                self.emit(
-                    &path,
+                self.emit_child(
+                    i,
                     Some(instance),
                     EventKind::Faulted {
                         fault: fault.clone(),
@@ -1100,58 +1115,79 @@ impl NodeState {
 
     // ----- status ---------------------------------------------------------
 
+    /// Rebuilds the whole status board, one entry per slot (`None` for
+    /// retired ones), in slot order.
     fn sync_status(&self) {
         let entries = self
             .slots
             .iter()
-            .filter(|slot| !slot.retired)
-            .map(|slot| {
-                let (kind, nested) = match &slot.spec {
-                    Spec::Worker(_) => (NodeKind::Worker, None),
-                    Spec::Supervisor {
-                        strategy,
-                        pool,
-                        board,
-                        ..
-                    } => (
-                        NodeKind::Supervisor {
-                            strategy: *strategy,
-                            pool: *pool,
-                        },
-                        board.clone(),
-                    ),
-                };
-                let meter = match &slot.state {
-                    SlotState::Running {
-                        handle: Handle::Worker { meter, .. },
-                        ..
-                    } => meter.clone(),
-                    _ => None,
-                };
-                BoardEntry {
-                    meter,
-                    status: ChildStatus {
-                        path: slot.path.clone(),
-                        kind,
-                        state: match slot.state {
-                            SlotState::Running { .. } => ChildState::Running,
-                            SlotState::Restarting => ChildState::Restarting,
-                            SlotState::BackingOff => ChildState::BackingOff,
-                            SlotState::Stopped => ChildState::Stopped,
-                        },
-                        instance: slot.instance,
-                        restarts: slot.restarts,
-                        last_fault: slot.last_fault.clone(),
-                        leaked_threads: slot.leaked,
-                        lockdown: slot.enforcement,
-                        usage: None,
-                        capabilities: slot.capabilities.clone(),
-                        children: Vec::new(),
-                    },
-                    nested,
-                }
-            })
+            .map(|slot| self.board_entry(slot))
             .collect();
         *self.board.entries.lock() = entries;
+    }
+
+    /// Updates child `i`'s entry only; the board mirrors the slots, so a
+    /// board of another length means the slots changed shape: rebuild.
+    fn sync_slot(&self, i: usize) {
+        let mut entries = self.board.entries.lock();
+        if entries.len() == self.slots.len() {
+            entries[i] = self.board_entry(&self.slots[i]);
+        } else {
+            *entries = self
+                .slots
+                .iter()
+                .map(|slot| self.board_entry(slot))
+                .collect();
+        }
+    }
+
+    fn board_entry(&self, slot: &Slot) -> Option<BoardEntry> {
+        if slot.retired {
+            return None;
+        }
+        let (kind, nested) = match &slot.spec {
+            Spec::Worker(_) => (NodeKind::Worker, None),
+            Spec::Supervisor {
+                strategy,
+                pool,
+                board,
+                ..
+            } => (
+                NodeKind::Supervisor {
+                    strategy: *strategy,
+                    pool: *pool,
+                },
+                board.clone(),
+            ),
+        };
+        let meter = match &slot.state {
+            SlotState::Running {
+                handle: Handle::Worker { meter, .. },
+                ..
+            } => meter.clone(),
+            _ => None,
+        };
+        Some(BoardEntry {
+            meter,
+            status: ChildStatus {
+                path: slot.path.clone(),
+                kind,
+                state: match slot.state {
+                    SlotState::Running { .. } => ChildState::Running,
+                    SlotState::Restarting => ChildState::Restarting,
+                    SlotState::BackingOff => ChildState::BackingOff,
+                    SlotState::Stopped => ChildState::Stopped,
+                },
+                instance: slot.instance,
+                restarts: slot.restarts,
+                last_fault: slot.last_fault.clone(),
+                leaked_threads: slot.leaked,
+                lockdown: slot.enforcement,
+                usage: None,
+                capabilities: slot.capabilities.clone(),
+                children: Vec::new(),
+            },
+            nested,
+        })
     }
 }

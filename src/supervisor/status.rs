@@ -185,7 +185,9 @@ impl fmt::Display for Status {
 /// A supervisor's published view of its children, read by `status()`.
 #[derive(Debug, Default)]
 pub(crate) struct StatusBoard {
-    pub(crate) entries: Mutex<Vec<BoardEntry>>,
+    /// One entry per child slot, in start order; `None` for children taken
+    /// out of the tree.
+    pub(crate) entries: Mutex<Vec<Option<BoardEntry>>>,
 }
 
 /// One child on a board: its status without children, and where to find
@@ -204,6 +206,7 @@ impl StatusBoard {
         let entries = self.entries.lock().clone();
         entries
             .into_iter()
+            .flatten()
             .map(|entry| {
                 let mut status = entry.status;
                 if let Some(nested) = entry.nested {

@@ -90,6 +90,7 @@ impl Supervisor {
             clock: self.tree.clock.clone(),
             random,
             forward_panics: self.tree.forward_panics,
+            backtraces: self.tree.backtraces,
             dead_letters: self.tree.dead_letters.clone(),
             supervisors: Default::default(),
             leaked: Default::default(),

@@ -27,6 +27,7 @@ pub(crate) struct Tree {
     pub(crate) clock: MonotonicClock,
     pub(crate) random: Random,
     pub(crate) forward_panics: bool,
+    pub(crate) backtraces: bool,
     pub(crate) dead_letters: Option<Sender<DeadLetter>>,
     /// Running supervisors by path, for requests addressed by path.
     pub(crate) supervisors: Mutex<HashMap<String, SupervisorHandle>>,

@@ -1,0 +1,296 @@
+//! The cost of isolation, in one table: each part of `compartment` next to
+//! the raw primitive or peer it replaces, measured in the same run, with the
+//! ratio and the project's target.
+//!
+//! Run it with `cargo run --release --example bench_report --features lockdown`.
+//! It takes well under a minute, prints `met` or `missed` for each target,
+//! and exits non-zero only on an error — a missed target is a finding, not a
+//! failure. `cargo bench --features lockdown` runs the full criterion
+//! benchmarks; `BENCHMARKS.md` records one such run.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark driver is the granting side and measures real time"
+)]
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Flavour, peers, percentiles};
+use compartment::RestartMode;
+
+/// One comparison: compartment's figure, the baseline's, and the target.
+struct Row {
+    comparison: String,
+    ours: String,
+    theirs: String,
+    ratio: f64,
+    target: String,
+    met: bool,
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn rate(messages: u64, d: Duration) -> String {
+    format!("{:.1} M msg/s", messages as f64 / d.as_secs_f64() / 1e6)
+}
+
+/// The median of `runs` runs of `f`.
+fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut samples: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    percentiles(&mut samples).0
+}
+
+/// The medians of `runs` runs of `ours` and `theirs`, alternated so that
+/// drifting noise on this machine falls on both alike.
+fn paired(
+    runs: usize,
+    mut ours: impl FnMut() -> Duration,
+    mut theirs: impl FnMut() -> Duration,
+) -> (Duration, Duration) {
+    let (mut a, mut b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        a.push(ours());
+        b.push(theirs());
+    }
+    (percentiles(&mut a).0, percentiles(&mut b).0)
+}
+
+/// Per-operation time over `iterations` calls of `f`.
+fn per_op(iterations: u32, mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed() / iterations
+}
+
+fn nanos(d: Duration) -> String {
+    format!("{:.1} ns", d.as_secs_f64() * 1e9)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Every comparison panics thousands of times on purpose (restarts);
+    // printing each would measure the terminal.
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = Instant::now();
+    let mut rows = Vec::new();
+
+    // Files: a 4 KiB read three directories deep.
+    let files = common::Files::new();
+    let n = 5_000;
+    let (ro_read, cap_read) = paired(
+        7,
+        || per_op(n, || drop(files.read_only.read(&files.relative).unwrap())),
+        || per_op(n, || drop(files.cap_std.read(&files.relative).unwrap())),
+    );
+    let (full_read, std_read) = paired(
+        7,
+        || per_op(n, || drop(files.full.read(&files.relative).unwrap())),
+        || per_op(n, || drop(std::fs::read(&files.host).unwrap())),
+    );
+    let ratio = ro_read.as_secs_f64() / cap_read.as_secs_f64();
+    rows.push(Row {
+        comparison: "read 4 KiB, read-only dir vs cap-std Dir".into(),
+        ours: micros(ro_read),
+        theirs: micros(cap_read),
+        ratio,
+        target: "≤ 1.05".into(),
+        met: ratio <= 1.05,
+    });
+    rows.push(Row {
+        comparison: "read 4 KiB, full dir vs std::fs::read".into(),
+        ours: micros(full_read),
+        theirs: micros(std_read),
+        ratio: full_read.as_secs_f64() / std_read.as_secs_f64(),
+        target: "(reported)".into(),
+        met: true,
+    });
+    drop(files);
+
+    // Channels.
+    let messages = 200_000;
+    for (producers, capacity) in [(1, 1), (1, 64), (1, 1024), (4, 1), (4, 64), (4, 1024)] {
+        let (ours, raw) = paired(
+            9,
+            || common::throughput(Flavour::Compartment, capacity, producers, messages),
+            || common::throughput(Flavour::Crossbeam, capacity, producers, messages),
+        );
+        let std = median(3, || {
+            common::throughput(Flavour::Std, capacity, producers, messages)
+        });
+        let ratio = raw.as_secs_f64() / ours.as_secs_f64();
+        rows.push(Row {
+            comparison: format!(
+                "channel {producers}→1 capacity {capacity} vs crossbeam (std: {})",
+                rate(messages, std)
+            ),
+            ours: rate(messages, ours),
+            theirs: rate(messages, raw),
+            ratio,
+            target: "≥ 0.95".into(),
+            met: ratio >= 0.95,
+        });
+    }
+    let rt = peers::runtime();
+    let kameo_messages = 200_000;
+    let (ours, kameo) = paired(
+        3,
+        || common::throughput(Flavour::Compartment, 1024, 1, kameo_messages),
+        || peers::tell_throughput(&rt, kameo_messages),
+    );
+    let ratio = kameo.as_secs_f64() / ours.as_secs_f64();
+    rows.push(Row {
+        comparison: "channel 1→1 capacity 1024 vs kameo tell".into(),
+        ours: rate(kameo_messages, ours),
+        theirs: rate(kameo_messages, kameo),
+        ratio,
+        target: "≥ 3".into(),
+        met: ratio >= 3.0,
+    });
+    let rounds = 20_000;
+    let (ours, raw) = paired(
+        5,
+        || common::ping_pong(Flavour::Compartment, rounds),
+        || common::ping_pong(Flavour::Crossbeam, rounds),
+    );
+    let (ours, raw) = (ours / rounds as u32, raw / rounds as u32);
+    rows.push(Row {
+        comparison: "ping-pong round trip vs crossbeam".into(),
+        ours: micros(ours),
+        theirs: micros(raw),
+        ratio: ours.as_secs_f64() / raw.as_secs_f64(),
+        target: "(reported)".into(),
+        met: true,
+    });
+
+    // Restarts.
+    let rounds = 1000;
+    let (fresh, fresh_p99) = percentiles(&mut common::restart_latency(
+        RestartMode::FreshThread,
+        rounds,
+    ));
+    let (in_place, in_place_p99) =
+        percentiles(&mut common::restart_latency(RestartMode::InPlace, rounds));
+    let (spawn, _) = percentiles(&mut common::spawn_join(rounds));
+    let (kameo, kameo_p99) = percentiles(&mut peers::restart_latency(&rt, rounds));
+    let ratio = fresh.as_secs_f64() / spawn.as_secs_f64();
+    rows.push(Row {
+        comparison: format!(
+            "fresh-thread restart p50 vs spawn+join (p99 {})",
+            micros(fresh_p99)
+        ),
+        ours: micros(fresh),
+        theirs: micros(spawn),
+        ratio,
+        target: "≤ 1.0".into(),
+        met: ratio <= 1.0,
+    });
+    let ratio = in_place.as_secs_f64() / kameo.as_secs_f64();
+    rows.push(Row {
+        comparison: format!(
+            "in-place restart p50 vs kameo (p99 {} vs {})",
+            micros(in_place_p99),
+            micros(kameo_p99)
+        ),
+        ours: micros(in_place),
+        theirs: micros(kameo),
+        ratio,
+        target: "≤ 10 µs, < kameo".into(),
+        met: in_place <= Duration::from_micros(10) && in_place < kameo,
+    });
+
+    // Starting 1,000, and memory per idle one.
+    let n = 1000;
+    let base = common::rss();
+    let (threads_start, threads) = common::start_threads(n);
+    let threads_rss = common::rss().saturating_sub(base);
+    common::stop_threads(threads);
+    let base = common::rss();
+    let (components_start, system) = common::start_components(n);
+    let components_rss = common::rss().saturating_sub(base);
+    system.shutdown();
+    let actors_start = peers::start_actors(&rt, n);
+    let ratio = components_start.as_secs_f64() / threads_start.as_secs_f64();
+    rows.push(Row {
+        comparison: format!(
+            "start 1,000 components vs threads (kameo actors: {})",
+            micros(actors_start)
+        ),
+        ours: micros(components_start),
+        theirs: micros(threads_start),
+        ratio,
+        target: "≤ 1.5".into(),
+        met: ratio <= 1.5,
+    });
+    let ratio = components_rss as f64 / threads_rss.max(1) as f64;
+    rows.push(Row {
+        comparison: "resident memory per idle component vs parked thread".into(),
+        ours: format!("{:.1} KiB", components_rss as f64 / n as f64 / 1024.0),
+        theirs: format!("{:.1} KiB", threads_rss as f64 / n as f64 / 1024.0),
+        ratio,
+        target: "≤ 1.2".into(),
+        met: ratio <= 1.2,
+    });
+
+    // Lockdown.
+    let (apply, apply_p99) = percentiles(&mut common::lockdown_apply(200));
+    rows.push(Row {
+        comparison: format!("lockdown apply per start, p50 (p99 {})", micros(apply_p99)),
+        ours: micros(apply),
+        theirs: "-".into(),
+        ratio: apply.as_secs_f64() / 60e-6,
+        target: "≤ 60 µs".into(),
+        met: apply <= Duration::from_micros(60),
+    });
+
+    // The accounting allocator.
+    let rounds = 100_000;
+    let (accounting, system) = paired(
+        5,
+        || common::alloc_churn(true, rounds),
+        || common::alloc_churn(false, rounds),
+    );
+    let ratio = accounting.as_secs_f64() / system.as_secs_f64();
+    rows.push(Row {
+        comparison: "allocation-heavy loop, accounting vs system allocator".into(),
+        ours: nanos(accounting / (rounds as u32 * 8)),
+        theirs: nanos(system / (rounds as u32 * 8)),
+        ratio,
+        target: "≤ 1.15".into(),
+        met: ratio <= 1.15,
+    });
+
+    let width = rows
+        .iter()
+        .map(|r| r.comparison.chars().count())
+        .max()
+        .unwrap_or(10);
+    println!(
+        "{:<width$}  {:>16}  {:>16}  {:>7}  {:<18}  result",
+        "comparison", "compartment", "baseline", "ratio", "target"
+    );
+    for row in &rows {
+        println!(
+            "{:<width$}  {:>16}  {:>16}  {:>7.2}  {:<18}  {}",
+            row.comparison,
+            row.ours,
+            row.theirs,
+            row.ratio,
+            row.target,
+            if row.met { "met" } else { "missed" }
+        );
+    }
+    let missed = rows.iter().filter(|r| !r.met).count();
+    println!(
+        "{} comparisons, {} targets missed, in {:.1} s",
+        rows.len(),
+        missed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
