@@ -3,7 +3,7 @@
 //! There is no unbounded constructor: every channel has a capacity, a full
 //! channel pushes back ([`TrySendError::Full`], or a blocking send that waits),
 //! and a failed send hands the message back. Endpoints implement
-//! [`Grant`]: a sender lets a component send on one channel, a
+//! [`Grant`](crate::Grant): a sender lets a component send on one channel, a
 //! receiver lets it receive from one, and nothing else.
 //!
 //! Blocking operations wake when their endpoint is revoked; every blocking
@@ -40,8 +40,9 @@ pub use error::{
 };
 pub use request::{CallError, PendingReply, ReplyTo, Request};
 
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
-use crate::revoke::{Gate, Revoker};
+use crate::grant::grant_by_clone;
+use crate::grant::Capability;
+use crate::revoke::Gate;
 use crate::signal::Never;
 
 /// The largest capacity [`bounded`] accepts. The buffer is allocated up
@@ -530,48 +531,14 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T: Send + 'static> Grant for Sender<T> {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
+grant_by_clone!(generic T, Sender<T>, |sender| Capability::Sender {
+    channel: sender.id,
+    message: std::any::type_name::<T>(),
+    capacity: sender.capacity,
+});
 
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::Sender {
-                channel: self.id,
-                message: std::any::type_name::<T>(),
-                capacity: self.capacity,
-            },
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
-
-impl<T: Send + 'static> Grant for Receiver<T> {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::Receiver {
-                channel: self.id,
-                message: std::any::type_name::<T>(),
-                capacity: self.capacity,
-            },
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(generic T, Receiver<T>, |receiver| Capability::Receiver {
+    channel: receiver.id,
+    message: std::any::type_name::<T>(),
+    capacity: receiver.capacity,
+});

@@ -6,6 +6,37 @@
 mod impls;
 mod inventory;
 
+/// `Grant` for a capability whose copies share one underlying authority
+/// (clocks, randomness, environment snapshots, network rules, channel
+/// endpoints): re-issued by `Clone`, made revocable through its `gate`
+/// field, reported as the `Capability` the closure describes.
+macro_rules! grant_by_clone {
+    (@impl [$($generics:tt)*] $ty:ty, |$this:ident| $capability:expr) => {
+        impl<$($generics)*> $crate::Grant for $ty {
+            fn reissue(&self) -> Result<Self, $crate::ReissueError> {
+                Ok(self.clone())
+            }
+
+            fn attach_revoker(&mut self, revoker: &$crate::Revoker) {
+                self.gate.attach(revoker);
+            }
+
+            fn visit<'g>(&'g self, inventory: &mut $crate::Inventory<'g>) {
+                let $this = self;
+                inventory.record(self, $capability, self.gate.is_revocable(), None);
+            }
+        }
+    };
+    (generic $param:ident, $ty:ty, |$this:ident| $capability:expr) => {
+        $crate::grant::grant_by_clone!(@impl [$param: Send + 'static] $ty, |$this| $capability);
+    };
+    ($ty:ty, |$this:ident| $capability:expr) => {
+        $crate::grant::grant_by_clone!(@impl [] $ty, |$this| $capability);
+    };
+}
+
+pub(crate) use grant_by_clone;
+
 use std::io;
 
 pub use inventory::{Capability, Descriptor, FileRights, Held, Inventory, Rights, Segment};

@@ -7,8 +7,9 @@ use cap_std::AmbientAuthority;
 use crossbeam_channel as cb;
 use parking_lot::Mutex;
 
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
-use crate::revoke::{Gate, Revoked, Revoker};
+use crate::grant::grant_by_clone;
+use crate::grant::Capability;
+use crate::revoke::{Gate, Revoked};
 use crate::signal::Never;
 
 /// Manual time: a fixed origin plus an offset that only the
@@ -206,24 +207,7 @@ impl MonotonicClock {
     }
 }
 
-impl Grant for MonotonicClock {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::MonotonicClock,
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(MonotonicClock, |_clock| Capability::MonotonicClock);
 
 /// A wall-clock capability: reads the date and time.
 ///
@@ -280,21 +264,4 @@ impl SystemClock {
     }
 }
 
-impl Grant for SystemClock {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::SystemClock,
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(SystemClock, |_clock| Capability::SystemClock);

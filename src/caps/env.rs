@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use cap_std::AmbientAuthority;
 
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
-use crate::revoke::{Gate, Revoker};
+use crate::grant::grant_by_clone;
+use crate::grant::Capability;
+use crate::revoke::Gate;
 
 /// Reading an environment snapshot failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,23 +185,6 @@ impl Env {
     }
 }
 
-impl Grant for Env {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::Env {
-                names: self.vars.keys().cloned().collect(),
-            },
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(Env, |env| Capability::Env {
+    names: env.vars.keys().cloned().collect(),
+});

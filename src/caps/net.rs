@@ -11,8 +11,9 @@ use cap_std::AmbientAuthority;
 use ipnet::IpNet;
 
 use super::socket::{TcpListener, TcpStream, UdpSocket};
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
-use crate::revoke::{Gate, Revoker};
+use crate::grant::grant_by_clone;
+use crate::grant::Capability;
+use crate::revoke::Gate;
 
 /// What a [`NetRule`] permits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -461,23 +462,6 @@ fn io_error(op: NetOp, addr: SocketAddr, source: io::Error) -> NetError {
     }
 }
 
-impl Grant for Net {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::Net {
-                rules: self.rules.rules.clone(),
-            },
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(Net, |net| Capability::Net {
+    rules: net.rules.rules.clone(),
+});

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use cap_std::AmbientAuthority;
 use parking_lot::Mutex;
 
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
-use crate::revoke::{Gate, Revoker};
+use crate::grant::grant_by_clone;
+use crate::grant::Capability;
+use crate::revoke::Gate;
 
 /// Where a [`Random`] capability's bytes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,23 +212,6 @@ fn os_fill(buf: &mut [u8]) -> io::Result<()> {
     getrandom::fill(buf).map_err(io::Error::other)
 }
 
-impl Grant for Random {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(self.clone())
-    }
-
-    fn attach_revoker(&mut self, revoker: &Revoker) {
-        self.gate.attach(revoker);
-    }
-
-    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
-        inventory.record(
-            self,
-            Capability::Random {
-                source: self.source(),
-            },
-            self.gate.is_revocable(),
-            None,
-        );
-    }
-}
+grant_by_clone!(Random, |random| Capability::Random {
+    source: random.source(),
+});

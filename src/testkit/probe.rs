@@ -499,28 +499,8 @@ impl Prober<'_> {
             dir.read_path(&long),
         );
 
-        let Some(host) = descriptor.and_then(|d| self.host.host_path(d.number())) else {
-            self.push(
-                label,
-                "plant fixtures".into(),
-                denied,
-                Outcome::Skipped("the directory's host path is unknown".into()),
-                false,
-            );
+        let Some(scratch) = self.scratch(label, descriptor) else {
             return;
-        };
-        let scratch = match self.host.plant(&host) {
-            Ok(scratch) => scratch,
-            Err(why) => {
-                self.push(
-                    label,
-                    "plant fixtures".into(),
-                    denied,
-                    Outcome::Skipped(why),
-                    false,
-                );
-                return;
-            }
         };
         let s = PathBuf::from(&scratch.name);
         self.record(
@@ -582,6 +562,30 @@ impl Prober<'_> {
         self.race_read(label, dir, &scratch);
         self.revoked_directory(label, dir, &scratch);
         self.host.remove(&scratch);
+    }
+
+    /// Plants the fixtures in a scratch directory inside the directory
+    /// behind `descriptor`; when that cannot be done, records why the
+    /// attempts that need them are skipped.
+    fn scratch(&mut self, label: &str, descriptor: Option<Descriptor<'_>>) -> Option<Scratch> {
+        let planted = descriptor
+            .and_then(|d| self.host.host_path(d.number()))
+            .ok_or_else(|| "the directory's host path is unknown".to_owned())
+            .and_then(|host| self.host.plant(&host));
+        match planted {
+            Ok(scratch) => Some(scratch),
+            Err(why) => {
+                let attempt = "plant fixtures".to_owned();
+                self.push(
+                    label,
+                    attempt,
+                    Expected::Denied,
+                    Outcome::Skipped(why),
+                    false,
+                );
+                None
+            }
+        }
     }
 
     /// Another thread swaps `swap` between a directory and a symlink to the
@@ -778,21 +782,8 @@ impl Prober<'_> {
             dir.symlink("../../..", "up-link"),
         );
 
-        let Some(host) = descriptor.and_then(|d| self.host.host_path(d.number())) else {
+        let Some(scratch) = self.scratch(label, descriptor) else {
             return;
-        };
-        let scratch = match self.host.plant(&host) {
-            Ok(scratch) => scratch,
-            Err(why) => {
-                self.push(
-                    label,
-                    "plant fixtures".into(),
-                    denied,
-                    Outcome::Skipped(why),
-                    false,
-                );
-                return;
-            }
         };
         let s = PathBuf::from(&scratch.name);
         self.record(
