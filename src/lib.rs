@@ -16,7 +16,21 @@
 //! - [`Supervisor`], [`Child`], [`Context`]: supervision trees with
 //!   Erlang/OTP semantics, where every fault is data ([`Fault`],
 //!   [`event`]) and a restart re-issues the grant;
-//! - [`supervisor::CapabilityMap`]: who holds what, as Mermaid, DOT or text.
+//! - [`supervisor::CapabilityMap`]: who holds what, as Mermaid, DOT or text;
+//! - [`lockdown`] (feature `lockdown`, Linux): the grant as a Landlock +
+//!   seccomp policy for the component's own thread;
+//! - [`limits`] and [`alloc`]: CPU budgets, deadlines and memory quotas;
+//! - `testkit` (feature `testkit`): sandboxes, a harness, and the escape
+//!   battery for unit tests of permission boundaries.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `derive` | yes | `#[derive(Grant)]` |
+//! | `lockdown` | no | Landlock + seccomp (Linux; `landlock`, `seccompiler`) |
+//! | `testkit` | no | the `testkit` module |
+//! | `tracing` | no | lifecycle events as `tracing` events |
 //!
 //! # Example
 //!
