@@ -40,8 +40,8 @@ pub use error::{
 };
 pub use request::{CallError, PendingReply, ReplyTo, Request};
 
-use crate::grant::grant_by_clone;
 use crate::grant::Capability;
+use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 use crate::signal::Never;
 

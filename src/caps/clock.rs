@@ -7,8 +7,8 @@ use cap_std::AmbientAuthority;
 use crossbeam_channel as cb;
 use parking_lot::Mutex;
 
-use crate::grant::grant_by_clone;
 use crate::grant::Capability;
+use crate::grant::grant_by_clone;
 use crate::revoke::{Gate, Revoked};
 use crate::signal::Never;
 

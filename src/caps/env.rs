@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use cap_std::AmbientAuthority;
 
-use crate::grant::grant_by_clone;
 use crate::grant::Capability;
+use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 
 /// Reading an environment snapshot failed.

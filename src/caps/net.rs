@@ -11,8 +11,8 @@ use cap_std::AmbientAuthority;
 use ipnet::IpNet;
 
 use super::socket::{TcpListener, TcpStream, UdpSocket};
-use crate::grant::grant_by_clone;
 use crate::grant::Capability;
+use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 
 /// What a [`NetRule`] permits.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use cap_std::AmbientAuthority;
 use parking_lot::Mutex;
 
-use crate::grant::grant_by_clone;
 use crate::grant::Capability;
+use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 
 /// Where a [`Random`] capability's bytes come from.
