@@ -45,17 +45,22 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     percentiles(&mut samples).0
 }
 
-/// The medians of `runs` runs of `ours` and `theirs`, alternated so that
-/// drifting noise on this machine falls on both alike.
+/// The medians of `runs` runs of `ours` and `theirs`, alternated (and which
+/// goes first alternated too) so that drifting noise falls on both alike.
 fn paired(
     runs: usize,
     mut ours: impl FnMut() -> Duration,
     mut theirs: impl FnMut() -> Duration,
 ) -> (Duration, Duration) {
     let (mut a, mut b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
-    for _ in 0..runs {
-        a.push(ours());
-        b.push(theirs());
+    for run in 0..runs {
+        if run % 2 == 0 {
+            a.push(ours());
+            b.push(theirs());
+        } else {
+            b.push(theirs());
+            a.push(ours());
+        }
     }
     (percentiles(&mut a).0, percentiles(&mut b).0)
 }
