@@ -24,6 +24,17 @@ impl GuardedDir {
         }
     }
 
+    /// Opens a host directory by its path; the public `open_ambient`
+    /// constructors decide which rights the result carries.
+    pub(crate) fn open_ambient(
+        path: &Path,
+        ambient_authority: cap_std::AmbientAuthority,
+    ) -> Result<Self, FsError> {
+        cap_std::fs::Dir::open_ambient_dir(path, ambient_authority)
+            .map(Self::new)
+            .map_err(|e| FsError::from_io(FsOp::OpenDir, path, e))
+    }
+
     /// Runs `f` on the directory after the gate and path checks, and labels
     /// its error with `op` and `path`.
     pub(crate) fn run<T>(

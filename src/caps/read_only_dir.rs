@@ -70,10 +70,7 @@ impl ReadOnlyDir {
         path: impl AsRef<Path>,
         ambient_authority: AmbientAuthority,
     ) -> Result<Self, FsError> {
-        let path = path.as_ref();
-        cap_std::fs::Dir::open_ambient_dir(path, ambient_authority)
-            .map(Self::from_cap_std)
-            .map_err(|e| FsError::from_io(FsOp::OpenDir, path, e))
+        GuardedDir::open_ambient(path.as_ref(), ambient_authority).map(|dir| Self { dir })
     }
 
     /// Wraps a cap-std directory handle, keeping only read rights.
