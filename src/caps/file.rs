@@ -147,18 +147,11 @@ impl GuardedFile {
         rights: FileRights,
         inventory: &mut Inventory<'g>,
     ) {
-        #[cfg(unix)]
-        let descriptor = {
-            use std::os::fd::AsFd;
-            Some(Descriptor::new(self.inner.as_fd()))
-        };
-        #[cfg(not(unix))]
-        let descriptor: Option<Descriptor<'g>> = None;
         inventory.record(
             object,
             Capability::File { rights },
             self.gate.is_revocable(),
-            descriptor,
+            Descriptor::of(&self.inner),
         );
     }
 }

@@ -116,18 +116,11 @@ impl GuardedDir {
         rights: Rights,
         inventory: &mut Inventory<'g>,
     ) {
-        #[cfg(unix)]
-        let descriptor = {
-            use std::os::fd::AsFd;
-            Some(Descriptor::new(self.inner.as_fd()))
-        };
-        #[cfg(not(unix))]
-        let descriptor: Option<Descriptor<'g>> = None;
         inventory.record(
             object,
             Capability::Dir { rights },
             self.gate.is_revocable(),
-            descriptor,
+            Descriptor::of(&self.inner),
         );
     }
 }

@@ -206,12 +206,19 @@ pub struct Descriptor<'g> {
 }
 
 impl<'g> Descriptor<'g> {
+    /// The descriptor behind `handle`, on platforms that have descriptors.
     #[cfg(unix)]
-    pub(crate) fn new(fd: std::os::fd::BorrowedFd<'g>) -> Self {
-        Self {
-            fd,
+    pub(crate) fn of(handle: &'g impl std::os::fd::AsFd) -> Option<Self> {
+        Some(Self {
+            fd: handle.as_fd(),
             _grant: PhantomData,
-        }
+        })
+    }
+
+    /// The descriptor behind `handle`, on platforms that have descriptors.
+    #[cfg(not(unix))]
+    pub(crate) fn of<T>(_handle: &'g T) -> Option<Self> {
+        None
     }
 
     /// The descriptor number, for display.
