@@ -385,35 +385,40 @@ impl Prober<'_> {
         } else if let Some(env) = object.downcast_ref::<Env>() {
             self.environment(&label, env);
         } else if let Some(clock) = object.downcast_ref::<MonotonicClock>() {
-            let (copy, revoker) = revoked_copy(clock);
-            revoker.revoke();
-            self.record(
-                &label,
-                "read the clock after revocation",
-                Expected::Denied,
-                copy.and_then(|c| c.now().map_err(|e| e.to_string()))
-                    .map_err(Text),
-            );
+            let attempt = "read the clock after revocation".into();
+            self.after_revocation(&label, attempt, clock, |c| c.now());
         } else if let Some(clock) = object.downcast_ref::<SystemClock>() {
-            let (copy, revoker) = revoked_copy(clock);
-            revoker.revoke();
-            self.record(
-                &label,
-                "read the clock after revocation",
-                Expected::Denied,
-                copy.and_then(|c| c.now().map_err(|e| e.to_string()))
-                    .map_err(Text),
-            );
+            let attempt = "read the clock after revocation".into();
+            self.after_revocation(&label, attempt, clock, |c| c.now());
         } else if let Some(random) = object.downcast_ref::<Random>() {
-            let (copy, revoker) = revoked_copy(random);
-            revoker.revoke();
-            self.record(
-                &label,
-                "draw random bytes after revocation",
+            let attempt = "draw random bytes after revocation".into();
+            self.after_revocation(&label, attempt, random, |r| r.next_u64());
+        }
+    }
+
+    /// Re-issues `capability` under a new revoker, revokes it, and records
+    /// `attempt` made through the revoked copy; the copy must refuse.
+    fn after_revocation<C: Grant, T, E: Refusal + 'static>(
+        &mut self,
+        label: &str,
+        attempt: String,
+        capability: &C,
+        use_it: impl FnOnce(&mut C) -> Result<T, E>,
+    ) {
+        let (copy, revoker) = revoked_copy(capability);
+        match copy {
+            Ok(mut copy) => {
+                revoker.revoke();
+                let result = use_it(&mut copy);
+                self.record(label, attempt, Expected::Denied, result);
+            }
+            Err(why) => self.push(
+                label,
+                attempt,
                 Expected::Denied,
-                copy.and_then(|c| c.next_u64().map_err(|e| e.to_string()))
-                    .map_err(Text),
-            );
+                Outcome::Skipped(format!("cannot re-issue: {why}")),
+                false,
+            ),
         }
     }
 
@@ -686,17 +691,8 @@ impl Prober<'_> {
             let inventory = file.inventory();
             let descriptor = inventory.iter().next().and_then(|held| held.descriptor());
             self.read_only_descriptor(label, "a file opened through it", descriptor);
-            let (copy, revoker) = revoked_copy(&file);
-            if let Ok(mut copy) = copy {
-                revoker.revoke();
-                let mut buf = [0u8; 1];
-                self.record(
-                    label,
-                    "read a file opened before revocation",
-                    Expected::Denied,
-                    copy.read(&mut buf),
-                );
-            }
+            let attempt = "read a file opened before revocation".into();
+            self.after_revocation(label, attempt, &file, |copy| copy.read(&mut [0u8; 1]));
         }
     }
 
@@ -724,21 +720,9 @@ impl Prober<'_> {
         );
     }
 
-    fn revoked_file<F: Grant + Read>(&mut self, label: &str, file: &F)
-    where
-        for<'a> &'a F: Read,
-    {
-        let (copy, revoker) = revoked_copy(file);
-        if let Ok(copy) = copy {
-            revoker.revoke();
-            let mut buf = [0u8; 1];
-            self.record(
-                label,
-                "read the file after revocation",
-                Expected::Denied,
-                (&copy).read(&mut buf),
-            );
-        }
+    fn revoked_file<F: Grant + Read>(&mut self, label: &str, file: &F) {
+        let attempt = "read the file after revocation".into();
+        self.after_revocation(label, attempt, file, |copy| copy.read(&mut [0u8; 1]));
     }
 
     // ----- directories: write side ------------------------------------------
@@ -1186,22 +1170,17 @@ impl Prober<'_> {
                 socket.send_to(b"x", addr),
             );
         }
-        let (copy, revoker) = revoked_copy(net);
-        if let (Ok(copy), Some(rule)) = (
-            copy,
-            net.rules()
-                .iter()
-                .find(|r| r.access() == NetAccess::Connect),
-        ) {
-            revoker.revoke();
+        if let Some(rule) = net
+            .rules()
+            .iter()
+            .find(|r| r.access() == NetAccess::Connect)
+        {
             let (ip, _) = rule.network_addr();
             let addr = SocketAddr::new(ip, *rule.ports().start());
-            self.record(
-                label,
-                format!("connect to granted {addr} after revocation"),
-                Expected::Denied,
-                copy.connect_tcp_timeout(addr, timeout),
-            );
+            let attempt = format!("connect to granted {addr} after revocation");
+            self.after_revocation(label, attempt, net, |copy| {
+                copy.connect_tcp_timeout(addr, timeout)
+            });
         }
     }
 
@@ -1223,40 +1202,10 @@ impl Prober<'_> {
                 );
             }
         }
-        let (copy, revoker) = revoked_copy(env);
-        if let (Ok(copy), Some(name)) = (copy, granted.first()) {
-            revoker.revoke();
-            self.record(
-                label,
-                format!("read granted `{name}` after revocation"),
-                Expected::Denied,
-                copy.get(name),
-            );
+        if let Some(name) = granted.first() {
+            let attempt = format!("read granted `{name}` after revocation");
+            self.after_revocation(label, attempt, env, |copy| copy.get(name).map(|_| ()));
         }
-    }
-}
-
-/// An error message as a refusal: used for attempts whose errors are all
-/// refusals by construction (revoked clocks and randomness).
-struct Text(String);
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Text {}
-
-impl Refusal for Text {
-    fn is_refusal(&self) -> bool {
-        true
     }
 }
 
