@@ -157,13 +157,18 @@ impl std::error::Error for Fault {}
 /// An error's message followed by its `source` chain: `a: b: c`.
 pub(crate) fn with_sources(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
+    for inner in sources(err) {
         text.push_str(": ");
         text.push_str(&inner.to_string());
-        source = inner.source();
     }
     text
+}
+
+/// The errors behind `err`, outermost first (not `err` itself).
+pub(crate) fn sources<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(err.source(), |inner| inner.source())
 }
 
 /// Describes a panic payload: its text when it is a string, else its type.

@@ -132,14 +132,10 @@ fn fault_of(context: &Context, kind: FaultKind) -> Fault {
 }
 
 fn error_kind(err: BoxError) -> FaultKind {
-    let message = err.to_string();
-    let mut sources = Vec::new();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        sources.push(inner.to_string());
-        source = inner.source();
+    FaultKind::Error {
+        message: err.to_string(),
+        sources: fault::sources(&*err).map(ToString::to_string).collect(),
     }
-    FaultKind::Error { message, sources }
 }
 
 /// Decides the fate of the message the instance was handling: after a crash

@@ -25,6 +25,16 @@ impl Intensity {
         }
     }
 
+    /// How many restarts `period` may hold.
+    pub(crate) fn max_restarts(&self) -> u32 {
+        self.max_restarts
+    }
+
+    /// The length of the window.
+    pub(crate) fn period(&self) -> Duration {
+        self.period
+    }
+
     /// Records a restart at `now`; `false` when that exceeds the intensity.
     pub(crate) fn record(&mut self, now: Instant) -> bool {
         self.restarts.push_back(now);

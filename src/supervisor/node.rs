@@ -148,8 +148,6 @@ struct NodeState {
     strategy: Strategy,
     auto_shutdown: AutoShutdown,
     intensity: Intensity,
-    max_restarts: u32,
-    period: Duration,
     pool: Option<Child>,
     as_child: ChildSettings,
     bus_of_spec: Arc<crate::event::EventBus>,
@@ -256,8 +254,6 @@ impl NodeState {
             strategy,
             auto_shutdown,
             intensity: Intensity::new(max_restarts, period),
-            max_restarts,
-            period,
             next_member: children.len(),
             pool,
             as_child,
@@ -331,8 +327,8 @@ impl NodeState {
             .collect();
         Supervisor {
             strategy: self.strategy,
-            max_restarts: self.max_restarts,
-            period: self.period,
+            max_restarts: self.intensity.max_restarts(),
+            period: self.intensity.period(),
             auto_shutdown: self.auto_shutdown,
             children,
             pool: self.pool,
@@ -486,7 +482,7 @@ impl NodeState {
         let mut failures = Vec::new();
         for &id in ids {
             let Some(i) = self.index_of(id) else { continue };
-            if matches!(self.slots[i].state, SlotState::Running { .. }) {
+            if self.slots[i].is_running() {
                 continue;
             }
             self.slots[i].restarts += 1;
@@ -713,14 +709,18 @@ impl NodeState {
     /// Applies the restart type and strategy to a child that ended on its
     /// own.
     fn after_exit(&mut self, i: usize, outcome: Outcome) {
-        let settings = self.slots[i].settings().clone();
+        let ChildSettings {
+            restart,
+            significant,
+            ..
+        } = *self.slots[i].settings();
         let failed_id = self.slots[i].id;
         let failed_path = self.slots[i].path.clone();
-        if !should_restart(settings.restart, &outcome) {
-            if settings.restart == Restart::Temporary {
+        if !should_restart(restart, &outcome) {
+            if restart == Restart::Temporary {
                 self.retire(failed_id);
             }
-            if settings.significant && self.auto_shutdown_due() {
+            if significant && self.auto_shutdown_due() {
                 self.emit(
                     &self.path,
                     Some(self.instance),
@@ -825,8 +825,8 @@ impl NodeState {
             &self.path,
             Some(self.instance),
             EventKind::GaveUp {
-                max_restarts: self.max_restarts,
-                period: self.period,
+                max_restarts: self.intensity.max_restarts(),
+                period: self.intensity.period(),
             },
         );
         self.stop_all();
@@ -1118,12 +1118,7 @@ impl NodeState {
     /// Rebuilds the whole status board, one entry per slot (`None` for
     /// retired ones), in slot order.
     fn sync_status(&self) {
-        let entries = self
-            .slots
-            .iter()
-            .map(|slot| self.board_entry(slot))
-            .collect();
-        *self.board.entries.lock() = entries;
+        *self.board.entries.lock() = self.board_entries();
     }
 
     /// Updates child `i`'s entry only; the board mirrors the slots, so a
@@ -1133,12 +1128,15 @@ impl NodeState {
         if entries.len() == self.slots.len() {
             entries[i] = self.board_entry(&self.slots[i]);
         } else {
-            *entries = self
-                .slots
-                .iter()
-                .map(|slot| self.board_entry(slot))
-                .collect();
+            *entries = self.board_entries();
         }
+    }
+
+    fn board_entries(&self) -> Vec<Option<BoardEntry>> {
+        self.slots
+            .iter()
+            .map(|slot| self.board_entry(slot))
+            .collect()
     }
 
     fn board_entry(&self, slot: &Slot) -> Option<BoardEntry> {
