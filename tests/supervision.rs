@@ -1224,15 +1224,26 @@ fn an_error_return_is_a_fault_with_its_source_chain() {
     );
 }
 
-/// An instance's copy panics when dropped, unless a panic is already
-/// unwinding; the granting side's original does not.
+/// An instance's copy panics when dropped; the granting side's original
+/// does not. Unless `even_while_unwinding`, a copy dropped while a panic is
+/// already unwinding stays quiet; otherwise that is a panic inside a panic.
 struct PanicsOnDrop {
     armed: bool,
+    even_while_unwinding: bool,
+}
+
+impl PanicsOnDrop {
+    fn original(even_while_unwinding: bool) -> Self {
+        Self {
+            armed: false,
+            even_while_unwinding,
+        }
+    }
 }
 
 impl Drop for PanicsOnDrop {
     fn drop(&mut self) {
-        if self.armed && !std::thread::panicking() {
+        if self.armed && (self.even_while_unwinding || !std::thread::panicking()) {
             panic!("the grant's drop panicked");
         }
     }
@@ -1240,7 +1251,10 @@ impl Drop for PanicsOnDrop {
 
 impl Grant for PanicsOnDrop {
     fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(PanicsOnDrop { armed: true })
+        Ok(PanicsOnDrop {
+            armed: true,
+            even_while_unwinding: self.even_while_unwinding,
+        })
     }
     fn attach_revoker(&mut self, _: &Revoker) {}
     fn visit<'g>(&'g self, _: &mut Inventory<'g>) {}
@@ -1253,36 +1267,14 @@ fn returns_ok_then_drops(_: PanicsOnDrop, _: &Context) -> Result<(), String> {
 #[test]
 fn a_panic_in_the_grants_drop_is_a_fault_like_any_other() {
     let sup = Supervisor::new("dropper").forward_panics(false).child(
-        Child::new("d", returns_ok_then_drops, PanicsOnDrop { armed: false })
+        Child::new("d", returns_ok_then_drops, PanicsOnDrop::original(false))
             .restart(Restart::Temporary),
     );
     let fault = fault_of(sup, "dropper/d");
     assert_eq!(fault.message(), "the grant's drop panicked");
 }
 
-/// An instance's copy always panics when dropped: during unwinding that is
-/// a panic inside a panic.
-struct AlwaysPanicsOnDrop {
-    armed: bool,
-}
-
-impl Drop for AlwaysPanicsOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            panic!("drop during unwinding");
-        }
-    }
-}
-
-impl Grant for AlwaysPanicsOnDrop {
-    fn reissue(&self) -> Result<Self, ReissueError> {
-        Ok(AlwaysPanicsOnDrop { armed: true })
-    }
-    fn attach_revoker(&mut self, _: &Revoker) {}
-    fn visit<'g>(&'g self, _: &mut Inventory<'g>) {}
-}
-
-fn panics_holding_it(_: AlwaysPanicsOnDrop, _: &Context) -> Result<(), String> {
+fn panics_holding_it(_: PanicsOnDrop, _: &Context) -> Result<(), String> {
     panic!("first panic");
 }
 
@@ -1294,7 +1286,7 @@ fn double_panic_scenario() {
         .child(Child::new(
             "d",
             panics_holding_it,
-            AlwaysPanicsOnDrop { armed: false },
+            PanicsOnDrop::original(true),
         ))
         .start()
         .unwrap();
