@@ -92,6 +92,19 @@ struct Current {
     pending: i64,
 }
 
+impl Current {
+    /// Adds `bytes` to the batch, publishing it to `owner`'s counter once it
+    /// reaches [`BATCH`] either way.
+    #[inline]
+    fn add(&mut self, owner: Owner, bytes: i64) {
+        self.pending += bytes;
+        if self.pending.abs() >= BATCH {
+            publish(owner, self.pending);
+            self.pending = 0;
+        }
+    }
+}
+
 thread_local! {
     static CURRENT: Cell<Current> = const {
         Cell::new(Current {
@@ -197,11 +210,7 @@ fn charge(owner: Owner, bytes: i64) {
             if here.slot != owner.slot || here.generation != owner.generation {
                 return false;
             }
-            here.pending += bytes;
-            if here.pending.abs() >= BATCH {
-                publish(owner, here.pending);
-                here.pending = 0;
-            }
+            here.add(owner, bytes);
             current.set(here);
             true
         })
@@ -222,11 +231,7 @@ fn charge_new(bytes: i64) -> Owner {
                 generation: here.generation,
             };
             if here.slot != 0 {
-                here.pending += bytes;
-                if here.pending.abs() >= BATCH {
-                    publish(owner, here.pending);
-                    here.pending = 0;
-                }
+                here.add(owner, bytes);
                 current.set(here);
             }
             owner
