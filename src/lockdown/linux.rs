@@ -46,10 +46,9 @@ fn seccomp_error(err: impl std::fmt::Display) -> LockdownError {
 }
 
 impl Policy {
-    /// Compiles the seccomp part from the specification's grant: whether it
-    /// holds a network capability decides whether sockets are allowed.
-    /// Compiles the parts of the policy that depend only on what kinds of
-    /// capabilities `grant` holds (the seccomp filter).
+    /// Compiles the part of the policy that depends only on what kinds of
+    /// capabilities `grant` holds: the seccomp filter, which allows sockets
+    /// only when the grant holds a network capability.
     ///
     /// # Errors
     ///
@@ -60,17 +59,14 @@ impl Policy {
             .any(|held| matches!(held.capability(), Capability::Net { .. }));
         let filters = match compile_filters(has_net) {
             Ok(filters) => filters,
-            Err(err) if lockdown.mode == Mode::BestEffort => {
-                let _ = err;
-                Vec::new()
-            }
+            // Best effort goes on without seccomp; `apply` reports it as
+            // not enforced.
+            Err(_) if lockdown.mode == Mode::BestEffort => Vec::new(),
             Err(err) => return Err(err),
         };
         Ok(Self { lockdown, filters })
     }
 
-    /// Confines the calling thread (and threads it spawns later) to what the
-    /// instance's grant holds.
     /// Confines the calling thread, and threads it spawns later, to what
     /// `grant` holds; reports what the kernel enforced.
     ///
@@ -181,7 +177,7 @@ impl Policy {
         Ok(Enforcement {
             landlock,
             landlock_abi: abi,
-            scoped: enforced && abi.is_some_and(|abi| abi >= 6),
+            scoped: enforced && abi.is_some_and(|abi| abi >= REQUIRED_ABI),
             tcp_rules: enforced && expressible && abi.is_some_and(|abi| abi >= 4),
             seccomp: false,
             no_new_privs: status.no_new_privs,
