@@ -90,8 +90,6 @@ impl Watchdog {
 
     /// Starts measuring `watched`; spawns the watchdog thread on first use.
     pub(crate) fn watch(&self, mut watched: Watched, name: &str) -> Result<(), String> {
-        watched.samples.push_back((real_now(), Duration::ZERO));
-        self.shared.entries.lock().push(watched);
         let mut started = self.started.lock();
         if !*started {
             let shared = Arc::downgrade(&self.shared);
@@ -102,6 +100,8 @@ impl Watchdog {
                 .map_err(|err| format!("could not spawn the watchdog: {err}"))?;
             *started = true;
         }
+        watched.samples.push_back((real_now(), Duration::ZERO));
+        self.shared.entries.lock().push(watched);
         Ok(())
     }
 }

@@ -93,6 +93,27 @@ pub(crate) fn spawn_worker(
         }
         Some(Arc::new(Meter::new(limits, memory, parked.is_some())))
     };
+    // Watched before the thread starts, so that nothing is left to undo
+    // but the meter if the watchdog cannot run.
+    if let Some(meter) = &meter {
+        let watched = Watched::new(
+            Arc::clone(meter),
+            Arc::clone(&cancel),
+            tree.clock.read(),
+            control.clone(),
+            slot,
+            instance,
+        );
+        tree.watchdog
+            .watch(watched, path.split('/').next().unwrap_or(path))?;
+    }
+    // The watchdog forgets a finished meter; an instance that never ran
+    // cannot finish its own.
+    let unwatch = || {
+        if let Some(meter) = &meter {
+            meter.finish();
+        }
+    };
     let (ready_tx, ready) = cb::bounded(1);
     let run = InstanceRun {
         context,
@@ -107,22 +128,19 @@ pub(crate) fn spawn_worker(
         meter: meter.clone(),
     };
     let locked = run.lockdown.is_some();
-    let (join, resume, mut enforcement) = match parked {
+    let mode = child.settings.restart_mode;
+    let spawned = match parked {
         Some(parked) => match parked.resume.send(run) {
-            Ok(()) => (parked.join, Some(parked.resume), parked.enforcement),
+            Ok(()) => Ok((parked.join, Some(parked.resume), parked.enforcement)),
             // The parked thread is gone; start afresh.
             Err(cb::SendError(run)) => {
                 let _ = parked.join.join();
-                let (join, resume) =
-                    spawn_thread(path, instance, run, child.settings.restart_mode)?;
-                (join, resume, None)
+                spawn_thread(path, instance, run, mode).map(|(join, resume)| (join, resume, None))
             }
         },
-        None => {
-            let (join, resume) = spawn_thread(path, instance, run, child.settings.restart_mode)?;
-            (join, resume, None)
-        }
+        None => spawn_thread(path, instance, run, mode).map(|(join, resume)| (join, resume, None)),
     };
+    let (join, resume, mut enforcement) = spawned.inspect_err(|_| unwatch())?;
     // A locked-down instance has started only once its policy is in force.
     if locked {
         let refused = match ready.recv() {
@@ -134,28 +152,10 @@ pub(crate) fn spawn_worker(
             Err(_) => Some("its thread ended before its kernel policy was applied".to_owned()),
         };
         if let Some(message) = refused {
+            unwatch();
             drop(resume);
             let _ = join.join();
             return Err(message);
-        }
-    }
-    if let Some(meter) = &meter {
-        let watched = Watched::new(
-            Arc::clone(meter),
-            Arc::clone(&cancel),
-            tree.clock.read(),
-            control.clone(),
-            slot,
-            instance,
-        );
-        if let Err(err) = tree
-            .watchdog
-            .watch(watched, path.split('/').next().unwrap_or(path))
-        {
-            cancel.raise();
-            drop(resume);
-            let _ = join.join();
-            return Err(err);
         }
     }
     Ok(Handle::Worker {
