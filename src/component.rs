@@ -166,8 +166,9 @@ where
 
 /// A child specification with its grant and entry type erased.
 pub(crate) trait WorkerFactory: Send {
-    /// Re-issues the grant (subject to `revoker`) and binds it to the entry.
-    fn instance(&self, revoker: &Revoker) -> Result<Box<dyn Instance>, ReissueError>;
+    /// Re-issues the grant (subject to every one of `revokers`) and binds it
+    /// to the entry.
+    fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError>;
     /// The grant's capabilities, for status and capability maps.
     fn capabilities(&self) -> Vec<(String, Capability)>;
     /// Compiles a kernel policy from the specification's grant.
@@ -186,9 +187,11 @@ where
     G: Grant,
     E: Into<BoxError> + 'static,
 {
-    fn instance(&self, revoker: &Revoker) -> Result<Box<dyn Instance>, ReissueError> {
+    fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError> {
         let mut grant = self.grant.reissue()?;
-        grant.attach_revoker(revoker);
+        for revoker in revokers {
+            grant.attach_revoker(revoker);
+        }
         Ok(Box::new(Prepared {
             entry: self.entry,
             grant,

@@ -5,10 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use crate::caps::MonotonicClock;
-use crate::channel::{ChannelId, Receiver, Sender, Wake};
+use crate::channel::{Receiver, Sender, Wake};
+use crate::mailbox::{InFlightCell, Mailbox, Tracked};
 use crate::signal::Signal;
 
 /// The instance was asked to stop.
@@ -77,34 +76,6 @@ fn context_error(wake: Wake) -> ContextError {
     }
 }
 
-/// A message received through [`Context::recv`] and not yet known to be
-/// handled: kept so a crash can report it and deliver it again.
-pub(crate) struct Tracked {
-    pub(crate) channel: ChannelId,
-    pub(crate) message: Box<dyn Any + Send>,
-    pub(crate) describe: fn(&(dyn Any + Send)) -> String,
-    /// How many instances died handling it before this delivery.
-    pub(crate) attempts: u32,
-}
-
-impl fmt::Debug for Tracked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tracked")
-            .field("channel", &self.channel)
-            .field("message", &(self.describe)(&*self.message))
-            .field("attempts", &self.attempts)
-            .finish()
-    }
-}
-
-/// The per-child state that outlives instances: the message in flight and
-/// the one waiting to be delivered again.
-#[derive(Debug, Default)]
-pub(crate) struct Mailbox {
-    pub(crate) in_flight: Mutex<Option<Tracked>>,
-    pub(crate) redelivery: Mutex<Option<Tracked>>,
-}
-
 /// What a running instance may ask: who it is, whether it should stop, and
 /// blocking helpers that wake when it should.
 ///
@@ -125,6 +96,7 @@ pub struct Context {
     cancel: Arc<Signal>,
     clock: MonotonicClock,
     mailbox: Arc<Mailbox>,
+    in_flight: Arc<InFlightCell>,
 }
 
 impl fmt::Debug for Context {
@@ -144,6 +116,7 @@ impl Context {
         cancel: Arc<Signal>,
         clock: MonotonicClock,
         mailbox: Arc<Mailbox>,
+        in_flight: Arc<InFlightCell>,
     ) -> Self {
         Self {
             path,
@@ -151,6 +124,7 @@ impl Context {
             cancel,
             clock,
             mailbox,
+            in_flight,
         }
     }
 
@@ -243,7 +217,7 @@ impl Context {
     /// Marks the message from the last [`recv`](Self::recv) as handled, so a
     /// later crash does not deliver it again.
     pub fn done(&self) {
-        self.mailbox.in_flight.lock().take();
+        drop(self.in_flight.handled());
     }
 
     /// Sends, waiting while the channel is full, waking on cancellation.
@@ -294,7 +268,7 @@ impl Context {
     {
         self.check()?;
         self.done();
-        let (message, attempts) = match self.take_redelivery::<T>(rx.id()) {
+        let (message, attempts) = match self.mailbox.take::<T>(rx.id()) {
             Some(redelivered) => redelivered,
             None => (
                 rx.recv_with(&[self.cancel.watch()], deadline)
@@ -302,30 +276,22 @@ impl Context {
                 0,
             ),
         };
-        *self.mailbox.in_flight.lock() = Some(Tracked {
+        let tracked = Tracked {
             channel: rx.id(),
             message: Box::new(message.clone()),
             describe: describe::<T>,
             attempts,
-        });
-        Ok(message)
-    }
-}
-
-impl Context {
-    /// The message waiting to be delivered again on channel `channel`, if it
-    /// is of type `T`.
-    fn take_redelivery<T: 'static>(&self, channel: ChannelId) -> Option<(T, u32)> {
-        let mut slot = self.mailbox.redelivery.lock();
-        let tracked = slot.take_if(|tracked| tracked.channel == channel)?;
-        match tracked.message.downcast::<T>() {
-            Ok(message) => Some((*message, tracked.attempts)),
-            Err(message) => {
-                // Same channel, other type: not this call's message.
-                *slot = Some(Tracked { message, ..tracked });
-                None
+        };
+        match self.in_flight.track(tracked) {
+            Ok(previous) => drop(previous),
+            // This instance was detached while it received: the message
+            // belongs to its successor now.
+            Err(tracked) => {
+                self.mailbox.deliver_again(tracked);
+                return Err(ContextError::Cancelled);
             }
         }
+        Ok(message)
     }
 }
 

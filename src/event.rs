@@ -270,8 +270,10 @@ impl EventBus {
             instance,
             kind,
         };
+        // A subscriber is user code: a panic in it is contained (and the
+        // event still reaches this tree's own subscribers).
         #[cfg(feature = "tracing")]
-        trace(&event);
+        let _ = crate::fault::contain(|| trace(&event));
         self.subscribers
             .lock()
             .retain(|subscriber| match subscriber.tx.try_send(event.clone()) {

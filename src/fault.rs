@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
-use std::panic::PanicHookInfo;
+use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind};
 use std::sync::Once;
 
 /// Where a panic happened.
@@ -75,6 +75,12 @@ pub enum FaultKind {
         /// (revoked and detached).
         runaway: bool,
     },
+    /// A child could not be started: its thread would pass one of the
+    /// process's ceilings.
+    CeilingReached {
+        /// Which, with the figures seen.
+        ceiling: crate::supervisor::Ceiling,
+    },
     /// A child could not be (re)started: its grant could not be re-issued or
     /// its thread could not be spawned.
     StartFailed {
@@ -97,6 +103,15 @@ pub struct Fault {
 }
 
 impl Fault {
+    pub(crate) fn new(path: &str, instance: u64, kind: FaultKind) -> Self {
+        Self {
+            path: path.to_owned(),
+            instance,
+            kind,
+            in_flight: None,
+        }
+    }
+
     /// Whether the fault is a panic.
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, FaultKind::Panic { .. })
@@ -110,6 +125,7 @@ impl Fault {
             | FaultKind::StartFailed { message } => message.clone(),
             FaultKind::Escalated { cause } => cause.message(),
             FaultKind::BudgetExceeded { budget, .. } => budget.to_string(),
+            FaultKind::CeilingReached { ceiling } => ceiling.to_string(),
         }
     }
 }
@@ -134,6 +150,7 @@ impl fmt::Display for Fault {
             }
             FaultKind::Escalated { cause } => write!(f, "gave up after: {cause}")?,
             FaultKind::StartFailed { message } => write!(f, "could not start: {message}")?,
+            FaultKind::CeilingReached { ceiling } => write!(f, "could not start: {ceiling}")?,
             FaultKind::BudgetExceeded { budget, runaway } => {
                 write!(f, "{budget}")?;
                 if *runaway {
@@ -171,8 +188,93 @@ pub(crate) fn sources<'e>(
     std::iter::successors(err.source(), |inner| inner.source())
 }
 
+/// A panic caught by [`contain`]: what the payload said and where the
+/// panic hook saw it happen.
+#[derive(Debug)]
+pub(crate) struct Caught {
+    pub(crate) message: String,
+    pub(crate) report: Option<PanicReport>,
+}
+
+impl Caught {
+    /// The panic as a fault kind.
+    pub(crate) fn into_kind(self) -> FaultKind {
+        FaultKind::Panic {
+            message: self.message,
+            location: self.report.as_ref().and_then(|r| r.location.clone()),
+            backtrace: self.report.and_then(|r| r.backtrace),
+        }
+    }
+
+    /// A start that failed because user code panicked while preparing it
+    /// (`doing` is, say, `"re-issuing its grant"`).
+    pub(crate) fn start_failed(self, doing: &str) -> FaultKind {
+        FaultKind::StartFailed {
+            message: self.explain(doing),
+        }
+    }
+
+    /// `"<doing> panicked: <message> at <location>"`.
+    pub(crate) fn explain(self, doing: &str) -> String {
+        let mut text = format!("{doing} panicked: {}", self.message);
+        if let Some(location) = self.report.and_then(|r| r.location) {
+            text.push_str(&format!(" at {location}"));
+        }
+        text
+    }
+
+    /// The panic as a fault kind, its message prefixed with what was being
+    /// done (`"dropping a dead letter"`).
+    pub(crate) fn while_(mut self, doing: &str) -> FaultKind {
+        self.message = format!("{doing} panicked: {}", self.message);
+        self.into_kind()
+    }
+}
+
+/// Runs user code under the crate's panic guard: the one place that calls
+/// `catch_unwind`. A panic becomes a [`Caught`] — its payload described
+/// (under the guard again, since a payload's `Display` is user code too) and
+/// dropped (a payload whose `Drop` panics is leaked, since dropping it could
+/// panic again).
+///
+/// Every call into user code goes through here: component entries, and the
+/// `Display`, `Debug`, `Clone` and `Drop` of whatever components hand back
+/// or supervisors keep.
+pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Ok(value),
+        Err(payload) => {
+            let report = take_panic_report();
+            let message = match catch_unwind(AssertUnwindSafe(|| payload_message(&*payload))) {
+                Ok(message) => message,
+                Err(second) => {
+                    std::mem::forget(second);
+                    "a panic payload whose formatting panicked too".to_owned()
+                }
+            };
+            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(second);
+            }
+            Err(Caught { message, report })
+        }
+    }
+}
+
+/// Drops `value` under the panic guard; a panicking `Drop` is reported.
+pub(crate) fn drop_contained<T>(value: T) -> Result<(), Caught> {
+    contain(move || drop(value))
+}
+
+/// Formats user data under the panic guard: `format` runs `Display` or
+/// `Debug` impls that may panic; `what` names the data in the replacement
+/// text.
+pub(crate) fn describe_contained(what: &str, format: impl FnOnce() -> String) -> String {
+    contain(format)
+        .unwrap_or_else(|caught| format!("<{what} whose formatting panicked: {}>", caught.message))
+}
+
 /// Describes a panic payload: its text when it is a string, else its type.
-pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
+fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         return (*s).to_owned();
     }
@@ -237,7 +339,7 @@ pub(crate) fn mark_supervised(forward: bool, backtrace: bool) {
 }
 
 /// The report of the last panic on this (supervised) thread, if any.
-pub(crate) fn take_panic_report() -> Option<PanicReport> {
+fn take_panic_report() -> Option<PanicReport> {
     SUPERVISED.with(|slot| slot.borrow_mut().as_mut().and_then(|t| t.report.take()))
 }
 

@@ -83,6 +83,7 @@
 
 pub mod alloc;
 pub mod caps;
+mod ceiling;
 pub mod channel;
 mod component;
 mod context;
@@ -91,6 +92,7 @@ mod fault;
 mod grant;
 pub mod limits;
 pub mod lockdown;
+mod mailbox;
 mod revoke;
 mod signal;
 pub mod supervisor;

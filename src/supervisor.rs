@@ -32,14 +32,19 @@ mod instance;
 mod intensity;
 mod launch;
 mod node;
+mod plan;
+mod slot;
 mod spec;
 mod status;
 mod system;
 mod tree;
 
+pub use crate::ceiling::Ceiling;
 pub use capability_map::CapabilityMap;
 pub use dead_letter::DeadLetter;
 pub use error::{ControlError, SpecError, StartError};
-pub use spec::{AutoShutdown, Strategy, Supervisor};
+pub use spec::{AutoShutdown, Escalation, Strategy, Supervisor};
 pub use status::{ChildState, ChildStatus, NodeKind, Status};
 pub use system::{System, SystemExit};
+
+pub(crate) use slot::ChildId;

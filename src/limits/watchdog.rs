@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::{Budget, Meter};
 use crate::caps::MonotonicClock;
 use crate::signal::Signal;
+use crate::supervisor::ChildId;
 use crate::supervisor::control::Control;
 
 /// One instance the watchdog measures.
@@ -21,7 +22,7 @@ pub(crate) struct Watched {
     pub(crate) started: Instant,
     /// Its supervisor, told when the instance goes over budget.
     pub(crate) control: cb::Sender<Control>,
-    pub(crate) slot: u64,
+    pub(crate) slot: ChildId,
     pub(crate) instance: u64,
     /// (real time, CPU used) samples within the rolling period.
     samples: VecDeque<(Instant, Duration)>,
@@ -36,7 +37,7 @@ impl Watched {
         cancel: Arc<Signal>,
         started: Instant,
         control: cb::Sender<Control>,
-        slot: u64,
+        slot: ChildId,
         instance: u64,
     ) -> Self {
         Self {
@@ -120,15 +121,37 @@ fn run(shared: Weak<Shared>, period: Duration, clock: MonotonicClock) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let mut entries = shared.entries.lock();
-        entries.retain(|watched| !watched.meter.is_finished());
-        for watched in entries.iter_mut() {
-            check(watched, &clock);
+        // Supervisors are told outside the lock: one that is busy (or
+        // itself waiting to register an instance here) must not stall the
+        // watchdog, nor the watchdog it.
+        let over: Vec<(cb::Sender<Control>, Control)> = {
+            let mut entries = shared.entries.lock();
+            entries.retain(|watched| !watched.meter.is_finished());
+            entries
+                .iter_mut()
+                .filter_map(|watched| {
+                    check(watched, &clock).then(|| {
+                        (
+                            watched.control.clone(),
+                            Control::OverBudget {
+                                slot: watched.slot,
+                                instance: watched.instance,
+                            },
+                        )
+                    })
+                })
+                .collect()
+        };
+        for (control, message) in over {
+            // A supervisor that is gone has nobody left to tell.
+            let _ = control.send(message);
         }
     }
 }
 
-fn check(watched: &mut Watched, clock: &MonotonicClock) {
+/// Measures one instance; on a new breach cancels it and returns `true`
+/// (its supervisor is to be told).
+fn check(watched: &mut Watched, clock: &MonotonicClock) -> bool {
     let meter = &watched.meter;
     let limits = meter.limits();
     if let Some(cpu) = read_cpu(meter.tid()) {
@@ -179,17 +202,12 @@ fn check(watched: &mut Watched, clock: &MonotonicClock) {
             let held = meter.memory_held()?;
             (held > limit).then_some(Budget::Memory { held, limit })
         });
-    if let Some(budget) = budget
-        && meter.exceed(budget)
-    {
-        watched.cancel.raise();
-        let _ = watched.control.send_timeout(
-            Control::OverBudget {
-                slot: watched.slot,
-                instance: watched.instance,
-            },
-            Duration::from_millis(100),
-        );
+    match budget {
+        Some(budget) if meter.exceed(budget) => {
+            watched.cancel.raise();
+            true
+        }
+        _ => false,
     }
 }
 

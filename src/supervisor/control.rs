@@ -4,7 +4,9 @@ use crossbeam_channel as cb;
 
 use super::dead_letter::DeadLetter;
 use super::error::{ControlError, StartError};
-use super::spec::Node;
+use super::plan::Ending;
+use super::slot::ChildId;
+use super::spec::{Node, Supervisor};
 use crate::fault::Fault;
 
 /// How an instance, or a nested supervisor, ended.
@@ -16,6 +18,29 @@ pub(crate) enum Outcome {
     Shutdown,
     /// It failed.
     Failed(Fault),
+    /// A nested supervisor exceeded its restart intensity; with
+    /// [`Escalation::Shutdown`](super::Escalation::Shutdown) its parent
+    /// treats this as a shutdown (OTP), and the fault is kept for status.
+    GaveUp(Fault),
+}
+
+impl Outcome {
+    /// How the restart planner sees this outcome.
+    pub(crate) fn ending(&self) -> Ending {
+        match self {
+            Outcome::Normal => Ending::Normal,
+            Outcome::Shutdown | Outcome::GaveUp(_) => Ending::Shutdown,
+            Outcome::Failed(_) => Ending::Failed,
+        }
+    }
+
+    /// The fault, for a failure or a give-up.
+    pub(crate) fn fault(&self) -> Option<&Fault> {
+        match self {
+            Outcome::Failed(fault) | Outcome::GaveUp(fault) => Some(fault),
+            Outcome::Normal | Outcome::Shutdown => None,
+        }
+    }
 }
 
 /// What an instance thread reports when it ends.
@@ -23,6 +48,10 @@ pub(crate) enum Outcome {
 pub(crate) struct ExitReport {
     pub(crate) outcome: Outcome,
     pub(crate) dead_letter: Option<DeadLetter>,
+    /// A nested supervisor's specification, handed back so its parent can
+    /// start it again (`None` for workers, and for a supervisor whose
+    /// thread died).
+    pub(crate) spec: Option<Box<Supervisor>>,
 }
 
 /// A request to a supervisor's thread. Every request carries its own reply
@@ -31,13 +60,13 @@ pub(crate) struct ExitReport {
 pub(crate) enum Control {
     /// An instance (or nested supervisor) of child `slot` ended.
     Exited {
-        slot: u64,
+        slot: ChildId,
         instance: u64,
         report: ExitReport,
     },
     /// The watchdog cancelled this instance for going over a budget: wait
     /// for it within its shutdown timeout, or treat it as a runaway.
-    OverBudget { slot: u64, instance: u64 },
+    OverBudget { slot: ChildId, instance: u64 },
     /// Stop every child in reverse start order, then end.
     Shutdown,
     /// Start a new child at the end of the child list.

@@ -106,6 +106,14 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A supervisor thread would pass one of the process's ceilings.
+    #[error("cannot start supervisor `{path}`: {ceiling}")]
+    Ceiling {
+        /// The supervisor's path.
+        path: String,
+        /// Which ceiling, with the figures seen.
+        ceiling: super::Ceiling,
+    },
 }
 
 /// A runtime request to a running tree failed.

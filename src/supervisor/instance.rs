@@ -1,17 +1,18 @@
-//! Running one instance: the crate's one panic boundary.
+//! Running one instance: its entry under the panic guard, its exit report
+//! from a drop guard.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome};
-use super::dead_letter::DeadLetter;
+use super::slot::ChildId;
 use crate::component::{BoxError, Instance};
-use crate::context::{Context, Mailbox};
-use crate::fault::{self, Fault, FaultKind, InFlight};
+use crate::context::Context;
+use crate::fault::{self, Fault, FaultKind};
 use crate::limits::Meter;
 use crate::lockdown::{Enforcement, LockdownError, Policy};
+use crate::mailbox::{self, InFlightCell, Mailbox};
 
 /// Where an instance says whether its kernel policy is in force.
 pub(crate) type LockdownReply = cb::Sender<Result<Enforcement, LockdownError>>;
@@ -21,10 +22,11 @@ pub(crate) struct InstanceRun {
     pub(crate) context: Context,
     pub(crate) body: Box<dyn Instance>,
     pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) in_flight: Arc<InFlightCell>,
     pub(crate) poison_threshold: u32,
     pub(crate) forward_panics: bool,
     pub(crate) backtraces: bool,
-    pub(crate) slot: u64,
+    pub(crate) slot: ChildId,
     pub(crate) report_to: cb::Sender<Control>,
     /// The kernel policy to apply before the entry runs, and where to say
     /// whether it was.
@@ -33,14 +35,59 @@ pub(crate) struct InstanceRun {
     pub(crate) meter: Option<Arc<Meter>>,
 }
 
-/// The body of every instance thread. This is the only function in the
-/// crate that calls `catch_unwind`: a panic anywhere in a component (or in
-/// the drop of its grant) becomes a [`Fault`] here and nowhere else.
+/// Sends the instance's exit report when dropped — also when the thread
+/// unwinds through crate code — so a supervisor never waits for a report
+/// that cannot come.
+struct ExitReporter {
+    report_to: cb::Sender<Control>,
+    slot: ChildId,
+    instance: u64,
+    path: Arc<str>,
+    /// The report, once the instance has ended normally.
+    report: Option<ExitReport>,
+    /// `false` when nobody waits for a report (the start was refused).
+    armed: bool,
+}
+
+impl Drop for ExitReporter {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let report = self.report.take().unwrap_or_else(|| ExitReport {
+            outcome: Outcome::Failed(Fault::new(
+                &self.path,
+                self.instance,
+                FaultKind::Panic {
+                    message: "the instance thread unwound outside its panic guard".to_owned(),
+                    location: None,
+                    backtrace: None,
+                },
+            )),
+            dead_letter: None,
+            spec: None,
+        });
+        // The supervisor may be gone (this instance was detached after a
+        // shutdown timeout); then nobody is waiting for the report.
+        let _ = self.report_to.send(Control::Exited {
+            slot: self.slot,
+            instance: self.instance,
+            report,
+        });
+    }
+}
+
+/// The body of every instance thread. The entry runs under the crate's
+/// panic guard ([`fault::contain`]), and so does everything of the user's
+/// that the thread touches afterwards: the returned error's `Display`,
+/// `source` and `Drop`, the handled message's `Debug` and `Drop`, the
+/// grant's `Drop`. The exit report goes out from a drop guard.
 pub(crate) fn run_instance(run: InstanceRun) {
     let InstanceRun {
         context,
         body,
         mailbox,
+        in_flight,
         poison_threshold,
         forward_panics,
         backtraces,
@@ -49,54 +96,58 @@ pub(crate) fn run_instance(run: InstanceRun) {
         lockdown,
         meter,
     } = run;
+    let mut exit = ExitReporter {
+        report_to,
+        slot,
+        instance: context.instance(),
+        path: Arc::from(context.path()),
+        report: None,
+        armed: true,
+    };
     if let Some(meter) = &meter {
         meter.enter();
     }
+    fault::mark_supervised(forward_panics, backtraces);
     if let Some((policy, ready)) = lockdown {
-        let applied = policy.apply(&body.inventory());
-        let refused = applied.is_err();
-        let _ = ready.send(applied);
+        // A grant whose `visit` panics leaves the policy unapplied: the
+        // supervisor sees the reply channel close and fails the start.
+        let applied = fault::contain(|| policy.apply(&body.inventory()));
+        let refused = !matches!(applied, Ok(Ok(_)));
+        if let Ok(applied) = applied {
+            let _ = ready.send(applied);
+        }
         if refused {
             // The supervisor reports the start as failed; the entry never runs.
+            exit.armed = false;
             if let Some(meter) = &meter {
                 meter.finish();
             }
+            let _ = fault::drop_contained(body);
             return;
         }
     }
-    fault::mark_supervised(forward_panics, backtraces);
-    let result = catch_unwind(AssertUnwindSafe(|| body.run(&context)));
+    let result = fault::contain(|| body.run(&context));
     let cancelled = context.is_cancelled();
+    let path = context.path();
+    let instance = context.instance();
     let outcome = match result {
         Ok(Ok(())) if cancelled => Outcome::Shutdown,
         Ok(Ok(())) => Outcome::Normal,
         // Whatever a cancelled instance returns, it stopped because it was
         // asked to.
-        Ok(Err(_)) if cancelled => Outcome::Shutdown,
-        Ok(Err(err)) => Outcome::Failed(fault_of(&context, error_kind(err))),
-        Err(payload) => {
-            let message = fault::payload_message(&*payload);
-            // The payload's own `Drop` may panic; that second panic is caught
-            // and its payload leaked, since dropping it could panic again.
-            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(second);
-            }
-            let report = fault::take_panic_report();
-            Outcome::Failed(fault_of(
-                &context,
-                FaultKind::Panic {
-                    message,
-                    location: report.as_ref().and_then(|r| r.location.clone()),
-                    backtrace: report.and_then(|r| r.backtrace),
-                },
-            ))
+        Ok(Err(err)) if cancelled => {
+            let _ = fault::drop_contained(err);
+            Outcome::Shutdown
         }
+        Ok(Err(err)) => Outcome::Failed(Fault::new(path, instance, error_kind(err))),
+        Err(caught) => Outcome::Failed(Fault::new(path, instance, caught.into_kind())),
     };
     // An instance cancelled for going over a budget failed, whatever it
     // returned.
     let outcome = match meter.as_ref().and_then(|meter| meter.exceeded()) {
-        Some(budget) => Outcome::Failed(fault_of(
-            &context,
+        Some(budget) => Outcome::Failed(Fault::new(
+            path,
+            instance,
             FaultKind::BudgetExceeded {
                 budget,
                 runaway: false,
@@ -107,76 +158,39 @@ pub(crate) fn run_instance(run: InstanceRun) {
     if let Some(meter) = &meter {
         meter.finish();
     }
-    let (outcome, dead_letter) = settle_in_flight(&context, &mailbox, outcome, poison_threshold);
-    let instance = context.instance();
-    drop(context);
-    // The supervisor may be gone (this instance was detached after a
-    // shutdown timeout); then nobody is waiting for the report.
-    let _ = report_to.send(Control::Exited {
-        slot,
+    let (outcome, dead_letter) = mailbox::settle(
+        path,
         instance,
-        report: ExitReport {
-            outcome,
-            dead_letter,
-        },
+        in_flight.close(),
+        &mailbox,
+        outcome,
+        poison_threshold,
+    );
+    drop(context);
+    exit.report = Some(ExitReport {
+        outcome,
+        dead_letter,
+        spec: None,
     });
 }
 
-fn fault_of(context: &Context, kind: FaultKind) -> Fault {
-    Fault {
-        path: context.path().to_owned(),
-        instance: context.instance(),
-        kind,
-        in_flight: None,
-    }
-}
-
+/// An error a component returned, as a fault kind. Its `Display`, `source`
+/// and `Drop` are user code: each runs under the panic guard.
 fn error_kind(err: BoxError) -> FaultKind {
-    FaultKind::Error {
-        message: err.to_string(),
-        sources: fault::sources(&*err).map(ToString::to_string).collect(),
+    let message = fault::describe_contained("an error", || err.to_string());
+    let mut sources = fault::contain(|| {
+        fault::sources(&*err)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_else(|caught| {
+        vec![format!(
+            "<a source chain whose formatting panicked: {}>",
+            caught.message
+        )]
+    });
+    if let Err(caught) = fault::drop_contained(err) {
+        sources.push(format!("<dropping the error panicked: {}>", caught.message));
     }
-}
-
-/// Decides the fate of the message the instance was handling: after a crash
-/// it is delivered again, or dead-lettered once it has crashed the component
-/// `poison_threshold` times in a row; after a shutdown it is delivered again
-/// without counting; after a normal exit it was handled.
-fn settle_in_flight(
-    context: &Context,
-    mailbox: &Mailbox,
-    mut outcome: Outcome,
-    poison_threshold: u32,
-) -> (Outcome, Option<DeadLetter>) {
-    let Some(mut tracked) = mailbox.in_flight.lock().take() else {
-        return (outcome, None);
-    };
-    match &mut outcome {
-        Outcome::Normal => (outcome, None),
-        Outcome::Shutdown => {
-            *mailbox.redelivery.lock() = Some(tracked);
-            (outcome, None)
-        }
-        Outcome::Failed(fault) => {
-            tracked.attempts += 1;
-            let description = (tracked.describe)(&*tracked.message);
-            fault.in_flight = Some(InFlight {
-                description: description.clone(),
-                attempts: tracked.attempts,
-            });
-            if tracked.attempts >= poison_threshold {
-                let letter = DeadLetter::new(
-                    context.path().to_owned(),
-                    tracked.channel,
-                    description,
-                    tracked.attempts,
-                    tracked.message,
-                );
-                (outcome, Some(letter))
-            } else {
-                *mailbox.redelivery.lock() = Some(tracked);
-                (outcome, None)
-            }
-        }
-    }
+    FaultKind::Error { message, sources }
 }

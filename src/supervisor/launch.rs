@@ -8,16 +8,20 @@ use crossbeam_channel as cb;
 use super::control::{Control, Outcome};
 use super::error::StartError;
 use super::instance::{InstanceRun, run_instance};
-use super::node::{Handle, NodeStart, run};
+use super::node::{NodeStart, run};
+use super::slot::{ChildId, Handle};
 use super::spec::Supervisor;
 use super::status::StatusBoard;
 use super::tree::{SupervisorHandle, Tree};
 use crate::alloc::MemorySlot;
+use crate::ceiling;
 use crate::component::{Child, RestartMode};
-use crate::context::{Context, Mailbox};
+use crate::context::Context;
+use crate::fault::{self, FaultKind};
 use crate::limits::Meter;
 use crate::limits::watchdog::Watched;
 use crate::lockdown::Enforcement;
+use crate::mailbox::{InFlightCell, Mailbox};
 use crate::revoke::Revoker;
 use crate::signal::Signal;
 
@@ -26,10 +30,10 @@ use crate::signal::Signal;
 /// instance reporting once or a caller waiting for its reply anyway.
 pub(crate) const CONTROL_CAPACITY: usize = 1024;
 
-/// A thread whose in-place instance ended, waiting for its next one.
+/// A thread whose in-place instance ended, waiting for its next one. It
+/// ends on its own once this (its resume channel) is dropped.
 pub(crate) struct Parked {
     pub(crate) resume: cb::Sender<InstanceRun>,
-    pub(crate) join: JoinHandle<()>,
     /// The kernel policy it already carries (a policy cannot be lifted).
     pub(crate) enforcement: Option<Enforcement>,
 }
@@ -58,30 +62,41 @@ pub(crate) fn spawn_worker(
     path: &str,
     instance: u64,
     mailbox: Arc<Mailbox>,
-    slot: u64,
+    slot: ChildId,
     control: &cb::Sender<Control>,
     parked: Option<Parked>,
-) -> Result<Handle, String> {
-    // A parked thread keeps the policy it was confined with.
+) -> Result<Handle, FaultKind> {
+    let failed = |message: String| FaultKind::StartFailed { message };
+    // A parked thread keeps the policy it was confined with. Compiling a
+    // policy lists the grant: user code, under the panic guard.
     let policy = match parked {
         Some(_) => None,
-        None => child
-            .policy()
-            .transpose()
-            .map_err(|err| format!("its kernel policy could not be built: {err}"))?,
+        None => match fault::contain(|| child.policy().transpose()) {
+            Ok(policy) => policy
+                .map_err(|err| failed(format!("its kernel policy could not be built: {err}")))?,
+            Err(caught) => return Err(caught.start_failed("listing its grant")),
+        },
     };
     let revoker = Revoker::new();
-    let body = child
-        .factory
-        .instance(&revoker)
-        .map_err(|err| crate::fault::with_sources(&err))?;
+    // Re-issuing runs the grant's `reissue` and its data's `Clone`.
+    let body = match fault::contain(|| child.factory.instance(&[&revoker, &tree.revoker])) {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) => {
+            return Err(failed(fault::describe_contained("an error", || {
+                fault::with_sources(&err)
+            })));
+        }
+        Err(caught) => return Err(caught.start_failed("re-issuing its grant")),
+    };
     let cancel = Arc::new(Signal::new());
+    let in_flight = Arc::new(InFlightCell::default());
     let context = Context::new(
         Arc::from(path),
         instance,
         Arc::clone(&cancel),
         tree.clock.clone(),
         Arc::clone(&mailbox),
+        Arc::clone(&in_flight),
     );
     let limits = child.settings.limits;
     let meter = if limits.is_empty() {
@@ -89,7 +104,7 @@ pub(crate) fn spawn_worker(
     } else {
         let memory = MemorySlot::claim();
         if limits.memory_quota().is_some() && memory.is_none() {
-            return Err("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned());
+            return Err(failed("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned()));
         }
         Some(Arc::new(Meter::new(limits, memory, parked.is_some())))
     };
@@ -105,7 +120,8 @@ pub(crate) fn spawn_worker(
             instance,
         );
         tree.watchdog
-            .watch(watched, path.split('/').next().unwrap_or(path))?;
+            .watch(watched, path.split('/').next().unwrap_or(path))
+            .map_err(failed)?;
     }
     // The watchdog forgets a finished meter; an instance that never ran
     // cannot finish its own.
@@ -119,6 +135,7 @@ pub(crate) fn spawn_worker(
         context,
         body,
         mailbox,
+        in_flight: Arc::clone(&in_flight),
         poison_threshold: child.settings.poison_threshold,
         forward_panics: tree.forward_panics,
         backtraces: tree.backtraces,
@@ -131,14 +148,14 @@ pub(crate) fn spawn_worker(
     let mode = child.settings.restart_mode;
     let spawned = match parked {
         Some(parked) => match parked.resume.send(run) {
-            Ok(()) => Ok((parked.join, Some(parked.resume), parked.enforcement)),
+            Ok(()) => Ok((None, Some(parked.resume), parked.enforcement)),
             // The parked thread is gone; start afresh.
-            Err(cb::SendError(run)) => {
-                let _ = parked.join.join();
-                spawn_thread(path, instance, run, mode).map(|(join, resume)| (join, resume, None))
-            }
+            Err(cb::SendError(run)) => spawn_thread(path, instance, run, mode)
+                .map(|(join, resume)| (Some(join), resume, None)),
         },
-        None => spawn_thread(path, instance, run, mode).map(|(join, resume)| (join, resume, None)),
+        None => {
+            spawn_thread(path, instance, run, mode).map(|(join, resume)| (Some(join), resume, None))
+        }
     };
     let (join, resume, mut enforcement) = spawned.inspect_err(|_| unwatch())?;
     // A locked-down instance has started only once its policy is in force.
@@ -154,27 +171,29 @@ pub(crate) fn spawn_worker(
         if let Some(message) = refused {
             unwatch();
             drop(resume);
-            let _ = join.join();
-            return Err(message);
+            // The thread has nothing left to run; it ends on its own.
+            drop(join);
+            return Err(failed(message));
         }
     }
     Ok(Handle::Worker {
         cancel,
         revoker,
-        join,
+        in_flight,
         resume,
         enforcement,
         meter,
     })
 }
 
-/// Spawns a thread named after the path and first instance it runs.
+/// Spawns a thread named after the path and first instance it runs, if the
+/// process's ceilings leave room for it.
 fn spawn_thread(
     path: &str,
     instance: u64,
     run: InstanceRun,
     mode: RestartMode,
-) -> Result<(JoinHandle<()>, Option<cb::Sender<InstanceRun>>), String> {
+) -> Result<(JoinHandle<()>, Option<cb::Sender<InstanceRun>>), FaultKind> {
     let (resume, next) = match mode {
         RestartMode::InPlace => {
             let (resume, next) = cb::bounded(1);
@@ -182,10 +201,15 @@ fn spawn_thread(
         }
         RestartMode::FreshThread => (None, None),
     };
-    let join = std::thread::Builder::new()
-        .name(format!("{path}#{instance}"))
-        .spawn(move || instance_thread(run, next))
-        .map_err(|err| format!("could not spawn its thread: {err}"))?;
+    let join = ceiling::spawn(format!("{path}#{instance}"), move || {
+        instance_thread(run, next)
+    })
+    .map_err(|refused| match refused {
+        ceiling::Refused::Ceiling(ceiling) => FaultKind::CeilingReached { ceiling },
+        ceiling::Refused::Spawn(err) => FaultKind::StartFailed {
+            message: format!("could not spawn its thread: {err}"),
+        },
+    })?;
     Ok((join, resume))
 }
 
@@ -193,7 +217,7 @@ fn spawn_thread(
 /// (unless its thread could not even be spawned).
 pub(crate) struct NestedStartFailure {
     pub(crate) spec: Option<Box<Supervisor>>,
-    pub(crate) message: String,
+    pub(crate) kind: FaultKind,
 }
 
 pub(crate) fn spawn_supervisor(
@@ -201,7 +225,7 @@ pub(crate) fn spawn_supervisor(
     spec: Box<Supervisor>,
     path: &str,
     instance: u64,
-    slot: u64,
+    slot: ChildId,
     parent: &cb::Sender<Control>,
 ) -> Result<(Handle, Arc<StatusBoard>), NestedStartFailure> {
     let launched = launch(
@@ -214,7 +238,9 @@ pub(crate) fn spawn_supervisor(
     )
     .map_err(|err| NestedStartFailure {
         spec: None,
-        message: err.to_string(),
+        kind: FaultKind::StartFailed {
+            message: err.to_string(),
+        },
     })?;
     let Launched {
         started,
@@ -223,13 +249,16 @@ pub(crate) fn spawn_supervisor(
         board,
     } = launched;
     let message = match started.recv() {
-        Ok(Ok(())) => return Ok((Handle::Supervisor { control, join }, board)),
+        // The specification comes back in the exit report; the thread is
+        // not joined.
+        Ok(Ok(())) => return Ok((Handle::Supervisor { control }, board)),
         Ok(Err(err)) => error_text(&err),
         Err(_) => "its thread ended before starting".to_owned(),
     };
+    // It is ending now and hands its specification back as it returns.
     Err(NestedStartFailure {
-        spec: join.join().ok().map(Box::new),
-        message,
+        spec: join.join().ok().flatten().map(Box::new),
+        kind: FaultKind::StartFailed { message },
     })
 }
 
@@ -244,7 +273,7 @@ fn error_text(err: &StartError) -> String {
 pub(crate) struct Launched {
     /// Where it reports whether its children started.
     pub(crate) started: cb::Receiver<Result<(), StartError>>,
-    pub(crate) join: JoinHandle<Supervisor>,
+    pub(crate) join: JoinHandle<Option<Supervisor>>,
     pub(crate) control: cb::Sender<Control>,
     pub(crate) board: Arc<StatusBoard>,
 }
@@ -255,7 +284,7 @@ pub(crate) fn launch(
     spec: Supervisor,
     path: &str,
     instance: u64,
-    parent: Option<(cb::Sender<Control>, u64)>,
+    parent: Option<(cb::Sender<Control>, ChildId)>,
     done: Option<cb::Sender<Outcome>>,
 ) -> Result<Launched, StartError> {
     let (control, inbox) = cb::bounded(CONTROL_CAPACITY);
@@ -278,14 +307,18 @@ pub(crate) fn launch(
         started: started_tx,
         done,
     };
-    let join = std::thread::Builder::new()
-        .name(format!("{path}#{instance}"))
-        .spawn(move || run(start))
-        .map_err(|source| {
+    let join =
+        ceiling::spawn(format!("{path}#{instance}"), move || run(start)).map_err(|refused| {
             tree.supervisors.lock().remove(path);
-            StartError::Spawn {
-                path: path.to_owned(),
-                source,
+            match refused {
+                ceiling::Refused::Ceiling(ceiling) => StartError::Ceiling {
+                    path: path.to_owned(),
+                    ceiling,
+                },
+                ceiling::Refused::Spawn(source) => StartError::Spawn {
+                    path: path.to_owned(),
+                    source,
+                },
             }
         })?;
     Ok(Launched {

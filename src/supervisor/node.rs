@@ -5,31 +5,35 @@
 //! to it only through its control channel ([`Control`]). While it waits for
 //! one child to stop, other messages are kept in `deferred` and handled
 //! afterwards in arrival order, so no exit report is lost or reordered.
+//!
+//! What to do when a child ends is decided by the pure
+//! [`plan`](super::plan::plan); this file carries plans out. Restarts are a
+//! loop over a queue of endings, never a recursion, and the loop stops at
+//! the first give-up. Every call into user code made here — re-issuing and
+//! listing grants, dropping specifications, messages and dead letters —
+//! runs under the crate's panic guard, and the thread itself runs under it
+//! too: a supervisor that dies anyway cancels and revokes its instances
+//! (its state's `Drop`) and reports the failure to its parent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome, StartReply};
 use super::error::{ControlError, StartError};
-use super::instance::InstanceRun;
 use super::intensity::Intensity;
 use super::launch::{Parked, spawn_supervisor, spawn_worker};
-use super::spec::{AutoShutdown, Node, Strategy, Supervisor, validate_child};
+use super::plan::{self, Plan};
+use super::slot::{ChildId, Handle, Slot, SlotState, Spec};
+use super::spec::{AutoShutdown, Escalation, Node, Strategy, Supervisor, validate_child};
 use super::status::{BoardEntry, ChildState, ChildStatus, NodeKind, StatusBoard};
 use super::tree::Tree;
-use crate::caps::Capability;
-use crate::component::{Child, ChildSettings, Restart};
-use crate::context::Mailbox;
+use crate::component::{Child, ChildSettings};
 use crate::event::{Disposal, EventKind, ExitReason};
-use crate::fault::{Fault, FaultKind};
-use crate::limits::Meter;
-use crate::lockdown::Enforcement;
-use crate::revoke::Revoker;
-use crate::signal::Signal;
+use crate::fault::{self, Fault, FaultKind};
+use crate::mailbox::{self, Mailbox};
 
 /// Everything a supervisor thread starts with.
 pub(crate) struct NodeStart {
@@ -39,106 +43,12 @@ pub(crate) struct NodeStart {
     pub(crate) tree: Arc<Tree>,
     /// The parent's control channel and this supervisor's slot there; `None`
     /// for the root.
-    pub(crate) parent: Option<(cb::Sender<Control>, u64)>,
+    pub(crate) parent: Option<(cb::Sender<Control>, ChildId)>,
     pub(crate) control: (cb::Sender<Control>, cb::Receiver<Control>),
     pub(crate) board: Arc<StatusBoard>,
     pub(crate) started: StartReply,
     /// The root reports how the tree ended here.
     pub(crate) done: Option<cb::Sender<Outcome>>,
-}
-
-/// What a running instance is, seen from its supervisor.
-pub(crate) enum Handle {
-    Worker {
-        cancel: Arc<Signal>,
-        revoker: Revoker,
-        join: JoinHandle<()>,
-        /// What the kernel enforces for this instance, when locked down.
-        enforcement: Option<Enforcement>,
-        /// Its resource measurements, when it has limits.
-        meter: Option<Arc<Meter>>,
-        /// For in-place restarts: where the next instance is handed to this
-        /// thread.
-        resume: Option<cb::Sender<InstanceRun>>,
-    },
-    Supervisor {
-        control: cb::Sender<Control>,
-        join: JoinHandle<Supervisor>,
-    },
-}
-
-enum SlotState {
-    Running {
-        instance: u64,
-        handle: Handle,
-        started_at: Instant,
-    },
-    Restarting,
-    BackingOff,
-    Stopped,
-}
-
-enum Spec {
-    Worker(Child),
-    Supervisor {
-        /// `None` while the nested supervisor's thread owns it.
-        spec: Option<Box<Supervisor>>,
-        settings: ChildSettings,
-        strategy: Strategy,
-        pool: bool,
-        board: Option<Arc<StatusBoard>>,
-    },
-}
-
-struct Slot {
-    id: u64,
-    path: String,
-    spec: Spec,
-    state: SlotState,
-    instance: u64,
-    restarts: u64,
-    failures_in_row: u32,
-    last_fault: Option<Fault>,
-    leaked: usize,
-    /// What the kernel enforces for the current (or last) instance.
-    enforcement: Option<Enforcement>,
-    mailbox: Arc<Mailbox>,
-    capabilities: Vec<(String, Capability)>,
-    /// An in-place child's thread, waiting for its next instance.
-    parked: Option<Parked>,
-    /// The thread of an instance that ended, not yet joined.
-    ended_thread: Option<JoinHandle<()>>,
-    /// Part of the specification (restored when this supervisor restarts),
-    /// as opposed to added at run time.
-    initial: bool,
-    /// An initial child that ended for good (temporary) or was removed: kept
-    /// for the specification, invisible otherwise.
-    retired: bool,
-}
-
-impl Slot {
-    fn settings(&self) -> &ChildSettings {
-        match &self.spec {
-            Spec::Worker(child) => &child.settings,
-            Spec::Supervisor { settings, .. } => settings,
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.settings().name
-    }
-
-    fn is_running(&self) -> bool {
-        matches!(self.state, SlotState::Running { .. })
-    }
-
-    /// Whether the child is running or will run again on its own.
-    fn is_active(&self) -> bool {
-        matches!(
-            self.state,
-            SlotState::Running { .. } | SlotState::Restarting | SlotState::BackingOff
-        )
-    }
 }
 
 struct NodeState {
@@ -147,6 +57,7 @@ struct NodeState {
     tree: Arc<Tree>,
     strategy: Strategy,
     auto_shutdown: AutoShutdown,
+    escalation: Escalation,
     intensity: Intensity,
     pool: Option<Child>,
     as_child: ChildSettings,
@@ -160,13 +71,14 @@ struct NodeState {
     next_slot: u64,
     next_member: usize,
     deferred: VecDeque<Control>,
-    timers: Vec<(Instant, Vec<u64>)>,
+    timers: Vec<(Instant, Vec<ChildId>)>,
     exit: Option<Outcome>,
 }
 
-/// The body of every supervisor thread. Returns the specification so that
-/// the parent can start this supervisor again.
-pub(crate) fn run(start: NodeStart) -> Supervisor {
+/// The body of every supervisor thread. Returns the specification only when
+/// the supervisor failed to start (its starter takes it back by joining);
+/// otherwise the specification travels in the exit report to the parent.
+pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
     let NodeStart {
         spec,
         path,
@@ -178,50 +90,86 @@ pub(crate) fn run(start: NodeStart) -> Supervisor {
         started,
         done,
     } = start;
-    let mut node = NodeState::new(spec, path, instance, tree, control, board);
-    if let Err(err) = node.start_initial() {
+    fault::mark_supervised(tree.forward_panics, tree.backtraces);
+    let guarded_tree = Arc::clone(&tree);
+    let guarded_control = control.0.clone();
+    let mut acknowledged = false;
+    let ran = fault::contain(|| {
+        let mut node = NodeState::new(spec, path.clone(), instance, tree, control, board);
+        if let Err(err) = node.start_initial() {
+            node.unregister();
+            let _ = started.send(Err(err));
+            return Err(Box::new(node.into_spec()));
+        }
+        acknowledged = started.send(Ok(())).is_ok() || parent.is_none();
+        let outcome = node.serve();
         node.unregister();
-        let _ = started.send(Err(err));
-        return node.into_spec();
-    }
-    let _ = started.send(Ok(()));
-    let outcome = node.serve();
-    node.unregister();
+        Ok((outcome, node.into_spec()))
+    });
+    let (outcome, spec) = match ran {
+        Ok(Err(spec)) => return Some(*spec),
+        Ok(Ok((outcome, spec))) => (outcome, Some(Box::new(spec))),
+        Err(caught) => {
+            // The state's `Drop` has cancelled and revoked every instance.
+            unregister(&guarded_tree, &path, &guarded_control);
+            let kind = caught.while_("the supervisor's own thread");
+            (Outcome::Failed(Fault::new(&path, instance, kind)), None)
+        }
+    };
     match (parent, done) {
-        (Some((parent, slot)), _) => {
+        (Some((parent, slot)), _) if acknowledged => {
             let _ = parent.send(Control::Exited {
                 slot,
                 instance,
                 report: ExitReport {
                     outcome,
                     dead_letter: None,
+                    spec,
                 },
             });
         }
         (None, Some(done)) => {
+            if let Some(spec) = spec
+                && let Err(caught) = fault::drop_contained(spec)
+            {
+                let kind = caught.while_("dropping the tree's specification");
+                guarded_tree.publish(
+                    &path,
+                    Some(instance),
+                    EventKind::Faulted {
+                        fault: Fault::new(&path, instance, kind),
+                    },
+                );
+            }
             let _ = done.send(outcome);
         }
-        (None, None) => {}
+        _ => {}
     }
-    node.into_spec()
+    None
 }
 
-/// Lets a parked in-place thread end, and joins it and any ended thread.
-fn release(slot: &mut Slot) {
-    if let Some(parked) = slot.parked.take() {
-        drop(parked.resume);
-        let _ = parked.join.join();
-    }
-    if let Some(ended) = slot.ended_thread.take() {
-        let _ = ended.join();
+fn unregister(tree: &Tree, path: &str, control: &cb::Sender<Control>) {
+    let mut supervisors = tree.supervisors.lock();
+    if supervisors
+        .get(path)
+        .is_some_and(|handle| handle.control.same_channel(control))
+    {
+        supervisors.remove(path);
     }
 }
 
-fn should_restart(restart: Restart, outcome: &Outcome) -> bool {
-    match restart {
-        Restart::Permanent => true,
-        Restart::Transient => matches!(outcome, Outcome::Failed(_)),
-        Restart::Temporary => false,
+/// A supervisor thread that unwinds (a bug in this crate, or a panic the
+/// guards missed) still leaves no instance running with live capabilities.
+impl Drop for NodeState {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            if let SlotState::Running { handle, .. } = &slot.state {
+                handle.ask_to_stop();
+                if let Handle::Worker { revoker, .. } = handle {
+                    revoker.revoke();
+                }
+            }
+        }
     }
 }
 
@@ -243,6 +191,7 @@ impl NodeState {
             pool,
             pool_error: _,
             as_child,
+            escalation,
             tree: tree_settings,
             bus,
         } = spec;
@@ -253,6 +202,7 @@ impl NodeState {
             tree,
             strategy,
             auto_shutdown,
+            escalation,
             intensity: Intensity::new(max_restarts, period),
             next_member: children.len(),
             pool,
@@ -279,7 +229,8 @@ impl NodeState {
         let path = format!("{}/{}", self.path, node.settings().name);
         let (spec, capabilities) = match node {
             Node::Worker(child) => {
-                let capabilities = child.factory.capabilities();
+                let capabilities = fault::contain(|| child.factory.capabilities())
+                    .map_err(|caught| caught.explain("listing its grant"));
                 (Spec::Worker(child), capabilities)
             }
             Node::Supervisor(supervisor) => (
@@ -290,11 +241,11 @@ impl NodeState {
                     spec: Some(supervisor),
                     board: None,
                 },
-                Vec::new(),
+                Ok(Vec::new()),
             ),
         };
         self.slots.push(Slot {
-            id: self.next_slot,
+            id: ChildId(self.next_slot),
             path,
             spec,
             state: SlotState::Stopped,
@@ -307,7 +258,6 @@ impl NodeState {
             mailbox: Arc::new(Mailbox::default()),
             capabilities,
             parked: None,
-            ended_thread: None,
             initial,
             retired: false,
         });
@@ -315,41 +265,42 @@ impl NodeState {
         self.slots.len() - 1
     }
 
-    fn into_spec(self) -> Supervisor {
-        let children = self
-            .slots
-            .into_iter()
-            .filter(|slot| slot.initial)
-            .filter_map(|slot| match slot.spec {
-                Spec::Worker(child) => Some(Node::Worker(child)),
-                Spec::Supervisor { spec, .. } => spec.map(Node::Supervisor),
-            })
-            .collect();
+    /// The specification this supervisor was started from (initial children
+    /// only); children added at run time are dropped here, under the panic
+    /// guard.
+    fn into_spec(mut self) -> Supervisor {
+        let mut children = Vec::new();
+        for slot in std::mem::take(&mut self.slots) {
+            if slot.initial {
+                match slot.spec {
+                    Spec::Worker(child) => children.push(Node::Worker(child)),
+                    Spec::Supervisor { spec, .. } => children.extend(spec.map(Node::Supervisor)),
+                }
+                self.drop_mailbox(&slot.path, slot.instance, &slot.mailbox);
+            } else {
+                self.drop_slot(slot);
+            }
+        }
         Supervisor {
             strategy: self.strategy,
             max_restarts: self.intensity.max_restarts(),
             period: self.intensity.period(),
             auto_shutdown: self.auto_shutdown,
             children,
-            pool: self.pool,
+            pool: self.pool.take(),
             pool_error: None,
-            as_child: self.as_child,
-            tree: self.tree_settings,
-            bus: self.bus_of_spec,
+            as_child: self.as_child.clone(),
+            escalation: self.escalation,
+            tree: self.tree_settings.clone(),
+            bus: Arc::clone(&self.bus_of_spec),
         }
     }
 
     fn unregister(&self) {
-        let mut supervisors = self.tree.supervisors.lock();
-        if supervisors
-            .get(&self.path)
-            .is_some_and(|handle| handle.control.same_channel(&self.control))
-        {
-            supervisors.remove(&self.path);
-        }
+        unregister(&self.tree, &self.path, &self.control);
     }
 
-    fn index_of(&self, id: u64) -> Option<usize> {
+    fn index_of(&self, id: ChildId) -> Option<usize> {
         self.slots.iter().position(|slot| slot.id == id)
     }
 
@@ -369,6 +320,32 @@ impl NodeState {
     fn emit_child(&self, i: usize, instance: Option<u64>, kind: EventKind) {
         self.sync_slot(i);
         self.tree.publish(&self.slots[i].path, instance, kind);
+    }
+
+    /// Reports a panic in user code run for a child (dropping its
+    /// specification, a message or a dead letter) as a fault of that child.
+    fn report_contained(&self, path: &str, instance: u64, caught: fault::Caught, doing: &str) {
+        let fault = Fault::new(path, instance, caught.while_(doing));
+        self.tree
+            .publish(path, Some(instance), EventKind::Faulted { fault });
+    }
+
+    /// Drops a slot that leaves the tree, under the panic guard.
+    fn drop_slot(&self, slot: Slot) {
+        let (path, instance) = (slot.path.clone(), slot.instance);
+        self.drop_mailbox(&path, instance, &slot.mailbox);
+        if let Err(caught) = fault::drop_contained(slot) {
+            self.report_contained(&path, instance, caught, "dropping its specification");
+        }
+    }
+
+    /// Drops the messages waiting in a mailbox, under the panic guard.
+    fn drop_mailbox(&self, path: &str, instance: u64, mailbox: &Mailbox) {
+        for tracked in mailbox.take_all() {
+            if let Err(caught) = fault::drop_contained(tracked) {
+                self.report_contained(path, instance, caught, "dropping a kept message");
+            }
+        }
     }
 
     // ----- starting -------------------------------------------------------
@@ -401,8 +378,12 @@ impl NodeState {
         let id = self.slots[i].id;
         let mailbox = Arc::clone(&self.slots[i].mailbox);
         let parked = self.slots[i].parked.take();
-        let handle = match &mut self.slots[i].spec {
-            Spec::Worker(child) => spawn_worker(
+        let slot = &mut self.slots[i];
+        let handle = match (&slot.capabilities, &mut slot.spec) {
+            (Err(message), _) => Err(FaultKind::StartFailed {
+                message: message.clone(),
+            }),
+            (Ok(_), Spec::Worker(child)) => spawn_worker(
                 &self.tree,
                 child,
                 &path,
@@ -412,14 +393,18 @@ impl NodeState {
                 &self.control,
                 parked,
             ),
-            Spec::Supervisor {
-                spec,
-                board: slot_board,
-                ..
-            } => match spec.take() {
-                None => {
-                    Err("its specification was lost with an instance that never stopped".to_owned())
-                }
+            (
+                Ok(_),
+                Spec::Supervisor {
+                    spec,
+                    board: slot_board,
+                    ..
+                },
+            ) => match spec.take() {
+                None => Err(FaultKind::StartFailed {
+                    message: "its specification was lost with an instance that never stopped"
+                        .to_owned(),
+                }),
                 Some(nested) => {
                     match spawn_supervisor(&self.tree, nested, &path, instance, id, &self.control) {
                         Ok((handle, board)) => {
@@ -428,7 +413,7 @@ impl NodeState {
                         }
                         Err(failure) => {
                             *spec = failure.spec;
-                            Err(failure.message)
+                            Err(failure.kind)
                         }
                     }
                 }
@@ -457,28 +442,21 @@ impl NodeState {
                     EventKind::Restarted
                 };
                 self.emit_child(i, Some(instance), kind);
-                if let Some(ended) = self.slots[i].ended_thread.take() {
-                    let _ = ended.join();
-                }
                 Ok(())
             }
-            Err(message) => {
+            Err(kind) => {
                 slot.state = SlotState::Stopped;
-                let fault = Fault {
-                    path,
-                    instance,
-                    kind: FaultKind::StartFailed { message },
-                    in_flight: None,
-                };
+                let fault = Fault::new(&path, instance, kind);
                 slot.last_fault = Some(fault.clone());
                 Err(Box::new(fault))
             }
         }
     }
 
-    /// Starts the slots `ids` in order (a restart set). A start that fails
-    /// is handled like a crash of that child, after the rest have started.
-    fn start_set(&mut self, ids: &[u64]) {
+    /// Starts the slots `ids` in order (a restart set); returns the starts
+    /// that failed, as faults already reported, for the caller to react to
+    /// after the rest have started.
+    fn start_set(&mut self, ids: &[ChildId]) -> Vec<(ChildId, Outcome)> {
         let mut failures = Vec::new();
         for &id in ids {
             let Some(i) = self.index_of(id) else { continue };
@@ -487,21 +465,17 @@ impl NodeState {
             }
             self.slots[i].restarts += 1;
             if let Err(fault) = self.start_slot(i) {
-                failures.push((id, *fault));
-            }
-        }
-        for (id, fault) in failures {
-            if let Some(i) = self.index_of(id) {
                 self.emit_child(
                     i,
                     Some(fault.instance),
                     EventKind::Faulted {
-                        fault: fault.clone(),
+                        fault: (*fault).clone(),
                     },
                 );
-                self.after_exit(i, Outcome::Failed(fault));
+                failures.push((id, Outcome::Failed(*fault)));
             }
         }
+        failures
     }
 
     // ----- the loop -------------------------------------------------------
@@ -520,7 +494,6 @@ impl NodeState {
                 Some(message) => self.handle(message),
                 None => self.fire_timers(),
             }
-            self.sync_status();
         }
     }
 
@@ -560,16 +533,18 @@ impl NodeState {
             .into_iter()
             .partition(|(at, _)| *at <= now);
         self.timers = pending;
+        let mut failures = Vec::new();
         for (_, ids) in due {
-            let ids: Vec<u64> = ids
+            let ids: Vec<ChildId> = ids
                 .into_iter()
                 .filter(|id| {
                     self.index_of(*id)
                         .is_some_and(|i| matches!(self.slots[i].state, SlotState::BackingOff))
                 })
                 .collect();
-            self.start_set(&ids);
+            failures.extend(self.start_set(&ids));
         }
+        self.react(failures);
     }
 
     fn handle(&mut self, message: Control) {
@@ -605,150 +580,198 @@ impl NodeState {
 
     // ----- exits and restarts ----------------------------------------------
 
-    fn on_exit(&mut self, id: u64, instance: u64, report: ExitReport) {
-        let Some(i) = self.index_of(id) else { return };
-        let current = matches!(self.slots[i].state, SlotState::Running { instance: running, .. } if running == instance);
-        if !current {
+    fn on_exit(&mut self, id: ChildId, instance: u64, report: ExitReport) {
+        let Some(i) = self.index_of(id) else {
+            self.discard(report);
+            return;
+        };
+        if !self.slots[i].runs(instance) {
             // A detached instance finishing late: it was already reported.
+            self.discard(report);
             return;
         }
         let outcome = self.finish(i, report);
-        self.after_exit(i, outcome);
+        self.react(vec![(id, outcome)]);
     }
 
-    /// Bookkeeping for an instance that ended: joins its thread, reports the
-    /// exit, hands over a dead letter.
+    /// Drops what a stale exit report carries, under the panic guard.
+    fn discard(&self, report: ExitReport) {
+        let path = self.path.clone();
+        if let Err(caught) = fault::drop_contained(report) {
+            self.report_contained(&path, self.instance, caught, "dropping a late exit report");
+        }
+    }
+
+    /// Bookkeeping for an instance that ended: reports the exit, hands over
+    /// a dead letter, takes back a nested supervisor's specification.
     fn finish(&mut self, i: usize, report: ExitReport) -> Outcome {
+        let ExitReport {
+            outcome,
+            dead_letter,
+            spec: returned_spec,
+        } = report;
         let state = std::mem::replace(&mut self.slots[i].state, SlotState::Stopped);
         let slot = &mut self.slots[i];
+        if let Spec::Supervisor { spec, .. } = &mut slot.spec
+            && returned_spec.is_some()
+        {
+            *spec = returned_spec;
+        }
         if let SlotState::Running {
             instance,
             handle,
             started_at,
         } = state
         {
-            match handle {
-                Handle::Worker {
-                    join,
-                    resume: Some(resume),
-                    enforcement,
-                    revoker,
-                    ..
-                } => {
-                    // Whatever the ended instance left behind (in a
-                    // thread-local, say) holds nothing any more.
-                    revoker.revoke();
-                    // The thread waits for its next instance.
+            if let Handle::Worker {
+                revoker,
+                resume,
+                enforcement,
+                ..
+            } = handle
+            {
+                // Whatever the ended instance left behind (in a thread-local,
+                // say) holds nothing any more. Its thread is not joined: it
+                // only runs thread-local destructors now, and one of those
+                // that blocks must not wedge the supervisor.
+                revoker.revoke();
+                if let Some(resume) = resume {
                     slot.parked = Some(Parked {
                         resume,
-                        join,
                         enforcement,
                     });
-                }
-                Handle::Worker { join, revoker, .. } => {
-                    revoker.revoke();
-                    // The instance has ended; its thread is only unwinding
-                    // its thread-locals. Joined after the next instance has
-                    // started, which keeps the join off the restart path.
-                    slot.ended_thread = Some(join);
-                }
-                Handle::Supervisor { join, .. } => {
-                    if let Ok(spec) = join.join()
-                        && let Spec::Supervisor {
-                            spec: slot_spec, ..
-                        } = &mut slot.spec
-                    {
-                        *slot_spec = Some(Box::new(spec));
-                    }
                 }
             }
             let ran = self.tree.clock.read().saturating_duration_since(started_at);
             let reset_after = slot.settings().backoff.map_or(Duration::ZERO, |b| b.max);
-            if ran >= reset_after || !matches!(report.outcome, Outcome::Failed(_)) {
+            if ran >= reset_after || !matches!(outcome, Outcome::Failed(_)) {
                 slot.failures_in_row = 0;
             }
-            let kind = match &report.outcome {
+            if let Some(fault) = outcome.fault() {
+                slot.last_fault = Some(fault.clone());
+            }
+            let kind = match &outcome {
                 Outcome::Normal => EventKind::Exited {
                     reason: ExitReason::Normal,
                 },
-                Outcome::Shutdown => EventKind::Exited {
+                Outcome::Shutdown | Outcome::GaveUp(_) => EventKind::Exited {
                     reason: ExitReason::Shutdown,
                 },
-                Outcome::Failed(fault) => {
-                    slot.last_fault = Some(fault.clone());
-                    EventKind::Faulted {
-                        fault: fault.clone(),
-                    }
-                }
+                Outcome::Failed(fault) => EventKind::Faulted {
+                    fault: fault.clone(),
+                },
             };
             self.emit_child(i, Some(instance), kind);
         }
-        if let Some(letter) = report.dead_letter {
-            let description = letter.description.clone();
-            let attempts = letter.attempts;
-            let disposal = match &self.tree.dead_letters {
-                None => Disposal::NoSink,
-                Some(sink) => match sink.try_send(letter) {
-                    Ok(()) => Disposal::Delivered,
-                    Err(_) => Disposal::SinkFull,
-                },
-            };
-            self.emit_child(
-                i,
-                Some(self.slots[i].instance),
-                EventKind::DeadLettered {
-                    description,
-                    attempts,
-                    disposal,
-                },
-            );
+        if let Some(letter) = dead_letter {
+            self.dispose(i, letter);
         }
-        report.outcome
+        outcome
     }
 
-    /// Applies the restart type and strategy to a child that ended on its
-    /// own.
-    fn after_exit(&mut self, i: usize, outcome: Outcome) {
-        let ChildSettings {
-            restart,
-            significant,
-            ..
-        } = *self.slots[i].settings();
-        let failed_id = self.slots[i].id;
-        let failed_path = self.slots[i].path.clone();
-        if !should_restart(restart, &outcome) {
-            if restart == Restart::Temporary {
-                self.retire(failed_id);
+    /// Hands a dead letter to the sink, or drops it (under the panic guard)
+    /// when there is none or it is full.
+    fn dispose(&mut self, i: usize, letter: super::DeadLetter) {
+        let description = letter.description.clone();
+        let attempts = letter.attempts;
+        let (disposal, undelivered) = match &self.tree.dead_letters {
+            None => (Disposal::NoSink, Some(letter)),
+            Some(sink) => match sink.try_send(letter) {
+                Ok(()) => (Disposal::Delivered, None),
+                Err(err) => (Disposal::SinkFull, Some(err.into_inner())),
+            },
+        };
+        let instance = self.slots[i].instance;
+        self.emit_child(
+            i,
+            Some(instance),
+            EventKind::DeadLettered {
+                description,
+                attempts,
+                disposal,
+            },
+        );
+        if let Some(letter) = undelivered
+            && let Err(caught) = fault::drop_contained(letter)
+        {
+            let path = self.slots[i].path.clone();
+            self.report_contained(&path, instance, caught, "dropping a dead letter");
+        }
+    }
+
+    /// Applies the restart plans for children that ended, one after
+    /// another: a restart whose starts fail queues those failures here
+    /// instead of recursing. Stops at the first give-up or auto-shutdown.
+    fn react(&mut self, endings: Vec<(ChildId, Outcome)>) {
+        let mut queue = VecDeque::from(endings);
+        while let Some((id, outcome)) = queue.pop_front() {
+            if self.exit.is_some() {
+                // The supervisor is ending: what is left was reported, and
+                // nothing is restarted any more.
+                continue;
             }
-            if significant && self.auto_shutdown_due() {
-                self.emit(
-                    &self.path,
-                    Some(self.instance),
-                    EventKind::AutoShutdown {
-                        trigger: failed_path,
-                    },
-                );
-                self.stop_all();
-                self.exit = Some(Outcome::Normal);
+            let Some(i) = self.index_of(id) else { continue };
+            let members: Vec<_> = self.slots.iter().map(Slot::member).collect();
+            let now = self.now();
+            let plan = plan::plan(
+                self.strategy,
+                self.auto_shutdown,
+                &members,
+                i,
+                outcome.ending(),
+                &mut self.intensity,
+                now,
+            );
+            match plan {
+                Plan::Leave { retire } => {
+                    if retire {
+                        self.retire(id);
+                    }
+                }
+                Plan::AutoShutdown { retire } => {
+                    let trigger = self.slots[i].path.clone();
+                    if retire {
+                        self.retire(id);
+                    }
+                    self.emit(
+                        &self.path,
+                        Some(self.instance),
+                        EventKind::AutoShutdown { trigger },
+                    );
+                    self.stop_all();
+                    self.exit = Some(Outcome::Normal);
+                }
+                Plan::GiveUp => self.give_up(outcome),
+                Plan::Restart {
+                    stop,
+                    retire,
+                    start,
+                } => {
+                    let ids = |indices: &[usize]| -> Vec<ChildId> {
+                        indices.iter().map(|&j| self.slots[j].id).collect()
+                    };
+                    let (stop, retire, start) = (ids(&stop), ids(&retire), ids(&start));
+                    queue.extend(self.restart(id, &stop, &retire, &start));
+                }
             }
-            return;
         }
-        let now = self.now();
-        if !self.intensity.record(now) {
-            self.give_up(outcome);
-            return;
-        }
-        let set: Vec<u64> = match self.strategy {
-            Strategy::OneForOne => vec![i],
-            Strategy::OneForAll => (0..self.slots.len()).collect(),
-            Strategy::RestForOne => (i..self.slots.len()).collect(),
-        }
-        .into_iter()
-        .filter(|&j| !self.slots[j].retired)
-        .map(|j| self.slots[j].id)
-        .collect();
-        let names = set
+    }
+
+    /// Carries out a restart plan for child `failed`; returns the starts
+    /// that failed.
+    fn restart(
+        &mut self,
+        failed: ChildId,
+        stop: &[ChildId],
+        retire: &[ChildId],
+        start: &[ChildId],
+    ) -> Vec<(ChildId, Outcome)> {
+        let Some(i) = self.index_of(failed) else {
+            return Vec::new();
+        };
+        let names = start
             .iter()
+            .chain(retire)
             .filter_map(|id| self.index_of(*id))
             .map(|j| self.slots[j].path.clone())
             .collect();
@@ -756,32 +779,25 @@ impl NodeState {
             &self.path,
             Some(self.instance),
             EventKind::Restarting {
-                cause: failed_path,
+                cause: self.slots[i].path.clone(),
                 children: names,
             },
         );
-        // Stop the rest of the set in reverse start order.
-        for &id in set.iter().rev() {
-            if let Some(j) = self.index_of(id)
-                && id != failed_id
-                && self.slots[j].is_running()
-            {
+        for &id in stop {
+            if let Some(j) = self.index_of(id) {
                 self.stop_slot(j);
             }
         }
-        // Temporary bystanders stopped for the restart are not restarted.
-        let mut restart = Vec::new();
-        for &id in &set {
-            let Some(j) = self.index_of(id) else { continue };
-            if id != failed_id && self.slots[j].settings().restart == Restart::Temporary {
-                self.retire(id);
-            } else {
+        for &id in retire {
+            self.retire(id);
+        }
+        for &id in start {
+            if let Some(j) = self.index_of(id) {
                 self.slots[j].state = SlotState::Restarting;
-                restart.push(id);
             }
         }
-        let Some(i) = self.index_of(failed_id) else {
-            return;
+        let Some(i) = self.index_of(failed) else {
+            return Vec::new();
         };
         let slot = &mut self.slots[i];
         slot.failures_in_row = slot.failures_in_row.saturating_add(1);
@@ -792,31 +808,19 @@ impl NodeState {
         };
         match delay {
             Some(delay) => {
-                for id in &restart {
+                for id in start {
                     if let Some(j) = self.index_of(*id) {
                         self.slots[j].state = SlotState::BackingOff;
                     }
                 }
-                self.emit_child(
-                    i,
-                    Some(self.slots[i].instance),
-                    EventKind::BackingOff { delay },
-                );
+                let instance = self.slots[i].instance;
+                self.emit_child(i, Some(instance), EventKind::BackingOff { delay });
+                let now = self.now();
                 let due = now.checked_add(delay).unwrap_or(now);
-                self.timers.push((due, restart));
+                self.timers.push((due, start.to_vec()));
+                Vec::new()
             }
-            None => self.start_set(&restart),
-        }
-    }
-
-    fn auto_shutdown_due(&self) -> bool {
-        match self.auto_shutdown {
-            AutoShutdown::Never => false,
-            AutoShutdown::AnySignificant => true,
-            AutoShutdown::AllSignificant => !self
-                .slots
-                .iter()
-                .any(|slot| !slot.retired && slot.settings().significant && slot.is_active()),
+            None => self.start_set(start),
         }
     }
 
@@ -831,27 +835,25 @@ impl NodeState {
         );
         self.stop_all();
         let cause = match outcome {
-            Outcome::Failed(fault) => fault,
+            Outcome::Failed(fault) | Outcome::GaveUp(fault) => fault,
             // A permanent child that keeps ending normally also exhausts the
             // intensity; say so.
-            other => Fault {
-                path: self.path.clone(),
-                instance: self.instance,
-                kind: FaultKind::Error {
+            other => Fault::new(
+                &self.path,
+                self.instance,
+                FaultKind::Error {
                     message: format!("a permanent child kept ending ({other:?})"),
                     sources: Vec::new(),
                 },
-                in_flight: None,
-            },
+            ),
         };
-        let fault = Fault {
-            path: self.path.clone(),
-            instance: self.instance,
-            kind: FaultKind::Escalated {
+        let fault = Fault::new(
+            &self.path,
+            self.instance,
+            FaultKind::Escalated {
                 cause: Box::new(cause),
             },
-            in_flight: None,
-        };
+        );
         self.emit(
             &self.path,
             Some(self.instance),
@@ -859,19 +861,25 @@ impl NodeState {
                 fault: fault.clone(),
             },
         );
-        self.exit = Some(Outcome::Failed(fault));
+        self.exit = Some(match self.escalation {
+            Escalation::Shutdown => Outcome::GaveUp(fault),
+            Escalation::Failure => Outcome::Failed(fault),
+        });
     }
 
     /// Takes a child out of the tree: an initial child is kept (hidden) for
     /// the specification, a dynamic one is forgotten.
-    fn retire(&mut self, id: u64) {
+    fn retire(&mut self, id: ChildId) {
         let Some(i) = self.index_of(id) else { return };
         self.slots[i].state = SlotState::Stopped;
-        release(&mut self.slots[i]);
+        self.slots[i].parked = None;
         if self.slots[i].initial {
             self.slots[i].retired = true;
+            self.sync_slot(i);
         } else {
-            self.slots.remove(i);
+            let slot = self.slots.remove(i);
+            self.sync_status();
+            self.drop_slot(slot);
         }
     }
 
@@ -890,7 +898,8 @@ impl NodeState {
             }
         }
         for i in order {
-            release(&mut self.slots[i]);
+            // A parked in-place thread ends once its resume channel closes.
+            self.slots[i].parked = None;
         }
     }
 
@@ -909,25 +918,28 @@ impl NodeState {
                 SlotState::Running {
                     instance, handle, ..
                 } => {
-                    match handle {
-                        Handle::Worker { cancel, .. } => cancel.raise(),
-                        Handle::Supervisor { control, .. } => {
-                            let _ = control.send(Control::Shutdown);
-                        }
-                    }
+                    handle.ask_to_stop();
                     let timeout = slot.settings().shutdown;
-                    waiting.push((i, slot.id, *instance, now.checked_add(timeout), timeout));
+                    waiting.push((slot.id, *instance, now.checked_add(timeout), timeout));
                 }
                 SlotState::BackingOff | SlotState::Restarting => slot.state = SlotState::Stopped,
                 SlotState::Stopped => {}
             }
         }
-        for (i, id, instance, deadline, timeout) in waiting {
+        for (id, instance, deadline, timeout) in waiting {
             match self.wait_exit(id, instance, deadline) {
                 Some(report) => {
-                    self.finish(i, report);
+                    if let Some(i) = self.index_of(id) {
+                        self.finish(i, report);
+                    }
                 }
-                None => self.abandon(i, timeout),
+                None => {
+                    if let Some(i) = self.index_of(id)
+                        && let Some(instance) = self.detach(i, Outcome::Shutdown)
+                    {
+                        self.emit_child(i, Some(instance), EventKind::ShutdownTimedOut { timeout });
+                    }
+                }
             }
         }
     }
@@ -936,7 +948,7 @@ impl NodeState {
     /// messages for later.
     fn wait_exit(
         &mut self,
-        id: u64,
+        id: ChildId,
         instance: u64,
         deadline: Option<Instant>,
     ) -> Option<ExitReport> {
@@ -958,17 +970,16 @@ impl NodeState {
         }
     }
 
-    /// The instance ignored its shutdown request: revoke its grant, detach
-    /// its thread, count it.
-    fn abandon(&mut self, i: usize, timeout: Duration) {
-        if let Some(instance) = self.detach(i) {
-            self.emit_child(i, Some(instance), EventKind::ShutdownTimedOut { timeout });
-        }
+    /// Revokes the running instance's grant, detaches its thread and counts
+    /// it; settles the message it was handling as if it had ended with
+    /// `outcome` (which comes back with the message named in its fault).
+    /// Returns which instance it was.
+    fn detach(&mut self, i: usize, outcome: Outcome) -> Option<u64> {
+        self.detach_settling(i, outcome)
+            .map(|(instance, _)| instance)
     }
 
-    /// Revokes the running instance's grant, detaches its thread and counts
-    /// it; returns which instance it was.
-    fn detach(&mut self, i: usize) -> Option<u64> {
+    fn detach_settling(&mut self, i: usize, outcome: Outcome) -> Option<(u64, Outcome)> {
         let state = std::mem::replace(&mut self.slots[i].state, SlotState::Stopped);
         let SlotState::Running {
             instance, handle, ..
@@ -976,23 +987,38 @@ impl NodeState {
         else {
             return None;
         };
-        match handle {
-            Handle::Worker { revoker, join, .. } => {
+        let (outcome, letter) = match &handle {
+            Handle::Worker {
+                revoker, in_flight, ..
+            } => {
                 revoker.revoke();
-                drop(join);
+                let slot = &self.slots[i];
+                let threshold = slot.settings().poison_threshold;
+                mailbox::settle(
+                    &slot.path,
+                    instance,
+                    in_flight.close(),
+                    &slot.mailbox,
+                    outcome,
+                    threshold,
+                )
             }
-            Handle::Supervisor { join, .. } => drop(join),
+            Handle::Supervisor { .. } => (outcome, None),
+        };
+        if let Some(letter) = letter {
+            self.dispose(i, letter);
         }
         self.slots[i].leaked += 1;
         self.tree.count_leak();
-        Some(instance)
+        Some((instance, outcome))
     }
 
     /// The watchdog cancelled an instance for going over a budget. It has
     /// its shutdown timeout to stop (its exit then reports the budget);
-    /// otherwise it is a runaway: revoked, detached, and faulted. Either way
-    /// its restart type and the strategy decide what comes next.
-    fn over_budget(&mut self, id: u64, instance: u64) {
+    /// otherwise it is a runaway: revoked, detached, and faulted with the
+    /// message it was handling. Either way its restart type and the
+    /// strategy decide what comes next.
+    fn over_budget(&mut self, id: ChildId, instance: u64) {
         let Some(i) = self.index_of(id) else { return };
         let budget = match &self.slots[i].state {
             SlotState::Running {
@@ -1014,57 +1040,66 @@ impl NodeState {
             }
             None => {
                 let Some(i) = self.index_of(id) else { return };
-                self.detach(i);
                 let Some(budget) = budget else { return };
-                let fault = Fault {
-                    path: self.slots[i].path.clone(),
+                let fault = Fault::new(
+                    &self.slots[i].path,
                     instance,
-                    kind: FaultKind::BudgetExceeded {
+                    FaultKind::BudgetExceeded {
                         budget,
                         runaway: true,
                     },
-                    in_flight: None,
-                };
-                self.slots[i].last_fault = Some(fault.clone());
-                self.emit_child(
-                    i,
-                    Some(instance),
-                    EventKind::Faulted {
-                        fault: fault.clone(),
-                    },
                 );
-                Outcome::Failed(fault)
+                let Some((_, outcome)) = self.detach_settling(i, Outcome::Failed(fault)) else {
+                    return;
+                };
+                if let Some(fault) = outcome.fault() {
+                    self.slots[i].last_fault = Some(fault.clone());
+                    self.emit_child(
+                        i,
+                        Some(instance),
+                        EventKind::Faulted {
+                            fault: fault.clone(),
+                        },
+                    );
+                }
+                outcome
             }
         };
-        if let Some(i) = self.index_of(id) {
-            self.after_exit(i, outcome);
-        }
+        self.react(vec![(id, outcome)]);
     }
 
     // ----- dynamic children -----------------------------------------------
 
     fn add(&mut self, node: Node) -> Result<(), ControlError> {
         let settings = node.settings().clone();
-        validate_child(&self.path, &settings, self.auto_shutdown).map_err(StartError::from)?;
-        if let Node::Supervisor(nested) = &node {
-            nested.validate().map_err(StartError::from)?;
-        }
-        if self
-            .slots
-            .iter()
-            .any(|slot| !slot.retired && slot.name() == settings.name)
-        {
-            return Err(StartError::from(super::error::SpecError::DuplicateName {
-                supervisor: self.path.clone(),
-                name: settings.name,
+        let invalid = validate_child(&self.path, &settings, self.auto_shutdown)
+            .err()
+            .or_else(|| match &node {
+                Node::Supervisor(nested) => nested.validate().err(),
+                Node::Worker(_) => None,
             })
-            .into());
+            .or_else(|| {
+                self.slots
+                    .iter()
+                    .any(|slot| !slot.retired && slot.name() == settings.name)
+                    .then(|| super::error::SpecError::DuplicateName {
+                        supervisor: self.path.clone(),
+                        name: settings.name.clone(),
+                    })
+            });
+        if let Some(err) = invalid {
+            let path = format!("{}/{}", self.path, settings.name);
+            if let Err(caught) = fault::drop_contained(node) {
+                self.report_contained(&path, 0, caught, "dropping its specification");
+            }
+            return Err(StartError::from(err).into());
         }
         let i = self.push_slot(node, false);
         match self.start_slot(i) {
             Ok(()) => Ok(()),
             Err(fault) => {
-                self.slots.remove(i);
+                let slot = self.slots.remove(i);
+                self.drop_slot(slot);
                 Err(StartError::ChildFailed { fault }.into())
             }
         }
@@ -1096,18 +1131,17 @@ impl NodeState {
             });
         };
         let name = format!("{}-{}", template.name(), self.next_member);
-        let member = template
-            .duplicate(name.clone())
-            .map_err(|err| StartError::ChildFailed {
-                fault: Box::new(Fault {
-                    path: format!("{}/{name}", self.path),
-                    instance: 0,
-                    kind: FaultKind::StartFailed {
-                        message: crate::fault::with_sources(&err),
-                    },
-                    in_flight: None,
-                }),
-            })?;
+        let failed = |kind| StartError::ChildFailed {
+            fault: Box::new(Fault::new(&format!("{}/{name}", self.path), 0, kind)),
+        };
+        let member = match fault::contain(|| template.duplicate(name.clone())) {
+            Ok(Ok(member)) => member,
+            Ok(Err(err)) => {
+                let message = fault::describe_contained("an error", || fault::with_sources(&err));
+                return Err(failed(FaultKind::StartFailed { message }).into());
+            }
+            Err(caught) => return Err(failed(caught.start_failed("re-issuing its grant")).into()),
+        };
         self.next_member += 1;
         self.add(Node::Worker(member))?;
         Ok(format!("{}/{name}", self.path))
@@ -1182,7 +1216,7 @@ impl NodeState {
                 leaked_threads: slot.leaked,
                 lockdown: slot.enforcement,
                 usage: None,
-                capabilities: slot.capabilities.clone(),
+                capabilities: slot.capabilities.clone().unwrap_or_default(),
                 children: Vec::new(),
             },
             nested,

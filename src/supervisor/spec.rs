@@ -52,6 +52,43 @@ pub enum AutoShutdown {
     AllSignificant,
 }
 
+/// How a nested supervisor that exceeded its restart intensity ends, as its
+/// parent sees it.
+///
+/// Erlang/OTP ends such a supervisor with reason `shutdown`: its parent
+/// restarts it only if it is permanent (a transient or temporary supervisor
+/// stays down), and the give-up itself is reported by the supervisor's own
+/// `GaveUp` and `Escalated` events. `Failure` makes the give-up a fault of
+/// the parent's child instead, restarted like any failure.
+///
+/// | escalation | `Permanent` | `Transient` | `Temporary` |
+/// |---|---|---|---|
+/// | `Shutdown` (default, OTP) | restarted | not restarted | not restarted |
+/// | `Failure` | restarted | restarted | not restarted |
+///
+/// # Examples
+///
+/// ```
+/// use compartment::{Restart, Supervisor};
+/// use compartment::supervisor::Escalation;
+///
+/// // Stays down once it gives up, as in OTP.
+/// let quiet = Supervisor::new("workers").restart(Restart::Transient);
+/// // Restarted by its parent after giving up.
+/// let loud = Supervisor::new("workers")
+///     .restart(Restart::Transient)
+///     .escalation(Escalation::Failure);
+/// # let _ = (quiet, loud);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Escalation {
+    /// The parent sees a shutdown (OTP's behaviour).
+    #[default]
+    Shutdown,
+    /// The parent sees a failure.
+    Failure,
+}
+
 /// One entry of a supervisor's child list.
 #[derive(Debug)]
 pub(crate) enum Node {
@@ -115,6 +152,7 @@ pub struct Supervisor {
     /// Why a pool could not make all its members, reported at start.
     pub(crate) pool_error: Option<String>,
     pub(crate) as_child: ChildSettings,
+    pub(crate) escalation: Escalation,
     pub(crate) tree: TreeSettings,
     pub(crate) bus: Arc<EventBus>,
 }
@@ -162,6 +200,7 @@ impl Supervisor {
                 limits: crate::Limits::new(),
                 restart_mode: crate::component::RestartMode::FreshThread,
             },
+            escalation: Escalation::Shutdown,
             tree: TreeSettings {
                 clock: MonotonicClock::new(cap_std::ambient_authority()),
                 watchdog_period: Duration::from_millis(10),
@@ -245,6 +284,14 @@ impl Supervisor {
     #[must_use]
     pub fn restart(mut self, restart: Restart) -> Self {
         self.as_child.restart = restart;
+        self
+    }
+
+    /// How this supervisor ends, as its parent sees it, when it exceeds its
+    /// restart intensity; see [`Escalation`].
+    #[must_use]
+    pub fn escalation(mut self, escalation: Escalation) -> Self {
+        self.escalation = escalation;
         self
     }
 

@@ -18,6 +18,7 @@ use crate::component::Child;
 use crate::event::Events;
 use crate::fault::{self, Fault};
 use crate::limits::watchdog::Watchdog;
+use crate::revoke::Revoker;
 
 /// How a tree ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub struct System {
     pool: bool,
     control: cb::Sender<Control>,
     board: Arc<StatusBoard>,
-    join: Option<JoinHandle<Supervisor>>,
+    join: Option<JoinHandle<Option<Supervisor>>>,
     done: cb::Receiver<Outcome>,
     exit: Option<SystemExit>,
 }
@@ -95,6 +96,7 @@ impl Supervisor {
             supervisors: Default::default(),
             leaked: Default::default(),
             watchdog: Watchdog::new(self.tree.watchdog_period, self.tree.clock.clone()),
+            revoker: Revoker::new(),
         });
         let path = self.name().to_owned();
         let strategy = self.strategy;
@@ -293,19 +295,34 @@ impl System {
             return exit.clone();
         }
         let _ = self.control.send(Control::Shutdown);
-        let outcome = self.done.recv().unwrap_or(Outcome::Shutdown);
+        // The root always reports, from a guard if its thread dies; a
+        // closed channel means it reported nothing and is gone.
+        let outcome = self.done.recv().unwrap_or_else(|_| {
+            Outcome::Failed(Fault::new(
+                &self.path,
+                1,
+                fault::FaultKind::Panic {
+                    message: "the root supervisor's thread ended without reporting".to_owned(),
+                    location: None,
+                    backtrace: None,
+                },
+            ))
+        });
         self.finish(outcome);
         self.exit.clone().unwrap_or(SystemExit::Shutdown)
     }
 
     fn finish(&mut self, outcome: Outcome) {
+        // The root has ended (or its thread died): nothing of this tree may
+        // keep live capabilities, whatever still runs.
+        self.tree.revoker.revoke();
         if let Some(join) = self.join.take() {
             let _ = join.join();
         }
         self.exit = Some(match outcome {
             Outcome::Shutdown => SystemExit::Shutdown,
             Outcome::Normal => SystemExit::AutoShutdown,
-            Outcome::Failed(fault) => SystemExit::Failed(fault),
+            Outcome::Failed(fault) | Outcome::GaveUp(fault) => SystemExit::Failed(fault),
         });
     }
 }

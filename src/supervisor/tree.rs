@@ -13,6 +13,7 @@ use crate::caps::{MonotonicClock, Random};
 use crate::channel::Sender;
 use crate::event::{EventBus, EventKind};
 use crate::limits::watchdog::Watchdog;
+use crate::revoke::Revoker;
 
 /// How to reach a running supervisor by path.
 #[derive(Debug, Clone)]
@@ -35,6 +36,11 @@ pub(crate) struct Tree {
     pub(crate) leaked: AtomicUsize,
     /// Measures instances with limits.
     pub(crate) watchdog: Watchdog,
+    /// Attached to every instance's grant besides its own revoker: revoked
+    /// once the tree has ended, so no instance outlives its tree with live
+    /// capabilities (one detached after a timeout, or one whose supervisor
+    /// died).
+    pub(crate) revoker: Revoker,
 }
 
 impl Tree {

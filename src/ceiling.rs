@@ -1,0 +1,205 @@
+//! The process's ceilings on threads and memory maps, checked before the
+//! crate spawns a thread.
+//!
+//! Every thread costs the process a few memory maps (its stack and guard
+//! page, and the alternate signal stack and guard page the standard library
+//! sets up for it), and a process may hold at most `vm.max_map_count` maps
+//! (65,530 by default). When a new thread cannot map its signal stack, the
+//! standard library aborts the whole process from inside the thread, where
+//! nothing can catch it. So every crate thread is admitted here first: a
+//! spawn that would pass the ceiling fails with [`Ceiling`] instead.
+//!
+//! Counting the maps reads `/proc/self/maps`, which costs time in
+//! proportion to the maps; so the count is taken again only once half the
+//! room it showed may be used up, which keeps a large pool's start linear.
+//! Where the count cannot be read (off Linux, or on a thread whose kernel
+//! policy hides `/proc`), the last count plus what was spawned since stands
+//! in for it.
+
+use std::fmt;
+use std::io;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+/// Memory maps a thread costs, counted generously: stack, its guard page,
+/// the alternate signal stack and its guard page, and a share of the
+/// allocator's per-thread arenas.
+const MAPS_PER_THREAD: u64 = 5;
+
+/// Maps left for everything else the process does (allocations, files).
+const RESERVE: u64 = 1024;
+
+/// A ceiling of the process that a start would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Ceiling {
+    /// The kernel's limit on memory maps per process (`vm.max_map_count`):
+    /// one more thread would leave too few.
+    MemoryMaps {
+        /// The limit.
+        limit: u64,
+        /// Maps in use when the start was refused.
+        in_use: u64,
+    },
+    /// The kernel refused another thread (`kernel.threads-max`, the user's
+    /// process limit, or the process's `pids` cgroup).
+    Threads {
+        /// `kernel.threads-max`, where it could be read.
+        limit: Option<u64>,
+    },
+}
+
+impl fmt::Display for Ceiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ceiling::MemoryMaps { limit, in_use } => write!(
+                f,
+                "the process's memory-map ceiling: {in_use} of {limit} maps (vm.max_map_count) in use, too few left for another thread"
+            ),
+            Ceiling::Threads { limit: Some(limit) } => write!(
+                f,
+                "the process's thread ceiling: the kernel refused another thread (kernel.threads-max is {limit})"
+            ),
+            Ceiling::Threads { limit: None } => {
+                f.write_str("the process's thread ceiling: the kernel refused another thread")
+            }
+        }
+    }
+}
+
+/// Why [`spawn`] did not start a thread.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Ceiling(Ceiling),
+    Spawn(io::Error),
+}
+
+/// What the last count of maps said, and what was admitted since.
+#[derive(Debug)]
+struct Estimate {
+    /// `vm.max_map_count`, read once; `None` where there is no such limit.
+    limit: Option<Option<u64>>,
+    /// Maps at the last count.
+    counted: u64,
+    /// Threads admitted since that count.
+    since: u64,
+    /// Threads that may still be admitted before counting again.
+    budget: u64,
+}
+
+static ESTIMATE: Mutex<Estimate> = Mutex::new(Estimate {
+    limit: None,
+    counted: 0,
+    since: 0,
+    budget: 0,
+});
+
+/// Admits one more thread, or names the ceiling it would pass.
+fn admit() -> Result<(), Ceiling> {
+    let mut estimate = ESTIMATE.lock();
+    let Some(limit) = *estimate.limit.get_or_insert_with(read_max_map_count) else {
+        return Ok(());
+    };
+    if estimate.budget > 0 {
+        estimate.budget -= 1;
+        estimate.since += 1;
+        return Ok(());
+    }
+    let in_use = match count_maps() {
+        Some(counted) => {
+            estimate.counted = counted;
+            estimate.since = 0;
+            counted
+        }
+        None => estimate.counted + estimate.since * MAPS_PER_THREAD,
+    };
+    let room = limit.saturating_sub(in_use).saturating_sub(RESERVE);
+    let threads = room / MAPS_PER_THREAD;
+    if threads == 0 {
+        return Err(Ceiling::MemoryMaps { limit, in_use });
+    }
+    estimate.budget = threads / 2;
+    estimate.since += 1;
+    Ok(())
+}
+
+/// Spawns a named thread once [`admit`] lets it; a kernel refusal for lack
+/// of threads is a [`Ceiling::Threads`] too.
+pub(crate) fn spawn<T, F>(name: String, body: F) -> Result<JoinHandle<T>, Refused>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    admit().map_err(Refused::Ceiling)?;
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(body)
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::WouldBlock => Refused::Ceiling(Ceiling::Threads {
+                limit: read_number("/proc/sys/kernel/threads-max"),
+            }),
+            _ => Refused::Spawn(err),
+        })
+}
+
+fn read_max_map_count() -> Option<u64> {
+    read_number("/proc/sys/vm/max_map_count")
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the supervisor side reads its own process's kernel limits"
+)]
+fn read_number(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Memory maps the process holds now: the lines of `/proc/self/maps`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the supervisor side reads its own process's memory maps"
+)]
+fn count_maps() -> Option<u64> {
+    use std::io::Read;
+    let mut maps = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut lines = 0u64;
+    loop {
+        match maps.read(&mut buffer) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buffer[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_map_ceiling_and_room_below_it() {
+        let limit = read_max_map_count();
+        if cfg!(not(target_os = "linux")) {
+            assert_eq!(limit, None);
+            return;
+        }
+        let limit = limit.expect("Linux has vm.max_map_count");
+        let in_use = count_maps().expect("/proc/self/maps is readable here");
+        assert!(in_use > 0 && in_use < limit, "{in_use} of {limit}");
+        assert!(admit().is_ok());
+    }
+
+    #[test]
+    fn ceilings_say_which_limit_and_the_figures() {
+        let maps = Ceiling::MemoryMaps {
+            limit: 65530,
+            in_use: 65000,
+        };
+        assert!(maps.to_string().contains("65000 of 65530"), "{maps}");
+        let threads = Ceiling::Threads { limit: Some(100) };
+        assert!(threads.to_string().contains("threads-max is 100"));
+    }
+}
