@@ -48,7 +48,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How many instances can be accounted at once.
 const SLOTS: usize = 4096;
@@ -56,11 +56,33 @@ const SLOTS: usize = 4096;
 /// Bytes reserved before each allocation for its owner.
 const HEADER: usize = 16;
 
-/// One accounted instance: its generation and the bytes it holds.
+/// One accounted instance: its generation and the bytes it holds, in one
+/// atomic word so that a charge checks the generation and updates the count
+/// in one step (a stale charge can never land on the slot's next owner).
+///
+/// | bits | meaning |
+/// |---|---|
+/// | 63–48 | generation (wraps after 65,536 owners of the slot) |
+/// | 47–0 | bytes held, two's complement (frees elsewhere may run ahead of batched charges) |
 struct Slot {
-    generation: AtomicU32,
     in_use: AtomicBool,
-    held: AtomicI64,
+    state: AtomicU64,
+}
+
+const COUNT_BITS: u32 = 48;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+fn generation_of(state: u64) -> u32 {
+    (state >> COUNT_BITS) as u32
+}
+
+fn held_of(state: u64) -> i64 {
+    // Sign-extend the 48-bit count.
+    (((state & COUNT_MASK) << (64 - COUNT_BITS)) as i64) >> (64 - COUNT_BITS)
+}
+
+fn state_of(generation: u32, held: i64) -> u64 {
+    (u64::from(generation & 0xffff) << COUNT_BITS) | (held as u64 & COUNT_MASK)
 }
 
 #[allow(
@@ -68,15 +90,40 @@ struct Slot {
     reason = "used only to initialise the static table"
 )]
 const EMPTY: Slot = Slot {
-    generation: AtomicU32::new(0),
     in_use: AtomicBool::new(false),
-    held: AtomicI64::new(0),
+    state: AtomicU64::new(0),
 };
 
 static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
 
-/// Whether an `Accounting` allocator is installed (set on its first use).
+/// Whether an `Accounting` allocator is the global allocator: set only when
+/// the probe in [`installed`] comes through one.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The layout of the probe allocation: an alignment and size no ordinary
+/// code asks for together.
+const PROBE_SIZE: usize = 1999;
+const PROBE_ALIGN: usize = 2048;
+
+/// Whether the global allocator is an `Accounting` one: asks it for the
+/// probe layout, which only `Accounting::alloc` recognises.
+fn installed() -> bool {
+    if INSTALLED.load(Ordering::Relaxed) {
+        return true;
+    }
+    let Ok(layout) = Layout::from_size_align(PROBE_SIZE, PROBE_ALIGN) else {
+        return false;
+    };
+    // SAFETY: the layout has a non-zero size; a non-null result is freed
+    // once, with the same layout, through the same (global) allocator.
+    unsafe {
+        let probe = std::alloc::alloc(layout);
+        if !probe.is_null() {
+            std::alloc::dealloc(probe, layout);
+        }
+    }
+    INSTALLED.load(Ordering::Relaxed)
+}
 
 /// Bytes a thread may charge to its own instance before publishing them to
 /// the shared counter: the quota is exact to within this much per thread.
@@ -134,7 +181,7 @@ impl MemorySlot {
     /// Claims a free slot, or `None` when the table is full or no
     /// `Accounting` allocator is installed (then nothing can be measured).
     pub(crate) fn claim() -> Option<Self> {
-        if !INSTALLED.load(Ordering::Relaxed) {
+        if !installed() {
             return None;
         }
         for (index, slot) in TABLE.iter().enumerate() {
@@ -143,14 +190,12 @@ impl MemorySlot {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                let generation = slot
-                    .generation
-                    .fetch_add(1, Ordering::AcqRel)
-                    .wrapping_add(1);
-                slot.held.store(0, Ordering::Release);
+                let generation = generation_of(slot.state.load(Ordering::Acquire)).wrapping_add(1);
+                slot.state
+                    .store(state_of(generation, 0), Ordering::Release);
                 return Some(Self {
                     index: index as u32,
-                    generation,
+                    generation: generation & 0xffff,
                 });
             }
         }
@@ -170,10 +215,7 @@ impl MemorySlot {
 
     /// Bytes this instance holds now.
     pub(crate) fn held(&self) -> i64 {
-        TABLE[self.index as usize]
-            .held
-            .load(Ordering::Relaxed)
-            .max(0)
+        held_of(TABLE[self.index as usize].state.load(Ordering::Relaxed)).max(0)
     }
 }
 
@@ -189,10 +231,12 @@ impl Drop for MemorySlot {
             }
         });
         let slot = &TABLE[self.index as usize];
-        // Retire the generation first: frees of what this instance leaves
-        // behind no longer match it.
-        slot.generation.fetch_add(1, Ordering::AcqRel);
-        slot.held.store(0, Ordering::Release);
+        // Retire the generation and clear the count in one step: frees of
+        // what this instance leaves behind no longer match it.
+        slot.state.store(
+            state_of(self.generation.wrapping_add(1), 0),
+            Ordering::Release,
+        );
         slot.in_use.store(false, Ordering::Release);
     }
 }
@@ -244,8 +288,19 @@ fn charge_new(bytes: i64) -> Owner {
 
 fn publish(owner: Owner, bytes: i64) {
     let slot = &TABLE[(owner.slot - 1) as usize];
-    if slot.generation.load(Ordering::Relaxed) == owner.generation {
-        slot.held.fetch_add(bytes, Ordering::Relaxed);
+    let mut state = slot.state.load(Ordering::Relaxed);
+    loop {
+        if generation_of(state) != owner.generation {
+            return;
+        }
+        let next = state_of(owner.generation, held_of(state).wrapping_add(bytes));
+        match slot
+            .state
+            .compare_exchange_weak(state, next, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => return,
+            Err(now) => state = now,
+        }
     }
 }
 
@@ -290,9 +345,7 @@ impl<A> Accounting<A> {
 // and layout it returned.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // Read before writing: every thread allocates, and a store each time
-        // would bounce the cache line between cores.
-        if !INSTALLED.load(Ordering::Relaxed) {
+        if layout.align() == PROBE_ALIGN && layout.size() == PROBE_SIZE {
             INSTALLED.store(true, Ordering::Relaxed);
         }
         let Some((outer, header)) = Self::outer(layout) else {
@@ -334,7 +387,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
         let Some((outer, header)) = Self::outer(layout) else {
             return std::ptr::null_mut();
         };
-        let Some(new_outer_size) = new_size.checked_add(header) else {
+        // The new outer size, rounded up to the alignment, must be a valid
+        // layout for `inner` too (at most `isize::MAX`): the caller's
+        // promise covers `new_size`, not `new_size` plus the header.
+        let Some(new_outer_size) = new_size
+            .checked_add(header)
+            .filter(|&size| Layout::from_size_align(size, outer.align()).is_ok())
+        else {
             return std::ptr::null_mut();
         };
         // SAFETY: as in `dealloc`, `ptr - header` is the pointer `inner`
@@ -393,4 +452,76 @@ pub fn churn<A: GlobalAlloc>(allocator: &A, sizes: &[usize], rounds: usize) -> u
         }
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::System;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[test]
+    fn a_local_accounting_allocator_does_not_count_as_installed() {
+        // This test binary's global allocator is the system's.
+        assert_eq!(churn(&Accounting::new(System), &[16, 4096], 100), 200 * 7);
+        assert!(!installed());
+        assert!(MemorySlot::claim().is_none());
+    }
+
+    #[test]
+    fn generation_and_count_pack_into_one_word() {
+        for (generation, held) in [(0, 0), (1, 4096), (0xffff, -64), (7, (1 << 47) - 1)] {
+            let state = state_of(generation, held);
+            assert_eq!(generation_of(state), generation);
+            assert_eq!(held_of(state), held);
+        }
+    }
+
+    /// An allocator that records any layout it is handed that is not valid.
+    struct Strict {
+        invalid: AtomicUsize,
+    }
+
+    // SAFETY: forwards to the system allocator unchanged; only counts.
+    unsafe impl GlobalAlloc for Strict {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract is forwarded as is.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            if Layout::from_size_align(new_size, layout.align()).is_err() {
+                self.invalid.fetch_add(1, Ordering::Relaxed);
+                return std::ptr::null_mut();
+            }
+            // SAFETY: as above, and the new layout was just checked.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[test]
+    fn realloc_near_the_size_limit_never_hands_the_inner_allocator_an_invalid_layout() {
+        let accounting = Accounting::new(Strict {
+            invalid: AtomicUsize::new(0),
+        });
+        let layout = Layout::from_size_align(64, 16).unwrap();
+        // The largest size the caller may ask for at this alignment.
+        let new_size = isize::MAX as usize - 15;
+        assert!(Layout::from_size_align(new_size, 16).is_ok());
+        // SAFETY: `layout` has a non-zero size; the pointer is reallocated
+        // with the layout it was allocated with and freed once, with the
+        // layout it has after the failed realloc (which leaves it as it was).
+        unsafe {
+            let ptr = accounting.alloc(layout);
+            assert!(!ptr.is_null());
+            let grown = accounting.realloc(ptr, layout, new_size);
+            assert!(grown.is_null(), "no machine has that much memory");
+            accounting.dealloc(ptr, layout);
+        }
+        assert_eq!(accounting.inner.invalid.load(Ordering::Relaxed), 0);
+    }
 }
