@@ -191,8 +191,7 @@ impl MemorySlot {
                 .is_ok()
             {
                 let generation = generation_of(slot.state.load(Ordering::Acquire)).wrapping_add(1);
-                slot.state
-                    .store(state_of(generation, 0), Ordering::Release);
+                slot.state.store(state_of(generation, 0), Ordering::Release);
                 return Some(Self {
                     index: index as u32,
                     generation: generation & 0xffff,

@@ -8,7 +8,10 @@
 //! re-issued from it, and every handle derived from it (a subdirectory opened
 //! through a revoked directory, a file opened before revocation, a socket
 //! connected through a revoked network capability). Blocking channel
-//! operations that are waiting when revocation happens wake up and fail.
+//! operations that are waiting when revocation happens wake up and fail, and
+//! so do blocked socket calls (`accept`, `read`, `recv`): revocation shuts
+//! the sockets down, and a call that returns after it reports the
+//! revocation instead of what it got.
 //!
 //! A supervisor revokes the grant of an instance that ignored its shutdown
 //! request: the thread cannot be killed, but it can be left holding nothing.
@@ -18,8 +21,11 @@
 //! Revocation closes the capability's API, not its operating-system resource:
 //! the descriptor is released when the holder drops the handle. Data already
 //! read stays read, and a receive that completed before `revoke` returned its
-//! message. Code that reaches around the API (unsafe code, raw syscalls) is
-//! stopped only by the kernel tier.
+//! message. A thread blocked in a file operation that no socket shutdown
+//! reaches — opening a FIFO that no writer opens, reading a pipe — stays
+//! blocked until the operation ends on its own, and then fails. Code that
+//! reaches around the API (unsafe code, raw syscalls) is stopped only by the
+//! kernel tier.
 //!
 //! # Examples
 //!
@@ -136,6 +142,15 @@ impl Gate {
     }
 
     /// Receivers that disconnect when a switch is revoked, for `Select`.
+    /// Runs `hook` when any of the gate's switches is revoked (at once if
+    /// one already is). The hook is held weakly: it lives as long as the
+    /// caller keeps it.
+    pub(crate) fn on_revoke(&self, hook: &Arc<crate::signal::RaiseHook>) {
+        for signal in &self.signals {
+            signal.on_raise(Arc::downgrade(hook));
+        }
+    }
+
     pub(crate) fn watches(&self) -> impl Iterator<Item = &crossbeam_channel::Receiver<Never>> {
         self.signals.iter().map(|s| s.watch())
     }

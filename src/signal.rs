@@ -5,6 +5,7 @@
 //! channel, so every `crossbeam_channel::Select` that includes
 //! [`Signal::watch`] wakes at once with a disconnection, without polling.
 
+use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,7 +23,14 @@ pub(crate) struct Signal {
     /// Dropped (set to `None`) when raised; that disconnects `watch`.
     waker: Mutex<Option<Sender<Never>>>,
     watch: Receiver<Never>,
+    /// Run once when the flag is raised: how a blocked socket call is woken
+    /// (the socket is shut down). Held weakly: a dropped socket's hook is
+    /// gone.
+    hooks: Mutex<Vec<Weak<RaiseHook>>>,
 }
+
+/// Something to do when a [`Signal`] is raised.
+pub(crate) type RaiseHook = dyn Fn() + Send + Sync;
 
 impl Signal {
     pub(crate) fn new() -> Self {
@@ -31,6 +39,7 @@ impl Signal {
             raised: AtomicBool::new(false),
             waker: Mutex::new(Some(waker)),
             watch,
+            hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -38,6 +47,26 @@ impl Signal {
     pub(crate) fn raise(&self) {
         self.raised.store(true, Ordering::SeqCst);
         drop(self.waker.lock().take());
+        let hooks = std::mem::take(&mut *self.hooks.lock());
+        for hook in hooks.iter().filter_map(Weak::upgrade) {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the flag is raised — at once if it already is.
+    pub(crate) fn on_raise(&self, hook: Weak<RaiseHook>) {
+        let mut hooks = self.hooks.lock();
+        // Checked under the lock `raise` takes after setting the flag: either
+        // `raise` sees this hook, or this sees the flag.
+        if self.is_raised() {
+            drop(hooks);
+            if let Some(hook) = hook.upgrade() {
+                hook();
+            }
+            return;
+        }
+        hooks.retain(|hook| hook.strong_count() > 0);
+        hooks.push(hook);
     }
 
     pub(crate) fn is_raised(&self) -> bool {

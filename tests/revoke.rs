@@ -172,6 +172,40 @@ fn revoked_network_capability_and_its_sockets_fail() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods, reason = "the test is the granting side")]
+fn blocked_accept_read_and_recv_wake_on_revocation_and_complete_nothing() {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let net = Net::new(
+        [
+            NetRule::bind(loopback.ip(), 0..=0),
+            NetRule::connect(loopback.ip(), 1..=65535),
+        ],
+        cap_std::ambient_authority(),
+    );
+    let (net, revoker) = net.revocable();
+    let listener = net.bind_tcp(loopback).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = net.connect_tcp(addr).unwrap();
+    let (mut accepted, _) = listener.accept().unwrap();
+    let udp = net.bind_udp(loopback).unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    std::thread::scope(|s| {
+        let accepting = s.spawn(|| listener.accept().map(|_| ()));
+        let reading = s.spawn(move || accepted.read(&mut [0u8; 8]));
+        let receiving = s.spawn(|| udp.recv_from(&mut [0u8; 8]).map(|_| ()));
+        // Whether or not the calls are blocked yet, revocation must end them
+        // with a refusal, and nothing sent afterwards may get through.
+        revoker.revoke();
+        let _ = std::net::TcpStream::connect(addr);
+        let _ = std::net::UdpSocket::bind(loopback).and_then(|s| s.send_to(b"late", udp_addr));
+        drop(peer);
+        assert!(accepting.join().unwrap().unwrap_err().is_revoked());
+        assert!(Revoked::caused(&reading.join().unwrap().unwrap_err()));
+        assert!(receiving.join().unwrap().unwrap_err().is_revoked());
+    });
+}
+
+#[test]
 fn revoked_env_clock_and_random_fail() {
     let (env, env_revoker) = Env::from_vars([("A", "1")]).unwrap().revocable();
     let (clock, _control) = MonotonicClock::manual();

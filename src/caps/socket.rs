@@ -3,10 +3,44 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::net::{Net, NetError, NetOp};
 use crate::revoke::Gate;
+use crate::signal::RaiseHook;
+
+/// Shuts `socket` down (both directions) when `gate` is revoked, so a call
+/// blocked in `accept`, `read` or `recv` wakes instead of completing after
+/// revocation. The returned hook must live as long as the socket.
+fn shut_down_on_revoke<S>(socket: &Arc<S>, gate: &Gate) -> OnRevoke
+where
+    S: AsFd + Send + Sync + 'static,
+{
+    let socket = Arc::downgrade(socket);
+    let hook: Arc<RaiseHook> = Arc::new(move || {
+        if let Some(socket) = socket.upgrade() {
+            // Fails with `ENOTCONN` on an unconnected socket, which is woken
+            // all the same.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let _ = rustix::net::shutdown(&*socket, rustix::net::Shutdown::Both);
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let _ = socket;
+        }
+    });
+    gate.on_revoke(&hook);
+    OnRevoke(hook)
+}
+
+/// Keeps a socket's revocation hook alive as long as the socket.
+struct OnRevoke(#[allow(dead_code, reason = "held only to keep the hook alive")] Arc<RaiseHook>);
+
+impl std::fmt::Debug for OnRevoke {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnRevoke")
+    }
+}
 
 fn guard(gate: &Gate, op: NetOp, addr: Option<SocketAddr>) -> Result<(), NetError> {
     gate.check().map_err(|_| NetError::Revoked { op, addr })
@@ -22,13 +56,20 @@ fn os(op: NetOp, addr: Option<SocketAddr>) -> impl FnOnce(io::Error) -> NetError
 /// [`Revoked::caused`](crate::Revoked::caused) recognises.
 #[derive(Debug)]
 pub struct TcpStream {
-    inner: cap_std::net::TcpStream,
+    inner: Arc<cap_std::net::TcpStream>,
     gate: Gate,
+    _shut_down_on_revoke: OnRevoke,
 }
 
 impl TcpStream {
     pub(crate) fn new(inner: cap_std::net::TcpStream, gate: Gate) -> Self {
-        Self { inner, gate }
+        let inner = Arc::new(inner);
+        let hook = shut_down_on_revoke(&inner, &gate);
+        Self {
+            inner,
+            gate,
+            _shut_down_on_revoke: hook,
+        }
     }
 
     /// The remote address.
@@ -89,32 +130,43 @@ impl TcpStream {
 impl Read for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.gate.check()?;
-        self.inner.read(buf)
+        let read = (&*self.inner).read(buf);
+        // Revocation shuts the socket down, which ends a blocked read with
+        // an end of file: say why.
+        self.gate.check()?;
+        read
     }
 }
 
 impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.gate.check()?;
-        self.inner.write(buf)
+        (&*self.inner).write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.gate.check()?;
-        self.inner.flush()
+        (&*self.inner).flush()
     }
 }
 
 /// A TCP listener bound through a [`Net`] capability.
 #[derive(Debug)]
 pub struct TcpListener {
-    inner: cap_std::net::TcpListener,
+    inner: Arc<cap_std::net::TcpListener>,
     gate: Gate,
+    _shut_down_on_revoke: OnRevoke,
 }
 
 impl TcpListener {
     pub(crate) fn new(inner: cap_std::net::TcpListener, gate: Gate) -> Self {
-        Self { inner, gate }
+        let inner = Arc::new(inner);
+        let hook = shut_down_on_revoke(&inner, &gate);
+        Self {
+            inner,
+            gate,
+            _shut_down_on_revoke: hook,
+        }
     }
 
     /// The bound address (useful after binding port 0).
@@ -135,7 +187,11 @@ impl TcpListener {
     /// [`NetError::Revoked`], [`NetError::Io`].
     pub fn accept(&self) -> Result<(TcpStream, SocketAddr), NetError> {
         guard(&self.gate, NetOp::Accept, None)?;
-        let (stream, addr) = self.inner.accept().map_err(os(NetOp::Accept, None))?;
+        let accepted = self.inner.accept();
+        // A revocation during the wait shut the listener down; whatever the
+        // call returned, nothing is accepted after it.
+        guard(&self.gate, NetOp::Accept, None)?;
+        let (stream, addr) = accepted.map_err(os(NetOp::Accept, None))?;
         Ok((TcpStream::new(stream, self.gate.clone()), addr))
     }
 
@@ -156,13 +212,20 @@ impl TcpListener {
 /// addresses the capability's `Connect` rules permit.
 #[derive(Debug)]
 pub struct UdpSocket {
-    inner: cap_std::net::UdpSocket,
+    inner: Arc<cap_std::net::UdpSocket>,
     net: Net,
+    _shut_down_on_revoke: OnRevoke,
 }
 
 impl UdpSocket {
     pub(crate) fn new(inner: cap_std::net::UdpSocket, net: Net) -> Self {
-        Self { inner, net }
+        let inner = Arc::new(inner);
+        let hook = shut_down_on_revoke(&inner, net.gate());
+        Self {
+            inner,
+            net,
+            _shut_down_on_revoke: hook,
+        }
     }
 
     /// The bound address.
@@ -212,7 +275,9 @@ impl UdpSocket {
     /// [`NetError::Revoked`], [`NetError::Io`].
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, NetError> {
         guard(self.net.gate(), NetOp::Receive, None)?;
-        self.inner.recv(buf).map_err(os(NetOp::Receive, None))
+        let received = self.inner.recv(buf);
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        received.map_err(os(NetOp::Receive, None))
     }
 
     /// Receives one datagram and its sender.
@@ -222,7 +287,9 @@ impl UdpSocket {
     /// [`NetError::Revoked`], [`NetError::Io`].
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
         guard(self.net.gate(), NetOp::Receive, None)?;
-        self.inner.recv_from(buf).map_err(os(NetOp::Receive, None))
+        let received = self.inner.recv_from(buf);
+        guard(self.net.gate(), NetOp::Receive, None)?;
+        received.map_err(os(NetOp::Receive, None))
     }
 
     /// Bounds blocking receives; `None` blocks forever.
