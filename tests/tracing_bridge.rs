@@ -39,6 +39,9 @@ impl Subscriber for Recorder {
     fn event(&self, event: &Event<'_>) {
         let mut message = Message(String::new());
         event.record(&mut message);
+        if message.0.contains("tracebomb/") {
+            panic!("the subscriber panicked on {}", message.0);
+        }
         SEEN.lock()
             .unwrap()
             .push((*event.metadata().level(), message.0));
@@ -51,9 +54,41 @@ fn fails(_: (), _: &Context) -> Result<(), String> {
     Err("unavailable".into())
 }
 
+fn install() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| tracing::subscriber::set_global_default(Recorder).unwrap());
+}
+
+fn waits(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    cx.sleep(Duration::from_secs(3600))
+}
+
+#[test]
+fn a_subscriber_that_panics_does_not_take_the_tree_down() {
+    install();
+    let sup = Supervisor::new("tracebomb")
+        .intensity(10, Duration::from_secs(3600))
+        .child(Child::new("waits", waits, ()))
+        .child(Child::new("f", fails, ()).restart(Restart::Temporary));
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
+    // Every event of this tree panics in the subscriber; the tree's own
+    // stream still gets them, and the supervisor still serves.
+    let (fault, _) = events.wait_for(Duration::from_secs(20), |e| {
+        matches!(e.kind, EventKind::Faulted { .. })
+    });
+    assert!(fault.is_some());
+    assert_eq!(system.status().find("tracebomb/waits").unwrap().instance, 1);
+    assert_eq!(system.shutdown(), compartment::SystemExit::Shutdown);
+    let (stopped, _) = events.wait_for(Duration::from_secs(20), |e| {
+        e.path == "tracebomb/waits" && matches!(e.kind, EventKind::Exited { .. })
+    });
+    assert!(stopped.is_some());
+}
+
 #[test]
 fn lifecycle_events_reach_tracing_at_matching_levels() {
-    tracing::subscriber::set_global_default(Recorder).unwrap();
+    install();
     let sup =
         Supervisor::new("traced").child(Child::new("f", fails, ()).restart(Restart::Temporary));
     let events = sup.events(16);
