@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -75,11 +76,12 @@ pub(crate) enum Refused {
     Spawn(io::Error),
 }
 
+/// `vm.max_map_count`, read once; `None` where there is no such limit.
+static MAP_LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+
 /// What the last count of maps said, and what was admitted since.
 #[derive(Debug)]
 struct Estimate {
-    /// `vm.max_map_count`, read once; `None` where there is no such limit.
-    limit: Option<Option<u64>>,
     /// Maps at the last count.
     counted: u64,
     /// Threads admitted since that count.
@@ -89,7 +91,6 @@ struct Estimate {
 }
 
 static ESTIMATE: Mutex<Estimate> = Mutex::new(Estimate {
-    limit: None,
     counted: 0,
     since: 0,
     budget: 0,
@@ -97,10 +98,10 @@ static ESTIMATE: Mutex<Estimate> = Mutex::new(Estimate {
 
 /// Admits one more thread, or names the ceiling it would pass.
 fn admit() -> Result<(), Ceiling> {
-    let mut estimate = ESTIMATE.lock();
-    let Some(limit) = *estimate.limit.get_or_insert_with(read_max_map_count) else {
+    let Some(limit) = *MAP_LIMIT.get_or_init(read_max_map_count) else {
         return Ok(());
     };
+    let mut estimate = ESTIMATE.lock();
     if estimate.budget > 0 {
         estimate.budget -= 1;
         estimate.since += 1;

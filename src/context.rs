@@ -133,6 +133,11 @@ impl Context {
         &self.path
     }
 
+    /// The path, shared rather than copied.
+    pub(crate) fn shared_path(&self) -> Arc<str> {
+        Arc::clone(&self.path)
+    }
+
     /// The component's name (the last part of its path).
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)

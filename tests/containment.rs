@@ -8,8 +8,8 @@
 //! event that the supervisor publishes after its decision.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use compartment::channel::{self, Receiver, Sender};
@@ -21,6 +21,53 @@ use compartment::{
 };
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// A one-way gate between threads: once opened it stays open, and waiters
+/// return.
+struct Latch {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Latch {
+    const fn new() -> Self {
+        Self {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until the latch is open; `false` if `timeout` passed first (a
+    /// bound that turns a hang into a failure).
+    fn wait(&self, timeout: Duration) -> bool {
+        let open = self.open.lock().unwrap();
+        let (open, _) = self
+            .opened
+            .wait_timeout_while(open, timeout, |open| !*open)
+            .unwrap();
+        *open
+    }
+}
+
+/// Opens its latch when dropped: kept in a thread-local, it says that the
+/// thread has finished everything before its thread-local destructors.
+struct OpensOnDrop(&'static Latch);
+
+impl Drop for OpensOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+thread_local! {
+    static ON_THREAD_EXIT: std::cell::RefCell<Option<OpensOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 fn wait_for(events: &Events, what: &str, predicate: impl FnMut(&Event) -> bool) -> Event {
     match events.wait_for(WAIT, predicate) {
@@ -479,16 +526,20 @@ struct Runaway {
     seen: Sender<(u64, u32)>,
     #[grant(data)]
     release: &'static AtomicBool,
+    #[grant(data)]
+    ended: &'static Latch,
 }
 
 /// Instance 1 takes a message and spins past its deadline, ignoring
-/// cancellation, until the test releases it. Later instances report each
-/// message and mark it handled.
+/// cancellation, until the test releases it; its thread opens `ended` once
+/// the instance has been wound up. Later instances report each message and
+/// mark it handled.
 fn runs_away(g: Runaway, cx: &Context) -> Result<(), String> {
     loop {
         let message = cx.recv(&g.inbox).map_err(|e| e.to_string())?;
         let _ = g.seen.send((cx.instance(), message));
         if cx.instance() == 1 {
+            ON_THREAD_EXIT.with(|slot| *slot.borrow_mut() = Some(OpensOnDrop(g.ended)));
             while !g.release.load(Ordering::SeqCst) {
                 std::hint::spin_loop();
                 std::thread::yield_now();
@@ -499,21 +550,10 @@ fn runs_away(g: Runaway, cx: &Context) -> Result<(), String> {
     }
 }
 
-/// Whether a thread of this process has the name `name`.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test reads its own process's thread list"
-)]
-fn thread_named(name: &str) -> bool {
-    std::fs::read_dir("/proc/self/task").unwrap().any(|task| {
-        std::fs::read_to_string(task.unwrap().path().join("comm"))
-            .is_ok_and(|comm| comm.trim_end() == name)
-    })
-}
-
 #[test]
 fn a_runaways_message_is_in_its_fault_redelivered_once_and_never_touched_again() {
     static RELEASE: AtomicBool = AtomicBool::new(false);
+    static ENDED: Latch = Latch::new();
     let (tx, inbox) = channel::bounded(4).unwrap();
     let (seen_tx, seen) = channel::bounded(16).unwrap();
     let sup = Supervisor::new("ra")
@@ -526,6 +566,7 @@ fn a_runaways_message_is_in_its_fault_redelivered_once_and_never_touched_again()
                     inbox,
                     seen: seen_tx,
                     release: &RELEASE,
+                    ended: &ENDED,
                 },
             )
             .limits(Limits::new().deadline(Duration::from_millis(50)))
@@ -548,12 +589,9 @@ fn a_runaways_message_is_in_its_fault_redelivered_once_and_never_touched_again()
     assert_eq!(seen.recv_timeout(WAIT).unwrap(), (2, 1), "delivered again");
     // The runaway returns late, while its successor is running.
     RELEASE.store(true, Ordering::SeqCst);
-    let mut waited = 0;
-    while thread_named("ra/x#1") {
-        assert!(waited < 2000, "the runaway never ended");
-        std::thread::sleep(Duration::from_millis(10));
-        waited += 1;
-    }
+    // Its thread-locals are dropped after the instance is wound up (its
+    // message settled, its exit reported).
+    assert!(ENDED.wait(WAIT), "the runaway never ended");
     tx.send(2).unwrap();
     assert_eq!(
         seen.recv_timeout(WAIT).unwrap(),
@@ -725,19 +763,15 @@ fn a_permanent_supervisor_that_gives_up_is_restarted_by_its_parent() {
 
 // ----- bounded joins ----------------------------------------------------------
 
-static UNBLOCK: (std::sync::Mutex<bool>, std::sync::Condvar) =
-    (std::sync::Mutex::new(false), std::sync::Condvar::new());
+static UNBLOCK: Latch = Latch::new();
 
 /// A thread-local whose destructor blocks until the test lets it go.
 struct Wedge;
 
 impl Drop for Wedge {
     fn drop(&mut self) {
-        let (lock, cvar) = &UNBLOCK;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            open = cvar.wait(open).unwrap();
-        }
+        // Blocks until the test is done, however long that takes.
+        while !UNBLOCK.wait(Duration::from_secs(3600)) {}
     }
 }
 
@@ -765,9 +799,7 @@ fn a_thread_local_destructor_that_blocks_does_not_wedge_the_supervisor() {
     assert!(matches!(exit, Some(SystemExit::Failed(_))), "{exit:?}");
     let all = drain_until_end(&events);
     assert_eq!(count(&all, |k| matches!(k, EventKind::Restarted)), 3);
-    let (lock, cvar) = &UNBLOCK;
-    *lock.lock().unwrap() = true;
-    cvar.notify_all();
+    UNBLOCK.open();
 }
 
 // ----- ceilings -------------------------------------------------------------

@@ -143,9 +143,10 @@ fn a_blocked_send_wakes_on_revocation_and_hands_the_message_back() {
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]);
 }
 
-#[test]
+/// A revocable network capability that may bind any loopback port and
+/// connect to any, and the loopback address to bind (port 0).
 #[allow(clippy::disallowed_methods, reason = "the test is the granting side")]
-fn revoked_network_capability_and_its_sockets_fail() {
+fn revocable_loopback_net() -> (Net, Revoker, SocketAddr) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let net = Net::new(
         [
@@ -155,6 +156,12 @@ fn revoked_network_capability_and_its_sockets_fail() {
         cap_std::ambient_authority(),
     );
     let (net, revoker) = net.revocable();
+    (net, revoker, loopback)
+}
+
+#[test]
+fn revoked_network_capability_and_its_sockets_fail() {
+    let (net, revoker, loopback) = revocable_loopback_net();
     let listener = net.bind_tcp(loopback).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut stream = net.connect_tcp(addr).unwrap();
@@ -174,15 +181,7 @@ fn revoked_network_capability_and_its_sockets_fail() {
 #[test]
 #[allow(clippy::disallowed_methods, reason = "the test is the granting side")]
 fn blocked_accept_read_and_recv_wake_on_revocation_and_complete_nothing() {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let net = Net::new(
-        [
-            NetRule::bind(loopback.ip(), 0..=0),
-            NetRule::connect(loopback.ip(), 1..=65535),
-        ],
-        cap_std::ambient_authority(),
-    );
-    let (net, revoker) = net.revocable();
+    let (net, revoker, loopback) = revocable_loopback_net();
     let listener = net.bind_tcp(loopback).unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = net.connect_tcp(addr).unwrap();

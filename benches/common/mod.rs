@@ -368,17 +368,14 @@ fn churn(g: Churn, _: &Context) -> Result<(), String> {
     g.done.send(start.elapsed()).map_err(|e| e.to_string())
 }
 
-/// An allocation-heavy loop through the accounting allocator (attributing to
-/// a component with a memory quota) or the system allocator, inside the same
-/// kind of component.
+/// An allocation-heavy loop through the accounting allocator or the system
+/// allocator, inside the same kind of component.
+///
+/// The accounting allocator here is a local one, not the global allocator,
+/// so no memory quota can be set (a quota needs the global one): this
+/// measures its header and thread-local check, not a charge to an
+/// instance's slot.
 pub(crate) fn alloc_churn(accounting: bool, rounds: usize) -> Duration {
-    // One call through `Accounting` marks it as in use, so the component's
-    // memory slot can be claimed.
-    compartment::alloc::churn(
-        &compartment::alloc::Accounting::new(std::alloc::System),
-        &[8],
-        1,
-    );
     let (done, result) = channel::bounded(1).unwrap();
     let child = Child::new(
         "churn",
@@ -390,10 +387,6 @@ pub(crate) fn alloc_churn(accounting: bool, rounds: usize) -> Duration {
         },
     )
     .restart(compartment::Restart::Temporary);
-    // A memory quota needs `Accounting` as the *global* allocator; this
-    // comparison calls a local one, so it measures the header and the
-    // thread-local check, not the charge to an instance's slot.
-    let _ = accounting;
     let system = Supervisor::new("alloc").child(child).start().unwrap();
     let elapsed = result.recv().unwrap();
     system.shutdown();

@@ -100,7 +100,7 @@ pub(crate) fn run_instance(run: InstanceRun) {
         report_to,
         slot,
         instance: context.instance(),
-        path: Arc::from(context.path()),
+        path: context.shared_path(),
         report: None,
         armed: true,
     };

@@ -146,18 +146,19 @@ pub(crate) fn spawn_worker(
     };
     let locked = run.lockdown.is_some();
     let mode = child.settings.restart_mode;
+    // Instance threads are never joined: once an instance has reported its
+    // exit, its thread only runs thread-local destructors.
     let spawned = match parked {
         Some(parked) => match parked.resume.send(run) {
-            Ok(()) => Ok((None, Some(parked.resume), parked.enforcement)),
+            Ok(()) => Ok((Some(parked.resume), parked.enforcement)),
             // The parked thread is gone; start afresh.
-            Err(cb::SendError(run)) => spawn_thread(path, instance, run, mode)
-                .map(|(join, resume)| (Some(join), resume, None)),
+            Err(cb::SendError(run)) => {
+                spawn_thread(path, instance, run, mode).map(|resume| (resume, None))
+            }
         },
-        None => {
-            spawn_thread(path, instance, run, mode).map(|(join, resume)| (Some(join), resume, None))
-        }
+        None => spawn_thread(path, instance, run, mode).map(|resume| (resume, None)),
     };
-    let (join, resume, mut enforcement) = spawned.inspect_err(|_| unwatch())?;
+    let (resume, mut enforcement) = spawned.inspect_err(|_| unwatch())?;
     // A locked-down instance has started only once its policy is in force.
     if locked {
         let refused = match ready.recv() {
@@ -170,9 +171,8 @@ pub(crate) fn spawn_worker(
         };
         if let Some(message) = refused {
             unwatch();
-            drop(resume);
             // The thread has nothing left to run; it ends on its own.
-            drop(join);
+            drop(resume);
             return Err(failed(message));
         }
     }
@@ -187,13 +187,14 @@ pub(crate) fn spawn_worker(
 }
 
 /// Spawns a thread named after the path and first instance it runs, if the
-/// process's ceilings leave room for it.
+/// process's ceilings leave room for it; for in-place restarts, returns where
+/// its next instance is handed over.
 fn spawn_thread(
     path: &str,
     instance: u64,
     run: InstanceRun,
     mode: RestartMode,
-) -> Result<(JoinHandle<()>, Option<cb::Sender<InstanceRun>>), FaultKind> {
+) -> Result<Option<cb::Sender<InstanceRun>>, FaultKind> {
     let (resume, next) = match mode {
         RestartMode::InPlace => {
             let (resume, next) = cb::bounded(1);
@@ -201,7 +202,7 @@ fn spawn_thread(
         }
         RestartMode::FreshThread => (None, None),
     };
-    let join = ceiling::spawn(format!("{path}#{instance}"), move || {
+    ceiling::spawn(format!("{path}#{instance}"), move || {
         instance_thread(run, next)
     })
     .map_err(|refused| match refused {
@@ -210,7 +211,7 @@ fn spawn_thread(
             message: format!("could not spawn its thread: {err}"),
         },
     })?;
-    Ok((join, resume))
+    Ok(resume)
 }
 
 /// A nested supervisor that did not start, and its specification back
@@ -238,8 +239,11 @@ pub(crate) fn spawn_supervisor(
     )
     .map_err(|err| NestedStartFailure {
         spec: None,
-        kind: FaultKind::StartFailed {
-            message: err.to_string(),
+        kind: match err {
+            StartError::Ceiling { ceiling, .. } => FaultKind::CeilingReached { ceiling },
+            other => FaultKind::StartFailed {
+                message: other.to_string(),
+            },
         },
     })?;
     let Launched {

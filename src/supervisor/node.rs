@@ -101,7 +101,7 @@ pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
             let _ = started.send(Err(err));
             return Err(Box::new(node.into_spec()));
         }
-        acknowledged = started.send(Ok(())).is_ok() || parent.is_none();
+        acknowledged = started.send(Ok(())).is_ok();
         let outcome = node.serve();
         node.unregister();
         Ok((outcome, node.into_spec()))
@@ -132,13 +132,12 @@ pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
             if let Some(spec) = spec
                 && let Err(caught) = fault::drop_contained(spec)
             {
-                let kind = caught.while_("dropping the tree's specification");
-                guarded_tree.publish(
+                report_contained(
+                    &guarded_tree,
                     &path,
-                    Some(instance),
-                    EventKind::Faulted {
-                        fault: Fault::new(&path, instance, kind),
-                    },
+                    instance,
+                    caught,
+                    "dropping the tree's specification",
                 );
             }
             let _ = done.send(outcome);
@@ -146,6 +145,13 @@ pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
         _ => {}
     }
     None
+}
+
+/// Reports a panic in user code run for the node at `path` (dropping its
+/// specification, a message or a dead letter) as a fault of that node.
+fn report_contained(tree: &Tree, path: &str, instance: u64, caught: fault::Caught, doing: &str) {
+    let fault = Fault::new(path, instance, caught.while_(doing));
+    tree.publish(path, Some(instance), EventKind::Faulted { fault });
 }
 
 fn unregister(tree: &Tree, path: &str, control: &cb::Sender<Control>) {
@@ -322,12 +328,8 @@ impl NodeState {
         self.tree.publish(&self.slots[i].path, instance, kind);
     }
 
-    /// Reports a panic in user code run for a child (dropping its
-    /// specification, a message or a dead letter) as a fault of that child.
     fn report_contained(&self, path: &str, instance: u64, caught: fault::Caught, doing: &str) {
-        let fault = Fault::new(path, instance, caught.while_(doing));
-        self.tree
-            .publish(path, Some(instance), EventKind::Faulted { fault });
+        report_contained(&self.tree, path, instance, caught, doing);
     }
 
     /// Drops a slot that leaves the tree, under the panic guard.

@@ -150,8 +150,24 @@ mod tests {
         m
     }
 
-    fn roomy() -> Intensity {
-        Intensity::new(100, Duration::from_secs(10))
+    /// Plans with an intensity that always has room.
+    fn decide(
+        strategy: Strategy,
+        auto_shutdown: AutoShutdown,
+        members: &[Member],
+        ended: usize,
+        ending: Ending,
+    ) -> Plan {
+        let mut roomy = Intensity::new(100, Duration::from_secs(10));
+        plan(
+            strategy,
+            auto_shutdown,
+            members,
+            ended,
+            ending,
+            &mut roomy,
+            Instant::now(),
+        )
     }
 
     /// OTP's matrix: restart type × how the child ended.
@@ -172,14 +188,12 @@ mod tests {
         ];
         for (restart, ending, restarted) in table {
             let members = [ended(member(restart))];
-            let plan = plan(
+            let plan = decide(
                 Strategy::OneForOne,
                 AutoShutdown::Never,
                 &members,
                 0,
                 ending,
-                &mut roomy(),
-                Instant::now(),
             );
             let expected = if restarted {
                 Plan::Restart {
@@ -206,15 +220,7 @@ mod tests {
             (Strategy::RestForOne, vec![3, 2], vec![1, 2, 3]),
         ];
         for (strategy, stop, start) in cases {
-            let plan = plan(
-                strategy,
-                AutoShutdown::Never,
-                &members,
-                1,
-                Ending::Failed,
-                &mut roomy(),
-                Instant::now(),
-            );
+            let plan = decide(strategy, AutoShutdown::Never, &members, 1, Ending::Failed);
             assert_eq!(
                 plan,
                 Plan::Restart {
@@ -234,14 +240,12 @@ mod tests {
             ended(member(Restart::Permanent)),
             member(Restart::Transient),
         ];
-        let plan = plan(
+        let plan = decide(
             Strategy::OneForAll,
             AutoShutdown::Never,
             &members,
             1,
             Ending::Failed,
-            &mut roomy(),
-            Instant::now(),
         );
         assert_eq!(
             plan,
@@ -262,14 +266,12 @@ mod tests {
         ];
         members[2].retired = true;
         members[0].running = false;
-        let plan = plan(
+        let plan = decide(
             Strategy::OneForAll,
             AutoShutdown::Never,
             &members,
             1,
             Ending::Failed,
-            &mut roomy(),
-            Instant::now(),
         );
         assert_eq!(
             plan,
@@ -343,15 +345,7 @@ mod tests {
             other.active = other_active;
             other.running = other_active;
             let members = [ended(significant(Restart::Transient)), other];
-            let plan = plan(
-                Strategy::OneForOne,
-                policy,
-                &members,
-                0,
-                Ending::Normal,
-                &mut roomy(),
-                Instant::now(),
-            );
+            let plan = decide(Strategy::OneForOne, policy, &members, 0, Ending::Normal);
             let expected = if due {
                 Plan::AutoShutdown { retire: false }
             } else {
