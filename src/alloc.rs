@@ -212,6 +212,29 @@ impl MemorySlot {
         });
     }
 
+    /// Stops attributing the calling thread's allocations to any instance,
+    /// publishing what it had batched: a thread of an instance that ends
+    /// before the instance leaves no unpublished charges behind.
+    pub(crate) fn leave() {
+        let _ = CURRENT.try_with(|current| {
+            let here = current.get();
+            if here.slot != 0 && here.pending != 0 {
+                publish(
+                    Owner {
+                        slot: here.slot,
+                        generation: here.generation,
+                    },
+                    here.pending,
+                );
+            }
+            current.set(Current {
+                slot: 0,
+                generation: 0,
+                pending: 0,
+            });
+        });
+    }
+
     /// Bytes this instance holds now.
     pub(crate) fn held(&self) -> i64 {
         held_of(TABLE[self.index as usize].state.load(Ordering::Relaxed)).max(0)

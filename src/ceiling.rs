@@ -76,6 +76,15 @@ pub(crate) enum Refused {
     Spawn(io::Error),
 }
 
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Ceiling(ceiling) => ceiling.fmt(f),
+            Refused::Spawn(err) => err.fmt(f),
+        }
+    }
+}
+
 /// `vm.max_map_count`, read once; `None` where there is no such limit.
 static MAP_LIMIT: OnceLock<Option<u64>> = OnceLock::new();
 
@@ -133,6 +142,10 @@ where
     T: Send + 'static,
 {
     admit().map_err(Refused::Ceiling)?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place the crate's threads are spawned, after admission"
+    )]
     std::thread::Builder::new()
         .name(name)
         .spawn(body)

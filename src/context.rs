@@ -9,6 +9,7 @@ use crate::caps::MonotonicClock;
 use crate::channel::{Receiver, Sender, Wake};
 use crate::mailbox::{InFlightCell, Mailbox, Tracked};
 use crate::signal::Signal;
+use crate::threads::{Cancellation, InstanceThread, SpawnError, ThreadGroup};
 
 /// The instance was asked to stop.
 ///
@@ -97,6 +98,7 @@ pub struct Context {
     clock: MonotonicClock,
     mailbox: Arc<Mailbox>,
     in_flight: Arc<InFlightCell>,
+    threads: Arc<ThreadGroup>,
 }
 
 impl fmt::Debug for Context {
@@ -117,6 +119,7 @@ impl Context {
         clock: MonotonicClock,
         mailbox: Arc<Mailbox>,
         in_flight: Arc<InFlightCell>,
+        threads: Arc<ThreadGroup>,
     ) -> Self {
         Self {
             path,
@@ -125,6 +128,7 @@ impl Context {
             clock,
             mailbox,
             in_flight,
+            threads,
         }
     }
 
@@ -217,6 +221,56 @@ impl Context {
         T: Clone + fmt::Debug + Send + 'static,
     {
         std::iter::from_fn(move || self.recv(rx).ok())
+    }
+
+    /// Starts a thread of this instance's own, named `name`, running `work`
+    /// (see [`threads`](crate::threads)): its CPU and memory count toward
+    /// the instance's limits, it carries the instance's kernel policy, it
+    /// is asked to stop (through the [`Cancellation`] it is given) when the
+    /// instance is cancelled or ends, and the instance ends only once it has.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Limit`] past [`Limits::threads`](crate::Limits::threads),
+    /// [`SpawnError::Stopping`] once the instance is cancelled,
+    /// [`SpawnError::Ceiling`], [`SpawnError::Spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::{Child, Context, Supervisor};
+    ///
+    /// fn sums(numbers: Vec<u64>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     let (low, high) = numbers.split_at(numbers.len() / 2);
+    ///     let high = high.to_vec();
+    ///     let helper = cx.spawn("upper-half", move |_| high.iter().sum::<u64>())?;
+    ///     let total = low.iter().sum::<u64>() + helper.join()?;
+    ///     assert_eq!(total, 55);
+    ///     Ok(())
+    /// }
+    ///
+    /// let sup = Supervisor::new("app")
+    ///     .child(Child::new("sums", sums, (1..=10).collect::<Vec<u64>>()).restart(compartment::Restart::Transient));
+    /// let events = sup.events(16);
+    /// let system = sup.start()?;
+    /// let (exit, _) = events.wait_for(std::time::Duration::from_secs(20), |e| {
+    ///     matches!(e.kind, compartment::event::EventKind::Exited { .. })
+    /// });
+    /// assert!(exit.is_some());
+    /// system.shutdown();
+    /// # Ok::<(), compartment::StartError>(())
+    /// ```
+    pub fn spawn<T, F>(&self, name: &str, work: F) -> Result<InstanceThread<T>, SpawnError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Cancellation) -> T + Send + 'static,
+    {
+        self.threads.spawn(name, work)
+    }
+
+    /// The instance's own threads.
+    pub(crate) fn threads(&self) -> &ThreadGroup {
+        &self.threads
     }
 
     /// Marks the message from the last [`recv`](Self::recv) as handled, so a

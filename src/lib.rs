@@ -20,6 +20,8 @@
 //! - [`lockdown`] (feature `lockdown`, Linux): the grant as a Landlock +
 //!   seccomp policy for the component's own thread;
 //! - [`limits`] and [`alloc`]: CPU budgets, deadlines and memory quotas;
+//! - [`threads`]: threads a component starts through its context, counted
+//!   toward its limits and stopped with it;
 //! - `testkit` (feature `testkit`): sandboxes, a harness, and the escape
 //!   battery for unit tests of permission boundaries.
 //!
@@ -98,6 +100,7 @@ mod signal;
 pub mod supervisor;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod threads;
 
 pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};
@@ -109,6 +112,7 @@ pub use revoke::{Revoked, Revoker};
 pub use supervisor::{
     AutoShutdown, ControlError, SpecError, StartError, Strategy, Supervisor, System, SystemExit,
 };
+pub use threads::{Cancellation, InstanceThread, SpawnError, ThreadPanicked};
 
 /// Derives [`Grant`] for a struct or enum whose fields all implement it.
 ///

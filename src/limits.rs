@@ -3,9 +3,10 @@
 //!
 //! | limit | measured by | enforced |
 //! |---|---|---|
-//! | CPU time, per instance or per rolling period | the instance thread's CPU clock (`/proc/self/task/TID/schedstat`), read by the watchdog | cooperatively: the instance is cancelled and faulted with `BudgetExceeded`; one that does not stop within its shutdown timeout is a runaway — revoked, detached, counted |
+//! | CPU time, per instance or per rolling period | the CPU clocks of the instance thread and of the threads it started with [`Context::spawn`](crate::Context::spawn) (`/proc/self/task/TID/schedstat`), read by the watchdog | cooperatively: the instance is cancelled and faulted with `BudgetExceeded`; one that does not stop within its shutdown timeout is a runaway — revoked, detached, counted |
 //! | wall-clock deadline | the tree's clock | the same way |
-//! | memory quota | the [`Accounting`](crate::alloc::Accounting) allocator | the same way; the allocation itself cannot fail safely |
+//! | memory quota | the [`Accounting`](crate::alloc::Accounting) allocator, on the instance thread and its own threads | the same way; the allocation itself cannot fail safely |
+//! | threads of its own | counted by [`Context::spawn`](crate::Context::spawn) | one more is refused with [`SpawnError::Limit`](crate::SpawnError::Limit) |
 //!
 //! Limits re-arm with every instance: a restarted instance starts with no
 //! CPU used, no memory held and a new deadline. [`ChildStatus::usage`]
@@ -49,6 +50,7 @@ pub struct Limits {
     cpu_per: Option<(Duration, Duration)>,
     deadline: Option<Duration>,
     memory: Option<u64>,
+    threads: Option<usize>,
 }
 
 impl Limits {
@@ -87,6 +89,30 @@ impl Limits {
         self
     }
 
+    /// At most `count` threads of its own running at once per instance,
+    /// started with [`Context::spawn`](crate::Context::spawn); one more is
+    /// refused with [`SpawnError::Limit`](crate::SpawnError::Limit). Zero
+    /// allows none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::Limits;
+    ///
+    /// let limits = Limits::new().threads(4);
+    /// assert_eq!(limits.thread_limit(), Some(4));
+    /// ```
+    #[must_use]
+    pub fn threads(mut self, count: usize) -> Self {
+        self.threads = Some(count);
+        self
+    }
+
+    /// The limit on an instance's own threads.
+    pub fn thread_limit(&self) -> Option<usize> {
+        self.threads
+    }
+
     /// The CPU budget per instance.
     pub fn cpu_budget(&self) -> Option<Duration> {
         self.cpu
@@ -110,6 +136,15 @@ impl Limits {
     /// Whether any limit is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// Whether a limit needs the watchdog (CPU, deadline, memory); the
+    /// thread limit is checked when a thread is spawned.
+    pub(crate) fn is_watched(&self) -> bool {
+        Self {
+            threads: None,
+            ..*self
+        } != Self::default()
     }
 
     pub(crate) fn validate(&self) -> Result<(), &'static str> {
@@ -213,6 +248,16 @@ pub(crate) struct Meter {
     /// The instance runs on a thread that ran earlier instances (an
     /// in-place restart): its CPU clock does not start at zero.
     reused_thread: bool,
+    /// Threads the instance spawned through its context.
+    spawned: Mutex<Spawned>,
+}
+
+/// The CPU of an instance's own threads: the live ones by thread id (read by
+/// the watchdog), the ended ones as the total they used.
+#[derive(Debug, Default)]
+struct Spawned {
+    live: Vec<i32>,
+    ended: Duration,
 }
 
 impl Meter {
@@ -225,6 +270,7 @@ impl Meter {
             exceeded: Mutex::new(None),
             finished: AtomicBool::new(false),
             reused_thread,
+            spawned: Mutex::new(Spawned::default()),
         }
     }
 
@@ -238,11 +284,7 @@ impl Meter {
 
     /// Called on the instance thread before the entry runs.
     pub(crate) fn enter(&self) {
-        #[cfg(target_os = "linux")]
-        self.tid.store(
-            rustix::thread::gettid().as_raw_nonzero().get(),
-            Ordering::Release,
-        );
+        self.tid.store(current_tid(), Ordering::Release);
         if let Some(slot) = &*self.memory.lock() {
             slot.enter();
         }
@@ -250,6 +292,38 @@ impl Meter {
 
     /// Called on the instance thread when the entry has returned: retires
     /// the memory slot and stops the watchdog looking.
+    /// Called on a thread the instance spawned, before its work runs: its
+    /// CPU and memory count toward the instance. Returns its thread id.
+    pub(crate) fn enter_spawned(&self) -> i32 {
+        let tid = current_tid();
+        self.spawned.lock().live.push(tid);
+        if let Some(slot) = &*self.memory.lock() {
+            slot.enter();
+        }
+        tid
+    }
+
+    /// Called on a spawned thread when its work is done, with the CPU it
+    /// used: from now on that figure stands in for reading its clock.
+    pub(crate) fn leave_spawned(&self, tid: i32, cpu: Duration) {
+        MemorySlot::leave();
+        let mut spawned = self.spawned.lock();
+        spawned.live.retain(|live| *live != tid);
+        spawned.ended += cpu;
+    }
+
+    /// CPU used by the instance's own threads: `read` for each live one,
+    /// plus what the ended ones used. One lock, so a thread that ends
+    /// meanwhile is counted once.
+    pub(crate) fn spawned_cpu(&self, read: impl Fn(i32) -> Option<Duration>) -> Duration {
+        let spawned = self.spawned.lock();
+        spawned
+            .live
+            .iter()
+            .filter_map(|tid| read(*tid))
+            .fold(spawned.ended, |total, cpu| total + cpu)
+    }
+
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         drop(self.memory.lock().take());
@@ -306,4 +380,26 @@ impl Meter {
                 .map(|(limit, held)| limit.saturating_sub(held)),
         }
     }
+}
+
+/// The calling thread's kernel id (0 where there is none to read).
+fn current_tid() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return rustix::thread::gettid().as_raw_nonzero().get();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    0
+}
+
+/// CPU time the calling thread has used.
+pub(crate) fn own_cpu() -> Duration {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let spent = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(spent.tv_sec).unwrap_or(0),
+            u32::try_from(spent.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    Duration::ZERO
 }

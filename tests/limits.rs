@@ -360,3 +360,209 @@ fn limits_re_arm_after_a_restart_and_show_in_status() {
     assert_eq!(usage.memory_left, Some((64 << 20) - held));
     println!("{status}");
 }
+
+// ----- threads started through the context ------------------------------------
+
+/// Spins until cancelled.
+fn spin_until_cancelled(cancel: &compartment::Cancellation) {
+    let mut x: u64 = 1;
+    while cancel.check().is_ok() {
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+}
+
+/// Waits until cancelled, without spinning.
+fn idle_until_cancelled(cancel: &compartment::Cancellation) {
+    while cancel.check().is_ok() {
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+fn spins_on_a_thread(_: (), cx: &Context) -> Result<(), String> {
+    cx.spawn("spinner", spin_until_cancelled)
+        .map_err(|e| e.to_string())?;
+    cx.sleep(Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn cpu_used_by_a_spawned_thread_counts_toward_its_instance() {
+    let budget = Duration::from_millis(200);
+    let sup = Supervisor::new("tcpu").child(
+        Child::new("c", spins_on_a_thread, ())
+            .restart(Restart::Temporary)
+            .limits(Limits::new().cpu(budget)),
+    );
+    let events = sup.events(64);
+    let _system = sup.start().unwrap();
+    let fault = fault_event(&events, "tcpu/c");
+    match fault.kind {
+        FaultKind::BudgetExceeded {
+            budget: Budget::Cpu { used, limit },
+            runaway: false,
+        } => {
+            assert_eq!(limit, budget);
+            assert!(used >= budget, "reported {used:?}");
+        }
+        other => panic!("expected a CPU budget fault, got {other:?}"),
+    }
+}
+
+fn holds_memory_on_a_thread(_: (), cx: &Context) -> Result<(), String> {
+    cx.spawn("hog", |cancel| {
+        let held = vec![1u8; 64 << 20];
+        idle_until_cancelled(cancel);
+        std::hint::black_box(held);
+    })
+    .map_err(|e| e.to_string())?;
+    cx.sleep(Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn memory_held_by_a_spawned_thread_counts_toward_its_instance() {
+    let sup = Supervisor::new("tmem").child(
+        Child::new("c", holds_memory_on_a_thread, ())
+            .restart(Restart::Temporary)
+            .limits(Limits::new().memory(10 << 20)),
+    );
+    let events = sup.events(64);
+    let _system = sup.start().unwrap();
+    let fault = fault_event(&events, "tmem/c");
+    match fault.kind {
+        FaultKind::BudgetExceeded {
+            budget: Budget::Memory { held, limit },
+            ..
+        } => {
+            assert_eq!(limit, 10 << 20);
+            // Charges are batched per thread: exact to within 64 KiB.
+            assert!(held >= (64 << 20) - (64 << 10), "held {held}");
+        }
+        other => panic!("expected a memory budget fault, got {other:?}"),
+    }
+}
+
+#[derive(Grant)]
+struct Report {
+    spawned: Sender<Vec<Result<(), String>>>,
+}
+
+/// Starts three idle threads, reports which starts succeeded, and waits.
+fn spawns_three(g: Report, cx: &Context) -> Result<(), String> {
+    let mut handles = Vec::new();
+    let mut results = Vec::new();
+    for n in 0..3 {
+        match cx.spawn(&format!("idle-{n}"), idle_until_cancelled) {
+            Ok(handle) => {
+                handles.push(handle);
+                results.push(Ok(()));
+            }
+            Err(err) => results.push(Err(err.to_string())),
+        }
+    }
+    g.spawned.send(results).map_err(|e| e.to_string())?;
+    cx.sleep(Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_instance_runs_at_most_its_thread_limit_and_status_counts_them() {
+    let (spawned, results) = channel::bounded(1).unwrap();
+    let sup = Supervisor::new("tlim")
+        .child(Child::new("c", spawns_three, Report { spawned }).limits(Limits::new().threads(2)));
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
+    let results = results.recv_timeout(WAIT).unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert_eq!(
+        results[2],
+        Err("the instance already runs 2 threads of its own, its limit".to_owned())
+    );
+    assert_eq!(system.status().find("tlim/c").unwrap().threads, 2);
+    system.shutdown();
+    // The instance stopped only once its threads had.
+    let (stopped, seen) = events.wait_for(WAIT, |e| {
+        e.path == "tlim/c" && matches!(e.kind, EventKind::Exited { .. })
+    });
+    assert!(stopped.is_some(), "{}", lines(&seen));
+}
+
+static FINISHED_AFTER_ITS_INSTANCE: AtomicBool = AtomicBool::new(false);
+
+/// Returns at once, leaving one thread that stops when asked and one that
+/// panics, neither joined.
+fn leaves_threads_behind(_: (), cx: &Context) -> Result<(), String> {
+    cx.spawn("lingers", |cancel| {
+        idle_until_cancelled(cancel);
+        FINISHED_AFTER_ITS_INSTANCE.store(true, Ordering::SeqCst);
+    })
+    .map_err(|e| e.to_string())?;
+    cx.spawn("panics", |_| panic!("a helper thread panicked"))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[test]
+fn an_instance_ends_after_its_threads_and_an_unjoined_panic_is_its_fault() {
+    let sup = Supervisor::new("tend")
+        .child(Child::new("c", leaves_threads_behind, ()).restart(Restart::Temporary));
+    let events = sup.events(64);
+    let _system = sup.start().unwrap();
+    let fault = fault_event(&events, "tend/c");
+    assert!(
+        FINISHED_AFTER_ITS_INSTANCE.load(Ordering::SeqCst),
+        "the lingering thread had ended before the instance's exit"
+    );
+    assert!(fault.is_panic(), "{fault}");
+    assert!(
+        fault.message().contains("thread `panics` panicked"),
+        "{fault}"
+    );
+    assert!(
+        fault.message().contains("a helper thread panicked"),
+        "{fault}"
+    );
+}
+
+/// Collects 100 buffers of 60 KiB, each allocated by a short-lived thread
+/// of its own (less than the 64 KiB a thread batches before publishing).
+fn collects_from_short_threads(_: (), cx: &Context) -> Result<(), String> {
+    let mut kept = Vec::new();
+    for n in 0..100 {
+        let buffer = cx
+            .spawn(&format!("maker-{n}"), |_| vec![1u8; 60 << 10])
+            .map_err(|e| e.to_string())?
+            .join()
+            .map_err(|e| e.to_string())?;
+        kept.push(buffer);
+    }
+    cx.sleep(Duration::from_secs(3600))
+        .map_err(|e| e.to_string())?;
+    drop(kept);
+    Ok(())
+}
+
+#[test]
+fn what_short_lived_threads_allocated_is_not_lost_when_they_end() {
+    let sup = Supervisor::new("tshort").child(
+        Child::new("c", collects_from_short_threads, ())
+            .restart(Restart::Temporary)
+            .limits(Limits::new().memory(4 << 20)),
+    );
+    let events = sup.events(64);
+    let _system = sup.start().unwrap();
+    let fault = fault_event(&events, "tshort/c");
+    assert!(
+        matches!(
+            fault.kind,
+            FaultKind::BudgetExceeded {
+                budget: Budget::Memory { .. },
+                ..
+            }
+        ),
+        "{fault}"
+    );
+}

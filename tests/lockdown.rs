@@ -139,6 +139,18 @@ fn ambient(g: Ambient, cx: &Context) -> Result<(), String> {
             .into_iter()
             .map(|(what, e)| (format!("thread: {what}"), e)),
     );
+    // And from a thread started through the context, the supported way.
+    let (outside, own, listener) = (g.outside_file.clone(), g.own_path.clone(), g.listener);
+    let from_capability = cx
+        .spawn("ambient", move |_| ambient_calls(&outside, &own, listener))
+        .map_err(|e| e.to_string())?
+        .join()
+        .map_err(|e| e.to_string())?;
+    attempted.extend(
+        from_capability
+            .into_iter()
+            .map(|(what, e)| (format!("context thread: {what}"), e)),
+    );
     // Inside its own directory, through a std path: within the grant.
     attempted.push((
         "write inside its own directory".into(),
@@ -249,7 +261,7 @@ fn the_kernel_refuses_ambient_calls_of_a_locked_down_component_only() {
         );
         assert_eq!(*free, None, "{what} succeeds without lockdown");
     }
-    assert_eq!(locked.attempted.len(), 14);
+    assert_eq!(locked.attempted.len(), 20);
     sandbox.canary().check().unwrap();
 }
 

@@ -95,10 +95,10 @@ impl Watchdog {
         if !*started {
             let shared = Arc::downgrade(&self.shared);
             let (period, clock) = (self.period, self.clock.clone());
-            std::thread::Builder::new()
-                .name(format!("{name}/watchdog"))
-                .spawn(move || run(shared, period, clock))
-                .map_err(|err| format!("could not spawn the watchdog: {err}"))?;
+            crate::ceiling::spawn(format!("{name}/watchdog"), move || {
+                run(shared, period, clock)
+            })
+            .map_err(|refused| format!("could not spawn the watchdog: {refused}"))?;
             *started = true;
         }
         watched.samples.push_back((real_now(), Duration::ZERO));
@@ -160,7 +160,7 @@ fn check(watched: &mut Watched, clock: &MonotonicClock) -> bool {
         } else {
             Duration::ZERO
         };
-        meter.set_cpu(cpu.saturating_sub(baseline));
+        meter.set_cpu(cpu.saturating_sub(baseline) + meter.spawned_cpu(read_cpu));
     }
     let cpu = meter.cpu();
     let now = real_now();

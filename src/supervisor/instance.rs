@@ -127,6 +127,9 @@ pub(crate) fn run_instance(run: InstanceRun) {
         }
     }
     let result = fault::contain(|| body.run(&context));
+    // The instance has ended once its own threads have; a panic in one that
+    // nobody joined is its fault.
+    let unclaimed = context.threads().finish();
     let cancelled = context.is_cancelled();
     let path = context.path();
     let instance = context.instance();
@@ -141,6 +144,18 @@ pub(crate) fn run_instance(run: InstanceRun) {
         }
         Ok(Err(err)) => Outcome::Failed(Fault::new(path, instance, error_kind(err))),
         Err(caught) => Outcome::Failed(Fault::new(path, instance, caught.into_kind())),
+    };
+    let outcome = match (outcome, unclaimed) {
+        (Outcome::Normal, Some(panicked)) => Outcome::Failed(Fault::new(
+            path,
+            instance,
+            FaultKind::Panic {
+                message: panicked.to_string(),
+                location: None,
+                backtrace: None,
+            },
+        )),
+        (outcome, _) => outcome,
     };
     // An instance cancelled for going over a budget failed, whatever it
     // returned.

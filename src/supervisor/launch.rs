@@ -24,6 +24,7 @@ use crate::lockdown::Enforcement;
 use crate::mailbox::{InFlightCell, Mailbox};
 use crate::revoke::Revoker;
 use crate::signal::Signal;
+use crate::threads::ThreadGroup;
 
 /// Capacity of every supervisor's control channel. Senders block when it is
 /// full; the supervisor drains it continuously, and every sender is an
@@ -90,16 +91,8 @@ pub(crate) fn spawn_worker(
     };
     let cancel = Arc::new(Signal::new());
     let in_flight = Arc::new(InFlightCell::default());
-    let context = Context::new(
-        Arc::from(path),
-        instance,
-        Arc::clone(&cancel),
-        tree.clock.clone(),
-        Arc::clone(&mailbox),
-        Arc::clone(&in_flight),
-    );
     let limits = child.settings.limits;
-    let meter = if limits.is_empty() {
+    let meter = if !limits.is_watched() {
         None
     } else {
         let memory = MemorySlot::claim();
@@ -123,6 +116,25 @@ pub(crate) fn spawn_worker(
             .watch(watched, path.split('/').next().unwrap_or(path))
             .map_err(failed)?;
     }
+    let path: Arc<str> = Arc::from(path);
+    let threads = Arc::new(ThreadGroup::new(
+        Arc::clone(&path),
+        Arc::clone(&cancel),
+        limits.thread_limit(),
+        meter.clone(),
+        tree.forward_panics,
+        tree.backtraces,
+    ));
+    let context = Context::new(
+        Arc::clone(&path),
+        instance,
+        Arc::clone(&cancel),
+        tree.clock.clone(),
+        Arc::clone(&mailbox),
+        Arc::clone(&in_flight),
+        Arc::clone(&threads),
+    );
+    let path = &*path;
     // The watchdog forgets a finished meter; an instance that never ran
     // cannot finish its own.
     let unwatch = || {
@@ -180,6 +192,7 @@ pub(crate) fn spawn_worker(
         cancel,
         revoker,
         in_flight,
+        threads,
         resume,
         enforcement,
         meter,

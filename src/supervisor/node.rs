@@ -1194,15 +1194,16 @@ impl NodeState {
                 board.clone(),
             ),
         };
-        let meter = match &slot.state {
+        let (meter, threads) = match &slot.state {
             SlotState::Running {
-                handle: Handle::Worker { meter, .. },
+                handle: Handle::Worker { meter, threads, .. },
                 ..
-            } => meter.clone(),
-            _ => None,
+            } => (meter.clone(), Some(Arc::clone(threads))),
+            _ => (None, None),
         };
         Some(BoardEntry {
             meter,
+            threads,
             status: ChildStatus {
                 path: slot.path.clone(),
                 kind,
@@ -1216,6 +1217,7 @@ impl NodeState {
                 restarts: slot.restarts,
                 last_fault: slot.last_fault.clone(),
                 leaked_threads: slot.leaked,
+                threads: 0,
                 lockdown: slot.enforcement,
                 usage: None,
                 capabilities: slot.capabilities.clone().unwrap_or_default(),

@@ -20,6 +20,7 @@ use crate::lockdown::Enforcement;
 use crate::mailbox::{InFlightCell, Mailbox};
 use crate::revoke::Revoker;
 use crate::signal::Signal;
+use crate::threads::ThreadGroup;
 
 /// A child's identity within its supervisor: stable across restarts and
 /// across other children being added or removed (unlike its index).
@@ -39,6 +40,8 @@ pub(crate) enum Handle {
         revoker: Revoker,
         /// The message it is handling, settled by whoever closes the cell.
         in_flight: Arc<InFlightCell>,
+        /// The threads it started through its context.
+        threads: Arc<ThreadGroup>,
         /// What the kernel enforces for this instance, when locked down.
         enforcement: Option<Enforcement>,
         /// Its resource measurements, when it has limits.

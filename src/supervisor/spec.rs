@@ -91,6 +91,10 @@ pub enum Escalation {
 
 /// One entry of a supervisor's child list.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "specifications are built once and moved a handful of times; a box per worker buys nothing"
+)]
 pub(crate) enum Node {
     Worker(Child),
     Supervisor(Box<Supervisor>),

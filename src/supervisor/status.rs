@@ -10,6 +10,7 @@ use crate::caps::Capability;
 use crate::fault::Fault;
 use crate::limits::{Meter, Usage};
 use crate::lockdown::Enforcement;
+use crate::threads::ThreadGroup;
 
 /// What a child is doing now.
 ///
@@ -73,6 +74,9 @@ pub struct ChildStatus {
     pub last_fault: Option<Fault>,
     /// Instances that ignored shutdown and whose threads were detached.
     pub leaked_threads: usize,
+    /// Threads the current instance started through
+    /// [`Context::spawn`](crate::Context::spawn) that are running now.
+    pub threads: usize,
     /// What the kernel enforces for the current instance, if it is locked
     /// down.
     pub lockdown: Option<Enforcement>,
@@ -198,6 +202,8 @@ pub(crate) struct BoardEntry {
     pub(crate) nested: Option<Arc<StatusBoard>>,
     /// The running instance's meter: usage is read live at snapshot time.
     pub(crate) meter: Option<Arc<Meter>>,
+    /// The running instance's own threads, counted at snapshot time.
+    pub(crate) threads: Option<Arc<ThreadGroup>>,
 }
 
 impl StatusBoard {
@@ -213,6 +219,7 @@ impl StatusBoard {
                     status.children = nested.snapshot();
                 }
                 status.usage = entry.meter.map(|meter| meter.usage());
+                status.threads = entry.threads.map_or(0, |threads| threads.live());
                 status
             })
             .collect()

@@ -167,6 +167,7 @@ impl System {
                     _ => None,
                 },
                 leaked_threads: 0,
+                threads: 0,
                 lockdown: None,
                 usage: None,
                 capabilities: Vec::new(),

@@ -165,6 +165,10 @@ impl HostSide {
         let outside = self.canary.dir().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the testkit's host threads play the outside world: supervised threads are what they test"
+        )]
         let spawned = std::thread::Builder::new()
             .name("compartment-probe-swapper".to_owned())
             .spawn(move || {
@@ -249,6 +253,10 @@ impl Host {
         let _ = ambient_authority;
         let mut side = HostSide::new()?;
         let (requests, inbox) = cb::bounded::<Request>(16);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the testkit's host threads play the outside world: supervised threads are what they test"
+        )]
         std::thread::Builder::new()
             .name("compartment-probe-host".to_owned())
             .spawn(move || {
