@@ -1,0 +1,87 @@
+//! The status board: what `status()` reads, updated entry by entry as the
+//! supervisor publishes events about a child.
+
+use std::sync::Arc;
+
+use crate::supervisor::slot::{Handle, Slot, SlotState, Spec};
+use crate::supervisor::status::{BoardEntry, ChildState, ChildStatus, NodeKind};
+
+use super::NodeState;
+
+impl NodeState {
+    /// Rebuilds the whole status board, one entry per slot (`None` for
+    /// retired ones), in slot order.
+    pub(super) fn sync_status(&self) {
+        *self.board.entries.lock() = self.board_entries();
+    }
+
+    /// Updates child `i`'s entry only; the board mirrors the slots, so a
+    /// board of another length means the slots changed shape: rebuild.
+    pub(super) fn sync_slot(&self, i: usize) {
+        let mut entries = self.board.entries.lock();
+        if entries.len() == self.slots.len() {
+            entries[i] = self.board_entry(&self.slots[i]);
+        } else {
+            *entries = self.board_entries();
+        }
+    }
+
+    pub(super) fn board_entries(&self) -> Vec<Option<BoardEntry>> {
+        self.slots
+            .iter()
+            .map(|slot| self.board_entry(slot))
+            .collect()
+    }
+
+    pub(super) fn board_entry(&self, slot: &Slot) -> Option<BoardEntry> {
+        if slot.retired {
+            return None;
+        }
+        let (kind, nested) = match &slot.spec {
+            Spec::Worker(_) => (NodeKind::Worker, None),
+            Spec::Supervisor {
+                strategy,
+                pool,
+                board,
+                ..
+            } => (
+                NodeKind::Supervisor {
+                    strategy: *strategy,
+                    pool: *pool,
+                },
+                board.clone(),
+            ),
+        };
+        let (meter, threads) = match &slot.state {
+            SlotState::Running {
+                handle: Handle::Worker { meter, threads, .. },
+                ..
+            } => (meter.clone(), Some(Arc::clone(threads))),
+            _ => (None, None),
+        };
+        Some(BoardEntry {
+            meter,
+            threads,
+            status: ChildStatus {
+                path: slot.path.clone(),
+                kind,
+                state: match slot.state {
+                    SlotState::Running { .. } => ChildState::Running,
+                    SlotState::Restarting => ChildState::Restarting,
+                    SlotState::BackingOff => ChildState::BackingOff,
+                    SlotState::Stopped => ChildState::Stopped,
+                },
+                instance: slot.instance,
+                restarts: slot.restarts,
+                last_fault: slot.last_fault.clone(),
+                leaked_threads: slot.leaked,
+                threads: 0,
+                lockdown: slot.enforcement,
+                usage: None,
+                capabilities: slot.capabilities.clone().unwrap_or_default(),
+                children: Vec::new(),
+            },
+            nested,
+        })
+    }
+}
