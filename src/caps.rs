@@ -39,7 +39,7 @@ pub use entries::{DirEntry, Entries};
 pub use env::{Env, EnvError};
 pub use file::{File, OpenOptions, ReadOnlyFile};
 pub use fs_error::{FsError, FsOp, InvalidPath};
-pub use net::{Net, NetAccess, NetError, NetOp, NetRule};
+pub use net::{Net, NetAccess, NetError, NetOp, NetRule, Transport};
 pub use random::{Random, RandomError, RandomSource};
 pub use read_only_dir::ReadOnlyDir;
 pub use socket::{TcpListener, TcpStream, UdpSocket};

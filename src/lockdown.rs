@@ -55,14 +55,24 @@
 use std::fmt;
 
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
+mod bpf;
+#[cfg(all(target_os = "linux", feature = "lockdown"))]
 mod linux;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
+mod rules;
+#[cfg(all(target_os = "linux", feature = "lockdown"))]
+mod spawner;
+#[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub use linux::Policy;
+#[cfg(all(target_os = "linux", feature = "lockdown"))]
+pub(crate) use linux::confinement;
 
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
 mod unsupported;
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
 pub use unsupported::Policy;
+#[cfg(not(all(target_os = "linux", feature = "lockdown")))]
+pub(crate) use unsupported::confinement;
 
 /// How strictly a child's policy must be enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -203,4 +213,7 @@ pub enum LockdownError {
     /// Building or applying the seccomp filter failed.
     #[error("seccomp: {0}")]
     Seccomp(String),
+    /// A confined thread's threads could not be started confined.
+    #[error("threads: {0}")]
+    Threads(String),
 }

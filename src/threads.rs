@@ -7,9 +7,10 @@
 //! - its CPU time and the memory it allocates count toward the instance's
 //!   [`Limits`](crate::Limits), and at most
 //!   [`Limits::threads`](crate::Limits::threads) of them run at once;
-//! - it is started from the instance's thread, so it carries the same kernel
-//!   policy when the child is locked down (Landlock and seccomp apply to the
-//!   threads a confined thread creates);
+//! - when the child is locked down, it carries the instance's kernel policy:
+//!   the crate starts it from an unconfined thread of its own (a confined
+//!   thread cannot start threads) and applies the same Landlock ruleset and
+//!   seccomp program to it before the work runs;
 //! - it is asked to stop through its [`Cancellation`] when the instance is
 //!   cancelled or ends, and the instance has not ended until every one of
 //!   its threads has: a thread that ignores cancellation keeps its instance
@@ -19,7 +20,8 @@
 //!   panic nobody joined becomes the instance's fault;
 //! - `status()` shows how many run ([`ChildStatus::threads`]).
 //!
-//! A raw `std::thread::spawn` is none of this; `clippy.toml` forbids it.
+//! A raw `std::thread::spawn` is none of this; `clippy.toml` forbids it,
+//! and under lockdown the kernel refuses it.
 //!
 //! [`ChildStatus::threads`]: crate::supervisor::ChildStatus::threads
 
@@ -35,6 +37,7 @@ use crate::ceiling::{self, Ceiling};
 use crate::context::Cancelled;
 use crate::fault;
 use crate::limits::Meter;
+use crate::lockdown::{self, LockdownError};
 use crate::signal::Signal;
 
 /// What a thread started with [`Context::spawn`](crate::Context::spawn) is
@@ -95,6 +98,23 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// The instance is locked down, and the new thread could not be given
+    /// its policy; it never ran the work.
+    #[error("could not confine the thread like its instance")]
+    Lockdown {
+        /// Why.
+        #[source]
+        source: LockdownError,
+    },
+}
+
+impl From<ceiling::Refused> for SpawnError {
+    fn from(refused: ceiling::Refused) -> Self {
+        match refused {
+            ceiling::Refused::Ceiling(ceiling) => SpawnError::Ceiling { ceiling },
+            ceiling::Refused::Spawn(source) => SpawnError::Spawn { source },
+        }
+    }
 }
 
 /// A thread started with [`Context::spawn`](crate::Context::spawn)
@@ -286,13 +306,13 @@ impl ThreadGroup {
                 finish.done.raise();
             }
         };
-        let join =
-            ceiling::spawn(format!("{}/{name}", self.path), body).map_err(
-                |refused| match refused {
-                    ceiling::Refused::Ceiling(ceiling) => SpawnError::Ceiling { ceiling },
-                    ceiling::Refused::Spawn(source) => SpawnError::Spawn { source },
-                },
-            )?;
+        let thread_name = format!("{}/{name}", self.path);
+        // A locked-down thread cannot start threads itself: the new one
+        // starts elsewhere and takes on the same policy before its work.
+        let join = match lockdown::confinement() {
+            Some(confinement) => confinement.spawn(thread_name, body)?,
+            None => ceiling::spawn(thread_name, body)?,
+        };
         threads.push((join, Arc::clone(&finish) as Arc<dyn Unclaimed>));
         Ok(InstanceThread {
             name: name.to_owned(),

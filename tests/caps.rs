@@ -11,7 +11,7 @@ use common::{Sandbox, access_mode};
 use compartment::Grant;
 use compartment::caps::{
     Capability, Env, EnvError, FsError, FsOp, InvalidPath, MonotonicClock, Net, NetAccess,
-    NetError, NetRule, OpenOptions, Random, RandomError, Rights, SystemClock,
+    NetError, NetRule, OpenOptions, Random, RandomError, Rights, SystemClock, Transport,
 };
 
 fn descriptor_of(grant: &impl Grant) -> i32 {
@@ -343,8 +343,8 @@ fn net_connects_and_binds_only_where_its_rules_say() {
 fn udp_sends_only_to_granted_addresses() {
     let net = Net::new(
         [
-            NetRule::bind(loopback(0).ip(), 0..=0),
-            NetRule::connect(loopback(0).ip(), 1..=1023),
+            NetRule::bind(loopback(0).ip(), 0..=0).udp(),
+            NetRule::connect(loopback(0).ip(), 1..=1023).udp(),
         ],
         cap_std::ambient_authority(),
     );
@@ -357,6 +357,25 @@ fn udp_sends_only_to_granted_addresses() {
         "port {b_port} is above 1023: {err}"
     );
     assert!(a.connect(loopback(b_port)).unwrap_err().is_refusal());
+}
+
+#[test]
+#[allow(clippy::disallowed_methods, reason = "the test is the granting side")]
+fn tcp_and_udp_rules_permit_only_their_own_transport() {
+    let tcp_only = Net::new(
+        [NetRule::bind(loopback(0).ip(), 0..=0)],
+        cap_std::ambient_authority(),
+    );
+    let err = tcp_only.bind_udp(loopback(0)).unwrap_err();
+    assert!(matches!(err, NetError::NotGranted { .. }), "{err}");
+    tcp_only.bind_tcp(loopback(0)).unwrap();
+    let udp_only = Net::new(
+        [NetRule::bind(loopback(0).ip(), 0..=0).udp()],
+        cap_std::ambient_authority(),
+    );
+    let err = udp_only.bind_tcp(loopback(0)).unwrap_err();
+    assert!(matches!(err, NetError::NotGranted { .. }), "{err}");
+    udp_only.bind_udp(loopback(0)).unwrap();
 }
 
 #[test]
@@ -373,10 +392,17 @@ fn net_rules_are_validated_and_displayed() {
     let empty = 9..=8;
     assert!(NetRule::bind_net(ip, 8, empty).is_err());
     let rule = NetRule::connect_net("10.9.9.9".parse().unwrap(), 8, 443..=443).unwrap();
-    assert_eq!(rule.to_string(), "connect 10.0.0.0/8 ports 443");
-    assert!(rule.permits(NetAccess::Connect, "10.200.0.1:443".parse().unwrap()));
-    assert!(!rule.permits(NetAccess::Bind, "10.200.0.1:443".parse().unwrap()));
-    assert!(!rule.permits(NetAccess::Connect, "11.0.0.1:443".parse().unwrap()));
+    assert_eq!(rule.to_string(), "tcp connect 10.0.0.0/8 ports 443");
+    let tcp = Transport::Tcp;
+    assert!(rule.permits(tcp, NetAccess::Connect, "10.200.0.1:443".parse().unwrap()));
+    assert!(!rule.permits(tcp, NetAccess::Bind, "10.200.0.1:443".parse().unwrap()));
+    assert!(!rule.permits(tcp, NetAccess::Connect, "11.0.0.1:443".parse().unwrap()));
+    assert!(!rule.permits(
+        Transport::Udp,
+        NetAccess::Connect,
+        "10.200.0.1:443".parse().unwrap()
+    ));
+    assert_eq!(rule.udp().to_string(), "udp connect 10.0.0.0/8 ports 443");
 }
 
 #[test]
@@ -488,9 +514,66 @@ fn a_hard_link_to_an_outside_file_cannot_be_written_through() {
         );
     }
     sandbox.assert_canary_intact();
+    // A file opened while the link existed, for reading or writing: its
+    // mode and length are the outside file's too.
+    let read = root.open("planted").unwrap();
+    let mode_before = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(sandbox.canary_path())
+            .unwrap()
+            .permissions(),
+    );
+    for err in [
+        read.set_permissions(cap_std::fs::Permissions::from_mode(0o777))
+            .unwrap_err(),
+        read.set_len(0).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, FsError::SharedInode { links: 2, .. }),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(sandbox.canary_path())
+                .unwrap()
+                .permissions()
+        ),
+        mode_before
+    );
+    sandbox.assert_canary_intact();
     // Removing the link inside leaves the outside file alone, and after that
     // the name can be written as a new file.
     root.remove_file("planted").unwrap();
     root.write("planted", b"new").unwrap();
+    sandbox.assert_canary_intact();
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the host plants symlinks, as test fixtures, and reads what was created"
+)]
+fn a_planted_symlink_that_points_outside_is_not_hard_linked_to_a_new_name() {
+    let sandbox = Sandbox::new();
+    let host = sandbox.root_path();
+    std::os::unix::fs::symlink(sandbox.canary_path(), host.join("absolute")).unwrap();
+    std::os::unix::fs::symlink("../canary", host.join("climbing")).unwrap();
+    std::os::unix::fs::symlink("inside.txt", host.join("downward")).unwrap();
+    let root = sandbox.root();
+    root.write("inside.txt", b"inside").unwrap();
+    for planted in ["absolute", "climbing"] {
+        let err = root.hard_link(planted, &root, "config.toml").unwrap_err();
+        assert!(
+            matches!(err, FsError::EscapingSymlink { .. }),
+            "{planted}: {err}"
+        );
+        assert!(
+            std::fs::symlink_metadata(host.join("config.toml")).is_err(),
+            "{planted}: no new entry"
+        );
+    }
+    // A symlink that points down may be linked, as it may be created.
+    root.hard_link("downward", &root, "also-downward").unwrap();
+    assert_eq!(root.read("also-downward").unwrap(), b"inside");
     sandbox.assert_canary_intact();
 }

@@ -129,16 +129,14 @@ fn ambient_calls(outside_file: &Path, own_path: &Path, listener: u16) -> Attempt
 
 fn ambient(g: Ambient, cx: &Context) -> Result<(), String> {
     let mut attempted = ambient_calls(&g.outside_file, &g.own_path, g.listener);
-    // The same from a thread the component spawns.
-    let (outside, own, listener) = (g.outside_file.clone(), g.own_path.clone(), g.listener);
-    let from_thread = std::thread::spawn(move || ambient_calls(&outside, &own, listener))
-        .join()
-        .map_err(|_| "the thread panicked".to_owned())?;
-    attempted.extend(
-        from_thread
-            .into_iter()
-            .map(|(what, e)| (format!("thread: {what}"), e)),
-    );
+    // A thread started around the thread capability: under lockdown the
+    // kernel refuses to create it.
+    attempted.push((
+        "start a raw thread".into(),
+        errno(std::thread::Builder::new().spawn(|| ()).map(|thread| {
+            let _ = thread.join();
+        })),
+    ));
     // And from a thread started through the context, the supported way.
     let (outside, own, listener) = (g.outside_file.clone(), g.own_path.clone(), g.listener);
     let from_capability = cx
@@ -261,7 +259,7 @@ fn the_kernel_refuses_ambient_calls_of_a_locked_down_component_only() {
         );
         assert_eq!(*free, None, "{what} succeeds without lockdown");
     }
-    assert_eq!(locked.attempted.len(), 20);
+    assert_eq!(locked.attempted.len(), 15);
     sandbox.canary().check().unwrap();
 }
 
@@ -586,14 +584,24 @@ fn the_escape_battery_with_ambient_calls_finds_nothing_under_lockdown() {
         .unwrap();
     let report = inbox.recv_timeout(Duration::from_secs(120)).unwrap();
     println!("== the escape battery under lockdown\n{report}\n");
-    assert!(report.made().count() >= 30);
-    assert!(
+    assert!(report.made().count() >= 120, "{report}");
+    let ambient = |class: &str| {
         report
             .made()
-            .filter(|a| a.capability == "ambient calls")
+            .filter(|a| a.capability == format!("ambient: {class}"))
             .count()
-            >= 10
-    );
+    };
+    for (class, at_least) in [
+        ("files", 5),
+        ("metadata", 7),
+        ("processes and threads", 2),
+        ("process-wide state", 6),
+        ("other processes", 6),
+        ("sockets", 12),
+        ("granted directories", 9),
+    ] {
+        assert!(ambient(class) >= at_least, "{class}: {report}");
+    }
     report.assert_contained();
     sandbox.canary().check().unwrap();
 }
@@ -615,14 +623,14 @@ fn without_lockdown_the_ambient_calls_get_through() {
     let through: Vec<_> = report
         .escapes()
         .into_iter()
-        .filter(|a| a.capability == "ambient calls")
+        .filter(|a| a.capability.starts_with("ambient: "))
         .collect();
-    assert!(through.len() >= 5, "{report}");
+    assert!(through.len() >= 30, "{report}");
     assert!(
         report
             .escapes()
             .iter()
-            .all(|a| a.capability == "ambient calls"),
+            .all(|a| a.capability.starts_with("ambient: ")),
         "only ambient calls get through: {report}"
     );
 }
@@ -674,4 +682,497 @@ fn an_in_place_restart_keeps_the_policy_on_the_same_thread() {
         "still confined"
     );
     assert_eq!(thread_status(second_tid, "Seccomp:"), "2");
+}
+
+// ----- one test per class of the seccomp program ---------------------------
+//
+// Each runs the same attempts from a component twice: without lockdown,
+// where every attack must work (so the test shows it is real), and under
+// lockdown, where the kernel must refuse it. Attempts named `keeps: ...`
+// are what the class must leave alone, and succeed both times.
+
+/// What the attempts of one class work on.
+#[derive(Debug, Clone)]
+struct Fixture {
+    /// A file outside every granted directory, made by the test.
+    outside: PathBuf,
+    /// The host path of the granted directory.
+    granted: PathBuf,
+    /// A process of the test's that is not this one.
+    bystander: u32,
+    /// A Unix socket outside the grant, listening.
+    unix_socket: PathBuf,
+    /// A TCP port the grant may connect to, listening.
+    granted_port: u16,
+}
+
+type Attempts = fn(&Fixture, &ClassGrant) -> Attempted;
+
+#[derive(Grant)]
+struct ClassGrant {
+    own: Dir,
+    net: Option<Net>,
+    #[grant(data)]
+    fixture: Fixture,
+    #[grant(data)]
+    attempts: Attempts,
+    results: Sender<Attempted>,
+}
+
+fn class_probe(g: ClassGrant, _: &Context) -> Result<(), String> {
+    let attempted = (g.attempts)(&g.fixture, &g);
+    g.results.send(attempted).map_err(|e| e.to_string())
+}
+
+/// Kills the bystander process and removes the outside files when a test
+/// ends, however it ends.
+struct Outside {
+    dir: PathBuf,
+    bystander: std::process::Child,
+    _unix_listener: std::os::unix::net::UnixListener,
+    tcp_listener: TcpListener,
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.bystander.kill();
+        let _ = self.bystander.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn outside(name: &str) -> Outside {
+    let dir = std::env::temp_dir().join(format!(
+        "compartment-lockdown-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("outside.txt"), b"outside").unwrap();
+    let bystander = std::process::Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .expect("a `sleep` process to act on");
+    let unix_listener = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+    Outside {
+        dir,
+        bystander,
+        _unix_listener: unix_listener,
+        tcp_listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+    }
+}
+
+/// Runs `attempts` in a component with a full directory and a network
+/// capability that may connect to one TCP port, once without and once with
+/// lockdown; each attempt must succeed without it and be refused with it.
+fn refused_only_under_lockdown(name: &str, attempts: Attempts) {
+    let outside = outside(name);
+    let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+    let granted_port = outside.tcp_listener.local_addr().unwrap().port();
+    let fixture = Fixture {
+        outside: outside.dir.join("outside.txt"),
+        granted: sandbox.root_path().join("docs"),
+        bystander: outside.bystander.id(),
+        unix_socket: outside.dir.join("socket"),
+        granted_port,
+    };
+    let run = |lockdown: Option<Lockdown>| {
+        let (results, inbox) = channel::bounded(1).unwrap();
+        let grant = ClassGrant {
+            own: sandbox.dir().unwrap().open_dir("docs").unwrap(),
+            net: Some(Net::new(
+                [NetRule::connect(
+                    "127.0.0.1".parse().unwrap(),
+                    granted_port..=granted_port,
+                )],
+                ambient_authority(),
+            )),
+            fixture: fixture.clone(),
+            attempts,
+            results,
+        };
+        let mut child = Child::new("class", class_probe, grant).restart(Restart::Temporary);
+        if let Some(lockdown) = lockdown {
+            child = child.lockdown(lockdown);
+        }
+        let system = Supervisor::new(name).child(child).start().unwrap();
+        let attempted = inbox.recv_timeout(WAIT).unwrap();
+        system.shutdown();
+        attempted
+    };
+    let free = run(None);
+    let locked = run(Some(Lockdown::require()));
+    assert_eq!(free.len(), locked.len());
+    for ((what, free), (_, locked)) in free.iter().zip(&locked) {
+        println!("{what:<60} unlocked: {free:?}  locked: {locked:?}");
+    }
+    for ((what, free), (_, locked)) in free.iter().zip(&locked) {
+        assert_eq!(*free, None, "{what}: works without lockdown");
+        if what.starts_with("keeps: ") {
+            assert_eq!(*locked, None, "{what}: works under lockdown too");
+        } else {
+            assert!(
+                matches!(locked, Some(EPERM) | Some(EACCES)),
+                "{what}: the kernel must refuse, got {locked:?}"
+            );
+        }
+    }
+    sandbox.canary().check().unwrap();
+}
+
+fn rustix_errno<T>(result: rustix::io::Result<T>) -> Option<i32> {
+    errno(result.map_err(std::io::Error::from))
+}
+
+/// `None` when `path` has `bits` in its mode; a marker errno (-2) when the
+/// call succeeded without giving it them.
+fn has_mode_bits(path: &Path, bits: u32) -> Option<i32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & bits != bits).then_some(-2)
+}
+
+#[test]
+fn metadata_of_files_outside_the_grant_cannot_be_changed_or_listed() {
+    require_kernel!();
+    fn attempts(f: &Fixture, g: &ClassGrant) -> Attempted {
+        use std::os::unix::fs::PermissionsExt;
+        let xattr = "user.compartment-test";
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_000,
+                tv_nsec: 0,
+            },
+        };
+        let mut names = [0u8; 256];
+        let mut value = [0u8; 16];
+        let own_file = g.own.create("own-metadata").map_err(|e| e.to_string());
+        vec![
+            (
+                "chmod a file outside".into(),
+                errno(std::fs::set_permissions(
+                    &f.outside,
+                    std::fs::Permissions::from_mode(0o640),
+                )),
+            ),
+            (
+                "set the times of a file outside by path".into(),
+                rustix_errno(rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &f.outside,
+                    &times,
+                    rustix::fs::AtFlags::empty(),
+                )),
+            ),
+            (
+                "set an extended attribute outside".into(),
+                rustix_errno(rustix::fs::setxattr(
+                    &f.outside,
+                    xattr,
+                    b"1",
+                    rustix::fs::XattrFlags::empty(),
+                )),
+            ),
+            (
+                "read an extended attribute outside".into(),
+                rustix_errno(rustix::fs::getxattr(&f.outside, xattr, &mut value[..])),
+            ),
+            (
+                "list extended attributes outside".into(),
+                rustix_errno(rustix::fs::listxattr(&f.outside, &mut names[..])),
+            ),
+            (
+                "remove an extended attribute outside".into(),
+                rustix_errno(rustix::fs::removexattr(&f.outside, xattr)),
+            ),
+            (
+                "keeps: change the mode of a granted file through its capability".into(),
+                errno(
+                    g.own
+                        .set_permissions(
+                            "own-metadata",
+                            cap_std::fs::PermissionsExt::from_mode(0o600),
+                        )
+                        .map_err(std::io::Error::from),
+                ),
+            ),
+            (
+                "keeps: change the mode through an open file capability".into(),
+                match own_file {
+                    Ok(file) => errno(
+                        file.set_permissions(cap_std::fs::PermissionsExt::from_mode(0o640))
+                            .map_err(std::io::Error::from),
+                    ),
+                    Err(_) => Some(-3),
+                },
+            ),
+        ]
+    }
+    refused_only_under_lockdown("metadata", attempts);
+}
+
+#[test]
+fn set_id_bits_cannot_be_given_at_creation() {
+    require_kernel!();
+    fn attempts(f: &Fixture, g: &ClassGrant) -> Attempted {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = |name: &str| f.granted.join(name);
+        let with_mode = created("set-uid-open");
+        let open = errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o4755)
+                .open(&with_mode),
+        )
+        .or_else(|| has_mode_bits(&with_mode, 0o4000));
+        let openat_path = created("set-gid-openat");
+        let openat = rustix_errno(rustix::fs::openat(
+            rustix::fs::CWD,
+            &openat_path,
+            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+            rustix::fs::Mode::from_raw_mode(0o2755),
+        ))
+        .or_else(|| has_mode_bits(&openat_path, 0o2000));
+        let node = created("set-uid-mknod");
+        let mknod = rustix_errno(rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &node,
+            rustix::fs::FileType::RegularFile,
+            rustix::fs::Mode::from_raw_mode(0o4755),
+            0,
+        ))
+        .or_else(|| has_mode_bits(&node, 0o4000));
+        vec![
+            ("create a set-user-ID file (OpenOptions::mode)".into(), open),
+            ("create a set-group-ID file (openat)".into(), openat),
+            ("make a set-user-ID regular file (mknod)".into(), mknod),
+            (
+                "keeps: create an ordinary file through the capability".into(),
+                errno(g.own.write("ordinary", b"x").map_err(std::io::Error::from)),
+            ),
+            (
+                "keeps: create an ordinary file with a mode (openat)".into(),
+                rustix_errno(rustix::fs::openat(
+                    rustix::fs::CWD,
+                    created("ordinary-openat"),
+                    rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+                    rustix::fs::Mode::from_raw_mode(0o755),
+                )),
+            ),
+        ]
+    }
+    refused_only_under_lockdown("set-id", attempts);
+}
+
+#[test]
+fn process_wide_state_cannot_be_changed() {
+    require_kernel!();
+    fn attempts(_: &Fixture, _: &ClassGrant) -> Attempted {
+        let cwd = std::env::current_dir();
+        // rustix takes `umask` to be infallible: a refused call panics in a
+        // debug build and hands back the errno as the old mask in a release
+        // build. Setting the old mask back returns what the first call set,
+        // which tells whether it took, and leaves the mask as it was.
+        let probe = rustix::fs::Mode::from_raw_mode(0o027);
+        let umask = std::panic::catch_unwind(|| {
+            let previous = rustix::process::umask(probe);
+            rustix::process::umask(previous)
+        })
+        .map_or(Some(EPERM), |set| (set != probe).then_some(EPERM));
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let priority = rustix::process::getpriority_process(None);
+        vec![
+            (
+                "change the working directory (to itself)".into(),
+                match cwd {
+                    Ok(cwd) => errno(std::env::set_current_dir(cwd)),
+                    Err(_) => Some(-3),
+                },
+            ),
+            ("change the umask".into(), umask),
+            (
+                "change the root directory (to itself)".into(),
+                rustix_errno(rustix::process::chroot("/")),
+            ),
+            (
+                "set the process's open-file limit (to itself)".into(),
+                rustix_errno(rustix::process::setrlimit(
+                    rustix::process::Resource::Nofile,
+                    files,
+                )),
+            ),
+            (
+                "set the process's dumpable flag (to itself)".into(),
+                rustix_errno(
+                    rustix::process::dumpable_behavior()
+                        .and_then(rustix::process::set_dumpable_behavior),
+                ),
+            ),
+            (
+                // Infallible to rustix, like `umask`.
+                "keeps: read the process's limits".into(),
+                std::panic::catch_unwind(|| {
+                    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                })
+                .err()
+                .map(|_| EPERM),
+            ),
+            (
+                "keeps: set its own thread's priority (to itself)".into(),
+                rustix_errno(priority.and_then(|p| rustix::process::setpriority_process(None, p))),
+            ),
+            (
+                "keeps: name its own thread".into(),
+                rustix_errno(rustix::thread::set_name(c"class-probe")),
+            ),
+        ]
+    }
+    refused_only_under_lockdown("process-wide", attempts);
+}
+
+#[test]
+fn other_processes_cannot_be_reached() {
+    require_kernel!();
+    fn attempts(f: &Fixture, _: &ClassGrant) -> Attempted {
+        let target = rustix::process::Pid::from_raw(f.bystander as i32).unwrap();
+        let limit = rustix::process::Rlimit {
+            current: Some(512),
+            maximum: Some(512),
+        };
+        let own_cpus = rustix::thread::sched_getaffinity(None);
+        vec![
+            (
+                "signal another process".into(),
+                rustix_errno(rustix::process::test_kill_process(target)),
+            ),
+            (
+                "set another process's limits".into(),
+                rustix_errno(rustix::process::prlimit(
+                    Some(target),
+                    rustix::process::Resource::Nofile,
+                    limit,
+                )),
+            ),
+            (
+                "set another process's priority".into(),
+                rustix_errno(rustix::process::setpriority_process(Some(target), 5)),
+            ),
+            (
+                "set another process's CPU affinity".into(),
+                rustix_errno(
+                    own_cpus
+                        .and_then(|cpus| rustix::thread::sched_setaffinity(Some(target), &cpus)),
+                ),
+            ),
+            (
+                "open a pidfd of another process".into(),
+                rustix_errno(rustix::process::pidfd_open(
+                    target,
+                    rustix::process::PidfdFlags::empty(),
+                )),
+            ),
+            (
+                "keeps: set its own thread's CPU affinity".into(),
+                rustix_errno(
+                    own_cpus.and_then(|cpus| rustix::thread::sched_setaffinity(None, &cpus)),
+                ),
+            ),
+        ]
+    }
+    refused_only_under_lockdown("processes", attempts);
+}
+
+#[test]
+fn sockets_follow_the_grant_family_by_family() {
+    require_kernel!();
+    fn attempts(f: &Fixture, g: &ClassGrant) -> Attempted {
+        use rustix::net::{AddressFamily, SocketType, ipproto};
+        use std::os::unix::net::{UnixDatagram, UnixStream};
+        let net = g.net.as_ref().expect("a network capability");
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let raw =
+            |family, kind, protocol| rustix_errno(rustix::net::socket(family, kind, protocol));
+        vec![
+            (
+                "connect to a Unix socket outside the grant".into(),
+                errno(UnixStream::connect(&f.unix_socket)),
+            ),
+            (
+                "create a Unix datagram socket".into(),
+                errno(UnixDatagram::unbound()),
+            ),
+            (
+                "create a Unix socket pair".into(),
+                errno(UnixStream::pair()),
+            ),
+            (
+                "send a UDP datagram".into(),
+                errno(
+                    std::net::UdpSocket::bind(loopback(0))
+                        .and_then(|socket| socket.send_to(b"x", loopback(9))),
+                ),
+            ),
+            (
+                "open a raw socket".into(),
+                raw(AddressFamily::INET, SocketType::RAW, Some(ipproto::ICMP)),
+            ),
+            (
+                "open a packet socket".into(),
+                raw(AddressFamily::PACKET, SocketType::RAW, None),
+            ),
+            (
+                "open a netlink socket".into(),
+                raw(AddressFamily::NETLINK, SocketType::RAW, None),
+            ),
+            (
+                "keeps: connect to the granted TCP port through the capability".into(),
+                errno(
+                    net.connect_tcp(loopback(f.granted_port))
+                        .map_err(std::io::Error::from),
+                ),
+            ),
+        ]
+    }
+    refused_only_under_lockdown("sockets", attempts);
+}
+
+#[test]
+fn threads_start_only_through_the_thread_capability_and_carry_the_policy() {
+    require_kernel!();
+    fn attempts(f: &Fixture, _: &ClassGrant) -> Attempted {
+        // The thread capability is on the context, which this probe does not
+        // hold; `ambient` above covers a context thread's confinement.
+        vec![
+            (
+                "start a raw thread (std::thread::Builder)".into(),
+                errno(
+                    std::thread::Builder::new()
+                        .spawn(|| ())
+                        .map(|thread| thread.join()),
+                ),
+            ),
+            (
+                "start a scoped thread".into(),
+                errno(std::thread::scope(|scope| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, || ())
+                        .map(|thread| thread.join())
+                })),
+            ),
+            (
+                "run a program".into(),
+                errno(std::process::Command::new("true").status()),
+            ),
+            (
+                "keeps: read a file inside the grant by path".into(),
+                errno(std::fs::read_dir(&f.granted)),
+            ),
+        ]
+    }
+    refused_only_under_lockdown("threads", attempts);
 }

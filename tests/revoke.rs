@@ -144,7 +144,8 @@ fn a_blocked_send_wakes_on_revocation_and_hands_the_message_back() {
 }
 
 /// A revocable network capability that may bind any loopback port and
-/// connect to any, and the loopback address to bind (port 0).
+/// connect to any, over TCP and UDP, and the loopback address to bind
+/// (port 0).
 #[allow(clippy::disallowed_methods, reason = "the test is the granting side")]
 fn revocable_loopback_net() -> (Net, Revoker, SocketAddr) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -152,6 +153,8 @@ fn revocable_loopback_net() -> (Net, Revoker, SocketAddr) {
         [
             NetRule::bind(loopback.ip(), 0..=0),
             NetRule::connect(loopback.ip(), 1..=65535),
+            NetRule::bind(loopback.ip(), 0..=0).udp(),
+            NetRule::connect(loopback.ip(), 1..=65535).udp(),
         ],
         cap_std::ambient_authority(),
     );

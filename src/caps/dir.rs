@@ -8,7 +8,7 @@ use cap_std::fs::{Metadata, Permissions};
 use super::entries::Entries;
 use std::io::Write;
 
-use super::file::{File, OpenOptions, SET_ID_BITS, refuse_set_id};
+use super::file::{File, OpenOptions, SET_ID_BITS, refuse_set_id, refuse_shared_inode};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::{GuardedDir, check_symlink_target};
 use super::read_only_dir::ReadOnlyDir;
@@ -284,9 +284,15 @@ impl Dir {
     /// Makes `dst` in `dst_dir` a hard link to the file `src` in this
     /// directory.
     ///
+    /// A hard link to a symlink is a second symlink with the same target,
+    /// so it obeys the rule [`symlink`](Self::symlink) does: a symlink whose
+    /// target is absolute or contains `..` (planted by someone else) is not
+    /// linked to a new name.
+    ///
     /// # Errors
     ///
-    /// As [`open`](Self::open), for either path.
+    /// [`FsError::EscapingSymlink`] for such a symlink; otherwise as
+    /// [`open`](Self::open), for either path.
     pub fn hard_link(
         &self,
         src: impl AsRef<Path>,
@@ -295,6 +301,19 @@ impl Dir {
     ) -> Result<(), FsError> {
         let (src, dst) = (src.as_ref(), dst.as_ref());
         dst_dir.dir.admit(FsOp::HardLink, dst)?;
+        // Checked before the link is made; a symlink renamed into `src` in
+        // between is the one race left, and only code that goes around the
+        // types can run it — which kernel lockdown confines anyway (Landlock
+        // refuses to link a symlink where none may be created).
+        let source = self
+            .dir
+            .run(FsOp::HardLink, src, |d| d.symlink_metadata(src))?;
+        if source.file_type().is_symlink() {
+            let target = self
+                .dir
+                .run(FsOp::HardLink, src, |d| d.read_link_contents(src))?;
+            check_symlink_target(dst, &target)?;
+        }
         self.dir.run(FsOp::HardLink, src, |d| {
             d.hard_link(src, &dst_dir.dir.inner, dst)
         })
@@ -370,26 +389,6 @@ impl Dir {
     }
 
     shared_dir_methods!();
-}
-
-/// Refuses to change a regular file that is also reachable by another hard
-/// link, which may be outside the tree.
-fn refuse_shared_inode(op: FsOp, path: &Path, file: &cap_std::fs::File) -> Result<(), FsError> {
-    let metadata = file.metadata().map_err(|e| FsError::from_io(op, path, e))?;
-    #[cfg(unix)]
-    {
-        use cap_std::fs::MetadataExt;
-        if metadata.is_file() && metadata.nlink() > 1 {
-            return Err(FsError::SharedInode {
-                op,
-                path: path.to_owned(),
-                links: metadata.nlink(),
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = metadata;
-    Ok(())
 }
 
 /// `permissions` without the set-user-ID and set-group-ID bits.

@@ -1,7 +1,7 @@
 //! Open files obtained through directory capabilities.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Metadata, Permissions};
 
@@ -126,6 +126,14 @@ impl GuardedFile {
         f(&self.inner).map_err(|e| FsError::from_io(op, &self.path, e))
     }
 
+    /// Refuses a change to a file that another hard link — perhaps outside
+    /// the tree — also names: checked at the change, on the open
+    /// descriptor, since links may have been added since it was opened.
+    fn refuse_shared(&self, op: FsOp) -> Result<(), FsError> {
+        self.guard(op)?;
+        refuse_shared_inode(op, &self.path, &self.inner)
+    }
+
     fn duplicate(&self) -> io::Result<Self> {
         Ok(Self {
             inner: self.inner.try_clone()?,
@@ -156,10 +164,31 @@ impl GuardedFile {
     }
 }
 
-pub(crate) fn refuse_set_id(
-    path: &std::path::Path,
-    permissions: &Permissions,
+/// Refuses to change a regular file that is also reachable by another hard
+/// link, which may be outside the tree.
+pub(crate) fn refuse_shared_inode(
+    op: FsOp,
+    path: &Path,
+    file: &cap_std::fs::File,
 ) -> Result<(), FsError> {
+    let metadata = file.metadata().map_err(|e| FsError::from_io(op, path, e))?;
+    #[cfg(unix)]
+    {
+        use cap_std::fs::MetadataExt;
+        if metadata.is_file() && metadata.nlink() > 1 {
+            return Err(FsError::SharedInode {
+                op,
+                path: path.to_owned(),
+                links: metadata.nlink(),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    Ok(())
+}
+
+pub(crate) fn refuse_set_id(path: &Path, permissions: &Permissions) -> Result<(), FsError> {
     #[cfg(unix)]
     {
         use cap_std::fs::PermissionsExt;
@@ -270,9 +299,12 @@ impl File {
     ///
     /// # Errors
     ///
-    /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS
-    /// (for example when the file was not opened for writing).
+    /// [`FsError::SharedInode`] when another hard link names the file (it
+    /// may be outside the directory); [`FsError::Revoked`] after
+    /// revocation; [`FsError::Io`] from the OS (for example when the file
+    /// was not opened for writing).
     pub fn set_len(&self, size: u64) -> Result<(), FsError> {
+        self.file.refuse_shared(FsOp::SetLen)?;
         self.file.run(FsOp::SetLen, |f| f.set_len(size))
     }
 
@@ -286,15 +318,18 @@ impl File {
     }
 
     /// Changes the file's permission bits. Set-user-ID and set-group-ID are
-    /// refused.
+    /// refused, and so is a file that another hard link names: the mode is
+    /// the inode's, shared with a link that may be outside the directory.
     ///
     /// # Errors
     ///
-    /// [`FsError::SetIdRefused`] for set-id bits, [`FsError::Revoked`] after
-    /// revocation, [`FsError::Io`] from the OS.
+    /// [`FsError::SetIdRefused`] for set-id bits, [`FsError::SharedInode`]
+    /// for a file with other links, [`FsError::Revoked`] after revocation,
+    /// [`FsError::Io`] from the OS.
     pub fn set_permissions(&self, permissions: Permissions) -> Result<(), FsError> {
         self.file.guard(FsOp::SetPermissions)?;
         refuse_set_id(&self.file.path, &permissions)?;
+        self.file.refuse_shared(FsOp::SetPermissions)?;
         self.file
             .run(FsOp::SetPermissions, |f| f.set_permissions(permissions))
     }

@@ -33,34 +33,62 @@ impl fmt::Display for NetAccess {
     }
 }
 
-/// One permission of a [`Net`] capability: an access kind, an address or
-/// network, and an inclusive port range.
+/// The transport a [`NetRule`] permits.
+///
+/// Under lockdown the kernel lets a component create sockets only of the
+/// transports its rules name: TCP rules allow TCP sockets (whose ports
+/// Landlock checks too), UDP rules allow UDP sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    /// TCP streams (the default).
+    #[default]
+    Tcp,
+    /// UDP datagrams.
+    Udp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        })
+    }
+}
+
+/// One permission of a [`Net`] capability: a transport, an access kind, an
+/// address or network, and an inclusive port range.
 ///
 /// # Examples
 ///
 /// ```
-/// use compartment::caps::NetRule;
+/// use compartment::caps::{NetAccess, NetRule, Transport};
 /// let api = NetRule::connect("127.0.0.1".parse()?, 8000..=8099);
-/// assert_eq!(api.to_string(), "connect 127.0.0.1/32 ports 8000-8099");
+/// assert_eq!(api.to_string(), "tcp connect 127.0.0.1/32 ports 8000-8099");
 ///
 /// let lan = NetRule::connect_net("10.0.0.0".parse()?, 8, 443..=443)?;
-/// assert!(lan.permits(compartment::caps::NetAccess::Connect, "10.1.2.3:443".parse()?));
+/// assert!(lan.permits(Transport::Tcp, NetAccess::Connect, "10.1.2.3:443".parse()?));
+///
+/// let dns = NetRule::connect("10.0.0.53".parse()?, 53..=53).udp();
+/// assert!(dns.permits(Transport::Udp, NetAccess::Connect, "10.0.0.53:53".parse()?));
+/// assert!(!dns.permits(Transport::Tcp, NetAccess::Connect, "10.0.0.53:53".parse()?));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NetRule {
+    transport: Transport,
     access: NetAccess,
     net: IpNet,
     ports: RangeInclusive<u16>,
 }
 
 impl NetRule {
-    /// Permits connecting to `addr` on `ports`.
+    /// Permits TCP connections to `addr` on `ports`.
     pub fn connect(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self::host(NetAccess::Connect, addr, ports)
     }
 
-    /// Permits binding `addr` on `ports`.
+    /// Permits listening for TCP on `addr` on `ports`.
     pub fn bind(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self::host(NetAccess::Bind, addr, ports)
     }
@@ -92,8 +120,19 @@ impl NetRule {
         Self::network(NetAccess::Bind, addr, prefix_len, ports)
     }
 
+    /// The same rule for UDP instead of TCP: `connect` rules permit sending
+    /// (and connecting a UDP socket), `bind` rules binding.
+    #[must_use]
+    pub fn udp(self) -> Self {
+        Self {
+            transport: Transport::Udp,
+            ..self
+        }
+    }
+
     fn host(access: NetAccess, addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self {
+            transport: Transport::Tcp,
             access,
             net: IpNet::from(addr),
             ports,
@@ -115,10 +154,16 @@ impl NetRule {
             });
         }
         Ok(Self {
+            transport: Transport::Tcp,
             access,
             net: net.trunc(),
             ports,
         })
+    }
+
+    /// The transport the rule permits.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// What the rule permits.
@@ -136,15 +181,18 @@ impl NetRule {
         self.ports.clone()
     }
 
-    /// Whether the rule permits `access` to `addr`.
-    pub fn permits(&self, access: NetAccess, addr: SocketAddr) -> bool {
-        self.access == access && self.net.contains(&addr.ip()) && self.ports.contains(&addr.port())
+    /// Whether the rule permits `access` to `addr` over `transport`.
+    pub fn permits(&self, transport: Transport, access: NetAccess, addr: SocketAddr) -> bool {
+        self.transport == transport
+            && self.access == access
+            && self.net.contains(&addr.ip())
+            && self.ports.contains(&addr.port())
     }
 }
 
 impl fmt::Display for NetRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ports ", self.access, self.net)?;
+        write!(f, "{} {} {} ports ", self.transport, self.access, self.net)?;
         if self.ports.start() == self.ports.end() {
             write!(f, "{}", self.ports.start())
         } else {
@@ -344,7 +392,13 @@ impl Net {
         &self.rules.rules
     }
 
-    fn admit(&self, op: NetOp, access: NetAccess, addr: SocketAddr) -> Result<(), NetError> {
+    fn admit(
+        &self,
+        transport: Transport,
+        op: NetOp,
+        access: NetAccess,
+        addr: SocketAddr,
+    ) -> Result<(), NetError> {
         if self.gate.check().is_err() {
             return Err(NetError::Revoked {
                 op,
@@ -355,7 +409,7 @@ impl Net {
             .rules
             .rules
             .iter()
-            .any(|rule| rule.permits(access, addr))
+            .any(|rule| rule.permits(transport, access, addr))
         {
             return Err(NetError::NotGranted { op, addr });
         }
@@ -368,7 +422,7 @@ impl Net {
     ///
     /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
     pub fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
-        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.admit(Transport::Tcp, NetOp::Connect, NetAccess::Connect, addr)?;
         self.rules
             .connect
             .connect_tcp_stream(addr)
@@ -387,7 +441,7 @@ impl Net {
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<TcpStream, NetError> {
-        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.admit(Transport::Tcp, NetOp::Connect, NetAccess::Connect, addr)?;
         self.rules
             .connect
             .connect_timeout_tcp_stream(&addr, timeout)
@@ -401,7 +455,7 @@ impl Net {
     ///
     /// As [`connect_tcp`](Self::connect_tcp), against the `Bind` rules.
     pub fn bind_tcp(&self, addr: SocketAddr) -> Result<TcpListener, NetError> {
-        self.admit(NetOp::Bind, NetAccess::Bind, addr)?;
+        self.admit(Transport::Tcp, NetOp::Bind, NetAccess::Bind, addr)?;
         self.rules
             .bind
             .bind_tcp_listener(addr)
@@ -416,7 +470,7 @@ impl Net {
     ///
     /// As [`bind_tcp`](Self::bind_tcp).
     pub fn bind_udp(&self, addr: SocketAddr) -> Result<UdpSocket, NetError> {
-        self.admit(NetOp::Bind, NetAccess::Bind, addr)?;
+        self.admit(Transport::Udp, NetOp::Bind, NetAccess::Bind, addr)?;
         self.rules
             .bind
             .bind_udp_socket(addr)
@@ -430,7 +484,7 @@ impl Net {
         buf: &[u8],
         addr: SocketAddr,
     ) -> Result<usize, NetError> {
-        self.admit(NetOp::Send, NetAccess::Connect, addr)?;
+        self.admit(Transport::Udp, NetOp::Send, NetAccess::Connect, addr)?;
         self.rules
             .connect
             .send_to_udp_socket_addr(socket, buf, addr)
@@ -442,7 +496,7 @@ impl Net {
         socket: &cap_std::net::UdpSocket,
         addr: SocketAddr,
     ) -> Result<(), NetError> {
-        self.admit(NetOp::Connect, NetAccess::Connect, addr)?;
+        self.admit(Transport::Udp, NetOp::Connect, NetAccess::Connect, addr)?;
         self.rules
             .connect
             .connect_udp_socket(socket, addr)

@@ -1,19 +1,22 @@
 //! Landlock and seccomp on Linux.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, NetPort,
-    PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, make_bitflags,
+    PathBeneath, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
+    make_bitflags,
 };
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, sock_filter};
 
+use super::rules::{self, Sockets};
+use super::spawner;
 use super::{Enforcement, LandlockLevel, Lockdown, LockdownError, Mode};
-use crate::caps::NetAccess;
+use crate::caps::{NetAccess, Transport};
 use crate::grant::{Capability, Inventory, Rights};
+use crate::threads::SpawnError;
 
 /// The highest Landlock ABI the policy uses (the ceiling: 7).
 const TARGET_ABI: ABI = ABI::V7;
@@ -26,15 +29,15 @@ const REQUIRED_ABI: u8 = 6;
 /// this cannot be expressed.
 const MAX_TCP_PORTS: usize = 4096;
 
-/// A child's kernel policy: the seccomp programs compiled once for its
+/// A child's kernel policy: the seccomp program compiled once for its
 /// specification, and how to derive Landlock rules from each instance's
 /// grant.
 #[derive(Debug)]
 pub struct Policy {
     lockdown: Lockdown,
-    /// The filters to install, in order; empty when they could not be
-    /// compiled in best-effort mode.
-    filters: Vec<BpfProgram>,
+    /// The seccomp program; `None` when it could not be built in
+    /// best-effort mode.
+    filter: Option<Arc<BpfProgram>>,
 }
 
 fn landlock_error(err: impl std::fmt::Display) -> LockdownError {
@@ -47,57 +50,52 @@ fn seccomp_error(err: impl std::fmt::Display) -> LockdownError {
 
 impl Policy {
     /// Compiles the part of the policy that depends only on what kinds of
-    /// capabilities `grant` holds: the seccomp filter, which allows sockets
-    /// only when the grant holds a network capability.
+    /// capabilities `grant` holds: the seccomp program, which allows TCP and
+    /// UDP sockets only as the grant's network rules name them.
+    ///
+    /// Also starts, once per process, the crate's thread that starts
+    /// threads for confined ones (a confined thread cannot): call this from
+    /// an unconfined thread, as a supervisor does.
     ///
     /// # Errors
     ///
     /// [`LockdownError`] when a required part cannot be built here.
     pub fn compile(lockdown: Lockdown, grant: &Inventory<'_>) -> Result<Self, LockdownError> {
-        let has_net = grant
-            .iter()
-            .any(|held| matches!(held.capability(), Capability::Net { .. }));
-        let filters = match compile_filters(has_net) {
-            Ok(filters) => filters,
+        spawner::start().map_err(LockdownError::Threads)?;
+        let filter = match compile_filter(sockets(grant)) {
+            Ok(filter) => Some(Arc::new(filter)),
             // Best effort goes on without seccomp; `apply` reports it as
             // not enforced.
-            Err(_) if lockdown.mode == Mode::BestEffort => Vec::new(),
+            Err(_) if lockdown.mode == Mode::BestEffort => None,
             Err(err) => return Err(err),
         };
-        Ok(Self { lockdown, filters })
+        Ok(Self { lockdown, filter })
     }
 
-    /// Confines the calling thread, and threads it spawns later, to what
-    /// `grant` holds; reports what the kernel enforced.
+    /// Confines the calling thread to what `grant` holds and reports what
+    /// the kernel enforced. Threads it starts afterwards through
+    /// [`Context::spawn`](crate::Context::spawn) carry the same policy;
+    /// it cannot start others.
     ///
     /// # Errors
     ///
     /// [`LockdownError`] when the policy cannot be enforced as required.
     pub fn apply(&self, grant: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
-        let require = self.lockdown.mode == Mode::Require;
-        let mut enforcement = self.landlock(grant)?;
-        let mut installed = !self.filters.is_empty();
-        for filter in &self.filters {
-            if let Err(err) = seccompiler::apply_filter(filter) {
-                if require {
-                    return Err(seccomp_error(err));
-                }
-                installed = false;
-                break;
-            }
-        }
-        if require && !installed {
-            return Err(LockdownError::Unsupported {
-                missing: "a seccomp filter for this architecture".to_owned(),
-            });
-        }
-        enforcement.seccomp = installed;
-        // Both Landlock and seccomp set it; either suffices.
-        enforcement.no_new_privs |= installed;
+        let (ruleset, facts) = self.ruleset(grant)?;
+        let confinement = Confinement {
+            ruleset: ruleset.try_clone().map_err(landlock_error)?,
+            filter: self.filter.clone(),
+            mode: self.lockdown.mode,
+            facts,
+        };
+        let enforcement = confinement.enforce(ruleset)?;
+        CONFINEMENT.with(|current| *current.borrow_mut() = Some(Arc::new(confinement)));
         Ok(enforcement)
     }
 
-    fn landlock(&self, grant: &Inventory<'_>) -> Result<Enforcement, LockdownError> {
+    /// The instance's Landlock ruleset, created but not yet applied, and
+    /// what it will enforce.
+    fn ruleset(&self, grant: &Inventory<'_>) -> Result<(RulesetCreated, Facts), LockdownError> {
         let require = self.lockdown.mode == Mode::Require;
         let (connect, bind) = tcp_ports(grant);
         let expressible = connect.len() <= MAX_TCP_PORTS && bind.len() <= MAX_TCP_PORTS;
@@ -152,38 +150,175 @@ impl Policy {
                     .map_err(landlock_error)?;
             }
         }
-        let status = created
-            .restrict_self()
-            .map_err(unsupported_if_required(require))?;
-        let abi = match status.landlock {
-            LandlockStatus::Available { effective_abi, .. } => Some(effective_abi as u8),
-            _ => None,
+        Ok((
+            created,
+            Facts {
+                directories,
+                expressible,
+            },
+        ))
+    }
+}
+
+/// What a ruleset holds, for the report.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    directories: usize,
+    expressible: bool,
+}
+
+thread_local! {
+    /// The policy the crate applied to this thread, which threads it starts
+    /// through the thread capability carry too.
+    static CONFINEMENT: RefCell<Option<Arc<Confinement>>> = const { RefCell::new(None) };
+}
+
+/// The policy of the calling thread, if the crate confined it.
+pub(crate) fn confinement() -> Option<Arc<Confinement>> {
+    CONFINEMENT.with(|current| current.borrow().clone())
+}
+
+/// One instance's policy in a form that confines further threads: its
+/// Landlock ruleset (one per instance, so later threads get the same
+/// directories) and the child's seccomp program.
+#[derive(Debug)]
+pub(crate) struct Confinement {
+    ruleset: RulesetCreated,
+    filter: Option<Arc<BpfProgram>>,
+    mode: Mode,
+    facts: Facts,
+}
+
+impl Confinement {
+    /// Applies `ruleset` and the seccomp program to the calling thread.
+    fn enforce(&self, ruleset: RulesetCreated) -> Result<Enforcement, LockdownError> {
+        let require = self.mode == Mode::Require;
+        let mut enforcement = restrict(ruleset, self.facts, require)?;
+        let installed = match &self.filter {
+            Some(filter) => match seccompiler::apply_filter(filter) {
+                Ok(()) => true,
+                Err(err) if require => return Err(seccomp_error(err)),
+                Err(_) => false,
+            },
+            None => false,
         };
-        let landlock = match status.ruleset {
-            RulesetStatus::FullyEnforced => LandlockLevel::Full,
-            RulesetStatus::PartiallyEnforced => LandlockLevel::Partial,
-            _ => LandlockLevel::None,
-        };
-        if require && (landlock != LandlockLevel::Full || abi.is_none_or(|abi| abi < REQUIRED_ABI))
-        {
+        if require && !installed {
             return Err(LockdownError::Unsupported {
-                missing: format!(
-                    "Landlock ABI {REQUIRED_ABI} (the kernel offers {})",
-                    abi.map_or_else(|| "none".to_owned(), |abi| abi.to_string())
-                ),
+                missing: "a seccomp filter for this architecture".to_owned(),
             });
         }
-        let enforced = landlock != LandlockLevel::None;
-        Ok(Enforcement {
-            landlock,
-            landlock_abi: abi,
-            scoped: enforced && abi.is_some_and(|abi| abi >= REQUIRED_ABI),
-            tcp_rules: enforced && expressible && abi.is_some_and(|abi| abi >= 4),
-            seccomp: false,
-            no_new_privs: status.no_new_privs,
-            directories,
-        })
+        enforcement.seccomp = installed;
+        // Both Landlock and seccomp set it; either suffices.
+        enforcement.no_new_privs |= installed;
+        Ok(enforcement)
     }
+
+    /// Starts a thread that carries this policy: from the crate's unconfined
+    /// spawner (a confined thread cannot start one), confined before `work`
+    /// runs. Returns once the policy is in force on it.
+    pub(crate) fn spawn(
+        self: Arc<Self>,
+        name: String,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<JoinHandle<()>, SpawnError> {
+        let (ready, applied) = crossbeam_channel::bounded(1);
+        let body = move || {
+            let enforced = self
+                .ruleset
+                .try_clone()
+                .map_err(landlock_error)
+                .and_then(|ruleset| self.enforce(ruleset));
+            let confined = enforced.is_ok();
+            let _ = ready.send(enforced.map(drop));
+            if confined {
+                CONFINEMENT.with(|current| *current.borrow_mut() = Some(self));
+                work();
+            }
+        };
+        let join = spawner::spawn(name, Box::new(body))?;
+        match applied.recv() {
+            Ok(Ok(())) => Ok(join),
+            Ok(Err(source)) => Err(SpawnError::Lockdown { source }),
+            Err(_) => Err(SpawnError::Lockdown {
+                source: LockdownError::Threads(
+                    "the thread ended before its kernel policy was applied".to_owned(),
+                ),
+            }),
+        }
+    }
+}
+
+/// Applies a Landlock ruleset to the calling thread.
+fn restrict(
+    ruleset: RulesetCreated,
+    facts: Facts,
+    require: bool,
+) -> Result<Enforcement, LockdownError> {
+    let status = ruleset
+        .restrict_self()
+        .map_err(unsupported_if_required(require))?;
+    let abi = match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => Some(effective_abi as u8),
+        _ => None,
+    };
+    let landlock = match status.ruleset {
+        RulesetStatus::FullyEnforced => LandlockLevel::Full,
+        RulesetStatus::PartiallyEnforced => LandlockLevel::Partial,
+        _ => LandlockLevel::None,
+    };
+    if require && (landlock != LandlockLevel::Full || abi.is_none_or(|abi| abi < REQUIRED_ABI)) {
+        return Err(LockdownError::Unsupported {
+            missing: format!(
+                "Landlock ABI {REQUIRED_ABI} (the kernel offers {})",
+                abi.map_or_else(|| "none".to_owned(), |abi| abi.to_string())
+            ),
+        });
+    }
+    let enforced = landlock != LandlockLevel::None;
+    Ok(Enforcement {
+        landlock,
+        landlock_abi: abi,
+        scoped: enforced && abi.is_some_and(|abi| abi >= REQUIRED_ABI),
+        tcp_rules: enforced && facts.expressible && abi.is_some_and(|abi| abi >= 4),
+        seccomp: false,
+        no_new_privs: status.no_new_privs,
+        directories: facts.directories,
+    })
+}
+
+/// The seccomp program for a grant with network access `sockets`.
+fn compile_filter(sockets: Sockets) -> Result<BpfProgram, LockdownError> {
+    let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
+        missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
+    })?;
+    let program = rules::table(arch, sockets, std::process::id())
+        .compile()
+        .map_err(seccomp_error)?;
+    Ok(program
+        .into_iter()
+        .map(|insn| sock_filter {
+            code: insn.code,
+            jt: insn.jt,
+            jf: insn.jf,
+            k: insn.k,
+        })
+        .collect())
+}
+
+/// The kinds of sockets the grant's network rules name.
+fn sockets(grant: &Inventory<'_>) -> Sockets {
+    let mut sockets = Sockets::default();
+    for held in grant.iter() {
+        if let Capability::Net { rules } = held.capability() {
+            for rule in rules {
+                match rule.transport() {
+                    Transport::Tcp => sockets.tcp = true,
+                    Transport::Udp => sockets.udp = true,
+                }
+            }
+        }
+    }
+    sockets
 }
 
 fn unsupported_if_required(require: bool) -> impl Fn(landlock::RulesetError) -> LockdownError {
@@ -216,7 +351,10 @@ fn tcp_ports(grant: &Inventory<'_>) -> (Vec<u16>, Vec<u16>) {
     let mut bind = std::collections::BTreeSet::new();
     for held in grant.iter() {
         if let Capability::Net { rules } = held.capability() {
-            for rule in rules {
+            for rule in rules
+                .iter()
+                .filter(|rule| rule.transport() == Transport::Tcp)
+            {
                 let ports = rule.ports();
                 match rule.access() {
                     NetAccess::Connect => connect.extend(ports),
@@ -226,175 +364,4 @@ fn tcp_ports(grant: &Inventory<'_>) -> (Vec<u16>, Vec<u16>) {
         }
     }
     (connect.into_iter().collect(), bind.into_iter().collect())
-}
-
-/// Syscalls denied with `EPERM` whatever the grant.
-fn always_denied() -> Vec<i64> {
-    let mut syscalls = vec![
-        libc::SYS_execve,
-        libc::SYS_execveat,
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_chroot,
-        libc::SYS_pivot_root,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_setuid,
-        libc::SYS_setgid,
-        libc::SYS_setreuid,
-        libc::SYS_setregid,
-        libc::SYS_setresuid,
-        libc::SYS_setresgid,
-        libc::SYS_setfsuid,
-        libc::SYS_setfsgid,
-        libc::SYS_setgroups,
-        libc::SYS_capset,
-        libc::SYS_io_uring_setup,
-        libc::SYS_userfaultfd,
-        libc::SYS_kexec_load,
-        libc::SYS_kexec_file_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_tkill,
-        libc::SYS_pidfd_send_signal,
-        libc::SYS_pidfd_getfd,
-        libc::SYS_open_by_handle_at,
-        libc::SYS_name_to_handle_at,
-        libc::SYS_reboot,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_settimeofday,
-        libc::SYS_clock_settime,
-        libc::SYS_clock_adjtime,
-        libc::SYS_adjtimex,
-        libc::SYS_sethostname,
-        libc::SYS_setdomainname,
-        libc::SYS_acct,
-        libc::SYS_quotactl,
-        libc::SYS_fchown,
-        libc::SYS_fchownat,
-    ];
-    #[cfg(target_arch = "x86_64")]
-    syscalls.extend([
-        libc::SYS_fork,
-        libc::SYS_vfork,
-        libc::SYS_chown,
-        libc::SYS_lchown,
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-    ]);
-    syscalls
-}
-
-/// Syscalls denied with `EPERM` when the grant holds no network capability.
-fn network_syscalls() -> [i64; 7] {
-    [
-        libc::SYS_socket,
-        libc::SYS_socketpair,
-        libc::SYS_connect,
-        libc::SYS_bind,
-        libc::SYS_listen,
-        libc::SYS_accept,
-        libc::SYS_accept4,
-    ]
-}
-
-fn condition(
-    arg: u8,
-    len: SeccompCmpArgLen,
-    op: SeccompCmpOp,
-    value: u64,
-) -> Result<SeccompCondition, LockdownError> {
-    SeccompCondition::new(arg, len, op, value).map_err(seccomp_error)
-}
-
-fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, LockdownError> {
-    SeccompRule::new(conditions).map_err(seccomp_error)
-}
-
-/// Matches when the mode argument `arg` has a set-user-ID or set-group-ID
-/// bit.
-fn set_id_mode(arg: u8) -> Result<Vec<SeccompRule>, LockdownError> {
-    [0o4000, 0o2000, 0o6000]
-        .into_iter()
-        .map(|bits| {
-            rule(vec![condition(
-                arg,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::MaskedEq(0o6000),
-                bits,
-            )?])
-        })
-        .collect()
-}
-
-fn compile_filters(has_net: bool) -> Result<Vec<BpfProgram>, LockdownError> {
-    let arch =
-        TargetArch::try_from(std::env::consts::ARCH).map_err(|_| LockdownError::Unsupported {
-            missing: format!("a seccomp target for {}", std::env::consts::ARCH),
-        })?;
-    let pid = u64::from(std::process::id());
-    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = always_denied()
-        .into_iter()
-        .map(|nr| (nr, Vec::new()))
-        .collect();
-    if !has_net {
-        denied.extend(network_syscalls().into_iter().map(|nr| (nr, Vec::new())));
-    }
-    // A new process, not a thread.
-    denied.insert(
-        libc::SYS_clone,
-        vec![rule(vec![condition(
-            0,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-            0,
-        )?])?],
-    );
-    // Signals to any process but this one.
-    for (syscall, arg) in [(libc::SYS_kill, 0), (libc::SYS_tgkill, 0)] {
-        denied.insert(
-            syscall,
-            vec![rule(vec![condition(
-                arg,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::Ne,
-                pid,
-            )?])?],
-        );
-    }
-    denied.insert(libc::SYS_fchmod, set_id_mode(1)?);
-    denied.insert(libc::SYS_fchmodat, set_id_mode(2)?);
-    #[cfg(target_arch = "x86_64")]
-    denied.insert(libc::SYS_chmod, set_id_mode(1)?);
-
-    let deny = SeccompFilter::new(
-        denied,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(seccomp_error)?;
-    // clone3's flags live in memory a filter cannot read: answer ENOSYS so
-    // the C library falls back to clone, whose flags the first filter checks.
-    let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(seccomp_error)?;
-    Ok(vec![
-        deny.try_into().map_err(seccomp_error)?,
-        clone3.try_into().map_err(seccomp_error)?,
-    ])
 }

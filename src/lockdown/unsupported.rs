@@ -2,8 +2,31 @@
 //! `lockdown` feature: `Require` refuses to start and `BestEffort` reports
 //! that nothing is enforced.
 
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
 use super::{Enforcement, LandlockLevel, Lockdown, LockdownError, Mode};
 use crate::grant::Inventory;
+use crate::threads::SpawnError;
+
+/// A thread's kernel policy: none can exist here.
+#[derive(Debug)]
+pub(crate) enum Confinement {}
+
+impl Confinement {
+    pub(crate) fn spawn(
+        self: Arc<Self>,
+        _: String,
+        _: impl FnOnce() + Send + 'static,
+    ) -> Result<JoinHandle<()>, SpawnError> {
+        match *self {}
+    }
+}
+
+/// No thread is ever confined here.
+pub(crate) fn confinement() -> Option<Arc<Confinement>> {
+    None
+}
 
 /// The (empty) policy of a platform that has no kernel sandbox.
 #[derive(Debug)]

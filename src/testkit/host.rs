@@ -43,6 +43,9 @@ struct Swapper {
 pub(crate) struct HostSide {
     canary: Canary,
     swapper: Option<Swapper>,
+    /// A process of the host's that attempts on other processes aim at: a
+    /// `sleep`, started on first use and killed with the host side.
+    bystander: Option<std::process::Child>,
     // Last: the outside directory is removed after the canary is dropped.
     _outside: TempTree,
 }
@@ -58,6 +61,7 @@ impl HostSide {
         Ok(Self {
             canary,
             swapper: None,
+            bystander: None,
             _outside: outside,
         })
     }
@@ -191,6 +195,22 @@ impl HostSide {
         }
     }
 
+    /// The id of a process of the host's that is not this one, started on
+    /// first use.
+    pub(crate) fn bystander(&mut self) -> Result<u32, String> {
+        if let Some(bystander) = &self.bystander {
+            return Ok(bystander.id());
+        }
+        let bystander = std::process::Command::new("sleep")
+            .arg("3600")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start a bystander process (`sleep`): {e}"))?;
+        let id = bystander.id();
+        self.bystander = Some(bystander);
+        Ok(id)
+    }
+
     pub(crate) fn stop_swapper(&mut self) {
         if let Some(swapper) = self.swapper.take() {
             swapper.stop.store(true, Ordering::Relaxed);
@@ -202,6 +222,10 @@ impl HostSide {
 impl Drop for HostSide {
     fn drop(&mut self) {
         self.stop_swapper();
+        if let Some(mut bystander) = self.bystander.take() {
+            let _ = bystander.kill();
+            let _ = bystander.wait();
+        }
     }
 }
 
@@ -216,6 +240,7 @@ enum Request {
     Remove(Scratch, cb::Sender<()>),
     StartSwapper(Scratch, cb::Sender<()>),
     StopSwapper(cb::Sender<()>),
+    Bystander(cb::Sender<Result<u32, String>>),
 }
 
 /// The battery's host side on a thread of its own, for probing from a
@@ -292,6 +317,9 @@ impl Host {
                         Request::StopSwapper(reply) => {
                             side.stop_swapper();
                             let _ = reply.send(());
+                        }
+                        Request::Bystander(reply) => {
+                            let _ = reply.send(side.bystander());
                         }
                     }
                 }
@@ -389,6 +417,15 @@ impl HostRef<'_> {
             HostRef::Remote(host) => {
                 let _ = host.ask(Request::StopSwapper);
             }
+        }
+    }
+
+    pub(crate) fn bystander(&mut self) -> Result<u32, String> {
+        match self {
+            HostRef::Local(side) => side.bystander(),
+            HostRef::Remote(host) => host
+                .ask(Request::Bystander)
+                .unwrap_or_else(|| Err("the host thread is gone".to_owned())),
         }
     }
 }
