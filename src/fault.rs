@@ -350,6 +350,10 @@ fn take_panic_report() -> Option<PanicReport> {
 /// on supervised threads whose supervisor was told not to forward them. So a
 /// supervised panic is printed at most once (by the application's hook), and
 /// reported once (as a `Faulted` event).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the crate's own hook, installed once by the granting side's first supervisor; it chains the previous one"
+)]
 pub(crate) fn install_panic_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

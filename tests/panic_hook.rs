@@ -30,6 +30,10 @@ fn run_once(forward: bool) -> compartment::Fault {
 }
 
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test is the application: it installs its hook before any supervisor"
+)]
 fn the_applications_hook_is_chained_and_called_once_per_panic() {
     // The application installs its hook before any supervisor starts.
     std::panic::set_hook(Box::new(|_| {

@@ -54,6 +54,10 @@ fn fails(_: (), _: &Context) -> Result<(), String> {
     Err("unavailable".into())
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test is the granting side: it installs the subscriber the bridge reports to"
+)]
 fn install() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| tracing::subscriber::set_global_default(Recorder).unwrap());
