@@ -3,7 +3,8 @@
 //!
 //! Types stop honest code; the kernel stops the rest. A child specified
 //! with [`Child::lockdown`](crate::Child::lockdown) has its instance thread —
-//! and every thread that instance spawns — confined, before the entry
+//! and every thread it starts through
+//! [`Context::spawn`](crate::Context::spawn) — confined, before the entry
 //! function runs, to exactly what its grant holds:
 //!
 //! - **Landlock**, derived from the grant's inventory alone: each directory
@@ -11,31 +12,35 @@
 //!   rights for a read-only directory; for a full one, reading, writing,
 //!   creating and removing files and directories, renaming and truncating —
 //!   but not symlinks, devices, fifos or sockets); TCP bind and connect
-//!   rules for the ports of the grant's network rules; the scopes that block
+//!   rules for the ports of the grant's TCP rules; the scopes that block
 //!   abstract Unix sockets and signals outside the component. Nothing else on
 //!   the filesystem is reachable.
-//! - **seccomp**, compiled once per child specification: `EPERM` for the
-//!   syscalls of authorities no grant can hold — new processes (`execve`,
-//!   `fork`, `vfork`, `clone` without `CLONE_THREAD`; `clone3`, whose flags
-//!   a filter cannot read, answers `ENOSYS` so the C library falls back to
-//!   `clone`), `ptrace` and cross-process memory access, signals to other
-//!   processes, mounts, namespaces, `chroot`, BPF, perf, keyrings, set-id
-//!   calls, `io_uring`, `userfaultfd`, module and `kexec` loading, handles by
-//!   inode, reboots and clock changes, ownership changes and set-id mode
-//!   bits — and, without a network capability, every socket call. The
-//!   process is never killed.
+//! - **seccomp**, compiled once per child specification, refusing by class
+//!   what no grant holds: new processes and threads not started by the
+//!   crate; state the whole process shares (working directory, root, umask,
+//!   resource limits, signal handlers, namespaces, credentials, `prctl`
+//!   beyond the thread's own name and settings); other processes (signals,
+//!   limits, priority, scheduling, tracing, memory); the kernel and host
+//!   (mounts, BPF, perf, keyrings, modules, `io_uring`, clocks, reboots);
+//!   metadata changes and extended-attribute reads by path; set-id bits in
+//!   any mode argument; and sockets beyond the grant — TCP only with TCP
+//!   rules, UDP only with UDP rules, never Unix, raw, packet, netlink or any
+//!   other family, and no socket call at all without a network capability.
+//!   Every refusal is `EPERM`; syscalls newer than the crate's table answer
+//!   `ENOSYS`. The process is never killed.
 //!
-//! The policy applies to the component's thread only: its supervisor and
+//! The policy applies to the component's threads only: its supervisor and
 //! the other components stay unrestricted, and a restart gets a new thread
 //! with the policy applied afresh.
 //!
 //! # On threads of your own
 //!
 //! [`Policy`] is what a supervisor uses: [`Policy::compile`] once from a
-//! grant's [inventory](crate::Grant::inventory), [`Policy::apply`] on each
-//! thread to confine it to a grant (which must hold the same kinds of
-//! capabilities). Applying is irreversible for that thread.
-//!
+//! grant's [inventory](crate::Grant::inventory) on an unconfined thread,
+//! [`Policy::apply`] on each thread to confine it to a grant (which must
+//! hold the same kinds of capabilities). Applying is irreversible for that
+//! thread, and a confined thread cannot start threads itself.
+
 //! # Fail closed
 //!
 //! With [`Lockdown::require`] (the default), a component whose full policy
@@ -46,11 +51,16 @@
 //!
 //! # What it cannot stop
 //!
-//! Everything inside the process: unsafe code writing another component's
-//! memory, `process::exit`, a stack overflow, an abort. Those need a process
-//! boundary. Landlock does not restrict operations on descriptors opened
-//! before the policy (such as files in the grant), which is why capabilities
-//! never hand out their descriptors.
+//! Everything inside the process that does not pass through the confined
+//! thread's syscalls: unsafe code writing another component's memory,
+//! `process::exit`, a stack overflow, an abort; code a component registers
+//! globally (a panic hook, a `tracing` subscriber or logger, work for a
+//! global thread pool), which later runs on other, unconfined threads;
+//! descriptors the process already holds; `stat` of paths outside the
+//! grant. Those need a process boundary; the boundary table in
+//! `ARCHITECTURE.md` lists each. Landlock does not restrict operations on
+//! descriptors opened before the policy (such as files in the grant), which
+//! is why capabilities never hand out their descriptors.
 
 use std::fmt;
 

@@ -769,6 +769,12 @@ fn refused_only_under_lockdown(name: &str, attempts: Attempts) {
     let outside = outside(name);
     let sandbox = Sandbox::standard(ambient_authority()).unwrap();
     let granted_port = outside.tcp_listener.local_addr().unwrap().port();
+    // Planted by the host: a symlink inside the grant that points outside.
+    std::os::unix::fs::symlink(
+        outside.dir.join("outside.txt"),
+        sandbox.root_path().join("docs/planted-outside"),
+    )
+    .unwrap();
     let fixture = Fixture {
         outside: outside.dir.join("outside.txt"),
         granted: sandbox.root_path().join("docs"),
@@ -1175,4 +1181,19 @@ fn threads_start_only_through_the_thread_capability_and_carry_the_policy() {
         ]
     }
     refused_only_under_lockdown("threads", attempts);
+}
+
+#[test]
+fn a_planted_symlink_that_points_outside_cannot_be_linked_by_path() {
+    require_kernel!();
+    fn attempts(f: &Fixture, _: &ClassGrant) -> Attempted {
+        let linked = f.granted.join("linked-outside");
+        let result = errno(std::fs::hard_link(f.granted.join("planted-outside"), &linked));
+        // Leave the tree as the next run expects it.
+        if result.is_none() {
+            let _ = std::fs::remove_file(&linked);
+        }
+        vec![("hard-link a planted symlink to the outside".into(), result)]
+    }
+    refused_only_under_lockdown("links", attempts);
 }

@@ -633,6 +633,14 @@ mod tests {
             DENY
         );
         assert_eq!(
+            answer(&table, libc::SYS_mkdirat, [0, 0, 0o2755, 0, 0, 0]),
+            DENY
+        );
+        assert_eq!(
+            answer(&table, libc::SYS_mkdirat, [0, 0, 0o755, 0, 0, 0]),
+            Answer::Allow
+        );
+        assert_eq!(
             answer(&table, libc::SYS_fchmod, [3, 0o755, 0, 0, 0, 0]),
             Answer::Allow
         );
