@@ -163,8 +163,8 @@ fn new_processes() -> Class {
 
 /// State every thread of the process shares: the working directory, the
 /// root, the umask, namespaces, credentials, resource limits, signal
-/// handlers, sessions, memory-wide settings, and policies applied to all
-/// threads at once.
+/// handlers, interval timers, sessions, memory-wide settings, and policies
+/// applied to all threads at once.
 ///
 /// Capabilities resolve paths from their own descriptors, so no component
 /// needs a working directory; a change here would be a change to the host.
@@ -192,11 +192,17 @@ fn process_wide_state() -> Class {
         nr(libc::SYS_setrlimit),
         nr(libc::SYS_mlockall),
         nr(libc::SYS_munlockall),
+        // Interval timers belong to the process, and their signals end it.
+        nr(libc::SYS_setitimer),
         unified::MSEAL,
         unified::LSM_SET_SELF_ATTR,
     ]);
     #[cfg(target_arch = "x86_64")]
-    class.extend(deny([nr(libc::SYS_modify_ldt), nr(libc::SYS_uselib)]));
+    class.extend(deny([
+        nr(libc::SYS_modify_ldt),
+        nr(libc::SYS_uselib),
+        nr(libc::SYS_alarm),
+    ]));
     class.extend([
         // Querying the execution domain only.
         (
