@@ -1188,7 +1188,10 @@ fn a_planted_symlink_that_points_outside_cannot_be_linked_by_path() {
     require_kernel!();
     fn attempts(f: &Fixture, _: &ClassGrant) -> Attempted {
         let linked = f.granted.join("linked-outside");
-        let result = errno(std::fs::hard_link(f.granted.join("planted-outside"), &linked));
+        let result = errno(std::fs::hard_link(
+            f.granted.join("planted-outside"),
+            &linked,
+        ));
         // Leave the tree as the next run expects it.
         if result.is_none() {
             let _ = std::fs::remove_file(&linked);

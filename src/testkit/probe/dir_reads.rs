@@ -18,35 +18,27 @@ pub(super) trait ProbedDir: Grant {
     fn list(&self, path: &Path) -> Result<usize, FsError>;
 }
 
-impl ProbedDir for Dir {
-    fn read_path(&self, path: &Path) -> Result<Vec<u8>, FsError> {
-        self.read(path)
-    }
-    fn open_sub(&self, path: &Path) -> Result<Self, FsError> {
-        self.open_dir(path)
-    }
-    fn metadata_of(&self, path: &Path) -> Result<(), FsError> {
-        self.metadata(path).map(|_| ())
-    }
-    fn list(&self, path: &Path) -> Result<usize, FsError> {
-        Ok(self.read_dir(path)?.count())
-    }
+/// Both directory capabilities have these methods under the same names.
+macro_rules! probed_dir {
+    ($($dir:ty),*) => {$(
+        impl ProbedDir for $dir {
+            fn read_path(&self, path: &Path) -> Result<Vec<u8>, FsError> {
+                self.read(path)
+            }
+            fn open_sub(&self, path: &Path) -> Result<Self, FsError> {
+                self.open_dir(path)
+            }
+            fn metadata_of(&self, path: &Path) -> Result<(), FsError> {
+                self.metadata(path).map(|_| ())
+            }
+            fn list(&self, path: &Path) -> Result<usize, FsError> {
+                Ok(self.read_dir(path)?.count())
+            }
+        }
+    )*};
 }
 
-impl ProbedDir for ReadOnlyDir {
-    fn read_path(&self, path: &Path) -> Result<Vec<u8>, FsError> {
-        self.read(path)
-    }
-    fn open_sub(&self, path: &Path) -> Result<Self, FsError> {
-        self.open_dir(path)
-    }
-    fn metadata_of(&self, path: &Path) -> Result<(), FsError> {
-        self.metadata(path).map(|_| ())
-    }
-    fn list(&self, path: &Path) -> Result<usize, FsError> {
-        Ok(self.read_dir(path)?.count())
-    }
-}
+probed_dir!(Dir, ReadOnlyDir);
 
 impl Battery for ReadOnlyDir {
     fn probe(&self, prober: &mut Prober<'_>, label: &str, descriptor: Option<Descriptor<'_>>) {
