@@ -22,11 +22,15 @@
 
 mod clock;
 mod dir;
+mod dir_builder;
 mod entries;
 mod env;
 mod file;
 mod fs_error;
 mod guarded_dir;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod inode;
+mod metadata_spec;
 mod net;
 mod random;
 mod read_only_dir;
@@ -35,14 +39,19 @@ mod socket;
 
 pub use clock::{ClockControl, MonotonicClock, SystemClock};
 pub use dir::Dir;
-pub use entries::{DirEntry, Entries};
+pub use dir_builder::DirBuilder;
+pub use entries::{DirEntry, Entries, ListedEntry, ReadOnlyDirEntry};
 pub use env::{Env, EnvError};
 pub use file::{File, OpenOptions, ReadOnlyFile};
 pub use fs_error::{FsError, FsOp, InvalidPath};
+pub use metadata_spec::{AccessModes, AccessType, FollowSymlinks, SystemTimeSpec};
 pub use net::{Net, NetAccess, NetError, NetOp, NetRule, Transport};
 pub use random::{Random, RandomError, RandomSource};
 pub use read_only_dir::ReadOnlyDir;
 pub use socket::{TcpListener, TcpStream, UdpSocket};
 
 pub use crate::grant::{Capability, FileRights, Rights};
+/// cap-std's Unix view of [`Permissions`] (`mode`, `from_mode`).
+#[cfg(unix)]
+pub use cap_std::fs::PermissionsExt;
 pub use cap_std::fs::{FileType, Metadata, Permissions};

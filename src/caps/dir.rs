@@ -5,12 +5,22 @@ use std::path::{Path, PathBuf};
 use cap_std::AmbientAuthority;
 use cap_std::fs::{Metadata, Permissions};
 
-use super::entries::Entries;
+use super::dir_builder::DirBuilder;
+use super::entries::{DirEntry, Entries};
 use std::io::Write;
 
-use super::file::{File, OpenOptions, SET_ID_BITS, refuse_set_id, refuse_shared_inode};
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+use super::file::refuse_shared_inode;
+use super::file::{File, OpenOptions, SET_ID_BITS, open_for_writing, refuse_set_id};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::{GuardedDir, check_symlink_target};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::inode::Inode;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::metadata_spec::AccessType;
+use super::metadata_spec::FollowSymlinks;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::metadata_spec::SystemTimeSpec;
 use super::read_only_dir::ReadOnlyDir;
 use super::shared_dir_methods::shared_dir_methods;
 use crate::grant::{Grant, Inventory, ReissueError, Rights};
@@ -66,6 +76,10 @@ pub struct Dir {
 }
 
 impl Dir {
+    /// A full directory may be written: [`access`](Self::access) answers so.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const WRITABLE: bool = true;
+
     /// Opens a directory of the host filesystem with full rights inside it.
     ///
     /// # Ambient Authority
@@ -131,6 +145,7 @@ impl Dir {
         options: &OpenOptions,
     ) -> Result<File, FsError> {
         let path = path.as_ref();
+        options.check(path)?;
         let rights = options.rights();
         let file = if rights.write {
             self.open_for_writing(FsOp::Create, path, options)?
@@ -156,19 +171,9 @@ impl Dir {
         path: &Path,
         options: &OpenOptions,
     ) -> Result<cap_std::fs::File, FsError> {
-        let truncate_after = options.truncates();
-        let mut untruncated = options.clone();
-        if truncate_after {
-            untruncated.truncate(false);
-        }
-        let file = self
-            .dir
-            .run(op, path, |d| d.open_with(path, &untruncated.to_cap_std()))?;
-        refuse_shared_inode(op, path, &file)?;
-        if truncate_after {
-            file.set_len(0).map_err(|e| FsError::from_io(op, path, e))?;
-        }
-        Ok(file)
+        open_for_writing(op, path, options, |untruncated| {
+            self.dir.run(op, path, |d| d.open_with(path, untruncated))
+        })
     }
 
     /// Creates (or truncates) a file and opens it for writing.
@@ -217,15 +222,47 @@ impl Dir {
         self.dir.run(FsOp::CreateDir, path, |d| d.create_dir(path))
     }
 
-    /// Creates a directory and any missing parents.
+    /// Creates a directory and any missing parents. The empty path names
+    /// this directory, which exists: `Ok(())`, as in cap-std.
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
     pub fn create_dir_all(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
         let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            return self.dir.admit(FsOp::CreateDir, Path::new("."));
+        }
         self.dir
             .run(FsOp::CreateDir, path, |d| d.create_dir_all(path))
+    }
+
+    /// Creates a directory as `builder` says: its mode, and whether missing
+    /// parents are created too (then the empty path is `Ok(())`, as for
+    /// [`create_dir_all`](Self::create_dir_all)).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::SetIdRefused`] for a mode with set-id bits; otherwise as
+    /// [`open`](Self::open).
+    pub fn create_dir_with(
+        &self,
+        path: impl AsRef<Path>,
+        builder: &DirBuilder,
+    ) -> Result<(), FsError> {
+        let path = path.as_ref();
+        if let Some(mode) = builder.set_id_mode() {
+            return Err(FsError::SetIdRefused {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        if builder.is_recursive() && path.as_os_str().is_empty() {
+            return self.dir.admit(FsOp::CreateDir, Path::new("."));
+        }
+        self.dir.run(FsOp::CreateDir, path, |d| {
+            d.create_dir_with(path, &builder.to_cap_std())
+        })
     }
 
     /// Removes a file or a symlink (never what a symlink points to).
@@ -237,6 +274,17 @@ impl Dir {
         let path = path.as_ref();
         self.dir
             .run(FsOp::RemoveFile, path, |d| d.remove_file(path))
+    }
+
+    /// Removes a file or a symlink — cap-std's name for the operation that
+    /// on Windows also removes symlinks to directories; here it is
+    /// [`remove_file`](Self::remove_file).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn remove_file_or_symlink(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
+        self.remove_file(path)
     }
 
     /// Removes an empty directory.
@@ -333,6 +381,22 @@ impl Dir {
     ) -> Result<u64, FsError> {
         let (from, to) = (from.as_ref(), to.as_ref());
         let mut source = self.dir.run(FsOp::Copy, from, |d| d.open(from))?;
+        // Checked on the open source, before the destination is touched: a
+        // failed copy leaves an existing destination as it was.
+        let is_file = source
+            .metadata()
+            .map_err(|e| FsError::from_io(FsOp::Copy, from, e))?
+            .is_file();
+        if !is_file {
+            return Err(FsError::from_io(
+                FsOp::Copy,
+                from,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the source is not a regular file",
+                ),
+            ));
+        }
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(true);
         let mut target = to_dir.open_for_writing(FsOp::Copy, to, &options)?;
@@ -366,12 +430,61 @@ impl Dir {
             .run(FsOp::Symlink, link, |d| d.symlink(target, link))
     }
 
-    /// Changes the permission bits of `path`. Set-user-ID and set-group-ID
-    /// are refused.
+    /// [`symlink`](Self::symlink) under cap-std's name for a link to a file
+    /// (Unix does not tell the two apart); the same rule on the target.
     ///
     /// # Errors
     ///
-    /// [`FsError::SetIdRefused`]; otherwise as [`open`](Self::open).
+    /// As [`symlink`](Self::symlink).
+    #[cfg(unix)]
+    pub fn symlink_file(
+        &self,
+        target: impl AsRef<Path>,
+        link: impl AsRef<Path>,
+    ) -> Result<(), FsError> {
+        self.symlink(target, link)
+    }
+
+    /// [`symlink`](Self::symlink) under cap-std's name for a link to a
+    /// directory; the same rule on the target.
+    ///
+    /// # Errors
+    ///
+    /// As [`symlink`](Self::symlink).
+    #[cfg(unix)]
+    pub fn symlink_dir(
+        &self,
+        target: impl AsRef<Path>,
+        link: impl AsRef<Path>,
+    ) -> Result<(), FsError> {
+        self.symlink(target, link)
+    }
+
+    /// Changes the permission bits of `path` (following a final symlink,
+    /// inside the directory). Set-user-ID and set-group-ID are refused, and
+    /// so is a file another hard link names. Works without read access to
+    /// the target, as cap-std does: a directory set to `000` or a
+    /// write-only file can have its mode restored.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::SetIdRefused`], [`FsError::SharedInode`]; otherwise as
+    /// [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::Permissions;
+    /// use compartment::caps::PermissionsExt;
+    ///
+    /// dir.write("notes.txt", b"x")?;
+    /// dir.set_permissions("notes.txt", Permissions::from_mode(0o600))?;
+    /// assert_eq!(dir.metadata("notes.txt")?.permissions().mode() & 0o777, 0o600);
+    /// assert!(dir.set_permissions("notes.txt", Permissions::from_mode(0o4755)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_permissions(
         &self,
         path: impl AsRef<Path>,
@@ -380,15 +493,135 @@ impl Dir {
         let path = path.as_ref();
         self.dir.admit(FsOp::SetPermissions, path)?;
         refuse_set_id(path, &permissions)?;
-        // Through a descriptor, so the link-count check and the change apply
-        // to the same file.
-        let file = self.dir.run(FsOp::SetPermissions, path, |d| d.open(path))?;
-        refuse_shared_inode(FsOp::SetPermissions, path, &file)?;
-        file.set_permissions(permissions)
-            .map_err(|e| FsError::from_io(FsOp::SetPermissions, path, e))
+        self.change_mode(path, permissions, FollowSymlinks::Yes)
     }
 
-    shared_dir_methods!();
+    /// Changes the permission bits of `path` itself, not following a final
+    /// symlink. On Linux a symlink has no permission bits of its own: for
+    /// one, this fails with kind `Unsupported`, as cap-std does there.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_permissions`](Self::set_permissions).
+    pub fn set_symlink_permissions(
+        &self,
+        path: impl AsRef<Path>,
+        permissions: Permissions,
+    ) -> Result<(), FsError> {
+        let path = path.as_ref();
+        self.dir.admit(FsOp::SetPermissions, path)?;
+        refuse_set_id(path, &permissions)?;
+        self.change_mode(path, permissions, FollowSymlinks::No)
+    }
+
+    /// Through a descriptor, so the link-count check and the change apply
+    /// to the same file.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn change_mode(
+        &self,
+        path: &Path,
+        permissions: Permissions,
+        follow: FollowSymlinks,
+    ) -> Result<(), FsError> {
+        use cap_std::fs::PermissionsExt;
+        let op = FsOp::SetPermissions;
+        let inode = Inode::open(&self.dir, op, path, follow)?;
+        if follow == FollowSymlinks::No && inode.is_symlink(op, path)? {
+            return Err(FsError::from_io(
+                op,
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "a symlink has no permission bits of its own on Linux",
+                ),
+            ));
+        }
+        inode.refuse_shared(op, path)?;
+        inode.set_mode(op, path, permissions.mode())
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn change_mode(
+        &self,
+        path: &Path,
+        permissions: Permissions,
+        _: FollowSymlinks,
+    ) -> Result<(), FsError> {
+        let op = FsOp::SetPermissions;
+        let file = self.dir.run(op, path, |d| d.open(path))?;
+        refuse_shared_inode(op, path, &file)?;
+        file.set_permissions(permissions)
+            .map_err(|e| FsError::from_io(op, path, e))
+    }
+
+    /// Sets the access and modification times of `path` (following a final
+    /// symlink, inside the directory); `None` leaves one as it is. Through
+    /// a descriptor, like every metadata change; refused for a file another
+    /// hard link names.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::SharedInode`]; otherwise as [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::SystemTimeSpec;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// dir.write("old.txt", b"x")?;
+    /// let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    /// dir.set_times("old.txt", None, Some(SystemTimeSpec::Absolute(long_ago)))?;
+    /// assert_eq!(dir.metadata("old.txt")?.modified()?.into_std(), long_ago);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn set_times(
+        &self,
+        path: impl AsRef<Path>,
+        accessed: Option<SystemTimeSpec>,
+        modified: Option<SystemTimeSpec>,
+    ) -> Result<(), FsError> {
+        self.change_times(path.as_ref(), accessed, modified, FollowSymlinks::Yes)
+    }
+
+    /// [`set_times`](Self::set_times) on `path` itself, not following a
+    /// final symlink.
+    ///
+    /// Under lockdown, setting a symlink's own times is refused by the
+    /// kernel (`EPERM`): it can only be done by path, and path forms of
+    /// metadata calls are what the policy refuses.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_times`](Self::set_times).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn set_symlink_times(
+        &self,
+        path: impl AsRef<Path>,
+        accessed: Option<SystemTimeSpec>,
+        modified: Option<SystemTimeSpec>,
+    ) -> Result<(), FsError> {
+        self.change_times(path.as_ref(), accessed, modified, FollowSymlinks::No)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn change_times(
+        &self,
+        path: &Path,
+        accessed: Option<SystemTimeSpec>,
+        modified: Option<SystemTimeSpec>,
+        follow: FollowSymlinks,
+    ) -> Result<(), FsError> {
+        let op = FsOp::SetTimes;
+        let inode = Inode::open(&self.dir, op, path, follow)?;
+        inode.refuse_shared(op, path)?;
+        inode.set_times(op, path, accessed, modified)
+    }
+
+    shared_dir_methods!(DirEntry);
 }
 
 /// `permissions` without the set-user-ID and set-group-ID bits.

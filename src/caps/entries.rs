@@ -1,63 +1,299 @@
-//! Listing a directory capability: names and types, nothing that acts.
+//! Listing a directory capability, and acting through what it lists.
+//!
+//! An entry holds the listed directory's descriptor and its own name, as
+//! cap-std's does: opening, reading metadata or removing through it acts on
+//! that name inside that directory, resolved beneath it, behind the same
+//! revocation gate and with the same rights as the capability that listed
+//! it. A read-only directory lists [`ReadOnlyDirEntry`]s, which have the
+//! read side only.
 
 use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use cap_std::fs::FileType;
+use cap_std::fs::{FileType, Metadata};
 
+use super::dir::Dir;
+use super::file::{File, OpenOptions, ReadOnlyFile, open_for_writing};
 use super::fs_error::{FsError, FsOp};
+use super::guarded_dir::GuardedDir;
+use super::read_only_dir::ReadOnlyDir;
 use crate::revoke::Gate;
 
-/// One entry of a directory listing.
-///
-/// Unlike cap-std's `DirEntry`, it carries no handle: it cannot open, remove
-/// or rename what it names. Act on it through the directory capability that
-/// listed it, by [`name`](Self::name).
-#[derive(Debug, Clone)]
-pub struct DirEntry {
+/// What every entry holds: cap-std's entry, the gate, and its path (the
+/// listed path joined with its name, for errors).
+struct Listed {
+    inner: cap_std::fs::DirEntry,
+    gate: Gate,
+    path: PathBuf,
     name: OsString,
     file_type: FileType,
 }
 
-impl DirEntry {
-    /// The entry's name inside the listed directory.
-    pub fn name(&self) -> &OsString {
-        &self.name
+impl Listed {
+    fn run<T>(
+        &self,
+        op: FsOp,
+        f: impl FnOnce(&cap_std::fs::DirEntry) -> io::Result<T>,
+    ) -> Result<T, FsError> {
+        self.gate.check().map_err(|_| FsError::Revoked {
+            op,
+            path: self.path.clone(),
+        })?;
+        f(&self.inner).map_err(|e| FsError::from_io(op, &self.path, e))
     }
 
-    /// Whether it is a file, a directory or a symlink (symlinks are not
-    /// followed).
-    pub fn file_type(&self) -> FileType {
-        self.file_type
+    fn open_dir(&self) -> Result<GuardedDir, FsError> {
+        let inner = self.run(FsOp::OpenDir, cap_std::fs::DirEntry::open_dir)?;
+        Ok(GuardedDir::with_gate(inner, self.gate.clone()))
     }
 }
 
-/// The iterator returned by `entries` and `read_dir`.
+/// Entries print as cap-std's do not: their name and type, the two things
+/// a listing says (cap-std prints its internal handle).
+impl fmt::Debug for Listed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirEntry")
+            .field("name", &self.name)
+            .field("file_type", &self.file_type)
+            .finish()
+    }
+}
+
+/// The read-side methods both entry kinds have.
+macro_rules! entry_read_methods {
+    () => {
+        /// The entry's name inside the listed directory.
+        pub fn name(&self) -> &OsString {
+            &self.listed.name
+        }
+
+        /// The entry's name, owned (cap-std's `file_name`).
+        pub fn file_name(&self) -> OsString {
+            self.listed.name.clone()
+        }
+
+        /// Whether it is a file, a directory or a symlink (symlinks are not
+        /// followed).
+        pub fn file_type(&self) -> FileType {
+            self.listed.file_type
+        }
+
+        /// The entry's metadata, not following a symlink.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the
+        /// OS (for example when the entry was removed since the listing).
+        pub fn metadata(&self) -> Result<Metadata, FsError> {
+            self.listed
+                .run(FsOp::Metadata, cap_std::fs::DirEntry::metadata)
+        }
+    };
+}
+
+/// One entry of a listing of a full [`Dir`]: its name and type, and the
+/// operations cap-std's `DirEntry` has, on that name in that directory.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// dir.write("a.tmp", b"scratch")?;
+/// dir.write("keep.txt", b"keep")?;
+/// for entry in dir.entries()? {
+///     let entry = entry?;
+///     if entry.file_name().to_string_lossy().ends_with(".tmp") {
+///         entry.remove_file()?;
+///     }
+/// }
+/// assert!(!dir.exists("a.tmp") && dir.exists("keep.txt"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct DirEntry {
+    listed: Listed,
+}
+
+impl DirEntry {
+    entry_read_methods!();
+
+    /// Opens the entry for reading (following a symlink inside the
+    /// directory only).
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::open`].
+    pub fn open(&self) -> Result<File, FsError> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        self.open_with(&options)
+    }
+
+    /// Opens the entry with `options`, under the rules of
+    /// [`Dir::open_with`]: a file another hard link names is not opened for
+    /// writing, and truncation waits for that check.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::open_with`].
+    pub fn open_with(&self, options: &OpenOptions) -> Result<File, FsError> {
+        let listed = &self.listed;
+        options.check(&listed.path)?;
+        let rights = options.rights();
+        let file = if rights.write {
+            open_for_writing(FsOp::Create, &listed.path, options, |untruncated| {
+                listed.run(FsOp::Create, |entry| entry.open_with(untruncated))
+            })?
+        } else {
+            listed.run(FsOp::Open, |entry| entry.open_with(&options.to_cap_std()))?
+        };
+        Ok(File::new(
+            file,
+            listed.gate.clone(),
+            rights,
+            listed.path.clone(),
+        ))
+    }
+
+    /// Opens the entry as a directory with full rights, under the same
+    /// revocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::open_dir`].
+    pub fn open_dir(&self) -> Result<Dir, FsError> {
+        Ok(Dir {
+            dir: self.listed.open_dir()?,
+        })
+    }
+
+    /// Removes the entry, a file or a symlink.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::remove_file`].
+    pub fn remove_file(&self) -> Result<(), FsError> {
+        self.listed
+            .run(FsOp::RemoveFile, cap_std::fs::DirEntry::remove_file)
+    }
+
+    /// Removes the entry, an empty directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::remove_dir`].
+    pub fn remove_dir(&self) -> Result<(), FsError> {
+        self.listed
+            .run(FsOp::RemoveDir, cap_std::fs::DirEntry::remove_dir)
+    }
+}
+
+/// One entry of a listing of a [`ReadOnlyDir`]: the read side of
+/// [`DirEntry`] only.
+///
+/// ```compile_fail
+/// # fn f(entry: compartment::caps::ReadOnlyDirEntry) {
+/// entry.remove_file(); // error: no method named `remove_file`
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ReadOnlyDirEntry {
+    listed: Listed,
+}
+
+impl ReadOnlyDirEntry {
+    entry_read_methods!();
+
+    /// Opens the entry for reading (following a symlink inside the
+    /// directory only).
+    ///
+    /// # Errors
+    ///
+    /// As [`ReadOnlyDir::open`].
+    pub fn open(&self) -> Result<ReadOnlyFile, FsError> {
+        let file = self.listed.run(FsOp::Open, cap_std::fs::DirEntry::open)?;
+        Ok(ReadOnlyFile::new(
+            file,
+            self.listed.gate.clone(),
+            self.listed.path.clone(),
+        ))
+    }
+
+    /// Opens the entry as a directory, read-only, under the same
+    /// revocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`ReadOnlyDir::open_dir`].
+    pub fn open_dir(&self) -> Result<ReadOnlyDir, FsError> {
+        Ok(ReadOnlyDir {
+            dir: self.listed.open_dir()?,
+        })
+    }
+}
+
+/// An entry kind, made from what a listing yields.
+pub trait ListedEntry: fmt::Debug + sealed::Sealed {
+    #[doc(hidden)]
+    fn from_listed(listed: ListedParts) -> Self;
+}
+
+/// What a listing yields, before it becomes an entry of either kind.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ListedParts(Listed);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::DirEntry {}
+    impl Sealed for super::ReadOnlyDirEntry {}
+}
+
+impl ListedEntry for DirEntry {
+    fn from_listed(ListedParts(listed): ListedParts) -> Self {
+        Self { listed }
+    }
+}
+
+impl ListedEntry for ReadOnlyDirEntry {
+    fn from_listed(ListedParts(listed): ListedParts) -> Self {
+        Self { listed }
+    }
+}
+
+/// The iterator returned by `entries` and `read_dir`: [`DirEntry`]s for a
+/// [`Dir`], [`ReadOnlyDirEntry`]s for a [`ReadOnlyDir`].
 ///
 /// Each step checks the capability's revocation gate, so a listing stops
 /// with one [`FsError::Revoked`] once its directory is revoked.
 #[derive(Debug)]
-pub struct Entries {
+pub struct Entries<E = DirEntry> {
     inner: cap_std::fs::ReadDir,
     gate: Gate,
     path: PathBuf,
     /// Set after a revocation has been reported, so the iterator ends.
     finished: bool,
+    entry: PhantomData<fn() -> E>,
 }
 
-impl Entries {
+impl<E> Entries<E> {
     pub(crate) fn new(inner: cap_std::fs::ReadDir, gate: Gate, path: PathBuf) -> Self {
         Self {
             inner,
             gate,
             path,
             finished: false,
+            entry: PhantomData,
         }
     }
 }
 
-impl Iterator for Entries {
-    type Item = Result<DirEntry, FsError>;
+impl<E: ListedEntry> Iterator for Entries<E> {
+    type Item = Result<E, FsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
@@ -73,12 +309,17 @@ impl Iterator for Entries {
         let entry = self.inner.next()?;
         Some(
             entry
-                .and_then(|entry| {
-                    Ok(DirEntry {
-                        file_type: entry.file_type()?,
-                        name: entry.file_name(),
+                .and_then(|inner| {
+                    let name = inner.file_name();
+                    Ok(Listed {
+                        file_type: inner.file_type()?,
+                        path: self.path.join(&name),
+                        name,
+                        gate: self.gate.clone(),
+                        inner,
                     })
                 })
+                .map(|listed| E::from_listed(ListedParts(listed)))
                 .map_err(|e| FsError::from_io(FsOp::ReadDir, &self.path, e)),
         )
     }

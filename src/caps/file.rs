@@ -6,22 +6,36 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::{Metadata, Permissions};
 
 use super::fs_error::{FsError, FsOp};
+use super::metadata_spec::FollowSymlinks;
 use crate::grant::{Capability, Descriptor, FileRights, Grant, Inventory, ReissueError};
 use crate::revoke::{Gate, Revoker};
 
 /// Set-user-ID and set-group-ID: never granted through a capability.
 pub(crate) const SET_ID_BITS: u32 = 0o6000;
 
-/// How to open a file through [`Dir::open_with`](super::Dir::open_with);
-/// the same switches as `std::fs::OpenOptions`, without a way to choose
-/// permission bits (new files get the process's default mode).
+/// How to open a file through [`Dir::open_with`](super::Dir::open_with):
+/// the switches of `std::fs::OpenOptions`, and cap-std's extensions —
+/// the mode of a new file (never set-id bits), custom `open` flags (never
+/// ones that create, truncate, append or open by path, which the switches
+/// decide), synchronous writes, and whether a final symlink is followed.
 ///
 /// # Examples
 ///
 /// ```
-/// use compartment::caps::OpenOptions;
-/// let mut append = OpenOptions::new();
-/// append.append(true).create(true);
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::{FollowSymlinks, OpenOptions};
+/// use std::io::Write;
+///
+/// let mut log = OpenOptions::new();
+/// log.append(true).create(true).mode(0o600).dsync(true);
+/// dir.open_with("audit.log", &log)?.write_all(b"started\n")?;
+///
+/// dir.symlink("audit.log", "current")?;
+/// let mut own = OpenOptions::new();
+/// own.read(true).follow(FollowSymlinks::No);
+/// assert!(dir.open_with("current", &own).is_err()); // a symlink, not followed
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -31,6 +45,13 @@ pub struct OpenOptions {
     truncate: bool,
     create: bool,
     create_new: bool,
+    mode: Option<u32>,
+    custom_flags: i32,
+    sync: bool,
+    dsync: bool,
+    rsync: bool,
+    maybe_dir: bool,
+    follow: FollowSymlinks,
 }
 
 impl OpenOptions {
@@ -75,6 +96,96 @@ impl OpenOptions {
         self
     }
 
+    /// The permission bits of a file this creates (less the process's
+    /// umask); `0o666` unless set. Set-user-ID and set-group-ID bits are
+    /// refused when the file is opened.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Further `open` flags, such as `O_NOATIME` or `O_DIRECT`. The access
+    /// mode bits are ignored, as in cap-std; flags that create, truncate,
+    /// append or open by path (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`,
+    /// `O_TMPFILE`, `O_PATH`) are refused when the file is opened: the
+    /// switches decide those, so that the hard-link check comes before any
+    /// truncation.
+    pub fn custom_flags(&mut self, flags: i32) -> &mut Self {
+        self.custom_flags = flags;
+        self
+    }
+
+    /// Every write reaches the device, data and metadata (`O_SYNC`).
+    pub fn sync(&mut self, sync: bool) -> &mut Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Every write reaches the device, data and the metadata needed to read
+    /// it (`O_DSYNC`).
+    pub fn dsync(&mut self, dsync: bool) -> &mut Self {
+        self.dsync = dsync;
+        self
+    }
+
+    /// Reads wait for pending synchronous writes (`O_RSYNC`).
+    pub fn rsync(&mut self, rsync: bool) -> &mut Self {
+        self.rsync = rsync;
+        self
+    }
+
+    /// Whether a directory may be opened. cap-std needs it on Windows; on
+    /// Unix a directory opens for reading either way, so it changes nothing
+    /// here.
+    pub fn maybe_dir(&mut self, maybe_dir: bool) -> &mut Self {
+        self.maybe_dir = maybe_dir;
+        self
+    }
+
+    /// Whether a final symlink is followed (inside the directory); with
+    /// [`FollowSymlinks::No`], opening a symlink fails.
+    pub fn follow(&mut self, follow: FollowSymlinks) -> &mut Self {
+        self.follow = follow;
+        self
+    }
+
+    /// Refuses what the capability model does not allow through these
+    /// options: set-id modes, and custom flags that the switches decide.
+    pub(crate) fn check(&self, path: &Path) -> Result<(), FsError> {
+        if let Some(mode) = self.mode.filter(|mode| mode & SET_ID_BITS != 0) {
+            return Err(FsError::SetIdRefused {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::OFlags;
+            let decided_by_switches = OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::TRUNC
+                | OFlags::APPEND
+                | OFlags::TMPFILE
+                | OFlags::PATH;
+            let invalid = |why: &str| {
+                FsError::from_io(
+                    FsOp::Open,
+                    path,
+                    io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()),
+                )
+            };
+            let Some(flags) = OFlags::from_bits(self.custom_flags as u32) else {
+                return Err(invalid("custom flags include bits that are not open flags"));
+            };
+            if flags.intersects(decided_by_switches) {
+                return Err(invalid(
+                    "custom flags may not create, truncate, append or open by path: the OpenOptions switches decide those",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the file is truncated on open, which a writer defers until it
     /// has checked the file (see `Dir::open_with`).
     pub(crate) fn truncates(&self) -> bool {
@@ -97,6 +208,26 @@ impl OpenOptions {
             .truncate(self.truncate)
             .create(self.create)
             .create_new(self.create_new);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use cap_std::fs::OpenOptionsExt;
+            use rustix::fs::OFlags;
+            let mut flags = OFlags::from_bits_retain(self.custom_flags as u32);
+            for (wanted, flag) in [
+                (self.sync, OFlags::SYNC),
+                (self.dsync, OFlags::DSYNC),
+                (self.rsync, OFlags::RSYNC),
+                (self.follow == FollowSymlinks::No, OFlags::NOFOLLOW),
+            ] {
+                if wanted {
+                    flags |= flag;
+                }
+            }
+            options.custom_flags(flags.bits() as i32);
+            if let Some(mode) = self.mode {
+                options.mode(mode);
+            }
+        }
         options
     }
 }
@@ -124,6 +255,13 @@ impl GuardedFile {
     ) -> Result<T, FsError> {
         self.guard(op)?;
         f(&self.inner).map_err(|e| FsError::from_io(op, &self.path, e))
+    }
+
+    #[cfg(unix)]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, FsError> {
+        self.run(FsOp::Read, |f| {
+            cap_std::fs::FileExt::read_at(f, buf, offset)
+        })
     }
 
     /// Refuses a change to a file that another hard link — perhaps outside
@@ -186,6 +324,28 @@ pub(crate) fn refuse_shared_inode(
     #[cfg(not(unix))]
     let _ = metadata;
     Ok(())
+}
+
+/// Opens a file for writing with `open`, refusing a regular file that has
+/// other hard links: one of them may be outside the tree, and writing would
+/// change that file too. Truncation waits until after the check.
+pub(crate) fn open_for_writing(
+    op: FsOp,
+    path: &Path,
+    options: &OpenOptions,
+    open: impl FnOnce(&cap_std::fs::OpenOptions) -> Result<cap_std::fs::File, FsError>,
+) -> Result<cap_std::fs::File, FsError> {
+    let truncate_after = options.truncates();
+    let mut untruncated = options.clone();
+    if truncate_after {
+        untruncated.truncate(false);
+    }
+    let file = open(&untruncated.to_cap_std())?;
+    refuse_shared_inode(op, path, &file)?;
+    if truncate_after {
+        file.set_len(0).map_err(|e| FsError::from_io(op, path, e))?;
+    }
+    Ok(file)
 }
 
 pub(crate) fn refuse_set_id(path: &Path, permissions: &Permissions) -> Result<(), FsError> {
@@ -317,6 +477,55 @@ impl File {
         self.file.run(FsOp::Sync, |f| f.sync_all())
     }
 
+    /// Flushes data, and only the metadata needed to read it back.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    pub fn sync_data(&self) -> Result<(), FsError> {
+        self.file.run(FsOp::Sync, |f| f.sync_data())
+    }
+
+    /// Reads into `buf` from `offset`, without moving the cursor; returns
+    /// how many bytes were read (as `std::os::unix::fs::FileExt::read_at`).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    #[cfg(unix)]
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, FsError> {
+        self.file.read_at(buf, offset)
+    }
+
+    /// Writes `buf` at `offset`, without moving the cursor; returns how many
+    /// bytes were written. The file must have been opened for writing.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let mut options = compartment::caps::OpenOptions::new();
+    /// options.read(true).write(true).create(true);
+    /// let file = dir.open_with("table.bin", &options)?;
+    /// file.write_at(b"world", 6)?;
+    /// file.write_at(b"hello ", 0)?;
+    /// let mut buf = [0u8; 5];
+    /// file.read_at(&mut buf, 6)?;
+    /// assert_eq!(&buf, b"world");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(unix)]
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<usize, FsError> {
+        self.file.run(FsOp::Write, |f| {
+            cap_std::fs::FileExt::write_at(f, buf, offset)
+        })
+    }
+
     /// Changes the file's permission bits. Set-user-ID and set-group-ID are
     /// refused, and so is a file that another hard link names: the mode is
     /// the inode's, shared with a link that may be outside the directory.
@@ -349,6 +558,17 @@ impl ReadOnlyFile {
     /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
     pub fn metadata(&self) -> Result<Metadata, FsError> {
         self.file.run(FsOp::Metadata, |f| f.metadata())
+    }
+
+    /// Reads into `buf` from `offset`, without moving the cursor; returns
+    /// how many bytes were read.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    #[cfg(unix)]
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, FsError> {
+        self.file.read_at(buf, offset)
     }
 
     /// A second handle on the same open file, subject to the same revocation.

@@ -32,6 +32,8 @@ pub enum FsOp {
     Symlink,
     Copy,
     SetPermissions,
+    SetTimes,
+    Access,
     SetLen,
     Sync,
     Duplicate,
@@ -60,6 +62,8 @@ impl fmt::Display for FsOp {
             FsOp::Symlink => "create symlink",
             FsOp::Copy => "copy",
             FsOp::SetPermissions => "set permissions of",
+            FsOp::SetTimes => "set times of",
+            FsOp::Access => "check access to",
             FsOp::SetLen => "set length of",
             FsOp::Sync => "sync",
             FsOp::Duplicate => "duplicate handle of",
@@ -71,7 +75,8 @@ impl fmt::Display for FsOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidPath {
-    /// The path is empty.
+    /// The path is empty: it names nothing (its
+    /// [`kind`](FsError::kind) is `NotFound`, as in cap-std).
     Empty,
     /// The path contains a NUL byte, which no filesystem name may contain.
     Nul,
@@ -215,7 +220,8 @@ impl FsError {
     }
 
     /// The closest [`io::ErrorKind`]: refusals by the capability model are
-    /// `PermissionDenied`, invalid paths `InvalidInput`.
+    /// `PermissionDenied`; an empty path is `NotFound`, as cap-std and
+    /// `std::fs` report it; other invalid paths are `InvalidInput`.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             FsError::Revoked { .. }
@@ -223,6 +229,10 @@ impl FsError {
             | FsError::EscapingSymlink { .. }
             | FsError::SetIdRefused { .. }
             | FsError::SharedInode { .. } => io::ErrorKind::PermissionDenied,
+            FsError::InvalidPath {
+                reason: InvalidPath::Empty,
+                ..
+            } => io::ErrorKind::NotFound,
             FsError::InvalidPath { .. } => io::ErrorKind::InvalidInput,
             FsError::Io { source, .. } => source.kind(),
         }

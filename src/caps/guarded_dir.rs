@@ -7,6 +7,10 @@ use std::path::{Component, Path};
 
 use super::entries::Entries;
 use super::fs_error::{FsError, FsOp, InvalidPath};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::inode::Inode;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::metadata_spec::{AccessModes, AccessType, FollowSymlinks};
 use crate::grant::{Capability, Descriptor, Inventory, ReissueError, Rights};
 use crate::revoke::{Gate, Revoker};
 
@@ -18,10 +22,13 @@ pub(crate) struct GuardedDir {
 
 impl GuardedDir {
     pub(crate) fn new(inner: cap_std::fs::Dir) -> Self {
-        Self {
-            inner,
-            gate: Gate::default(),
-        }
+        Self::with_gate(inner, Gate::default())
+    }
+
+    /// A directory subject to an existing gate (one opened through an
+    /// entry of a listing).
+    pub(crate) fn with_gate(inner: cap_std::fs::Dir, gate: Gate) -> Self {
+        Self { inner, gate }
     }
 
     /// Opens a host directory by its path; the public `open_ambient`
@@ -68,7 +75,24 @@ impl GuardedDir {
         })
     }
 
-    pub(crate) fn entries(&self, path: &Path) -> Result<Entries, FsError> {
+    /// A handle on a subdirectory that is not reached through a final
+    /// symlink, with the same gate.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn open_dir_nofollow(&self, path: &Path) -> Result<Self, FsError> {
+        use cap_std::fs::OpenOptionsExt;
+        use rustix::fs::OFlags;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags((OFlags::DIRECTORY | OFlags::NOFOLLOW).bits() as i32);
+        let file = self.run(FsOp::OpenDir, path, |d| d.open_with(path, &options))?;
+        Ok(Self {
+            inner: cap_std::fs::Dir::from_std_file(file.into_std()),
+            gate: self.gate.clone(),
+        })
+    }
+
+    pub(crate) fn entries<E>(&self, path: &Path) -> Result<Entries<E>, FsError> {
         let entries = if path.as_os_str().is_empty() || path == Path::new(".") {
             self.admit(FsOp::ReadDir, Path::new("."))?;
             self.inner.entries()
@@ -79,6 +103,34 @@ impl GuardedDir {
         entries
             .map(|inner| Entries::new(inner, self.gate.clone(), path.to_owned()))
             .map_err(|e| FsError::from_io(FsOp::ReadDir, path, e))
+    }
+
+    /// Whether `path` exists, or whether the process may access it as
+    /// asked; `writable` says whether the capability may write at all (a
+    /// read-only one answers that it may not, whatever the mode bits say).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn access(
+        &self,
+        path: &Path,
+        access: AccessType,
+        writable: bool,
+    ) -> Result<(), FsError> {
+        let op = FsOp::Access;
+        let modes = match access {
+            AccessType::Exists => AccessModes::default(),
+            AccessType::Access(modes) => modes,
+        };
+        if modes.contains(AccessModes::WRITE) && !writable {
+            return Err(FsError::from_io(
+                op,
+                path,
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "a read-only directory capability grants no writing",
+                ),
+            ));
+        }
+        Inode::open(self, op, path, FollowSymlinks::Yes)?.access(op, path, modes)
     }
 
     pub(crate) fn try_exists(&self, path: &Path) -> Result<bool, FsError> {

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use cap_std::AmbientAuthority;
 use cap_std::fs::Metadata;
 
-use super::entries::Entries;
+use super::entries::{Entries, ReadOnlyDirEntry};
 use super::file::ReadOnlyFile;
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::GuardedDir;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::metadata_spec::AccessType;
 use super::shared_dir_methods::shared_dir_methods;
 use crate::grant::{Grant, Inventory, ReissueError, Rights};
 use crate::revoke::Revoker;
@@ -56,6 +58,10 @@ pub struct ReadOnlyDir {
 }
 
 impl ReadOnlyDir {
+    /// Nothing may be written through it, whatever the mode bits say.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const WRITABLE: bool = false;
+
     /// Opens a directory of the host filesystem, read-only.
     ///
     /// # Ambient Authority
@@ -107,7 +113,7 @@ impl ReadOnlyDir {
         })
     }
 
-    shared_dir_methods!();
+    shared_dir_methods!(ReadOnlyDirEntry);
 }
 
 impl Grant for ReadOnlyDir {

@@ -2,9 +2,10 @@
 //! [`ReadOnlyDir`](super::ReadOnlyDir) have in common, written once.
 
 /// Expands to the read-side inherent methods of a directory capability
-/// whose `GuardedDir` lives in the field `dir`.
+/// whose `GuardedDir` lives in the field `dir`; `$entry` is the kind of
+/// entry its listings yield.
 macro_rules! shared_dir_methods {
-    () => {
+    ($entry:ty) => {
         /// Reads a whole file.
         ///
         /// # Errors
@@ -32,7 +33,7 @@ macro_rules! shared_dir_methods {
         /// # Errors
         ///
         /// [`FsError::Revoked`], [`FsError::Io`].
-        pub fn entries(&self) -> Result<Entries, FsError> {
+        pub fn entries(&self) -> Result<Entries<$entry>, FsError> {
             self.dir.entries(Path::new("."))
         }
 
@@ -41,7 +42,7 @@ macro_rules! shared_dir_methods {
         /// # Errors
         ///
         /// As [`read`](Self::read).
-        pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Entries, FsError> {
+        pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Entries<$entry>, FsError> {
             self.dir.entries(path.as_ref())
         }
 
@@ -76,13 +77,38 @@ macro_rules! shared_dir_methods {
                 .run(FsOp::Metadata, Path::new("."), |d| d.dir_metadata())
         }
 
-        /// The target a symlink stores, as written (it may be absolute: reading
-        /// it grants nothing).
+        /// The target a symlink stores, refused when it is absolute, as in
+        /// cap-std: code that hands an absolute target to `std::fs` would act
+        /// on a real host path, and the text itself tells where the host
+        /// keeps things. A relative target is returned as written.
+        ///
+        /// # Errors
+        ///
+        /// [`FsError::Escape`] for an absolute target; otherwise as
+        /// [`read`](Self::read).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// dir.write("data.txt", b"x")?;
+        /// dir.symlink("data.txt", "latest")?;
+        /// assert_eq!(dir.read_link("latest")?, std::path::Path::new("data.txt"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn read_link(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+            let path = path.as_ref();
+            self.dir.run(FsOp::ReadLink, path, |d| d.read_link(path))
+        }
+
+        /// The target a symlink stores, as written, absolute or not: the
+        /// text alone, which no capability follows out of the directory.
         ///
         /// # Errors
         ///
         /// As [`read`](Self::read).
-        pub fn read_link(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+        pub fn read_link_contents(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
             let path = path.as_ref();
             self.dir
                 .run(FsOp::ReadLink, path, |d| d.read_link_contents(path))
@@ -108,6 +134,53 @@ macro_rules! shared_dir_methods {
         /// `false`.
         pub fn try_exists(&self, path: impl AsRef<Path>) -> Result<bool, FsError> {
             self.dir.try_exists(path.as_ref())
+        }
+
+        /// Narrows to a subdirectory like `open_dir`, refusing one reached
+        /// through a final symlink (symlinks earlier in the path are
+        /// followed inside the directory, as cap-std does).
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read); a final symlink is an [`FsError::Io`]
+        /// (`ELOOP`, or `ENOTDIR`).
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        pub fn open_dir_nofollow(&self, path: impl AsRef<Path>) -> Result<Self, FsError> {
+            Ok(Self {
+                dir: self.dir.open_dir_nofollow(path.as_ref())?,
+            })
+        }
+
+        /// Whether `path` exists inside the directory
+        /// ([`AccessType::Exists`]), or whether this process may read,
+        /// write or execute it as its permission bits say
+        /// ([`AccessType::Access`]). A read-only directory answers that
+        /// nothing may be written. The check goes through a descriptor
+        /// opened beneath the directory, so a symlink out is an escape, not
+        /// an answer about an outside file.
+        ///
+        /// # Errors
+        ///
+        /// As [`read`](Self::read); an access not granted is an
+        /// [`FsError::Io`] of kind `PermissionDenied`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// use compartment::caps::{AccessModes, AccessType};
+        ///
+        /// dir.write("report.txt", b"x")?;
+        /// dir.access("report.txt", AccessType::Exists)?;
+        /// dir.access("report.txt", AccessType::Access(AccessModes::READ))?;
+        /// assert!(dir.access("missing.txt", AccessType::Exists).is_err());
+        /// assert!(dir.read_only()?.access("report.txt", AccessType::Access(AccessModes::WRITE)).is_err());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        pub fn access(&self, path: impl AsRef<Path>, access: AccessType) -> Result<(), FsError> {
+            self.dir.access(path.as_ref(), access, Self::WRITABLE)
         }
 
         /// Whether `path` exists inside the directory; `false` on any error.

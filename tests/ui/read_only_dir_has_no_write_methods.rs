@@ -10,6 +10,18 @@ fn attempt(dir: compartment::caps::ReadOnlyDir, other: compartment::caps::Dir) {
     dir.symlink("f", "g");
     dir.set_permissions("f", todo!());
     dir.open_with("f", todo!());
+    dir.create_dir_with("d", todo!());
+    dir.set_times("f", None, None);
+    dir.set_symlink_permissions("f", todo!());
+    dir.remove_file_or_symlink("f");
+    dir.symlink_file("f", "g");
+}
+
+// Nor do the entries it lists.
+fn through_an_entry(entry: compartment::caps::ReadOnlyDirEntry) {
+    entry.remove_file();
+    entry.remove_dir();
+    entry.open_with(todo!());
 }
 
 fn main() {}

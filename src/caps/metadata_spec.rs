@@ -1,0 +1,91 @@
+//! What to set or ask about a file's metadata: times, access checks, and
+//! whether a final symlink is followed — the shapes cap-std's extensions
+//! use, with `std`'s time type.
+
+use std::time::SystemTime;
+
+/// A time to set on a file: now (by the kernel's clock) or a given time.
+///
+/// The same choice as cap-std's `SystemTimeSpec`, with `std`'s
+/// [`SystemTime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SystemTimeSpec {
+    /// The current time, read by the kernel when it sets it.
+    SymbolicNow,
+    /// This time.
+    Absolute(SystemTime),
+}
+
+impl From<SystemTime> for SystemTimeSpec {
+    fn from(time: SystemTime) -> Self {
+        SystemTimeSpec::Absolute(time)
+    }
+}
+
+/// Which accesses [`Dir::access`](super::Dir::access) asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessType {
+    /// Whether the file exists (inside the directory).
+    Exists,
+    /// Whether the calling process may read, write or execute it, as the
+    /// operating system sees its permission bits.
+    Access(AccessModes),
+}
+
+/// A set of accesses for [`AccessType::Access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AccessModes {
+    read: bool,
+    write: bool,
+    execute: bool,
+}
+
+impl AccessModes {
+    /// Reading.
+    pub const READ: Self = Self {
+        read: true,
+        write: false,
+        execute: false,
+    };
+    /// Writing.
+    pub const WRITE: Self = Self {
+        read: false,
+        write: true,
+        execute: false,
+    };
+    /// Executing (searching, for a directory).
+    pub const EXECUTE: Self = Self {
+        read: false,
+        write: false,
+        execute: true,
+    };
+
+    /// Whether every access in `other` is among these.
+    pub fn contains(self, other: Self) -> bool {
+        (self.read || !other.read)
+            && (self.write || !other.write)
+            && (self.execute || !other.execute)
+    }
+}
+
+impl std::ops::BitOr for AccessModes {
+    type Output = Self;
+
+    fn bitor(self, other: Self) -> Self {
+        Self {
+            read: self.read || other.read,
+            write: self.write || other.write,
+            execute: self.execute || other.execute,
+        }
+    }
+}
+
+/// Whether the last component of a path is followed when it is a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FollowSymlinks {
+    /// Follow it (inside the directory only).
+    #[default]
+    Yes,
+    /// Act on the symlink itself.
+    No,
+}
