@@ -39,12 +39,19 @@ pub(crate) struct Inode {
 
 fn options(read: bool, write: bool, flags: rustix::fs::OFlags) -> cap_std::fs::OpenOptions {
     use cap_std::fs::OpenOptionsExt;
+    use rustix::fs::OFlags;
     let mut options = cap_std::fs::OpenOptions::new();
-    // Non-blocking, so that opening a fifo does not wait for a peer.
+    // Non-blocking, so that opening a fifo does not wait for a peer; not
+    // with `O_PATH`, which `openat2` accepts only with a few flags.
+    let flags = if flags.contains(OFlags::PATH) {
+        flags
+    } else {
+        flags | OFlags::NONBLOCK
+    };
     options
         .read(read)
         .write(write)
-        .custom_flags((flags | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+        .custom_flags(flags.bits() as i32);
     options
 }
 

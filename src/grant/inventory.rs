@@ -47,12 +47,24 @@ pub(crate) fn render_path(path: &[Segment]) -> String {
     out
 }
 
-/// The rights a directory capability carries.
+/// The rights a directory capability carries, operation by operation.
 ///
-/// | rights | may | may not |
+/// | operation | `Full` ([`Dir`](crate::caps::Dir)) | `ReadOnly` ([`ReadOnlyDir`](crate::caps::ReadOnlyDir)) |
 /// |---|---|---|
-/// | `Full` | read, list, create, write, truncate, remove, rename, link, make contained symlinks, change permissions (no set-id bits) | leave the directory |
-/// | `ReadOnly` | open files for reading, read, list, read metadata and link targets | anything that changes the tree or a file |
+/// | `open`, `read`, `read_to_string`, `read_at` | yes | yes |
+/// | `entries`, `read_dir`; an entry's `open`, `open_dir`, `metadata`, `file_type`, `file_name` | yes | yes (read-only entries) |
+/// | `metadata`, `symlink_metadata`, `dir_metadata`, `read_link`, `read_link_contents`, `canonicalize`, `exists`, `try_exists`, `is_file`, `is_dir` | yes | yes |
+/// | `access` | yes | yes; writing is never granted |
+/// | `open_dir`, `open_dir_nofollow`, `try_clone` | yes (full) | yes (read-only) |
+/// | `open_with` (any options), `create`, `write`, `write_at`, `set_len`, `sync_data`, `sync_all` | yes, not through a file other hard links name | no |
+/// | `create_dir`, `create_dir_all`, `create_dir_with` (`DirBuilder`) | yes, no set-id modes | no |
+/// | `remove_file`, `remove_file_or_symlink`, `remove_dir`, `remove_dir_all`; an entry's `remove_file`, `remove_dir`, `open_with` | yes | no |
+/// | `rename`, `hard_link`, `copy` | yes, both sides full; no link to a symlink that points out | no |
+/// | `symlink`, `symlink_file`, `symlink_dir` | yes, targets that point down only | no |
+/// | `set_permissions`, `set_symlink_permissions`, `set_times`, `set_symlink_times` | yes, no set-id bits, not on a file other hard links name | no |
+///
+/// Neither leaves the directory: absolute paths, `..` above it and
+/// symlinks that lead out are refused by every operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rights {

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{Battery, Expected, Prober, revoked_copy};
-use crate::caps::{Dir, FsError, ReadOnlyDir};
+use crate::caps::{AccessModes, AccessType, Dir, FsError, FsOp, ReadOnlyDir};
 use crate::grant::{Descriptor, Grant};
 use crate::testkit::host::{DEPTH, Scratch};
 
@@ -16,6 +16,12 @@ pub(super) trait ProbedDir: Grant {
     fn open_sub(&self, path: &Path) -> Result<Self, FsError>;
     fn metadata_of(&self, path: &Path) -> Result<(), FsError>;
     fn list(&self, path: &Path) -> Result<usize, FsError>;
+    fn access_of(&self, path: &Path) -> Result<(), FsError>;
+    fn open_sub_nofollow(&self, path: &Path) -> Result<Self, FsError>;
+    fn link_target(&self, path: &Path) -> Result<PathBuf, FsError>;
+    /// Opens, through its entry in a listing of `dir`, the entry named
+    /// `name`.
+    fn open_listed(&self, dir: &Path, name: &str) -> Result<(), FsError>;
 }
 
 /// Both directory capabilities have these methods under the same names.
@@ -33,6 +39,27 @@ macro_rules! probed_dir {
             }
             fn list(&self, path: &Path) -> Result<usize, FsError> {
                 Ok(self.read_dir(path)?.count())
+            }
+            fn access_of(&self, path: &Path) -> Result<(), FsError> {
+                self.access(path, AccessType::Access(AccessModes::READ))
+            }
+            fn open_sub_nofollow(&self, path: &Path) -> Result<Self, FsError> {
+                self.open_dir_nofollow(path)
+            }
+            fn link_target(&self, path: &Path) -> Result<PathBuf, FsError> {
+                self.read_link(path)
+            }
+            fn open_listed(&self, dir: &Path, name: &str) -> Result<(), FsError> {
+                let entry = self
+                    .read_dir(dir)?
+                    .filter_map(Result::ok)
+                    .find(|entry| entry.name() == name)
+                    .ok_or_else(|| FsError::Io {
+                        op: FsOp::ReadDir,
+                        path: dir.join(name),
+                        source: std::io::ErrorKind::NotFound.into(),
+                    })?;
+                entry.open().map(drop)
             }
         }
     )*};
@@ -146,6 +173,48 @@ impl Prober<'_> {
             .map(PathBuf::from)
             .unwrap_or_default();
         let s = PathBuf::from(&scratch.name);
+        self.record(
+            label,
+            "check access to `../<canary>`",
+            denied,
+            dir.access_of(&Path::new("..").join(&canary_name)),
+        );
+        self.record(
+            label,
+            "check access through an absolute symlink to the canary",
+            denied,
+            dir.access_of(&s.join("abs")),
+        );
+        self.record(
+            label,
+            "open `..` without following symlinks",
+            denied,
+            dir.open_sub_nofollow(Path::new("..")).map(drop),
+        );
+        self.record(
+            label,
+            "open a symlinked outside directory without following symlinks",
+            Expected::Fails,
+            dir.open_sub_nofollow(&s.join("outdir")).map(drop),
+        );
+        self.record(
+            label,
+            "read the target of an absolute symlink to the canary",
+            denied,
+            dir.link_target(&s.join("abs")),
+        );
+        self.record(
+            label,
+            "open an absolute symlink to the canary through its listed entry",
+            denied,
+            dir.open_listed(&s, "abs"),
+        );
+        self.record(
+            label,
+            "open a relative symlink to the canary through its listed entry",
+            denied,
+            dir.open_listed(&s, "rel"),
+        );
         self.record(
             label,
             "read `<scratch>/../../<canary>` (climb in the middle)",

@@ -5,10 +5,10 @@
 //! link of a symlink that points outside.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Battery, Expected, Prober, permissions};
-use crate::caps::Dir;
+use crate::caps::{Dir, DirBuilder, DirEntry, FsError, FsOp, OpenOptions, SystemTimeSpec};
 use crate::grant::Descriptor;
 
 impl Battery for Dir {
@@ -19,6 +19,18 @@ impl Battery for Dir {
 }
 
 impl Prober<'_> {
+    /// The entry named `name` in a listing of `dir`.
+    fn listed_entry(&self, dir: &Dir, path: &Path, name: &str) -> Result<DirEntry, FsError> {
+        dir.read_dir(path)?
+            .filter_map(Result::ok)
+            .find(|entry| entry.name() == name)
+            .ok_or_else(|| FsError::Io {
+                op: FsOp::ReadDir,
+                path: path.join(name),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+    }
+
     fn full_directory(&mut self, label: &str, dir: &Dir, descriptor: Option<Descriptor<'_>>) {
         let denied = Expected::Denied;
         self.record(
@@ -57,6 +69,48 @@ impl Prober<'_> {
             denied,
             dir.symlink("../../..", "up-link"),
         );
+        self.record(
+            label,
+            "create a file symlink to the canary (symlink_file)",
+            denied,
+            dir.symlink_file(&self.canary, "abs-file-link"),
+        );
+        self.record(
+            label,
+            "create a directory symlink that climbs (symlink_dir)",
+            denied,
+            dir.symlink_dir("..", "up-dir-link"),
+        );
+        let mut recursive = DirBuilder::new();
+        recursive.recursive(true);
+        self.record(
+            label,
+            "create_dir_with `../escaped/dir`",
+            denied,
+            dir.create_dir_with("../escaped/dir", &recursive),
+        );
+        self.record(
+            label,
+            "set the canary's times by its absolute path",
+            denied,
+            dir.set_times(&self.canary, None, Some(SystemTimeSpec::SymbolicNow)),
+        );
+        self.record(
+            label,
+            "set the times of `../<canary>`",
+            denied,
+            dir.set_times(
+                Path::new("..").join(self.canary.file_name().unwrap_or_default()),
+                None,
+                Some(SystemTimeSpec::SymbolicNow),
+            ),
+        );
+        self.record(
+            label,
+            "remove `..` as a file or symlink",
+            denied,
+            dir.remove_file_or_symlink(".."),
+        );
 
         let Some(scratch) = self.scratch(label, descriptor) else {
             return;
@@ -79,6 +133,18 @@ impl Prober<'_> {
             "create through a dangling symlink pointing outside",
             denied,
             dir.write(s.join("dangling"), b"x"),
+        );
+        self.record(
+            label,
+            "set times through an absolute symlink to the canary",
+            denied,
+            dir.set_times(s.join("abs"), None, Some(SystemTimeSpec::SymbolicNow)),
+        );
+        self.record(
+            label,
+            "chmod through an absolute symlink to the canary",
+            denied,
+            dir.set_permissions(s.join("abs"), permissions(0o600)),
         );
         self.record(
             label,
@@ -122,6 +188,22 @@ impl Prober<'_> {
                 "chmod a hard link to the canary planted beforehand",
                 denied,
                 dir.set_permissions(s.join("hardlink"), permissions(0o600)),
+            );
+            self.record(
+                label,
+                "set the times of a hard link to the canary planted beforehand",
+                denied,
+                dir.set_times(s.join("hardlink"), None, Some(SystemTimeSpec::SymbolicNow)),
+            );
+            self.record(
+                label,
+                "truncate a planted hard link to the canary through its listed entry",
+                denied,
+                self.listed_entry(dir, &s, "hardlink").and_then(|entry| {
+                    let mut truncate = OpenOptions::new();
+                    truncate.write(true).truncate(true);
+                    entry.open_with(&truncate).map(drop)
+                }),
             );
             self.record(
                 label,
