@@ -245,6 +245,18 @@ impl Dir {
     ///
     /// [`FsError::SetIdRefused`] for a mode with set-id bits; otherwise as
     /// [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let mut nested = compartment::caps::DirBuilder::new();
+    /// nested.recursive(true);
+    /// dir.create_dir_with("2026/11/29", &nested)?;
+    /// assert!(dir.is_dir("2026/11/29"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create_dir_with(
         &self,
         path: impl AsRef<Path>,
@@ -283,6 +295,18 @@ impl Dir {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("real")?;
+    /// dir.symlink_dir("real", "alias")?;
+    /// dir.remove_file_or_symlink("alias")?;
+    /// assert!(dir.is_dir("real") && !dir.exists("alias"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove_file_or_symlink(&self, path: impl AsRef<Path>) -> Result<(), FsError> {
         self.remove_file(path)
     }
@@ -436,6 +460,18 @@ impl Dir {
     /// # Errors
     ///
     /// As [`symlink`](Self::symlink).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("v2.json", b"{}")?;
+    /// dir.symlink_file("v2.json", "current.json")?;
+    /// assert_eq!(dir.read("current.json")?, b"{}");
+    /// assert!(dir.symlink_file("/etc/passwd", "stolen").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn symlink_file(
         &self,
@@ -451,6 +487,18 @@ impl Dir {
     /// # Errors
     ///
     /// As [`symlink`](Self::symlink).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir_all("releases/42")?;
+    /// dir.symlink_dir("releases/42", "live")?;
+    /// assert!(dir.is_dir("live"));
+    /// assert!(dir.symlink_dir("..", "up").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn symlink_dir(
         &self,
@@ -503,6 +551,21 @@ impl Dir {
     /// # Errors
     ///
     /// As [`set_permissions`](Self::set_permissions).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::{Permissions, PermissionsExt};
+    ///
+    /// dir.write("file", b"x")?;
+    /// dir.symlink("file", "link")?;
+    /// dir.set_symlink_permissions("file", Permissions::from_mode(0o640))?;
+    /// let err = dir.set_symlink_permissions("link", Permissions::from_mode(0o600)).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_symlink_permissions(
         &self,
         path: impl AsRef<Path>,
@@ -597,6 +660,22 @@ impl Dir {
     /// # Errors
     ///
     /// As [`set_times`](Self::set_times).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// dir.write("file", b"x")?;
+    /// dir.symlink("file", "link")?;
+    /// let then = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
+    /// dir.set_symlink_times("link", None, Some(then.into()))?;
+    /// assert_eq!(dir.symlink_metadata("link")?.modified()?.into_std(), then);
+    /// assert_ne!(dir.metadata("file")?.modified()?.into_std(), then);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn set_symlink_times(
         &self,

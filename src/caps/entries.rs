@@ -87,6 +87,21 @@ macro_rules! entry_read_methods {
         ///
         /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the
         /// OS (for example when the entry was removed since the listing).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// dir.write("big.bin", vec![0u8; 4096])?;
+        /// let sizes: u64 = dir
+        ///     .read_only()?
+        ///     .entries()?
+        ///     .map(|entry| entry?.metadata().map(|m| m.len()))
+        ///     .sum::<Result<_, _>>()?;
+        /// assert_eq!(sizes, 4096);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn metadata(&self) -> Result<Metadata, FsError> {
             self.listed
                 .run(FsOp::Metadata, cap_std::fs::DirEntry::metadata)
@@ -127,6 +142,20 @@ impl DirEntry {
     /// # Errors
     ///
     /// As [`Dir::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Read;
+    /// dir.write("only.txt", b"hello")?;
+    /// let entry = dir.entries()?.next().unwrap()?;
+    /// let mut text = String::new();
+    /// entry.open()?.read_to_string(&mut text)?;
+    /// assert_eq!(text, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self) -> Result<File, FsError> {
         let mut options = OpenOptions::new();
         options.read(true);
@@ -140,6 +169,21 @@ impl DirEntry {
     /// # Errors
     ///
     /// As [`Dir::open_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// dir.write("log.txt", b"a")?;
+    /// let entry = dir.entries()?.next().unwrap()?;
+    /// let mut append = compartment::caps::OpenOptions::new();
+    /// append.append(true);
+    /// entry.open_with(&append)?.write_all(b"b")?;
+    /// assert_eq!(dir.read("log.txt")?, b"ab");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_with(&self, options: &OpenOptions) -> Result<File, FsError> {
         let listed = &self.listed;
         options.check(&listed.path)?;
@@ -165,6 +209,19 @@ impl DirEntry {
     /// # Errors
     ///
     /// As [`Dir::open_dir`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("tenant")?;
+    /// let entry = dir.entries()?.next().unwrap()?;
+    /// let tenant = entry.open_dir()?;
+    /// tenant.write("quota", b"10G")?;
+    /// assert_eq!(dir.read("tenant/quota")?, b"10G");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_dir(&self) -> Result<Dir, FsError> {
         Ok(Dir {
             dir: self.listed.open_dir()?,
@@ -186,6 +243,22 @@ impl DirEntry {
     /// # Errors
     ///
     /// As [`Dir::remove_dir`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("empty")?;
+    /// for entry in dir.entries()? {
+    ///     let entry = entry?;
+    ///     if entry.file_type().is_dir() {
+    ///         entry.remove_dir()?;
+    ///     }
+    /// }
+    /// assert!(!dir.exists("empty"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove_dir(&self) -> Result<(), FsError> {
         self.listed
             .run(FsOp::RemoveDir, cap_std::fs::DirEntry::remove_dir)
@@ -214,6 +287,20 @@ impl ReadOnlyDirEntry {
     /// # Errors
     ///
     /// As [`ReadOnlyDir::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Read;
+    /// dir.write("readme", b"hi")?;
+    /// let entry = dir.read_only()?.entries()?.next().unwrap()?;
+    /// let mut text = String::new();
+    /// entry.open()?.read_to_string(&mut text)?;
+    /// assert_eq!(text, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self) -> Result<ReadOnlyFile, FsError> {
         let file = self.listed.run(FsOp::Open, cap_std::fs::DirEntry::open)?;
         Ok(ReadOnlyFile::new(
@@ -229,6 +316,19 @@ impl ReadOnlyDirEntry {
     /// # Errors
     ///
     /// As [`ReadOnlyDir::open_dir`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("photos")?;
+    /// dir.write("photos/cat.jpg", b"meow")?;
+    /// let entry = dir.read_only()?.entries()?.next().unwrap()?;
+    /// let photos = entry.open_dir()?; // read-only too
+    /// assert_eq!(photos.read("cat.jpg")?, b"meow");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_dir(&self) -> Result<ReadOnlyDir, FsError> {
         Ok(ReadOnlyDir {
             dir: self.listed.open_dir()?,

@@ -482,6 +482,18 @@ impl File {
     /// # Errors
     ///
     /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// let mut journal = dir.create("journal")?;
+    /// journal.write_all(b"entry")?;
+    /// journal.sync_data()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sync_data(&self) -> Result<(), FsError> {
         self.file.run(FsOp::Sync, |f| f.sync_data())
     }
@@ -492,6 +504,18 @@ impl File {
     /// # Errors
     ///
     /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("header.bin", b"MAGIC-v2")?;
+    /// let mut version = [0u8; 2];
+    /// dir.open("header.bin")?.read_at(&mut version, 6)?;
+    /// assert_eq!(&version, b"v2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, FsError> {
         self.file.read_at(buf, offset)
@@ -566,6 +590,18 @@ impl ReadOnlyFile {
     /// # Errors
     ///
     /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("header.bin", b"MAGIC-v2")?;
+    /// let mut magic = [0u8; 5];
+    /// dir.read_only()?.open("header.bin")?.read_at(&mut magic, 0)?;
+    /// assert_eq!(&magic, b"MAGIC");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, FsError> {
         self.file.read_at(buf, offset)

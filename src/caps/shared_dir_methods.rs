@@ -108,6 +108,21 @@ macro_rules! shared_dir_methods {
         /// # Errors
         ///
         /// As [`read`](Self::read).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// // Planted by the host: an absolute symlink.
+        /// # tmp.symlink_contents("/srv/shared/config", "shared")?;
+        /// assert_eq!(
+        ///     dir.read_link_contents("shared")?,
+        ///     std::path::Path::new("/srv/shared/config")
+        /// );
+        /// assert!(dir.read_link("shared").is_err());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn read_link_contents(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
             let path = path.as_ref();
             self.dir
@@ -144,6 +159,18 @@ macro_rules! shared_dir_methods {
         ///
         /// As [`read`](Self::read); a final symlink is an [`FsError::Io`]
         /// (`ELOOP`, or `ENOTDIR`).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// dir.create_dir("uploads")?;
+        /// dir.symlink("uploads", "incoming")?;
+        /// assert!(dir.open_dir_nofollow("uploads").is_ok());
+        /// assert!(dir.open_dir_nofollow("incoming").is_err());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         #[cfg(any(target_os = "linux", target_os = "android"))]
         pub fn open_dir_nofollow(&self, path: impl AsRef<Path>) -> Result<Self, FsError> {
             Ok(Self {
