@@ -111,6 +111,8 @@ macro_rules! entry_read_methods {
 
 /// One entry of a listing of a full [`Dir`]: its name and type, and the
 /// operations cap-std's `DirEntry` has, on that name in that directory.
+/// Its `Debug` shows the name and type (cap-std's shows its internal
+/// handle).
 ///
 /// # Examples
 ///

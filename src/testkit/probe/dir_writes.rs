@@ -107,6 +107,22 @@ impl Prober<'_> {
         );
         self.record(
             label,
+            "set the times of `../<canary>` without following symlinks",
+            denied,
+            dir.set_symlink_times(
+                Path::new("..").join(self.canary.file_name().unwrap_or_default()),
+                None,
+                Some(SystemTimeSpec::SymbolicNow),
+            ),
+        );
+        self.record(
+            label,
+            "chmod the canary by its absolute path without following symlinks",
+            denied,
+            dir.set_symlink_permissions(&self.canary, permissions(0o600)),
+        );
+        self.record(
+            label,
             "remove `..` as a file or symlink",
             denied,
             dir.remove_file_or_symlink(".."),
