@@ -43,7 +43,7 @@ pub use request::{CallError, PendingReply, ReplyTo, Request};
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
-use crate::signal::Never;
+use crate::signal::{Never, Signal};
 
 /// The largest capacity [`bounded`] accepts. The buffer is allocated up
 /// front, so a larger one is almost certainly a mistake.
@@ -204,6 +204,42 @@ pub(crate) fn send_interruptible<T>(
         let _ = operation.recv(interrupts[index]);
         Err((message, Interrupted::By(index)))
     }
+}
+
+/// Waits a little longer each time before an operation is tried again:
+/// spinning at first, then yielding the processor, then giving up so that
+/// the caller blocks. The steps are crossbeam's own before it parks a
+/// thread, so a revocable endpoint waits the way a plain one does.
+#[derive(Debug, Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    const SPIN_STEPS: u32 = 6;
+    const YIELD_STEPS: u32 = 10;
+
+    /// Waits one step; `false` once it is time to block instead.
+    fn wait(&mut self) -> bool {
+        if self.step <= Self::SPIN_STEPS {
+            for _ in 0..1u32 << self.step {
+                std::hint::spin_loop();
+            }
+        } else if self.step <= Self::YIELD_STEPS {
+            std::thread::yield_now();
+        } else {
+            return false;
+        }
+        self.step += 1;
+        true
+    }
+}
+
+/// The first of `interrupts` that has been raised, in the order a biased
+/// selection would give them.
+#[inline]
+fn fired(interrupts: &[&Signal]) -> Option<usize> {
+    interrupts.iter().position(|signal| signal.is_raised())
 }
 
 #[allow(
@@ -394,20 +430,41 @@ impl<T> Sender<T> {
     pub(crate) fn send_with(
         &self,
         message: T,
-        extra: &[&cb::Receiver<Never>],
+        extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<(), (T, Wake)> {
         if self.gate.check().is_err() {
             return Err((message, Wake::Revoked));
         }
-        if !self.gate.is_revocable() {
-            // The hot path: no switch to watch, nothing to allocate.
-            return send_interruptible(&self.inner, message, extra, deadline)
+        if !self.gate.is_revocable() && extra.is_empty() {
+            // Nothing to watch but the channel itself.
+            return send_interruptible(&self.inner, message, &[], deadline)
                 .map_err(|(m, e)| (m, Wake::from_interrupt(e, 0)));
+        }
+        // While no switch or extra interrupt has fired, try the send,
+        // backing off briefly as crossbeam does before it blocks; only a
+        // send that would still wait builds a selection.
+        let mut message = message;
+        let mut backoff = Backoff::default();
+        loop {
+            if self.gate.check().is_err() {
+                return Err((message, Wake::Revoked));
+            }
+            if let Some(fired) = fired(extra) {
+                return Err((message, Wake::Interrupted(fired)));
+            }
+            message = match self.inner.try_send(message) {
+                Ok(()) => return Ok(()),
+                Err(cb::TrySendError::Disconnected(m)) => return Err((m, Wake::Disconnected)),
+                Err(cb::TrySendError::Full(m)) => m,
+            };
+            if !backoff.wait() {
+                break;
+            }
         }
         let mut interrupts = self.watches();
         let own = interrupts.len();
-        interrupts.extend_from_slice(extra);
+        interrupts.extend(extra.iter().map(|signal| signal.watch()));
         send_interruptible(&self.inner, message, &interrupts, deadline)
             .map_err(|(m, e)| (m, Wake::from_interrupt(e, own)))
     }
@@ -501,20 +558,39 @@ impl<T> Receiver<T> {
     #[inline]
     pub(crate) fn recv_with(
         &self,
-        extra: &[&cb::Receiver<Never>],
+        extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<T, Wake> {
         if self.gate.check().is_err() {
             return Err(Wake::Revoked);
         }
-        if !self.gate.is_revocable() {
-            // The hot path: no switch to watch, nothing to allocate.
-            return recv_interruptible(&self.inner, extra, deadline)
+        if !self.gate.is_revocable() && extra.is_empty() {
+            // Nothing to watch but the channel itself.
+            return recv_interruptible(&self.inner, &[], deadline)
                 .map_err(|e| Wake::from_interrupt(e, 0));
+        }
+        // As in `Sender::send_with`: a message that is queued, or arrives
+        // while backing off, is taken without building a selection.
+        let mut backoff = Backoff::default();
+        loop {
+            if self.gate.check().is_err() {
+                return Err(Wake::Revoked);
+            }
+            if let Some(fired) = fired(extra) {
+                return Err(Wake::Interrupted(fired));
+            }
+            match self.inner.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(cb::TryRecvError::Disconnected) => return Err(Wake::Disconnected),
+                Err(cb::TryRecvError::Empty) => {}
+            }
+            if !backoff.wait() {
+                break;
+            }
         }
         let mut interrupts = self.watches();
         let own = interrupts.len();
-        interrupts.extend_from_slice(extra);
+        interrupts.extend(extra.iter().map(|signal| signal.watch()));
         recv_interruptible(&self.inner, &interrupts, deadline)
             .map_err(|e| Wake::from_interrupt(e, own))
     }

@@ -210,8 +210,7 @@ impl Context {
     /// As [`recv`](Self::recv).
     pub fn recv_untracked<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError> {
         self.check()?;
-        rx.recv_with(&[self.cancel.watch()], None)
-            .map_err(context_error)
+        rx.recv_with(&[&*self.cancel], None).map_err(context_error)
     }
 
     /// An iterator over [`recv`](Self::recv) that ends on cancellation,
@@ -292,7 +291,7 @@ impl Context {
                 message,
             });
         }
-        tx.send_with(message, &[self.cancel.watch()], None)
+        tx.send_with(message, &[&*self.cancel], None)
             .map_err(|(message, wake)| ContextSendError {
                 error: context_error(wake),
                 message,
@@ -330,7 +329,7 @@ impl Context {
         let (message, attempts) = match self.mailbox.take::<T>(rx.id()) {
             Some(redelivered) => redelivered,
             None => (
-                rx.recv_with(&[self.cancel.watch()], deadline)
+                rx.recv_with(&[&*self.cancel], deadline)
                     .map_err(context_error)?,
                 0,
             ),

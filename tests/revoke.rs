@@ -249,3 +249,33 @@ fn revoking_a_whole_grant_at_once() {
     let next = grant.reissue().unwrap();
     assert_eq!(next.env.get("K").unwrap(), Some("v"));
 }
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test's own threads play a sender and a receiver"
+)]
+fn revocable_endpoints_deliver_through_blocking_and_wake_on_revocation() {
+    let (tx, rx) = channel::bounded::<u32>(1).unwrap();
+    let (tx, revoker) = tx.revocable();
+    let (rx, _receiver_switch) = rx.revocable();
+    // Through a channel of one, most sends and receives wait for the other
+    // side: every message arrives, in order.
+    std::thread::scope(|s| {
+        s.spawn(|| (0..1000).for_each(|i| tx.send(i).unwrap()));
+        for i in 0..1000 {
+            assert_eq!(rx.recv().unwrap(), i);
+        }
+    });
+    // A send waiting on a full channel ends with its message handed back
+    // once the endpoint is revoked, whether or not it was blocked yet.
+    tx.send(1).unwrap();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| tx.send(2));
+        revoker.revoke();
+        assert!(matches!(
+            waiting.join().unwrap(),
+            Err(SendError::Revoked(2))
+        ));
+    });
+}
