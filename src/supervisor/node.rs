@@ -570,7 +570,7 @@ impl NodeState {
             // Each reply goes out after the status board shows the change.
             Control::Add { node, reply } => {
                 let result = self.add(node);
-                self.sync_status();
+                self.sync_added();
                 let _ = reply.send(result);
             }
             Control::Remove { name, reply } => {
@@ -580,7 +580,7 @@ impl NodeState {
             }
             Control::AddPoolMember { reply } => {
                 let result = self.add_pool_member();
-                self.sync_status();
+                self.sync_added();
                 let _ = reply.send(result);
             }
         }

@@ -15,14 +15,32 @@ impl NodeState {
         *self.board.entries.lock() = self.board_entries();
     }
 
-    /// Updates child `i`'s entry only; the board mirrors the slots, so a
-    /// board of another length means the slots changed shape: rebuild.
+    /// Updates child `i`'s entry only. The board mirrors the slots: slots
+    /// added at the end get their entries appended; a board longer than
+    /// the slots means some were taken out, and it is rebuilt.
     pub(super) fn sync_slot(&self, i: usize) {
         let mut entries = self.board.entries.lock();
-        if entries.len() == self.slots.len() {
-            entries[i] = self.board_entry(&self.slots[i]);
-        } else {
+        if entries.len() > self.slots.len() {
             *entries = self.board_entries();
+            return;
+        }
+        let known = entries.len();
+        entries.extend(
+            self.slots[known..]
+                .iter()
+                .map(|slot| self.board_entry(slot)),
+        );
+        if i < known {
+            entries[i] = self.board_entry(&self.slots[i]);
+        }
+    }
+
+    /// Updates the board after a child was added at the end (or, when the
+    /// start failed, taken out again).
+    pub(super) fn sync_added(&self) {
+        match self.slots.len().checked_sub(1) {
+            Some(last) => self.sync_slot(last),
+            None => self.sync_status(),
         }
     }
 
