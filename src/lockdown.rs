@@ -39,7 +39,10 @@
 //! grant's [inventory](crate::Grant::inventory) on an unconfined thread,
 //! [`Policy::apply`] on each thread to confine it to a grant (which must
 //! hold the same kinds of capabilities). Applying is irreversible for that
-//! thread, and a confined thread cannot start threads itself.
+//! thread, and a confined thread cannot start threads itself. A thread
+//! started with [`Policy::spawn`] comes from the policy's carrier thread,
+//! which attached the seccomp program once: applying the policy there costs
+//! its Landlock ruleset and a few instructions, not the whole program.
 
 //! # Fail closed
 //!
@@ -67,11 +70,11 @@ use std::fmt;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 mod bpf;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
+mod carrier;
+#[cfg(all(target_os = "linux", feature = "lockdown"))]
 mod linux;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 mod rules;
-#[cfg(all(target_os = "linux", feature = "lockdown"))]
-mod spawner;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub use linux::Policy;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]

@@ -8,9 +8,10 @@
 //!   [`Limits`](crate::Limits), and at most
 //!   [`Limits::threads`](crate::Limits::threads) of them run at once;
 //! - when the child is locked down, it carries the instance's kernel policy:
-//!   the crate starts it from an unconfined thread of its own (a confined
-//!   thread cannot start threads) and applies the same Landlock ruleset and
-//!   seccomp program to it before the work runs;
+//!   the child's carrier thread starts it (a confined thread cannot start
+//!   threads), it inherits the carrier's seccomp program, and it applies the
+//!   instance's Landlock ruleset and the ban on threads of its own before
+//!   the work runs;
 //! - it is asked to stop through its [`Cancellation`] when the instance is
 //!   cancelled or ends, and the instance has not ended until every one of
 //!   its threads has: a thread that ignores cancellation keeps its instance

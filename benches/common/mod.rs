@@ -378,20 +378,24 @@ pub(crate) fn lockdown_apply(rounds: usize) -> Vec<Duration> {
     let policy =
         std::sync::Arc::new(Policy::compile(Lockdown::require(), &grant.inventory()).unwrap());
     let grant = std::sync::Arc::new(grant);
+    // Started as a supervisor starts a locked-down instance: from the
+    // policy's carrier, so the thread inherits the seccomp program.
     (0..rounds)
         .map(|_| {
-            let (policy, grant) = (
-                std::sync::Arc::clone(&policy),
-                std::sync::Arc::clone(&grant),
-            );
-            thread::spawn(move || {
-                let inventory = grant.inventory();
-                let start = Instant::now();
-                policy.apply(&inventory).unwrap();
-                start.elapsed()
-            })
-            .join()
-            .unwrap()
+            let (applied, took) = crossbeam_channel::bounded(1);
+            let on_thread = std::sync::Arc::clone(&policy);
+            let grant = std::sync::Arc::clone(&grant);
+            policy
+                .spawn("apply", move || {
+                    let inventory = grant.inventory();
+                    let start = Instant::now();
+                    on_thread.apply(&inventory).unwrap();
+                    let _ = applied.send(start.elapsed());
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            took.recv().unwrap()
         })
         .collect()
 }

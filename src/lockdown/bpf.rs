@@ -446,7 +446,8 @@ mod tests {
 
     #[test]
     fn the_lockdown_table_compiles_to_its_meaning() {
-        use crate::lockdown::rules::{Sockets, arch, table};
+        use crate::lockdown::rules::{Sockets, Threads, arch, table, thread_ban};
+        assert_matches_table(&thread_ban(arch().unwrap()));
         for sockets in [
             Sockets::default(),
             Sockets {
@@ -458,7 +459,9 @@ mod tests {
                 udp: true,
             },
         ] {
-            assert_matches_table(&table(arch().unwrap(), sockets, 4242));
+            for threads in [Threads::Refused, Threads::Carrier] {
+                assert_matches_table(&table(arch().unwrap(), sockets, 4242, threads));
+            }
         }
     }
 

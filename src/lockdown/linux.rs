@@ -11,10 +11,11 @@ use landlock::{
 };
 use seccompiler::{BpfProgram, sock_filter};
 
-use super::rules::{self, Sockets};
-use super::spawner;
+use super::carrier::Carrier;
+use super::rules::{self, Sockets, Threads};
 use super::{Enforcement, LandlockLevel, Lockdown, LockdownError, Mode};
 use crate::caps::{NetAccess, Transport};
+use crate::ceiling;
 use crate::grant::{Capability, Inventory, Rights};
 use crate::threads::SpawnError;
 
@@ -29,15 +30,26 @@ const REQUIRED_ABI: u8 = 6;
 /// this cannot be expressed.
 const MAX_TCP_PORTS: usize = 4096;
 
-/// A child's kernel policy: the seccomp program compiled once for its
-/// specification, and how to derive Landlock rules from each instance's
-/// grant.
+/// A child's kernel policy: the seccomp programs compiled once for its
+/// specification, the carrier thread that starts its threads, and how to
+/// derive Landlock rules from each instance's grant.
 #[derive(Debug)]
 pub struct Policy {
     lockdown: Lockdown,
-    /// The seccomp program; `None` when it could not be built in
-    /// best-effort mode.
-    filter: Option<Arc<BpfProgram>>,
+    programs: Option<Programs>,
+    /// Starts the child's threads with its program already attached; `None`
+    /// in best-effort mode when it could not start.
+    carrier: Option<Arc<Carrier>>,
+}
+
+/// The seccomp programs of one policy; absent when they could not be built
+/// in best-effort mode.
+#[derive(Debug, Clone)]
+struct Programs {
+    /// The whole program, for a thread that inherited none.
+    whole: Arc<BpfProgram>,
+    /// What a thread its carrier started adds to what it inherited.
+    ban: Arc<BpfProgram>,
 }
 
 fn landlock_error(err: impl std::fmt::Display) -> LockdownError {
@@ -53,23 +65,55 @@ impl Policy {
     /// capabilities `grant` holds: the seccomp program, which allows TCP and
     /// UDP sockets only as the grant's network rules name them.
     ///
-    /// Also starts, once per process, the crate's thread that starts
-    /// threads for confined ones (a confined thread cannot): call this from
-    /// an unconfined thread, as a supervisor does.
+    /// Also starts the policy's carrier: a thread that attaches the program
+    /// once (in its variant that still allows threads) and starts the
+    /// threads [`spawn`](Self::spawn) asks for, so that they inherit it.
+    /// Call this from an unconfined thread, as a supervisor does: a
+    /// confined thread cannot start one.
     ///
     /// # Errors
     ///
     /// [`LockdownError`] when a required part cannot be built here.
     pub fn compile(lockdown: Lockdown, grant: &Inventory<'_>) -> Result<Self, LockdownError> {
-        spawner::start().map_err(LockdownError::Threads)?;
-        let filter = match compile_filter(sockets(grant)) {
-            Ok(filter) => Some(Arc::new(filter)),
+        let best_effort = lockdown.mode == Mode::BestEffort;
+        let (programs, carrier_program) = match compile_programs(sockets(grant)) {
+            Ok((programs, carrier_program)) => (Some(programs), Some(carrier_program)),
             // Best effort goes on without seccomp; `apply` reports it as
             // not enforced.
-            Err(_) if lockdown.mode == Mode::BestEffort => None,
+            Err(_) if best_effort => (None, None),
             Err(err) => return Err(err),
         };
-        Ok(Self { lockdown, filter })
+        let carrier = match carrier_program.map(Carrier::start) {
+            Some(Ok(carrier)) => Some(carrier),
+            Some(Err(_)) if best_effort => None,
+            Some(Err(why)) => return Err(LockdownError::Threads(why)),
+            None => None,
+        };
+        Ok(Self {
+            lockdown,
+            programs,
+            carrier,
+        })
+    }
+
+    /// Starts a thread for this policy: from its carrier, so that the
+    /// thread already carries the seccomp program and [`apply`](Self::apply)
+    /// on it attaches only Landlock and a short program that refuses it
+    /// threads of its own. Without a carrier (best effort, where it could
+    /// not start), an ordinary thread.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] when the thread could not be started.
+    pub fn spawn(
+        &self,
+        name: impl Into<String>,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<JoinHandle<()>, SpawnError> {
+        match &self.carrier {
+            Some(carrier) => carrier.spawn(name.into(), Box::new(work)),
+            None => Ok(ceiling::spawn(name.into(), work)?),
+        }
     }
 
     /// Confines the calling thread to what `grant` holds and reports what
@@ -84,7 +128,8 @@ impl Policy {
         let (ruleset, facts) = self.ruleset(grant)?;
         let confinement = Confinement {
             ruleset: ruleset.try_clone().map_err(landlock_error)?,
-            filter: self.filter.clone(),
+            programs: self.programs.clone(),
+            carrier: self.carrier.clone(),
             mode: self.lockdown.mode,
             facts,
         };
@@ -180,21 +225,35 @@ pub(crate) fn confinement() -> Option<Arc<Confinement>> {
 
 /// One instance's policy in a form that confines further threads: its
 /// Landlock ruleset (one per instance, so later threads get the same
-/// directories) and the child's seccomp program.
+/// directories), the child's seccomp programs and its carrier.
 #[derive(Debug)]
 pub(crate) struct Confinement {
     ruleset: RulesetCreated,
-    filter: Option<Arc<BpfProgram>>,
+    programs: Option<Programs>,
+    carrier: Option<Arc<Carrier>>,
     mode: Mode,
     facts: Facts,
 }
 
 impl Confinement {
-    /// Applies `ruleset` and the seccomp program to the calling thread.
+    /// Applies `ruleset` and the seccomp program to the calling thread: the
+    /// short ban when its carrier started it (it inherited the rest), the
+    /// whole program otherwise.
     fn enforce(&self, ruleset: RulesetCreated) -> Result<Enforcement, LockdownError> {
         let require = self.mode == Mode::Require;
         let mut enforcement = restrict(ruleset, self.facts, require)?;
-        let installed = match &self.filter {
+        let carried = self
+            .carrier
+            .as_ref()
+            .is_some_and(|carrier| carrier.carries_current_thread());
+        let program = self.programs.as_ref().map(|programs| {
+            if carried {
+                &programs.ban
+            } else {
+                &programs.whole
+            }
+        });
+        let installed = match program {
             Some(filter) => match seccompiler::apply_filter(filter) {
                 Ok(()) => true,
                 Err(err) if require => return Err(seccomp_error(err)),
@@ -213,15 +272,16 @@ impl Confinement {
         Ok(enforcement)
     }
 
-    /// Starts a thread that carries this policy: from the crate's unconfined
-    /// spawner (a confined thread cannot start one), confined before `work`
-    /// runs. Returns once the policy is in force on it.
+    /// Starts a thread that carries this policy: from the child's carrier
+    /// (a confined thread cannot start one), confined before `work` runs.
+    /// Returns once the policy is in force on it.
     pub(crate) fn spawn(
         self: Arc<Self>,
         name: String,
         work: impl FnOnce() + Send + 'static,
     ) -> Result<JoinHandle<()>, SpawnError> {
         let (ready, applied) = crossbeam_channel::bounded(1);
+        let carrier = self.carrier.clone();
         let body = move || {
             let enforced = self
                 .ruleset
@@ -235,7 +295,12 @@ impl Confinement {
                 work();
             }
         };
-        let join = spawner::spawn(name, Box::new(body))?;
+        let join = match carrier {
+            Some(carrier) => carrier.spawn(name, Box::new(body))?,
+            // No carrier (best effort): no seccomp program refuses this
+            // thread a thread of its own.
+            None => ceiling::spawn(name, body)?,
+        };
         match applied.recv() {
             Ok(Ok(())) => Ok(join),
             Ok(Err(source)) => Err(SpawnError::Lockdown { source }),
@@ -286,23 +351,33 @@ fn restrict(
     })
 }
 
-/// The seccomp program for a grant with network access `sockets`.
-fn compile_filter(sockets: Sockets) -> Result<BpfProgram, LockdownError> {
+/// The seccomp programs for a grant with network access `sockets`, and
+/// the carrier's.
+fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), LockdownError> {
     let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
         missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
     })?;
-    let program = rules::table(arch, sockets, std::process::id())
-        .compile()
-        .map_err(seccomp_error)?;
-    Ok(program
-        .into_iter()
-        .map(|insn| sock_filter {
-            code: insn.code,
-            jt: insn.jt,
-            jf: insn.jf,
-            k: insn.k,
-        })
-        .collect())
+    let pid = std::process::id();
+    let compile = |table: super::bpf::Table| -> Result<Arc<BpfProgram>, LockdownError> {
+        let program = table.compile().map_err(seccomp_error)?;
+        Ok(Arc::new(
+            program
+                .into_iter()
+                .map(|insn| sock_filter {
+                    code: insn.code,
+                    jt: insn.jt,
+                    jf: insn.jf,
+                    k: insn.k,
+                })
+                .collect(),
+        ))
+    };
+    let programs = Programs {
+        whole: compile(rules::table(arch, sockets, pid, Threads::Refused))?,
+        ban: compile(rules::thread_ban(arch))?,
+    };
+    let carrier = compile(rules::table(arch, sockets, pid, Threads::Carrier))?;
+    Ok((programs, carrier))
 }
 
 /// The kinds of sockets the grant's network rules name.

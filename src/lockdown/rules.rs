@@ -81,12 +81,23 @@ pub(crate) fn arch() -> Option<Arch> {
     }
 }
 
+/// Which threads a program lets its thread start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Threads {
+    /// None: the program of a component's thread.
+    Refused,
+    /// Threads, never processes: the program of a child's carrier thread,
+    /// which starts the component's threads. Each of those stacks
+    /// [`thread_ban`] on what it inherits before it runs component code.
+    Carrier,
+}
+
 /// The table for a grant whose network access is `sockets`, in a process
 /// whose id is `pid`.
-pub(crate) fn table(arch: Arch, sockets: Sockets, pid: u32) -> Table {
+pub(crate) fn table(arch: Arch, sockets: Sockets, pid: u32, threads: Threads) -> Table {
     let mut rules = BTreeMap::new();
     for class in [
-        new_processes(),
+        new_processes(threads),
         process_wide_state(),
         other_processes(pid),
         kernel_and_host(),
@@ -149,16 +160,49 @@ fn deny_when(cases: Vec<Vec<Check>>) -> Rule {
 /// confines each before it runs, so a locked thread never needs `clone`.
 /// A raw `std::thread::spawn` from component code fails instead of
 /// starting a thread outside the instance's accounting.
-fn new_processes() -> Class {
-    let mut class = deny([
-        nr(libc::SYS_execve),
-        nr(libc::SYS_execveat),
-        nr(libc::SYS_clone),
-        unified::CLONE3,
-    ]);
+fn new_processes(threads: Threads) -> Class {
+    let mut class = deny([nr(libc::SYS_execve), nr(libc::SYS_execveat)]);
     #[cfg(target_arch = "x86_64")]
     class.extend(deny([nr(libc::SYS_fork), nr(libc::SYS_vfork)]));
+    match threads {
+        Threads::Refused => class.extend(thread_creation()),
+        Threads::Carrier => class.extend([
+            // A thread, never a process.
+            (
+                nr(libc::SYS_clone),
+                deny_when(vec![vec![arg(
+                    0,
+                    Test::Masked {
+                        mask: libc::CLONE_THREAD as u32,
+                        value: 0,
+                    },
+                )]]),
+            ),
+            // Its flags live in memory a filter cannot read: `ENOSYS`
+            // sends the C library back to `clone`, whose flags are checked.
+            (unified::CLONE3, Rule::always(UNKNOWN)),
+        ]),
+    }
     class
+}
+
+/// `clone` and `clone3` refused, whatever their flags.
+fn thread_creation() -> Class {
+    deny([nr(libc::SYS_clone), unified::CLONE3])
+}
+
+/// The program a thread started by a carrier stacks on the one it
+/// inherited: no thread of its own. Everything else it leaves to the
+/// inherited program.
+pub(crate) fn thread_ban(arch: Arch) -> Table {
+    Table {
+        arch,
+        rules: thread_creation().into_iter().collect(),
+        default: Answer::Allow,
+        unknown_from: unified::UNKNOWN_FROM,
+        // The inherited program answers these.
+        unknown: Answer::Allow,
+    }
 }
 
 /// State every thread of the process shares: the working directory, the
@@ -534,7 +578,32 @@ mod tests {
     }
 
     fn table_for(sockets: Sockets) -> Table {
-        table(arch().unwrap(), sockets, 4242)
+        table(arch().unwrap(), sockets, 4242, Threads::Refused)
+    }
+
+    #[test]
+    fn a_carrier_starts_threads_and_its_threads_start_none() {
+        let thread = libc::CLONE_THREAD as u64 | libc::CLONE_VM as u64;
+        let process = libc::SIGCHLD as u64;
+        let carrier = table(arch().unwrap(), Sockets::default(), 4242, Threads::Carrier);
+        assert_eq!(
+            answer(&carrier, libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
+            Answer::Allow
+        );
+        assert_eq!(
+            answer(&carrier, libc::SYS_clone, [process, 0, 0, 0, 0, 0]),
+            DENY
+        );
+        assert_eq!(answer(&carrier, libc::SYS_execve, [0; 6]), DENY);
+        let refused = table_for(Sockets::default());
+        assert_eq!(
+            answer(&refused, libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
+            DENY
+        );
+        let ban = thread_ban(arch().unwrap());
+        assert_eq!(answer(&ban, libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(answer(&ban, libc::SYS_openat, [0; 6]), Answer::Allow);
+        assert!(ban.compile().unwrap().len() < 16);
     }
 
     #[test]

@@ -47,6 +47,19 @@ impl Policy {
         })
     }
 
+    /// Starts a thread for this policy: here, an ordinary thread.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] when the thread could not be started.
+    pub fn spawn(
+        &self,
+        name: impl Into<String>,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<JoinHandle<()>, SpawnError> {
+        Ok(crate::ceiling::spawn(name.into(), work)?)
+    }
+
     /// Confines the calling thread, and threads it spawns later, to what
     /// `grant` holds; reports what the kernel enforced.
     ///

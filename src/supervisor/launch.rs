@@ -20,11 +20,11 @@ use crate::context::Context;
 use crate::fault::{self, FaultKind};
 use crate::limits::Meter;
 use crate::limits::watchdog::Watched;
-use crate::lockdown::Enforcement;
+use crate::lockdown::{Enforcement, Policy};
 use crate::mailbox::{InFlightCell, Mailbox};
 use crate::revoke::Revoker;
 use crate::signal::Signal;
-use crate::threads::ThreadGroup;
+use crate::threads::{SpawnError, ThreadGroup};
 
 /// Capacity of every supervisor's control channel. Senders block when it is
 /// full; the supervisor drains it continuously, and every sender is an
@@ -153,7 +153,7 @@ pub(crate) fn spawn_worker(
         backtraces: tree.backtraces,
         slot,
         report_to: control.clone(),
-        lockdown: policy.map(|policy| (policy, ready_tx)),
+        lockdown: policy.clone().map(|policy| (policy, ready_tx)),
         meter: meter.clone(),
     };
     let locked = run.lockdown.is_some();
@@ -164,11 +164,12 @@ pub(crate) fn spawn_worker(
         Some(parked) => match parked.resume.send(run) {
             Ok(()) => Ok((Some(parked.resume), parked.enforcement)),
             // The parked thread is gone; start afresh.
-            Err(cb::SendError(run)) => {
-                spawn_thread(path, instance, run, mode).map(|resume| (resume, None))
-            }
+            Err(cb::SendError(run)) => spawn_thread(path, instance, run, mode, policy.as_deref())
+                .map(|resume| (resume, None)),
         },
-        None => spawn_thread(path, instance, run, mode).map(|resume| (resume, None)),
+        None => {
+            spawn_thread(path, instance, run, mode, policy.as_deref()).map(|resume| (resume, None))
+        }
     };
     let (resume, mut enforcement) = spawned.inspect_err(|_| unwatch())?;
     // A locked-down instance has started only once its policy is in force.
@@ -202,11 +203,14 @@ pub(crate) fn spawn_worker(
 /// Spawns a thread named after the path and first instance it runs, if the
 /// process's ceilings leave room for it; for in-place restarts, returns where
 /// its next instance is handed over.
+/// Starts an instance's thread: from its policy's carrier when it is
+/// locked down (so that it inherits the seccomp program), else directly.
 fn spawn_thread(
     path: &str,
     instance: u64,
     run: InstanceRun,
     mode: RestartMode,
+    policy: Option<&Policy>,
 ) -> Result<Option<cb::Sender<InstanceRun>>, FaultKind> {
     let (resume, next) = match mode {
         RestartMode::InPlace => {
@@ -215,13 +219,19 @@ fn spawn_thread(
         }
         RestartMode::FreshThread => (None, None),
     };
-    ceiling::spawn(format!("{path}#{instance}"), move || {
-        instance_thread(run, next)
-    })
-    .map_err(|refused| match refused {
-        ceiling::Refused::Ceiling(ceiling) => FaultKind::CeilingReached { ceiling },
-        ceiling::Refused::Spawn(err) => FaultKind::StartFailed {
-            message: format!("could not spawn its thread: {err}"),
+    let name = format!("{path}#{instance}");
+    let body = move || instance_thread(run, next);
+    let spawned = match policy {
+        Some(policy) => policy.spawn(name, body),
+        None => ceiling::spawn(name, body).map_err(SpawnError::from),
+    };
+    spawned.map_err(|err| match err {
+        SpawnError::Ceiling { ceiling } => FaultKind::CeilingReached { ceiling },
+        other => FaultKind::StartFailed {
+            message: format!(
+                "could not spawn its thread: {}",
+                fault::with_sources(&other)
+            ),
         },
     })?;
     Ok(resume)
