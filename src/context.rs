@@ -312,7 +312,7 @@ impl Context {
             .checked_add(duration)
             .unwrap_or_else(|| far_future(self.clock.read()));
         self.clock
-            .wait_until(deadline, &[self.cancel.watch()])
+            .wait_until(deadline, &[&*self.cancel])
             .map_err(|_| Cancelled)
     }
 

@@ -4,9 +4,13 @@
 //! whoever is blocked". A raised [`Signal`] drops the only sender of a private
 //! channel, so every `crossbeam_channel::Select` that includes
 //! [`Signal::watch`] wakes at once with a disconnection, without polling.
+//! The channel is made the first time someone asks to watch: most signals
+//! (an idle component's cancellation, its instance's revocation switch) are
+//! only ever read as a flag or waited on by parking, and a channel costs
+//! hundreds of bytes.
 
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, Weak};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -22,7 +26,8 @@ pub(crate) struct Signal {
     raised: AtomicBool,
     /// Dropped (set to `None`) when raised; that disconnects `watch`.
     waker: Mutex<Option<Sender<Never>>>,
-    watch: Receiver<Never>,
+    /// Made on the first `watch`.
+    watch: OnceLock<Receiver<Never>>,
     /// Run once when the flag is raised: how a blocked socket call is woken
     /// (the socket is shut down). Held weakly: a dropped socket's hook is
     /// gone.
@@ -34,11 +39,10 @@ pub(crate) type RaiseHook = dyn Fn() + Send + Sync;
 
 impl Signal {
     pub(crate) fn new() -> Self {
-        let (waker, watch) = crossbeam_channel::bounded(1);
         Self {
             raised: AtomicBool::new(false),
-            waker: Mutex::new(Some(waker)),
-            watch,
+            waker: Mutex::new(None),
+            watch: OnceLock::new(),
             hooks: Mutex::new(Vec::new()),
         }
     }
@@ -76,7 +80,17 @@ impl Signal {
     /// A receiver that becomes disconnected when the flag is raised; use it in
     /// a `Select` next to the operation that should be interrupted.
     pub(crate) fn watch(&self) -> &Receiver<Never> {
-        &self.watch
+        self.watch.get_or_init(|| {
+            let (waker, watch) = crossbeam_channel::bounded(1);
+            // Checked under the lock `raise` takes after setting the flag:
+            // either `raise` drops this sender, or this sees the flag and
+            // drops it here — the watch starts disconnected.
+            let mut slot = self.waker.lock();
+            if !self.is_raised() {
+                *slot = Some(waker);
+            }
+            watch
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;
 use crate::revoke::{Gate, Revoked};
-use crate::signal::Never;
+use crate::signal::{Never, RaiseHook, Signal};
 
 /// Manual time: a fixed origin plus an offset that only the
 /// [`ClockControl`] moves forward; waiters are woken through their channels.
@@ -170,40 +170,65 @@ impl MonotonicClock {
 
     /// Waits until the clock reads `deadline`, ignoring revocation (this is
     /// the crate's own timekeeping). Returns `Err(i)` early when
-    /// `interrupts[i]` fires.
+    /// `interrupts[i]` is raised.
+    ///
+    /// On the OS clock the thread parks and a raise unparks it, so an idle
+    /// component waits as a parked thread does, with no channel to select
+    /// on. A manual clock also wakes on every advance.
     pub(crate) fn wait_until(
         &self,
         deadline: Instant,
-        interrupts: &[&cb::Receiver<Never>],
+        interrupts: &[&Signal],
     ) -> Result<(), usize> {
-        let advances = self.advances();
+        let Some(advances) = self.advances() else {
+            return park_until(deadline, interrupts, || self.read());
+        };
+        let watches: Vec<&cb::Receiver<Never>> =
+            interrupts.iter().map(|signal| signal.watch()).collect();
         loop {
             if self.read() >= deadline {
                 return Ok(());
             }
             let mut select = cb::Select::new_biased();
-            for interrupt in interrupts {
-                select.recv(interrupt);
+            for watch in &watches {
+                select.recv(watch);
             }
-            let tick = advances.as_ref().map(|rx| select.recv(rx));
-            let operation = match &advances {
-                // The OS clock's instants are real instants.
-                None => match select.select_deadline(deadline) {
-                    Ok(operation) => operation,
-                    Err(_) => return Ok(()),
-                },
-                Some(_) => select.select(),
-            };
+            let tick = select.recv(&advances);
+            let operation = select.select();
             let index = operation.index();
-            if Some(index) == tick {
-                if let Some(rx) = &advances {
-                    let _ = operation.recv(rx);
-                }
+            if index == tick {
+                let _ = operation.recv(&advances);
                 continue;
             }
-            let _ = operation.recv(interrupts[index]);
+            let _ = operation.recv(watches[index]);
             return Err(index);
         }
+    }
+}
+
+/// Parks the calling thread until `now()` reads `deadline` or one of
+/// `interrupts` is raised (`Err` with its index).
+fn park_until(
+    deadline: Instant,
+    interrupts: &[&Signal],
+    now: impl Fn() -> Instant,
+) -> Result<(), usize> {
+    let thread = std::thread::current();
+    let wake: Arc<RaiseHook> = Arc::new(move || thread.unpark());
+    for signal in interrupts {
+        signal.on_raise(Arc::downgrade(&wake));
+    }
+    loop {
+        if let Some(i) = interrupts.iter().position(|signal| signal.is_raised()) {
+            return Err(i);
+        }
+        let now = now();
+        if now >= deadline {
+            return Ok(());
+        }
+        // An unpark (a raise, or a stray one) ends the park early: the loop
+        // looks again.
+        std::thread::park_timeout(deadline - now);
     }
 }
 
