@@ -1200,3 +1200,80 @@ fn a_planted_symlink_that_points_outside_cannot_be_linked_by_path() {
     }
     refused_only_under_lockdown("links", attempts);
 }
+
+#[test]
+fn not_following_a_symlink_holds_under_lockdown_too() {
+    // Under lockdown `openat2` is refused and cap-std resolves paths itself:
+    // a final symlink must still not be followed where the caller said so.
+    require_kernel!();
+    #[derive(Grant)]
+    struct Links {
+        own: Dir,
+        results: Sender<Attempted>,
+    }
+    fn links(g: Links, _: &Context) -> Result<(), String> {
+        use compartment::caps::{FollowSymlinks, OpenOptions, SystemTimeSpec};
+        let mut nofollow = OpenOptions::new();
+        nofollow.read(true).follow(FollowSymlinks::No);
+        let mut nofollow_flag = OpenOptions::new();
+        nofollow_flag
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        let before = g.own.metadata("target").map_err(|e| e.to_string())?;
+        let touched = g.own.set_symlink_times(
+            "link",
+            None,
+            Some(SystemTimeSpec::Absolute(std::time::SystemTime::UNIX_EPOCH)),
+        );
+        let after = g.own.metadata("target").map_err(|e| e.to_string())?;
+        // The OS's errno under the capability's typed error.
+        let os_errno = |result: Result<(), compartment::caps::FsError>| match result {
+            Ok(()) => None,
+            Err(compartment::caps::FsError::Io { source, .. }) => {
+                Some(source.raw_os_error().unwrap_or(-1))
+            }
+            Err(_) => Some(-1),
+        };
+        let attempted = vec![
+            (
+                "open a symlink with follow(No)".into(),
+                os_errno(g.own.open_with("link", &nofollow).map(drop)),
+            ),
+            (
+                "open a symlink with O_NOFOLLOW".into(),
+                os_errno(g.own.open_with("link", &nofollow_flag).map(drop)),
+            ),
+            (
+                "the target's times after set_symlink_times".into(),
+                (before.modified().ok() != after.modified().ok()).then_some(-4),
+            ),
+            ("set_symlink_times itself".into(), os_errno(touched)),
+        ];
+        g.results.send(attempted).map_err(|e| e.to_string())
+    }
+    let sandbox = Sandbox::standard(ambient_authority()).unwrap();
+    let own = sandbox.dir().unwrap().open_dir("docs").unwrap();
+    own.write("target", b"x").unwrap();
+    own.symlink("target", "link").unwrap();
+    let (results, inbox) = channel::bounded(1).unwrap();
+    let _system = Supervisor::new("links")
+        .child(
+            Child::new("links", links, Links { own, results })
+                .restart(Restart::Temporary)
+                .lockdown(Lockdown::require()),
+        )
+        .start()
+        .unwrap();
+    let attempted = inbox.recv_timeout(WAIT).unwrap();
+    println!("{attempted:?}");
+    const ELOOP: i32 = 40;
+    assert_eq!(
+        attempted[0].1,
+        Some(ELOOP),
+        "follow(No) refuses the symlink"
+    );
+    assert_eq!(attempted[1].1, Some(ELOOP), "so does O_NOFOLLOW");
+    assert_eq!(attempted[2].1, None, "the target's times are untouched");
+    // Setting a symlink's own times is a path form, which lockdown refuses.
+    assert_eq!(attempted[3].1, Some(EPERM));
+}

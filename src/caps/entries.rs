@@ -342,6 +342,9 @@ impl ReadOnlyDirEntry {
 pub trait ListedEntry: fmt::Debug + sealed::Sealed {
     #[doc(hidden)]
     fn from_listed(listed: ListedParts) -> Self;
+
+    #[doc(hidden)]
+    fn listed_name(&self) -> &OsString;
 }
 
 /// What a listing yields, before it becomes an entry of either kind.
@@ -359,11 +362,19 @@ impl ListedEntry for DirEntry {
     fn from_listed(ListedParts(listed): ListedParts) -> Self {
         Self { listed }
     }
+
+    fn listed_name(&self) -> &OsString {
+        &self.listed.name
+    }
 }
 
 impl ListedEntry for ReadOnlyDirEntry {
     fn from_listed(ListedParts(listed): ListedParts) -> Self {
         Self { listed }
+    }
+
+    fn listed_name(&self) -> &OsString {
+        &self.listed.name
     }
 }
 
@@ -391,6 +402,26 @@ impl<E> Entries<E> {
             finished: false,
             entry: PhantomData,
         }
+    }
+}
+
+#[cfg(feature = "testkit")]
+impl<E: ListedEntry> Entries<E> {
+    /// The entry called `name`, skipping entries that could not be read
+    /// (the escape battery acts through entries it finds by name).
+    ///
+    /// # Errors
+    ///
+    /// An [`FsError::Io`] of kind `NotFound` when there is none.
+    pub(crate) fn named(self, name: &str) -> Result<E, FsError> {
+        let path = self.path.join(name);
+        self.filter_map(Result::ok)
+            .find(|entry| entry.listed_name() == name)
+            .ok_or_else(|| FsError::Io {
+                op: FsOp::ReadDir,
+                path,
+                source: io::ErrorKind::NotFound.into(),
+            })
     }
 }
 

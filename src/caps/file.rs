@@ -134,9 +134,9 @@ impl OpenOptions {
         self
     }
 
-    /// Whether a directory may be opened. cap-std needs it on Windows; on
-    /// Unix a directory opens for reading either way, so it changes nothing
-    /// here.
+    /// Whether a directory may be opened, as cap-std's `maybe_dir`: on
+    /// Windows it is needed to open one; on Unix a directory opens for
+    /// reading either way.
     pub fn maybe_dir(&mut self, maybe_dir: bool) -> &mut Self {
         self.maybe_dir = maybe_dir;
         self
@@ -208,22 +208,30 @@ impl OpenOptions {
             .truncate(self.truncate)
             .create(self.create)
             .create_new(self.create_new);
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use cap_fs_ext::{OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt};
+            // cap-std's own switches, which its path resolution honours
+            // whether or not the kernel offers `openat2`.
+            // `O_NOFOLLOW` among the custom flags means the same: cap-std's
+            // own resolution would otherwise follow the final symlink.
+            let nofollow_flag = cfg!(any(target_os = "linux", target_os = "android"))
+                && self.custom_flags & rustix_nofollow() != 0;
+            let follow = if nofollow_flag {
+                FollowSymlinks::No
+            } else {
+                self.follow
+            };
+            options
+                .follow(follow.to_cap_std())
+                .maybe_dir(self.maybe_dir)
+                .sync(self.sync)
+                .dsync(self.dsync)
+                .rsync(self.rsync);
+        }
+        #[cfg(unix)]
         {
             use cap_std::fs::OpenOptionsExt;
-            use rustix::fs::OFlags;
-            let mut flags = OFlags::from_bits_retain(self.custom_flags as u32);
-            for (wanted, flag) in [
-                (self.sync, OFlags::SYNC),
-                (self.dsync, OFlags::DSYNC),
-                (self.rsync, OFlags::RSYNC),
-                (self.follow == FollowSymlinks::No, OFlags::NOFOLLOW),
-            ] {
-                if wanted {
-                    flags |= flag;
-                }
-            }
-            options.custom_flags(flags.bits() as i32);
+            options.custom_flags(self.custom_flags);
             if let Some(mode) = self.mode {
                 options.mode(mode);
             }
@@ -346,6 +354,14 @@ pub(crate) fn open_for_writing(
         file.set_len(0).map_err(|e| FsError::from_io(op, path, e))?;
     }
     Ok(file)
+}
+
+/// `O_NOFOLLOW` as this platform numbers it (0 where rustix does not run).
+fn rustix_nofollow() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    0
 }
 
 pub(crate) fn refuse_set_id(path: &Path, permissions: &Permissions) -> Result<(), FsError> {

@@ -37,10 +37,19 @@ pub(crate) struct Inode {
     access: Access,
 }
 
-fn options(read: bool, write: bool, flags: rustix::fs::OFlags) -> cap_std::fs::OpenOptions {
+fn options(
+    read: bool,
+    write: bool,
+    flags: rustix::fs::OFlags,
+    follow: FollowSymlinks,
+) -> cap_std::fs::OpenOptions {
+    use cap_fs_ext::OpenOptionsFollowExt;
     use cap_std::fs::OpenOptionsExt;
     use rustix::fs::OFlags;
     let mut options = cap_std::fs::OpenOptions::new();
+    // Through cap-std's own switch: its path resolution honours it with or
+    // without `openat2` (`O_NOFOLLOW` alone it would follow).
+    options.follow(follow.to_cap_std());
     // Non-blocking, so that opening a fifo does not wait for a peer; not
     // with `O_PATH`, which `openat2` accepts only with a few flags.
     let flags = if flags.contains(OFlags::PATH) {
@@ -68,11 +77,7 @@ impl Inode {
         let open =
             |options: cap_std::fs::OpenOptions| dir.run(op, path, |d| d.open_with(path, &options));
         let path_only = || {
-            let nofollow = match follow {
-                FollowSymlinks::Yes => OFlags::empty(),
-                FollowSymlinks::No => OFlags::NOFOLLOW,
-            };
-            open(options(true, false, OFlags::PATH | nofollow)).map(|file| Inode {
+            open(options(true, false, OFlags::PATH, follow)).map(|file| Inode {
                 file,
                 access: Access::PathOnly,
             })
@@ -91,7 +96,7 @@ impl Inode {
             _ => false,
         };
         for (read, write) in [(true, false), (false, true)] {
-            match open(options(read, write, OFlags::empty())) {
+            match open(options(read, write, OFlags::empty(), follow)) {
                 Ok(file) => {
                     return Ok(Inode {
                         file,

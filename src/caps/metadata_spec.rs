@@ -89,3 +89,12 @@ pub enum FollowSymlinks {
     /// Act on the symlink itself.
     No,
 }
+
+impl FollowSymlinks {
+    pub(crate) fn to_cap_std(self) -> cap_fs_ext::FollowSymlinks {
+        match self {
+            FollowSymlinks::Yes => cap_fs_ext::FollowSymlinks::Yes,
+            FollowSymlinks::No => cap_fs_ext::FollowSymlinks::No,
+        }
+    }
+}

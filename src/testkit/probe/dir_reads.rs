@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{Battery, Expected, Prober, revoked_copy};
-use crate::caps::{AccessModes, AccessType, Dir, FsError, FsOp, ReadOnlyDir};
+use crate::caps::{AccessModes, AccessType, Dir, FsError, ReadOnlyDir};
 use crate::grant::{Descriptor, Grant};
 use crate::testkit::host::{DEPTH, Scratch};
 
@@ -50,16 +50,7 @@ macro_rules! probed_dir {
                 self.read_link(path)
             }
             fn open_listed(&self, dir: &Path, name: &str) -> Result<(), FsError> {
-                let entry = self
-                    .read_dir(dir)?
-                    .filter_map(Result::ok)
-                    .find(|entry| entry.name() == name)
-                    .ok_or_else(|| FsError::Io {
-                        op: FsOp::ReadDir,
-                        path: dir.join(name),
-                        source: std::io::ErrorKind::NotFound.into(),
-                    })?;
-                entry.open().map(drop)
+                self.read_dir(dir)?.named(name)?.open().map(drop)
             }
         }
     )*};

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Battery, Expected, Prober, permissions};
-use crate::caps::{Dir, DirBuilder, DirEntry, FsError, FsOp, OpenOptions, SystemTimeSpec};
+use crate::caps::{Dir, DirBuilder, OpenOptions, SystemTimeSpec};
 use crate::grant::Descriptor;
 
 impl Battery for Dir {
@@ -19,18 +19,6 @@ impl Battery for Dir {
 }
 
 impl Prober<'_> {
-    /// The entry named `name` in a listing of `dir`.
-    fn listed_entry(&self, dir: &Dir, path: &Path, name: &str) -> Result<DirEntry, FsError> {
-        dir.read_dir(path)?
-            .filter_map(Result::ok)
-            .find(|entry| entry.name() == name)
-            .ok_or_else(|| FsError::Io {
-                op: FsOp::ReadDir,
-                path: path.join(name),
-                source: std::io::ErrorKind::NotFound.into(),
-            })
-    }
-
     fn full_directory(&mut self, label: &str, dir: &Dir, descriptor: Option<Descriptor<'_>>) {
         let denied = Expected::Denied;
         self.record(
@@ -215,11 +203,13 @@ impl Prober<'_> {
                 label,
                 "truncate a planted hard link to the canary through its listed entry",
                 denied,
-                self.listed_entry(dir, &s, "hardlink").and_then(|entry| {
-                    let mut truncate = OpenOptions::new();
-                    truncate.write(true).truncate(true);
-                    entry.open_with(&truncate).map(drop)
-                }),
+                dir.read_dir(&s)
+                    .and_then(|entries| entries.named("hardlink"))
+                    .and_then(|entry| {
+                        let mut truncate = OpenOptions::new();
+                        truncate.write(true).truncate(true);
+                        entry.open_with(&truncate).map(drop)
+                    }),
             );
             self.record(
                 label,
