@@ -1277,3 +1277,64 @@ fn not_following_a_symlink_holds_under_lockdown_too() {
     // Setting a symlink's own times is a path form, which lockdown refuses.
     assert_eq!(attempted[3].1, Some(EPERM));
 }
+
+fn carrier_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("compartment-car"))
+        })
+        .count()
+}
+
+/// Run in a child process by the test below, so that no other test's
+/// carriers are counted.
+#[test]
+#[ignore = "run by a_locked_down_pool_shares_one_carrier in its own process"]
+fn locked_down_pool_scenario() {
+    if let Some(why) = unsupported() {
+        println!("skipping: {why}");
+        return;
+    }
+    fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+        cx.sleep(Duration::from_secs(3600))
+    }
+    let before = carrier_threads();
+    let system = Supervisor::pool(
+        "locked-pool",
+        Child::new("member", idle, ()).lockdown(Lockdown::require()),
+        8,
+    )
+    .start()
+    .unwrap();
+    let carriers = carrier_threads() - before;
+    println!("carriers: {carriers}");
+    assert_eq!(carriers, 1, "one carrier for the whole pool");
+    system.shutdown();
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test runs itself as a child process"
+)]
+fn a_locked_down_pool_shares_one_carrier() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "locked_down_pool_scenario",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}

@@ -223,8 +223,14 @@ impl Supervisor {
     /// can be added at run time with
     /// [`System::add_pool_member`](crate::System::add_pool_member). This is
     /// OTP's `simple_one_for_one`.
-    pub fn pool(name: impl Into<String>, template: Child, size: usize) -> Self {
+    pub fn pool(name: impl Into<String>, mut template: Child, size: usize) -> Self {
         let mut pool = Self::new(name);
+        // A locked-down template's policy is compiled once and shared by
+        // every member: one program and one carrier thread for the pool, not
+        // one per member. Listing the grant is user code, under the panic
+        // guard; a policy that cannot be built here is built (and its error
+        // reported) by each member's start instead.
+        let _ = crate::fault::contain(|| template.policy());
         pool.children = Vec::with_capacity(size);
         for i in 0..size {
             let member_name = format!("{}-{i}", template.name());
