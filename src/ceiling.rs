@@ -12,6 +12,9 @@
 //! Counting the maps reads `/proc/self/maps`, which costs time in
 //! proportion to the maps; so the count is taken again only once half the
 //! room it showed may be used up, which keeps a large pool's start linear.
+//! Threads spawned but not yet running (on a loaded machine, thousands may
+//! wait for a core) have not mapped their signal stacks yet: a count adds
+//! their share.
 //! Where the count cannot be read (off Linux, or on a thread whose kernel
 //! policy hides `/proc`), the last count plus what was spawned since stands
 //! in for it.
@@ -19,6 +22,7 @@
 use std::fmt;
 use std::io;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -105,6 +109,12 @@ static ESTIMATE: Mutex<Estimate> = Mutex::new(Estimate {
     budget: 0,
 });
 
+/// Threads spawned that have not started running yet. A new thread maps
+/// its alternate signal stack and guard page only once it runs, which on a
+/// loaded machine can be long after it was spawned: a count of the maps
+/// taken meanwhile does not show them, so they are added to it.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
 /// Admits one more thread, or names the ceiling it would pass.
 fn admit() -> Result<(), Ceiling> {
     let Some(limit) = *MAP_LIMIT.get_or_init(read_max_map_count) else {
@@ -118,9 +128,10 @@ fn admit() -> Result<(), Ceiling> {
     }
     let in_use = match count_maps() {
         Some(counted) => {
-            estimate.counted = counted;
+            let pending = PENDING.load(Ordering::Acquire);
+            estimate.counted = counted + pending * MAPS_PER_THREAD;
             estimate.since = 0;
-            counted
+            estimate.counted
         }
         None => estimate.counted + estimate.since * MAPS_PER_THREAD,
     };
@@ -142,13 +153,23 @@ where
     T: Send + 'static,
 {
     admit().map_err(Refused::Ceiling)?;
+    PENDING.fetch_add(1, Ordering::AcqRel);
+    // The standard library sets up the thread's signal stack before it runs
+    // this: from here on its maps are in any count.
+    let started = move || {
+        PENDING.fetch_sub(1, Ordering::AcqRel);
+        body()
+    };
     #[allow(
         clippy::disallowed_methods,
         reason = "the one place the crate's threads are spawned, after admission"
     )]
     std::thread::Builder::new()
         .name(name)
-        .spawn(body)
+        .spawn(started)
+        .inspect_err(|_| {
+            PENDING.fetch_sub(1, Ordering::AcqRel);
+        })
         .map_err(|err| match err.kind() {
             io::ErrorKind::WouldBlock => Refused::Ceiling(Ceiling::Threads {
                 limit: read_number("/proc/sys/kernel/threads-max"),
