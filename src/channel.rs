@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
+use crossbeam_utils::Backoff;
 
 pub use error::{
     CapacityError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
@@ -206,40 +207,28 @@ pub(crate) fn send_interruptible<T>(
     }
 }
 
-/// Waits a little longer each time before an operation is tried again:
-/// spinning at first, then yielding the processor, then giving up so that
-/// the caller blocks. The steps are crossbeam's own before it parks a
-/// thread, so a revocable endpoint waits the way a plain one does.
-#[derive(Debug, Default)]
-struct Backoff {
-    step: u32,
-}
-
-impl Backoff {
-    const SPIN_STEPS: u32 = 6;
-    const YIELD_STEPS: u32 = 10;
-
-    /// Waits one step; `false` once it is time to block instead.
-    fn wait(&mut self) -> bool {
-        if self.step <= Self::SPIN_STEPS {
-            for _ in 0..1u32 << self.step {
-                std::hint::spin_loop();
-            }
-        } else if self.step <= Self::YIELD_STEPS {
-            std::thread::yield_now();
-        } else {
-            return false;
-        }
-        self.step += 1;
-        true
-    }
-}
-
-/// The first of `interrupts` that has been raised, in the order a biased
-/// selection would give them.
+/// Why an endpoint's wait must end now, before the operation is tried: its
+/// gate is revoked, or one of the caller's `extra` interrupts was raised
+/// (the first, in the order a biased selection would give them).
 #[inline]
-fn fired(interrupts: &[&Signal]) -> Option<usize> {
-    interrupts.iter().position(|signal| signal.is_raised())
+fn stopped(gate: &Gate, extra: &[&Signal]) -> Option<Wake> {
+    if gate.check().is_err() {
+        return Some(Wake::Revoked);
+    }
+    extra
+        .iter()
+        .position(|signal| signal.is_raised())
+        .map(Wake::Interrupted)
+}
+
+/// What a blocked endpoint selects on besides its channel: the gate's
+/// switches, then the caller's `extra` interrupts; and how many of them are
+/// the gate's, for [`Wake::from_interrupt`].
+fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver<Never>>, usize) {
+    let mut interrupts: Vec<_> = gate.watches().collect();
+    let own = interrupts.len();
+    interrupts.extend(extra.iter().map(|signal| signal.watch()));
+    (interrupts, own)
 }
 
 #[allow(
@@ -355,10 +344,6 @@ macro_rules! endpoint_queries {
 impl<T> Sender<T> {
     endpoint_queries!();
 
-    fn watches(&self) -> Vec<&cb::Receiver<Never>> {
-        self.gate.watches().collect()
-    }
-
     /// Sends, waiting while the channel is full.
     ///
     /// # Errors
@@ -433,38 +418,31 @@ impl<T> Sender<T> {
         extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<(), (T, Wake)> {
-        if self.gate.check().is_err() {
-            return Err((message, Wake::Revoked));
-        }
         if !self.gate.is_revocable() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return send_interruptible(&self.inner, message, &[], deadline)
                 .map_err(|(m, e)| (m, Wake::from_interrupt(e, 0)));
         }
         // While no switch or extra interrupt has fired, try the send,
-        // backing off briefly as crossbeam does before it blocks; only a
-        // send that would still wait builds a selection.
+        // backing off as crossbeam does before it blocks; only a send that
+        // would still wait builds a selection.
         let mut message = message;
-        let mut backoff = Backoff::default();
+        let backoff = Backoff::new();
         loop {
-            if self.gate.check().is_err() {
-                return Err((message, Wake::Revoked));
-            }
-            if let Some(fired) = fired(extra) {
-                return Err((message, Wake::Interrupted(fired)));
+            if let Some(wake) = stopped(&self.gate, extra) {
+                return Err((message, wake));
             }
             message = match self.inner.try_send(message) {
                 Ok(()) => return Ok(()),
                 Err(cb::TrySendError::Disconnected(m)) => return Err((m, Wake::Disconnected)),
                 Err(cb::TrySendError::Full(m)) => m,
             };
-            if !backoff.wait() {
+            if backoff.is_completed() {
                 break;
             }
+            backoff.snooze();
         }
-        let mut interrupts = self.watches();
-        let own = interrupts.len();
-        interrupts.extend(extra.iter().map(|signal| signal.watch()));
+        let (interrupts, own) = interrupts(&self.gate, extra);
         send_interruptible(&self.inner, message, &interrupts, deadline)
             .map_err(|(m, e)| (m, Wake::from_interrupt(e, own)))
     }
@@ -493,10 +471,6 @@ impl Wake {
 
 impl<T> Receiver<T> {
     endpoint_queries!();
-
-    fn watches(&self) -> Vec<&cb::Receiver<Never>> {
-        self.gate.watches().collect()
-    }
 
     /// Receives, waiting for a message.
     ///
@@ -561,9 +535,6 @@ impl<T> Receiver<T> {
         extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<T, Wake> {
-        if self.gate.check().is_err() {
-            return Err(Wake::Revoked);
-        }
         if !self.gate.is_revocable() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
@@ -571,26 +542,22 @@ impl<T> Receiver<T> {
         }
         // As in `Sender::send_with`: a message that is queued, or arrives
         // while backing off, is taken without building a selection.
-        let mut backoff = Backoff::default();
+        let backoff = Backoff::new();
         loop {
-            if self.gate.check().is_err() {
-                return Err(Wake::Revoked);
-            }
-            if let Some(fired) = fired(extra) {
-                return Err(Wake::Interrupted(fired));
+            if let Some(wake) = stopped(&self.gate, extra) {
+                return Err(wake);
             }
             match self.inner.try_recv() {
                 Ok(message) => return Ok(message),
                 Err(cb::TryRecvError::Disconnected) => return Err(Wake::Disconnected),
                 Err(cb::TryRecvError::Empty) => {}
             }
-            if !backoff.wait() {
+            if backoff.is_completed() {
                 break;
             }
+            backoff.snooze();
         }
-        let mut interrupts = self.watches();
-        let own = interrupts.len();
-        interrupts.extend(extra.iter().map(|signal| signal.watch()));
+        let (interrupts, own) = interrupts(&self.gate, extra);
         recv_interruptible(&self.inner, &interrupts, deadline)
             .map_err(|e| Wake::from_interrupt(e, own))
     }
