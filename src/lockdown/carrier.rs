@@ -81,7 +81,7 @@ impl Carrier {
     }
 
     /// Starts a thread running `body` from the carrier.
-    pub(crate) fn spawn(
+    fn spawn(
         &self,
         name: String,
         body: Box<dyn FnOnce() + Send>,
@@ -94,5 +94,19 @@ impl Carrier {
             .send((name, body, reply))
             .map_err(|_| gone())?;
         Ok(started.recv().map_err(|_| gone())??)
+    }
+}
+
+/// Starts a thread for a policy: from its carrier, or — without one (best
+/// effort, where it could not start, so no seccomp program refuses threads)
+/// — directly.
+pub(crate) fn spawn(
+    carrier: Option<&Carrier>,
+    name: String,
+    work: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, SpawnError> {
+    match carrier {
+        Some(carrier) => carrier.spawn(name, Box::new(work)),
+        None => Ok(ceiling::spawn(name, work)?),
     }
 }

@@ -11,11 +11,10 @@ use landlock::{
 };
 use seccompiler::{BpfProgram, sock_filter};
 
-use super::carrier::Carrier;
+use super::carrier::{self, Carrier};
 use super::rules::{self, Sockets, Threads};
 use super::{Enforcement, LandlockLevel, Lockdown, LockdownError, Mode};
 use crate::caps::{NetAccess, Transport};
-use crate::ceiling;
 use crate::grant::{Capability, Inventory, Rights};
 use crate::threads::SpawnError;
 
@@ -110,10 +109,7 @@ impl Policy {
         name: impl Into<String>,
         work: impl FnOnce() + Send + 'static,
     ) -> Result<JoinHandle<()>, SpawnError> {
-        match &self.carrier {
-            Some(carrier) => carrier.spawn(name.into(), Box::new(work)),
-            None => Ok(ceiling::spawn(name.into(), work)?),
-        }
+        carrier::spawn(self.carrier.as_deref(), name.into(), work)
     }
 
     /// Confines the calling thread to what `grant` holds and reports what
@@ -295,12 +291,7 @@ impl Confinement {
                 work();
             }
         };
-        let join = match carrier {
-            Some(carrier) => carrier.spawn(name, Box::new(body))?,
-            // No carrier (best effort): no seccomp program refuses this
-            // thread a thread of its own.
-            None => ceiling::spawn(name, body)?,
-        };
+        let join = carrier::spawn(carrier.as_deref(), name, body)?;
         match applied.recv() {
             Ok(Ok(())) => Ok(join),
             Ok(Err(source)) => Err(SpawnError::Lockdown { source }),
