@@ -11,7 +11,7 @@ use std::io::Write;
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use super::file::refuse_shared_inode;
-use super::file::{File, OpenOptions, SET_ID_BITS, open_for_writing, refuse_set_id};
+use super::file::{File, OpenOptions, SET_ID_BITS, open_file, open_for_writing, refuse_set_id};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::{GuardedDir, check_symlink_target};
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -145,21 +145,9 @@ impl Dir {
         options: &OpenOptions,
     ) -> Result<File, FsError> {
         let path = path.as_ref();
-        options.check(path)?;
-        let rights = options.rights();
-        let file = if rights.write {
-            self.open_for_writing(FsOp::Create, path, options)?
-        } else {
-            self.dir.run(FsOp::Open, path, |d| {
-                d.open_with(path, &options.to_cap_std())
-            })?
-        };
-        Ok(File::new(
-            file,
-            self.dir.gate.clone(),
-            rights,
-            path.to_owned(),
-        ))
+        open_file(path, options, self.dir.gate.clone(), |op, options| {
+            self.dir.run(op, path, |d| d.open_with(path, options))
+        })
     }
 
     /// Opens `path` for writing, refusing a regular file that has other hard

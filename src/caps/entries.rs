@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use cap_std::fs::{FileType, Metadata};
 
 use super::dir::Dir;
-use super::file::{File, OpenOptions, ReadOnlyFile, open_for_writing};
+use super::file::{File, OpenOptions, ReadOnlyFile, open_file};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::GuardedDir;
 use super::read_only_dir::ReadOnlyDir;
@@ -188,21 +188,9 @@ impl DirEntry {
     /// ```
     pub fn open_with(&self, options: &OpenOptions) -> Result<File, FsError> {
         let listed = &self.listed;
-        options.check(&listed.path)?;
-        let rights = options.rights();
-        let file = if rights.write {
-            open_for_writing(FsOp::Create, &listed.path, options, |untruncated| {
-                listed.run(FsOp::Create, |entry| entry.open_with(untruncated))
-            })?
-        } else {
-            listed.run(FsOp::Open, |entry| entry.open_with(&options.to_cap_std()))?
-        };
-        Ok(File::new(
-            file,
-            listed.gate.clone(),
-            rights,
-            listed.path.clone(),
-        ))
+        open_file(&listed.path, options, listed.gate.clone(), |op, options| {
+            listed.run(op, |entry| entry.open_with(options))
+        })
     }
 
     /// Opens the entry as a directory with full rights, under the same

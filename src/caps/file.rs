@@ -334,6 +334,28 @@ pub(crate) fn refuse_shared_inode(
     Ok(())
 }
 
+/// Opens a file capability with `options` through `open`, which runs the OS
+/// open (labelled with the operation it is given) with cap-std's options:
+/// for a directory, by path; for a listed entry, by its name. A writer goes
+/// through the hard-link rule of [`open_for_writing`].
+pub(crate) fn open_file(
+    path: &Path,
+    options: &OpenOptions,
+    gate: Gate,
+    open: impl Fn(FsOp, &cap_std::fs::OpenOptions) -> Result<cap_std::fs::File, FsError>,
+) -> Result<File, FsError> {
+    options.check(path)?;
+    let rights = options.rights();
+    let file = if rights.write {
+        open_for_writing(FsOp::Create, path, options, |untruncated| {
+            open(FsOp::Create, untruncated)
+        })?
+    } else {
+        open(FsOp::Open, &options.to_cap_std())?
+    };
+    Ok(File::new(file, gate, rights, path.to_owned()))
+}
+
 /// Opens a file for writing with `open`, refusing a regular file that has
 /// other hard links: one of them may be outside the tree, and writing would
 /// change that file too. Truncation waits until after the check.
