@@ -7,6 +7,8 @@
 //! failure; negative checks ("not restarted") read the event log up to an
 //! event that the supervisor publishes after its decision.
 
+mod common;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -832,18 +834,8 @@ fn pool_past_the_ceiling_scenario() {
 }
 
 #[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test runs itself as a child process"
-)]
 fn a_pool_past_the_memory_map_ceiling_is_a_typed_start_error() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "pool_past_the_ceiling_scenario",
-            "--ignored",
-            "--nocapture",
-        ])
+    let output = common::scenario("pool_past_the_ceiling_scenario")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -11,6 +11,8 @@
     reason = "the components below make ambient calls on purpose: the kernel must refuse them"
 )]
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -1316,18 +1318,8 @@ fn locked_down_pool_scenario() {
 }
 
 #[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test runs itself as a child process"
-)]
 fn a_locked_down_pool_shares_one_carrier() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "locked_down_pool_scenario",
-            "--ignored",
-            "--nocapture",
-        ])
+    let output = common::scenario("locked_down_pool_scenario")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -7,6 +7,8 @@
 //! failure; no assertion depends on how long anything took. Tests that use
 //! time use a manual clock.
 
+mod common;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -1329,19 +1331,9 @@ fn double_panic_scenario() {
 }
 
 #[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test runs itself as a child process"
-)]
 fn a_panic_in_drop_during_unwinding_aborts_the_process_as_documented() {
     use std::os::unix::process::ExitStatusExt;
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "double_panic_scenario",
-            "--ignored",
-            "--nocapture",
-        ])
+    let output = common::scenario("double_panic_scenario")
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
@@ -1423,19 +1415,9 @@ fn ten_thousand_restarts_scenario() {
 }
 
 #[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test runs itself as a child process"
-)]
 fn ten_thousand_restarts_leak_no_threads_and_no_descriptors() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "ten_thousand_restarts_scenario",
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
+    let output = common::scenario("ten_thousand_restarts_scenario")
+        .arg("--test-threads=1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

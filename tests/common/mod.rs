@@ -89,3 +89,12 @@ pub(crate) fn access_mode(fd: i32) -> u32 {
         .expect("fdinfo has flags");
     u32::from_str_radix(flags.trim(), 8).unwrap() & 0o3
 }
+
+/// This test binary run again with only the ignored test `name`, printing
+/// its output: how a test runs a scenario in a process of its own (to count
+/// the process's threads, or to watch it abort).
+pub(crate) fn scenario(name: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", name, "--ignored", "--nocapture"]);
+    command
+}
