@@ -214,9 +214,7 @@ impl OpenOptions {
             // whether or not the kernel offers `openat2`.
             // `O_NOFOLLOW` among the custom flags means the same: cap-std's
             // own resolution would otherwise follow the final symlink.
-            let nofollow_flag = cfg!(any(target_os = "linux", target_os = "android"))
-                && self.custom_flags & rustix_nofollow() != 0;
-            let follow = if nofollow_flag {
+            let follow = if self.custom_flags & rustix_nofollow() != 0 {
                 FollowSymlinks::No
             } else {
                 self.follow
