@@ -20,7 +20,7 @@
 //! [`AmbientAuthority`](cap_std::AmbientAuthority) token and say so under
 //! "Ambient Authority".
 
-mod clock;
+pub(crate) mod clock;
 mod dir;
 mod dir_builder;
 mod entries;

@@ -29,6 +29,8 @@ mod error;
 mod request;
 
 use std::fmt;
+#[cfg(all(feature = "process", target_os = "linux"))]
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -107,14 +109,107 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
             id,
             capacity,
             gate: Gate::default(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            outbox: None,
         },
         Receiver {
             inner: rx,
             id,
             capacity,
             gate: Gate::default(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            demand: None,
         },
     ))
+}
+
+/// In a process child, where a bridged sender's messages go: written to
+/// the bridge's socket on the sending thread itself, so that a message
+/// `send` accepted reaches the supervisor's side even if the process dies
+/// the next instant (the kernel keeps what was written). One message at a
+/// time is unacknowledged: the next send waits for the credit the
+/// supervisor's side returns once the message is in the real channel —
+/// the back-pressure of a full channel.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) struct Outbox<T> {
+    pub(crate) encode: fn(&T) -> Option<Vec<u8>>,
+    pub(crate) socket: parking_lot::Mutex<std::os::unix::net::UnixStream>,
+    /// Holds a token while a message may be written; disconnects when the
+    /// channel is closed for this endpoint.
+    pub(crate) credit: cb::Receiver<()>,
+}
+
+#[cfg(all(feature = "process", target_os = "linux"))]
+impl<T> Outbox<T> {
+    fn send(
+        &self,
+        message: T,
+        gate: &Gate,
+        extra: &[&Signal],
+        deadline: Option<Instant>,
+    ) -> Result<(), (T, Wake)> {
+        if let Some(wake) = stopped(gate, extra) {
+            return Err((message, wake));
+        }
+        let (interrupts, own) = interrupts(gate, extra);
+        if let Err(interrupt) = recv_interruptible(&self.credit, &interrupts, deadline) {
+            return Err((message, Wake::from_interrupt(interrupt, own)));
+        }
+        self.write(message)
+    }
+
+    fn try_send(&self, message: T) -> Result<(), (T, Wake)> {
+        match self.credit.try_recv() {
+            Ok(()) => self.write(message),
+            Err(cb::TryRecvError::Empty) => Err((message, Wake::Timeout)),
+            Err(cb::TryRecvError::Disconnected) => Err((message, Wake::Disconnected)),
+        }
+    }
+
+    fn write(&self, message: T) -> Result<(), (T, Wake)> {
+        let written = (self.encode)(&message).is_some_and(|frame| {
+            crate::process::write_frame(&mut *self.socket.lock(), &frame).is_ok()
+        });
+        if written {
+            crate::fault::drop_contained(message).ok();
+            Ok(())
+        } else {
+            Err((message, Wake::Disconnected))
+        }
+    }
+}
+
+/// Endpoints that stand for channel `id` of another process (the process
+/// tier's bridges): the same id and capacity as the channel they stand
+/// for, so faults and maps name that channel.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) fn bridged_sender<T>(outbox: Outbox<T>, id: u64, capacity: usize) -> Sender<T> {
+    // Never used: every operation goes to the outbox.
+    let (inner, _) = cb::bounded(1);
+    Sender {
+        inner,
+        id: ChannelId(id),
+        capacity,
+        gate: Gate::default(),
+        outbox: Some(Arc::new(outbox)),
+    }
+}
+
+/// See [`bridged_sender`]; `demand` asks for each next message.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) fn bridged_receiver<T>(
+    inner: cb::Receiver<T>,
+    id: u64,
+    capacity: usize,
+    demand: Arc<crate::process::Demand>,
+) -> Receiver<T> {
+    Receiver {
+        inner,
+        id: ChannelId(id),
+        capacity,
+        gate: Gate::default(),
+        demand: Some(demand),
+    }
 }
 
 /// How a blocking wait on a channel ended, when it did not succeed.
@@ -249,7 +344,10 @@ pub struct Sender<T> {
     inner: cb::Sender<T>,
     id: ChannelId,
     capacity: usize,
-    gate: Gate,
+    pub(crate) gate: Gate,
+    /// In a process child, where this endpoint's messages go instead.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    outbox: Option<Arc<Outbox<T>>>,
 }
 
 /// The receiving endpoint of a bounded channel.
@@ -262,7 +360,11 @@ pub struct Receiver<T> {
     inner: cb::Receiver<T>,
     id: ChannelId,
     capacity: usize,
-    gate: Gate,
+    pub(crate) gate: Gate,
+    /// In a process child, how this endpoint asks the supervisor's side for
+    /// its next message (see `process::bridge`).
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    demand: Option<Arc<crate::process::Demand>>,
 }
 
 impl<T> Clone for Sender<T> {
@@ -272,6 +374,8 @@ impl<T> Clone for Sender<T> {
             id: self.id,
             capacity: self.capacity,
             gate: self.gate.clone(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            outbox: self.outbox.clone(),
         }
     }
 }
@@ -283,6 +387,8 @@ impl<T> Clone for Receiver<T> {
             id: self.id,
             capacity: self.capacity,
             gate: self.gate.clone(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            demand: self.demand.clone(),
         }
     }
 }
@@ -353,7 +459,7 @@ impl<T> Sender<T> {
     /// waiting) revoked. The message is handed back.
     #[inline]
     pub fn send(&self, message: T) -> Result<(), SendError<T>> {
-        if !self.gate.is_revocable() {
+        if !self.gate.is_revocable() && !self.is_bridged() {
             // The hot path: nothing to watch but the channel itself.
             return self
                 .inner
@@ -378,6 +484,13 @@ impl<T> Sender<T> {
     pub fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
         if self.gate.check().is_err() {
             return Err(TrySendError::Revoked(message));
+        }
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let Some(outbox) = &self.outbox {
+            return outbox.try_send(message).map_err(|(m, wake)| match wake {
+                Wake::Timeout => TrySendError::Full(m),
+                _ => TrySendError::Disconnected(m),
+            });
         }
         self.inner.try_send(message).map_err(|e| match e {
             cb::TrySendError::Full(m) => TrySendError::Full(m),
@@ -418,6 +531,10 @@ impl<T> Sender<T> {
         extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<(), (T, Wake)> {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let Some(outbox) = &self.outbox {
+            return outbox.send(message, &self.gate, extra, deadline);
+        }
         if !self.gate.is_revocable() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return send_interruptible(&self.inner, message, &[], deadline)
@@ -445,6 +562,17 @@ impl<T> Sender<T> {
         let (interrupts, own) = interrupts(&self.gate, extra);
         send_interruptible(&self.inner, message, &interrupts, deadline)
             .map_err(|(m, e)| (m, Wake::from_interrupt(e, own)))
+    }
+}
+
+impl<T> Sender<T> {
+    /// Whether this sender stands for a channel of another process.
+    #[inline]
+    fn is_bridged(&self) -> bool {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        return self.outbox.is_some();
+        #[cfg(not(all(feature = "process", target_os = "linux")))]
+        false
     }
 }
 
@@ -483,7 +611,8 @@ impl<T> Receiver<T> {
     pub fn recv(&self) -> Result<T, RecvError> {
         if !self.gate.is_revocable() {
             // The hot path: nothing to watch but the channel itself.
-            return self.inner.recv().map_err(|_| RecvError::Disconnected);
+            self.ask();
+            return self.took(self.inner.recv().map_err(|_| RecvError::Disconnected));
         }
         self.recv_until(None).map_err(|e| match e {
             RecvTimeoutError::Revoked => RecvError::Revoked,
@@ -502,7 +631,8 @@ impl<T> Receiver<T> {
         if self.gate.check().is_err() {
             return Err(TryRecvError::Revoked);
         }
-        self.inner.try_recv().map_err(|e| match e {
+        self.ask();
+        self.took(self.inner.try_recv()).map_err(|e| match e {
             cb::TryRecvError::Empty => TryRecvError::Empty,
             cb::TryRecvError::Disconnected => TryRecvError::Disconnected,
         })
@@ -535,6 +665,12 @@ impl<T> Receiver<T> {
         extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<T, Wake> {
+        self.ask();
+        self.took(self.wait(extra, deadline))
+    }
+
+    #[inline]
+    fn wait(&self, extra: &[&Signal], deadline: Option<Instant>) -> Result<T, Wake> {
         if !self.gate.is_revocable() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
@@ -560,6 +696,27 @@ impl<T> Receiver<T> {
         let (interrupts, own) = interrupts(&self.gate, extra);
         recv_interruptible(&self.inner, &interrupts, deadline)
             .map_err(|e| Wake::from_interrupt(e, own))
+    }
+
+    /// In a process child: asks the supervisor's side for the next message,
+    /// unless a request is outstanding. Asking again says the last message
+    /// taken was handled.
+    #[inline]
+    fn ask(&self) {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let Some(demand) = &self.demand {
+            demand.ask();
+        }
+    }
+
+    /// Notes a message taken: the next receive asks for another.
+    #[inline]
+    fn took<R, E>(&self, result: Result<R, E>) -> Result<R, E> {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let (Some(demand), Ok(_)) = (&self.demand, &result) {
+            demand.took();
+        }
+        result
     }
 
     /// A blocking iterator that ends when the channel is disconnected or this

@@ -175,6 +175,27 @@ pub(crate) trait WorkerFactory: Send {
     fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError>;
     /// A copy with a re-issued grant, for pools.
     fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError>;
+
+    /// Takes the lockdown mode for a confinement of the factory's own (a
+    /// process child's); `false` when the supervisor applies it to the
+    /// instance thread.
+    fn confine_with(&mut self, _lockdown: Lockdown) -> bool {
+        false
+    }
+
+    /// Takes the limits the factory's instances enforce themselves (a
+    /// process child's resource limits) and returns what the watchdog
+    /// still watches.
+    fn take_limits(&mut self, limits: Limits) -> Limits {
+        limits
+    }
+
+    /// Whether instances run in a child process: revoking one kills it, so
+    /// a supervisor waits for it instead of detaching it, and status and
+    /// maps show it as a process.
+    fn runs_in_process(&self) -> bool {
+        false
+    }
 }
 
 struct Worker<G, E> {
@@ -307,6 +328,50 @@ impl Child {
         }
     }
 
+    /// A child that runs in a confined child process: the same tree, the
+    /// same restart rules and events, the same kind of grant (made
+    /// [`Portable`](crate::process::Portable)), with a wall that holds
+    /// against hostile native code (see [`process`](crate::process)).
+    ///
+    /// `entry` names the function with [`entry!`](crate::entry); the same
+    /// entry must be passed to [`process::init`](crate::process::init).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use compartment::{Child, Context, Supervisor, entry};
+    ///
+    /// fn tenant(quota: u64, _cx: &Context) -> Result<(), std::io::Error> {
+    ///     assert!(quota > 0);
+    ///     Ok(())
+    /// }
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     compartment::process::init(&[&entry!(tenant)])?;
+    ///     let system = Supervisor::new("host")
+    ///         .child(Child::process("tenant", entry!(tenant), 64u64))
+    ///         .start()?;
+    ///     system.shutdown();
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub fn process<G, E>(
+        name: impl Into<String>,
+        entry: crate::process::Entry<G, E>,
+        grant: G,
+    ) -> Self
+    where
+        G: crate::process::Portable,
+        E: Into<BoxError> + 'static,
+    {
+        Self {
+            settings: default_settings(name.into()),
+            factory: Box::new(crate::process::ProcessWorker::new(entry, grant)),
+            lockdown: None,
+        }
+    }
+
     /// The child's name within its supervisor.
     pub fn name(&self) -> &str {
         &self.settings.name
@@ -354,18 +419,28 @@ impl Child {
     /// Limits every instance's CPU time, wall-clock time and memory (see
     /// [`limits`](crate::limits)); an instance over a limit is cancelled
     /// and faulted with `BudgetExceeded`.
+    ///
+    /// A [process child](Self::process) enforces its CPU budget, memory
+    /// and threads itself, with resource limits (`RLIMIT_CPU`,
+    /// `RLIMIT_DATA`); its wall-clock deadline is watched as a thread's.
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.settings.limits = limits;
+        self.settings.limits = self.factory.take_limits(limits);
         self
     }
 
     /// Confines every instance's thread with a kernel policy derived from
-    /// its grant (see [`lockdown`](crate::lockdown)). Without the `lockdown`
+    /// its grant (see [`lockdown`](crate::lockdown)). For a
+    /// [process child](Self::process), which is always confined, this
+    /// chooses between `Require` (the default) and `BestEffort` for its
+    /// whole confinement. Without the `lockdown`
     /// feature, or off Linux, nothing can be enforced: a `Require` child
     /// then does not start, and a `BestEffort` one reports that.
     #[must_use]
     pub fn lockdown(mut self, lockdown: Lockdown) -> Self {
+        if self.factory.confine_with(lockdown) {
+            return self;
+        }
         self.lockdown = Some(LockdownRequest {
             lockdown,
             policy: None,

@@ -132,6 +132,24 @@ impl Context {
         }
     }
 
+    /// The signal raised when the instance is cancelled.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn cancellation(&self) -> &Arc<Signal> {
+        &self.cancel
+    }
+
+    /// The child's mailbox, which outlives its instances.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
+    }
+
+    /// The instance's message in flight.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn in_flight(&self) -> &Arc<InFlightCell> {
+        &self.in_flight
+    }
+
     /// The component's path in the tree, such as `app/workers/resizer`.
     pub fn path(&self) -> &str {
         &self.path
@@ -353,7 +371,7 @@ impl Context {
     }
 }
 
-fn describe<T: fmt::Debug + 'static>(message: &(dyn Any + Send)) -> String {
+pub(crate) fn describe<T: fmt::Debug + 'static>(message: &(dyn Any + Send)) -> String {
     match message.downcast_ref::<T>() {
         Some(message) => format!("{message:?}"),
         None => std::any::type_name::<T>().to_owned(),

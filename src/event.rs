@@ -83,7 +83,8 @@ pub enum EventKind {
         trigger: String,
     },
     /// An instance ignored its shutdown request: its capabilities were
-    /// revoked and its thread detached.
+    /// revoked and its thread detached — or, for a process child, its
+    /// process killed.
     ShutdownTimedOut {
         /// The shutdown timeout it exceeded.
         timeout: Duration,

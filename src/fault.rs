@@ -87,7 +87,67 @@ pub enum FaultKind {
         /// Why.
         message: String,
     },
+    /// A process child ended without saying how its entry ended: it exited
+    /// or was killed (see [`ProcessExit`]). Only a process child can end
+    /// this way; in a thread the same failure takes the whole program down.
+    Died {
+        /// How the process ended.
+        exit: ProcessExit,
+        /// The last lines it wrote to its standard output and error.
+        output: String,
+    },
 }
+
+/// How a process child ended when its entry could not report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessExit {
+    /// It called `exit` (or returned from `main` some other way) with this
+    /// code.
+    Code(i32),
+    /// A signal ended it: `SIGABRT` for `abort`, a stack overflow or an
+    /// allocation that failed; `SIGSEGV` for a bad memory access.
+    Signal {
+        /// The signal's number.
+        number: i32,
+        /// Its name, such as `SIGABRT`.
+        name: &'static str,
+    },
+    /// The kernel killed it for a system call its policy never allows
+    /// (`SIGSYS` from seccomp): starting a program, a new process, a mount.
+    PolicyViolation,
+    /// Its supervisor killed it.
+    Killed {
+        /// Why: a capability it held was revoked, or it ignored shutdown.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessExit::Code(code) => write!(f, "exited with code {code}"),
+            ProcessExit::Signal { number, name } => write!(f, "killed by {name} ({number})"),
+            ProcessExit::PolicyViolation => {
+                f.write_str("killed by the kernel for a system call its policy never allows")
+            }
+            ProcessExit::Killed { reason } => write!(f, "killed by its supervisor: {reason}"),
+        }
+    }
+}
+
+/// A fault kind decided where an instance ran (a process child's proxy),
+/// carried to the instance runner as the entry's error.
+#[derive(Debug)]
+pub(crate) struct Decided(pub(crate) FaultKind);
+
+impl fmt::Display for Decided {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::error::Error for Decided {}
 
 /// A component failure, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +186,7 @@ impl Fault {
             FaultKind::Escalated { cause } => cause.message(),
             FaultKind::BudgetExceeded { budget, .. } => budget.to_string(),
             FaultKind::CeilingReached { ceiling } => ceiling.to_string(),
+            FaultKind::Died { exit, .. } => exit.to_string(),
         }
     }
 }
@@ -155,6 +216,12 @@ impl fmt::Display for Fault {
                 write!(f, "{budget}")?;
                 if *runaway {
                     f.write_str(", and ignored cancellation: revoked and detached")?;
+                }
+            }
+            FaultKind::Died { exit, output } => {
+                write!(f, "{exit}")?;
+                if let Some(last) = output.lines().rev().find(|line| !line.trim().is_empty()) {
+                    write!(f, " (last output: {})", last.trim())?;
                 }
             }
         }

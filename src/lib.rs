@@ -77,8 +77,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-// `unsafe` is denied everywhere; the one exception, `alloc`, allows it for
-// its `GlobalAlloc` implementation, with a `SAFETY:` comment on every block.
+// `unsafe` is denied everywhere; two modules allow it, with a `SAFETY:`
+// comment on every block: `alloc` for its `GlobalAlloc` implementation, and
+// `process::sys` for creating and leaving processes.
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -95,6 +96,8 @@ mod grant;
 pub mod limits;
 pub mod lockdown;
 mod mailbox;
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub mod process;
 mod revoke;
 mod signal;
 pub mod supervisor;
@@ -104,7 +107,7 @@ pub mod threads;
 
 pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};
-pub use fault::{Fault, FaultKind, InFlight, PanicLocation};
+pub use fault::{Fault, FaultKind, InFlight, PanicLocation, ProcessExit};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
 pub use limits::{Budget, Limits, Usage};
 pub use lockdown::Lockdown;

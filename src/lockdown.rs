@@ -77,6 +77,8 @@ mod linux;
 mod rules;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub use linux::Policy;
+#[cfg(all(target_os = "linux", feature = "process"))]
+pub(crate) use linux::confine_process;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub(crate) use linux::confinement;
 

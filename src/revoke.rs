@@ -79,6 +79,13 @@ impl Revoker {
         self.signal.raise();
     }
 
+    /// Runs `hook` when this switch is revoked (at once if it is); the hook
+    /// is held weakly.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn on_revoke(&self, hook: &Arc<crate::signal::RaiseHook>) {
+        self.signal.on_raise(Arc::downgrade(hook));
+    }
+
     /// Whether [`revoke`](Self::revoke) has been called.
     pub fn is_revoked(&self) -> bool {
         self.signal.is_raised()

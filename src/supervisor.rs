@@ -44,7 +44,7 @@ pub use capability_map::CapabilityMap;
 pub use dead_letter::DeadLetter;
 pub use error::{ControlError, SpecError, StartError};
 pub use spec::{AutoShutdown, Escalation, Strategy, Supervisor};
-pub use status::{ChildState, ChildStatus, NodeKind, Status};
+pub use status::{ChildState, ChildStatus, NodeKind, ProcessUsage, Status};
 pub use system::{System, SystemExit};
 
 pub(crate) use slot::ChildId;

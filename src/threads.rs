@@ -208,6 +208,10 @@ pub(crate) struct ThreadGroup {
     backtraces: bool,
     live: Arc<AtomicUsize>,
     threads: Mutex<Vec<Started>>,
+    /// The process running the instance, for a process child (0: none);
+    /// `status()` reads its usage.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    process: std::sync::atomic::AtomicU32,
 }
 
 /// A thread of the group: how to wait for it, and its result.
@@ -251,6 +255,23 @@ impl ThreadGroup {
             backtraces,
             live: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(Vec::new()),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            process: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Records the process running the instance (`None` once it ended).
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn set_process(&self, pid: Option<u32>) {
+        self.process.store(pid.unwrap_or(0), Ordering::Release);
+    }
+
+    /// The process running the instance, if it runs in one.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn process(&self) -> Option<u32> {
+        match self.process.load(Ordering::Acquire) {
+            0 => None,
+            pid => Some(pid),
         }
     }
 

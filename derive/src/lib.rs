@@ -241,3 +241,129 @@ fn bodies(
     let _ = Span::call_site();
     (reissue, attach, visit)
 }
+
+/// Derives `compartment::process::Portable`: every field crosses into a
+/// process child in declaration order, `#[grant(data)]` fields with serde.
+#[proc_macro_derive(Portable, attributes(grant))]
+pub fn derive_portable(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_portable(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand_portable(mut input: DeriveInput) -> syn::Result<TokenStream> {
+    let name = input.ident.clone();
+    let mut data_types = Vec::new();
+    let (pack, unpack) = match &input.data {
+        Data::Struct(data) => {
+            let fields = collect(&data.fields)?;
+            data_types.extend(fields.iter().filter(|f| f.data).map(|f| f.ty.clone()));
+            let pattern = pattern(quote!(Self), &data.fields, &fields);
+            let packs = fields.iter().map(pack_field);
+            let rebuilt = rebuild(quote!(Self), &data.fields, &fields);
+            (
+                quote!(let #pattern = self; #(#packs)* ::core::result::Result::Ok(())),
+                quote!(::core::result::Result::Ok(#rebuilt)),
+            )
+        }
+        Data::Enum(data) => {
+            let mut pack_arms = Vec::new();
+            let mut unpack_arms = Vec::new();
+            for (index, variant) in data.variants.iter().enumerate() {
+                let index = index as u32;
+                let ident = &variant.ident;
+                let fields = collect(&variant.fields)?;
+                data_types.extend(fields.iter().filter(|f| f.data).map(|f| f.ty.clone()));
+                let pattern = pattern(quote!(Self::#ident), &variant.fields, &fields);
+                let packs = fields.iter().map(pack_field);
+                pack_arms.push(quote!(#pattern => {
+                    packing.data(&#index)?;
+                    #(#packs)*
+                }));
+                let rebuilt = rebuild(quote!(Self::#ident), &variant.fields, &fields);
+                unpack_arms.push(quote!(#index => ::core::result::Result::Ok(#rebuilt),));
+            }
+            (
+                quote!(match self { #(#pack_arms)* } ::core::result::Result::Ok(())),
+                quote!(match unpacking.data::<u32>()? {
+                    #(#unpack_arms)*
+                    other => ::core::result::Result::Err(::compartment::process::PackError::Malformed(
+                        ::std::format!("no variant {} in {}", other, ::core::stringify!(#name)),
+                    )),
+                }),
+            )
+        }
+        Data::Union(data) => {
+            return Err(syn::Error::new(
+                data.union_token.span(),
+                "Portable cannot be derived for a union",
+            ));
+        }
+    };
+    let type_params: Vec<Ident> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let where_clause = input.generics.make_where_clause();
+    for param in type_params {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#param: ::compartment::process::Portable));
+    }
+    for ty in data_types {
+        where_clause.predicates.push(syn::parse_quote!(
+            #ty: ::compartment::process::__serde::Serialize
+                + ::compartment::process::__serde::de::DeserializeOwned
+        ));
+    }
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_generics ::compartment::process::Portable for #name #ty_generics #where_clause {
+            fn pack(
+                &self,
+                packing: &mut ::compartment::process::Packing,
+            ) -> ::core::result::Result<(), ::compartment::process::PackError> {
+                let _ = &packing;
+                #pack
+            }
+
+            fn unpack(
+                unpacking: &mut ::compartment::process::Unpacking,
+            ) -> ::core::result::Result<Self, ::compartment::process::PackError> {
+                let _ = &unpacking;
+                #unpack
+            }
+        }
+    })
+}
+
+fn pack_field(field: &Field) -> TokenStream {
+    let binding = &field.binding;
+    let span = field.ty.span();
+    if field.data {
+        quote_spanned!(span=> packing.data(#binding)?;)
+    } else {
+        quote_spanned!(span=> ::compartment::process::Portable::pack(#binding, packing)?;)
+    }
+}
+
+fn rebuild(path: TokenStream, shape: &Fields, fields: &[Field]) -> TokenStream {
+    let values = fields.iter().map(|field| {
+        let ty = &field.ty;
+        let span = ty.span();
+        if field.data {
+            quote_spanned!(span=> unpacking.data::<#ty>()?)
+        } else {
+            quote_spanned!(span=> <#ty as ::compartment::process::Portable>::unpack(unpacking)?)
+        }
+    });
+    let members = fields.iter().map(|f| &f.member);
+    match shape {
+        Fields::Named(_) => quote!(#path { #(#members: #values),* }),
+        Fields::Unnamed(_) => quote!(#path ( #(#values),* )),
+        Fields::Unit => quote!(#path),
+    }
+}

@@ -35,7 +35,7 @@ impl ManualTime {
 }
 
 #[derive(Debug, Clone)]
-enum MonotonicSource {
+pub(crate) enum MonotonicSource {
     Os,
     Manual(Arc<ManualTime>),
 }
@@ -61,8 +61,8 @@ enum MonotonicSource {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MonotonicClock {
-    source: MonotonicSource,
-    gate: Gate,
+    pub(crate) source: MonotonicSource,
+    pub(crate) gate: Gate,
 }
 
 /// Moves a manual [`MonotonicClock`] forward.
@@ -248,8 +248,8 @@ grant_by_clone!(MonotonicClock, |_clock| Capability::MonotonicClock);
 /// ```
 #[derive(Debug, Clone)]
 pub struct SystemClock {
-    fixed: Option<SystemTime>,
-    gate: Gate,
+    pub(crate) fixed: Option<SystemTime>,
+    pub(crate) gate: Gate,
 }
 
 impl SystemClock {

@@ -58,8 +58,8 @@ pub enum EnvError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Env {
-    vars: Arc<BTreeMap<String, Option<OsString>>>,
-    gate: Gate,
+    pub(crate) vars: Arc<BTreeMap<String, Option<OsString>>>,
+    pub(crate) gate: Gate,
 }
 
 fn validate(name: &str) -> Result<(), EnvError> {

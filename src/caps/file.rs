@@ -240,10 +240,10 @@ impl OpenOptions {
 
 /// An open file behind a revocation gate; shared by both file capabilities.
 #[derive(Debug)]
-struct GuardedFile {
-    inner: cap_std::fs::File,
-    gate: Gate,
-    path: PathBuf,
+pub(crate) struct GuardedFile {
+    pub(crate) inner: cap_std::fs::File,
+    pub(crate) gate: Gate,
+    pub(crate) path: PathBuf,
 }
 
 impl GuardedFile {
@@ -424,8 +424,8 @@ pub(crate) fn refuse_set_id(path: &Path, permissions: &Permissions) -> Result<()
 /// ```
 #[derive(Debug)]
 pub struct File {
-    file: GuardedFile,
-    rights: FileRights,
+    pub(crate) file: GuardedFile,
+    pub(crate) rights: FileRights,
 }
 
 /// A file opened through a [`ReadOnlyDir`](super::ReadOnlyDir): read, seek
@@ -443,7 +443,7 @@ pub struct File {
 /// ```
 #[derive(Debug)]
 pub struct ReadOnlyFile {
-    file: GuardedFile,
+    pub(crate) file: GuardedFile,
 }
 
 impl File {

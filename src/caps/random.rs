@@ -107,7 +107,7 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct Random {
     source: Source,
-    gate: Gate,
+    pub(crate) gate: Gate,
 }
 
 impl Random {
@@ -123,6 +123,12 @@ impl Random {
             source: Source::Os,
             gate: Gate::default(),
         }
+    }
+
+    /// Whether this is a seeded (deterministic) source.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn is_seeded(&self) -> bool {
+        matches!(self.source, Source::Seeded(_))
     }
 
     /// A deterministic generator: the same seed gives the same sequence.

@@ -20,6 +20,13 @@ pub(crate) enum Answer {
     Allow,
     /// The syscall fails with this errno without running.
     Errno(u16),
+    /// The kernel kills the whole process (`SIGSYS`): for what a process
+    /// child's policy never allows.
+    #[cfg_attr(
+        not(feature = "process"),
+        allow(dead_code, reason = "the process tier's answer")
+    )]
+    Kill,
 }
 
 impl Answer {
@@ -27,6 +34,7 @@ impl Answer {
         match self {
             Answer::Allow => SECCOMP_RET_ALLOW,
             Answer::Errno(errno) => SECCOMP_RET_ERRNO | u32::from(errno),
+            Answer::Kill => SECCOMP_RET_KILL_PROCESS,
         }
     }
 }
@@ -300,6 +308,7 @@ const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const BPF_MAXINSNS: usize = 4096;
 
 /// Offsets into `struct seccomp_data`.
@@ -459,7 +468,7 @@ mod tests {
                 udp: true,
             },
         ] {
-            for threads in [Threads::Refused, Threads::Carrier] {
+            for threads in [Threads::Refused, Threads::Carrier, Threads::Process] {
                 assert_matches_table(&table(arch().unwrap(), sockets, 4242, threads));
             }
         }

@@ -349,26 +349,67 @@ fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), Loc
         missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
     })?;
     let pid = std::process::id();
-    let compile = |table: super::bpf::Table| -> Result<Arc<BpfProgram>, LockdownError> {
-        let program = table.compile().map_err(seccomp_error)?;
-        Ok(Arc::new(
-            program
-                .into_iter()
-                .map(|insn| sock_filter {
-                    code: insn.code,
-                    jt: insn.jt,
-                    jf: insn.jf,
-                    k: insn.k,
-                })
-                .collect(),
-        ))
-    };
+    let compile = |table| bpf_program(table).map(Arc::new);
     let programs = Programs {
         whole: compile(rules::table(arch, sockets, pid, Threads::Refused))?,
         ban: compile(rules::thread_ban(arch))?,
     };
     let carrier = compile(rules::table(arch, sockets, pid, Threads::Carrier))?;
     Ok((programs, carrier))
+}
+
+/// Confines the whole calling process — a process child, still
+/// single-threaded, so that every thread it starts afterwards inherits the
+/// policy — to `grant`: Landlock from its inventory, and the seccomp table
+/// that lets it start threads but kills it for a new process, a program or
+/// a call on the kernel and host.
+#[cfg(feature = "process")]
+pub(crate) fn confine_process(
+    lockdown: Lockdown,
+    grant: &Inventory<'_>,
+) -> Result<Enforcement, LockdownError> {
+    let require = lockdown.mode == Mode::Require;
+    let policy = Policy {
+        lockdown,
+        programs: None,
+        carrier: None,
+    };
+    let (ruleset, facts) = policy.ruleset(grant)?;
+    let mut enforcement = restrict(ruleset, facts, require)?;
+    let installed = rules::arch()
+        .ok_or_else(|| LockdownError::Unsupported {
+            missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
+        })
+        .and_then(|arch| {
+            bpf_program(rules::table(
+                arch,
+                sockets(grant),
+                std::process::id(),
+                Threads::Process,
+            ))
+        })
+        .and_then(|program| seccompiler::apply_filter(&program).map_err(seccomp_error));
+    enforcement.seccomp = match installed {
+        Ok(()) => true,
+        Err(err) if require => return Err(err),
+        Err(_) => false,
+    };
+    enforcement.no_new_privs |= enforcement.seccomp;
+    Ok(enforcement)
+}
+
+/// A table compiled into the form seccompiler installs.
+fn bpf_program(table: super::bpf::Table) -> Result<BpfProgram, LockdownError> {
+    let program = table.compile().map_err(seccomp_error)?;
+    Ok(program
+        .into_iter()
+        .map(|insn| sock_filter {
+            code: insn.code,
+            jt: insn.jt,
+            jf: insn.jf,
+            k: insn.k,
+        })
+        .collect())
 }
 
 /// The kinds of sockets the grant's network rules name.

@@ -90,17 +90,30 @@ pub(crate) enum Threads {
     /// which starts the component's threads. Each of those stacks
     /// [`thread_ban`] on what it inherits before it runs component code.
     Carrier,
+    /// Threads, never processes, in a process child: there a thread is no
+    /// escape (the process is the boundary), and what no grant ever allows
+    /// — new processes and programs, the kernel and host — kills the
+    /// process instead of failing, so hostile code learns nothing by trying.
+    #[cfg_attr(
+        not(feature = "process"),
+        allow(dead_code, reason = "the process tier's table")
+    )]
+    Process,
 }
 
 /// The table for a grant whose network access is `sockets`, in a process
 /// whose id is `pid`.
 pub(crate) fn table(arch: Arch, sockets: Sockets, pid: u32, threads: Threads) -> Table {
+    let fatal = |class: Class| match threads {
+        Threads::Process => killing(class),
+        Threads::Refused | Threads::Carrier => class,
+    };
     let mut rules = BTreeMap::new();
     for class in [
-        new_processes(threads),
+        fatal(new_processes(threads)),
         process_wide_state(),
         other_processes(pid),
-        kernel_and_host(),
+        fatal(kernel_and_host()),
         metadata(),
         set_id_modes(),
         network(sockets),
@@ -110,6 +123,12 @@ pub(crate) fn table(arch: Arch, sockets: Sockets, pid: u32, threads: Threads) ->
             let previous = rules.insert(nr, rule);
             debug_assert!(previous.is_none(), "syscall {nr} in two classes");
         }
+    }
+    if threads == Threads::Process {
+        // A process child's signal handlers are its own: the runtime's
+        // fault handlers restore the default action before a fatal signal
+        // is delivered again, and would otherwise fault forever.
+        rules.remove(&nr(libc::SYS_rt_sigaction));
     }
     Table {
         arch,
@@ -166,7 +185,7 @@ fn new_processes(threads: Threads) -> Class {
     class.extend(deny([nr(libc::SYS_fork), nr(libc::SYS_vfork)]));
     match threads {
         Threads::Refused => class.extend(thread_creation()),
-        Threads::Carrier => class.extend([
+        Threads::Carrier | Threads::Process => class.extend([
             // A thread, never a process.
             (
                 nr(libc::SYS_clone),
@@ -184,6 +203,25 @@ fn new_processes(threads: Threads) -> Class {
         ]),
     }
     class
+}
+
+/// The class with every refusal turned into killing the process.
+fn killing(class: Class) -> Class {
+    let kill = |answer: Answer| if answer == DENY { Answer::Kill } else { answer };
+    class
+        .into_iter()
+        .map(|(nr, rule)| {
+            let rule = Rule {
+                cases: rule
+                    .cases
+                    .into_iter()
+                    .map(|(checks, answer)| (checks, kill(answer)))
+                    .collect(),
+                otherwise: kill(rule.otherwise),
+            };
+            (nr, rule)
+        })
+        .collect()
 }
 
 /// `clone` and `clone3` refused, whatever their flags.
@@ -579,6 +617,43 @@ mod tests {
 
     fn table_for(sockets: Sockets) -> Table {
         table(arch().unwrap(), sockets, 4242, Threads::Refused)
+    }
+
+    #[test]
+    fn a_process_child_starts_threads_and_dies_for_a_process() {
+        let thread = libc::CLONE_THREAD as u64 | libc::CLONE_VM as u64;
+        let process = libc::SIGCHLD as u64;
+        let child = table(arch().unwrap(), Sockets::default(), 1, Threads::Process);
+        assert_eq!(
+            answer(&child, libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
+            Answer::Allow
+        );
+        for (syscall, args) in [
+            (libc::SYS_clone, [process, 0, 0, 0, 0, 0]),
+            (libc::SYS_execve, [0; 6]),
+            (libc::SYS_mount, [0; 6]),
+            (libc::SYS_bpf, [0; 6]),
+        ] {
+            assert_eq!(
+                answer(&child, syscall, args),
+                Answer::Kill,
+                "syscall {syscall}"
+            );
+        }
+        assert_eq!(
+            answer(&child, libc::SYS_rt_sigaction, [11, 1, 0, 8, 0, 0]),
+            Answer::Allow
+        );
+        // What a capability might need in another grant still fails softly.
+        assert_eq!(answer(&child, libc::SYS_chdir, [0; 6]), DENY);
+        assert_eq!(
+            answer(
+                &child,
+                libc::SYS_socket,
+                [libc::AF_INET as u64, 1, 0, 0, 0, 0]
+            ),
+            DENY
+        );
     }
 
     #[test]

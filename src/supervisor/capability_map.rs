@@ -167,6 +167,7 @@ impl CapabilityMap {
             } => format!("{} (pool, {strategy})", node.name()),
             NodeKind::Supervisor { strategy, .. } => format!("{} ({strategy})", node.name()),
             NodeKind::Worker => node.name().to_owned(),
+            NodeKind::Process => format!("{} (process)", node.name()),
         }
     }
 
@@ -198,6 +199,9 @@ impl CapabilityMap {
                     walk(out, child, depth + 1);
                 }
                 let _ = writeln!(out, "{indent}end");
+            } else if node.kind == NodeKind::Process {
+                // A process: Mermaid's "subroutine" shape, double-edged.
+                let _ = writeln!(out, "{indent}{id}[[\"{}\"]]", escape(node.name()));
             } else {
                 let _ = writeln!(out, "{indent}{id}[\"{}\"]", escape(node.name()));
             }
@@ -247,9 +251,14 @@ impl CapabilityMap {
                 }
                 let _ = writeln!(out, "{indent}}}");
             } else {
+                let shape = if node.kind == NodeKind::Process {
+                    "box3d"
+                } else {
+                    "box"
+                };
                 let _ = writeln!(
                     out,
-                    "{indent}{id} [shape=box, label=\"{}\"];",
+                    "{indent}{id} [shape={shape}, label=\"{}\"];",
                     escape(node.name())
                 );
             }

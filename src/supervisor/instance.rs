@@ -192,6 +192,10 @@ pub(crate) fn run_instance(run: InstanceRun) {
 /// An error a component returned, as a fault kind. Its `Display`, `source`
 /// and `Drop` are user code: each runs under the panic guard.
 fn error_kind(err: BoxError) -> FaultKind {
+    let err = match err.downcast::<fault::Decided>() {
+        Ok(decided) => return decided.0,
+        Err(err) => err,
+    };
     let message = fault::describe_contained("an error", || err.to_string());
     let mut sources = fault::contain(|| {
         fault::sources(&*err)

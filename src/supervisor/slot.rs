@@ -127,6 +127,15 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether this child's instances run in child processes (revoking one
+    /// kills it).
+    pub(crate) fn runs_in_process(&self) -> bool {
+        match &self.spec {
+            Spec::Worker(child) => child.factory.runs_in_process(),
+            Spec::Supervisor { .. } => false,
+        }
+    }
+
     pub(crate) fn settings(&self) -> &ChildSettings {
         match &self.spec {
             Spec::Worker(child) => &child.settings,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -46,8 +47,11 @@ impl fmt::Display for ChildState {
 /// Whether a tree node is a component or a supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeKind {
-    /// A component.
+    /// A component on a thread.
     Worker,
+    /// A component in a child process
+    /// ([`Child::process`](crate::Child::process)).
+    Process,
     /// A supervisor, with its strategy.
     Supervisor {
         /// Its restart strategy.
@@ -55,6 +59,17 @@ pub enum NodeKind {
         /// Whether it is a pool.
         pool: bool,
     },
+}
+
+/// What a process child's running process uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// The process's id (the middle process the supervisor waits on).
+    pub pid: u32,
+    /// Resident memory of the component's process, in bytes.
+    pub resident: Option<u64>,
+    /// CPU time the component's process has used.
+    pub cpu: Option<Duration>,
 }
 
 /// One node of the live tree.
@@ -83,6 +98,9 @@ pub struct ChildStatus {
     /// The current instance's resource use, if it has limits: CPU used,
     /// memory held, budget left.
     pub usage: Option<Usage>,
+    /// A process child's running process: its id and what it uses, read
+    /// from `/proc` when the status is taken.
+    pub process: Option<ProcessUsage>,
     /// The capabilities its grant holds (components only), by field.
     pub capabilities: Vec<(String, Capability)>,
     /// Its children (supervisors only), in start order.
@@ -166,6 +184,15 @@ impl fmt::Display for Status {
                     write!(f, " memory={held}B")?;
                 }
             }
+            if let Some(process) = &node.process {
+                write!(f, " pid={}", process.pid)?;
+                if let Some(resident) = process.resident {
+                    write!(f, " rss={resident}B")?;
+                }
+                if let Some(cpu) = process.cpu {
+                    write!(f, " cpu={cpu:?}")?;
+                }
+            }
             if let Some(enforcement) = &node.lockdown {
                 write!(f, " [locked down: {enforcement}]")?;
             }
@@ -219,6 +246,14 @@ impl StatusBoard {
                     status.children = nested.snapshot();
                 }
                 status.usage = entry.meter.map(|meter| meter.usage());
+                #[cfg(all(feature = "process", target_os = "linux"))]
+                {
+                    status.process = entry
+                        .threads
+                        .as_ref()
+                        .and_then(|threads| threads.process())
+                        .map(crate::process::usage);
+                }
                 status.threads = entry.threads.map_or(0, |threads| threads.live());
                 status
             })

@@ -170,6 +170,7 @@ impl System {
                 threads: 0,
                 lockdown: None,
                 usage: None,
+                process: None,
                 capabilities: Vec::new(),
                 children: self.board.snapshot(),
             },
@@ -210,9 +211,11 @@ impl System {
 
     fn not_found(&self, path: &str) -> ControlError {
         match self.status().find(path) {
-            Some(node) if node.kind == NodeKind::Worker => ControlError::NotASupervisor {
-                path: path.to_owned(),
-            },
+            Some(node) if !matches!(node.kind, NodeKind::Supervisor { .. }) => {
+                ControlError::NotASupervisor {
+                    path: path.to_owned(),
+                }
+            }
             _ => ControlError::NotFound {
                 path: path.to_owned(),
             },

@@ -56,6 +56,7 @@ impl NodeState {
             return None;
         }
         let (kind, nested) = match &slot.spec {
+            Spec::Worker(child) if child.factory.runs_in_process() => (NodeKind::Process, None),
             Spec::Worker(_) => (NodeKind::Worker, None),
             Spec::Supervisor {
                 strategy,
@@ -96,6 +97,7 @@ impl NodeState {
                 threads: 0,
                 lockdown: slot.enforcement,
                 usage: None,
+                process: None,
                 capabilities: slot.capabilities.clone().unwrap_or_default(),
                 children: Vec::new(),
             },

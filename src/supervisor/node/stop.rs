@@ -62,6 +62,17 @@ impl NodeState {
                     }
                 }
                 None => {
+                    if let Some(report) = self.kill(id, instance) {
+                        if let Some(i) = self.index_of(id) {
+                            self.emit_child(
+                                i,
+                                Some(instance),
+                                EventKind::ShutdownTimedOut { timeout },
+                            );
+                            self.finish(i, report);
+                        }
+                        continue;
+                    }
                     if let Some(i) = self.index_of(id)
                         && let Some(instance) = self.detach(i, Outcome::Shutdown)
                     {
@@ -70,6 +81,25 @@ impl NodeState {
                 }
             }
         }
+    }
+
+    /// Kills an instance that revocation ends for certain (a process child)
+    /// and waits for its exit report; `None` for any other instance, which
+    /// can only be detached.
+    fn kill(&mut self, id: ChildId, instance: u64) -> Option<ExitReport> {
+        let i = self.index_of(id)?;
+        let slot = &self.slots[i];
+        if !slot.runs_in_process() {
+            return None;
+        }
+        match &slot.state {
+            SlotState::Running {
+                handle: Handle::Worker { revoker, .. },
+                ..
+            } => revoker.revoke(),
+            _ => return None,
+        }
+        self.wait_exit(id, instance, None)
     }
 
     /// Waits for the exit report of `instance` of slot `id`, keeping other
@@ -161,7 +191,10 @@ impl NodeState {
         };
         let timeout = self.slots[i].settings().shutdown;
         let deadline = self.now().checked_add(timeout);
-        let outcome = match self.wait_exit(id, instance, deadline) {
+        let outcome = match self
+            .wait_exit(id, instance, deadline)
+            .or_else(|| self.kill(id, instance))
+        {
             Some(report) => {
                 let Some(i) = self.index_of(id) else { return };
                 self.finish(i, report)

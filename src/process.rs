@@ -1,0 +1,123 @@
+//! The process tier (Linux, feature `process`): a component in a confined
+//! child process, under the same tree, with the same grant type.
+//!
+//! A thread cannot stand against code that calls `abort`, overflows its
+//! stack, writes memory through `unsafe` or installs a global hook: each
+//! takes or reaches the whole process. A process child can: its faults end
+//! only its own process, and the kernel confines it to its grant.
+//!
+//! # Three steps
+//!
+//! 1. Name each entry that may run in a process with [`entry!`](crate::entry)
+//!    and pass them to [`init`] as the **first line of `main`**, while the
+//!    program has one thread: it forks a small *zygote* that later starts
+//!    every process child, and in a child it runs the entry and never
+//!    returns.
+//! 2. Make the grant [`Portable`] (`#[derive(Grant, Portable)]`).
+//! 3. Specify the child with [`Child::process`](crate::Child::process)
+//!    instead of `Child::new`. Restart types, strategies, intensity, backoff,
+//!    poison threshold, events and `status()` work as for threads.
+//!
+//! ```no_run
+//! use compartment::caps::ReadOnlyDir;
+//! use compartment::process::Portable;
+//! use compartment::{Child, Context, Grant, Supervisor, entry};
+//!
+//! #[derive(Grant, Portable)]
+//! struct PluginGrant {
+//!     assets: ReadOnlyDir,
+//! }
+//!
+//! fn plugin(grant: PluginGrant, _cx: &Context) -> Result<(), compartment::BoxError> {
+//!     let _manifest = grant.assets.read_to_string("manifest.toml")?;
+//!     Ok(())
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     compartment::process::init(&[&entry!(plugin)])?;
+//!     let assets = ReadOnlyDir::open_ambient("assets", compartment::ambient_authority())?;
+//!     let system = Supervisor::new("host")
+//!         .child(Child::process("plugin", entry!(plugin), PluginGrant { assets }))
+//!         .start()?;
+//!     system.shutdown();
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The confinement
+//!
+//! Each child is created by the zygote with `clone3(CLONE_PARENT |
+//! CLONE_PIDFD)`, so the supervisor's process is its parent and holds a
+//! pidfd to wait on and kill it without races. Before the entry runs, the
+//! child:
+//!
+//! - asks to be killed when the supervisor's process ends;
+//! - enters new user, mount, pid, ipc and uts namespaces, and a network
+//!   namespace of its own when its grant holds no network capability;
+//! - replaces its root with an empty read-only tmpfs (`pivot_root`), so no
+//!   outside path exists for it;
+//! - keeps no descriptor but its grant's (directories and files passed over
+//!   `SCM_RIGHTS`, one socket per bridged channel endpoint) and its control
+//!   socket; its standard output and error go to a pipe whose tail ends up
+//!   in its faults;
+//! - sets resource limits from its [`Limits`](crate::Limits): CPU seconds
+//!   (`RLIMIT_CPU`), memory (`RLIMIT_DATA`), open files, no core dumps;
+//! - applies Landlock from its grant's inventory and a seccomp filter that
+//!   lets it start threads but kills it for a new process, a program or a
+//!   call on the kernel and host.
+//!
+//! With [`Lockdown::require`](crate::Lockdown::require) (the default) a child
+//! whose confinement is incomplete does not run its entry, and its start
+//! fails naming what is missing; with
+//! [`Lockdown::best_effort`](crate::Lockdown::best_effort) it runs with what
+//! the host offers.
+//!
+//! # Faults
+//!
+//! A returned error or a panic is reported by the child as it would be by a
+//! thread (message, location, the message in flight). Anything else is a
+//! [`FaultKind::Died`](crate::FaultKind::Died) with the exit code or signal
+//! and the tail of the child's output, or — for `SIGXCPU` after its CPU
+//! seconds, or an allocation refused at its memory limit — a
+//! [`FaultKind::BudgetExceeded`](crate::FaultKind::BudgetExceeded).
+//! A child that ignores shutdown is killed, never left running.
+//!
+//! # What stays with threads
+//!
+//! In-place restarts keep the supervisor-side thread only; the accounting
+//! allocator's quotas, manual clocks and seeded random sources do not cross
+//! (a child's memory is bounded by `RLIMIT_DATA` instead); network
+//! capabilities and request/reply channels have no [`Portable`]
+//! implementation yet, so a grant holding one does not compile as a process
+//! child's.
+
+mod bridge;
+mod child;
+mod entry;
+mod instance;
+mod portable;
+mod sys;
+mod usage;
+mod wire;
+mod zygote;
+
+pub use entry::{Entry, Registered};
+pub use portable::{PackError, Packing, Portable, Unpacking};
+pub use zygote::{InitError, init};
+
+pub(crate) use bridge::Demand;
+pub(crate) use instance::ProcessWorker;
+pub(crate) use usage::usage;
+pub(crate) use wire::write_frame;
+
+#[doc(hidden)]
+pub use child::Launch;
+
+/// The serde the derived [`Portable`] names for `#[grant(data)]` fields.
+#[doc(hidden)]
+pub use serde as __serde;
+
+/// Derives [`Portable`] for a struct or enum whose fields are all
+/// [`Portable`]; fields marked `#[grant(data)]` are copied with serde.
+#[cfg(feature = "derive")]
+pub use compartment_derive::Portable;

@@ -1,0 +1,290 @@
+//! Channel endpoints across the process boundary.
+//!
+//! Each endpoint in a process child's grant is a local channel in the child
+//! and a socket to the supervisor's process, with a pump thread at each end.
+//!
+//! - **Sending** (the child holds a `Sender`): the component's own thread
+//!   writes each message to the socket (see `channel::Outbox`), so a message
+//!   `send` accepted survives the process; the parent's pump puts it into
+//!   the real channel (blocking while it is full) and acknowledges it, and
+//!   the child's pump turns the acknowledgement into the credit for the next
+//!   send. Back-pressure reaches the component; at most one message waits
+//!   between the two ends.
+//! - **Receiving** (the child holds a `Receiver`): each receive on the
+//!   component's own thread first asks for one message (a [`Demand`]),
+//!   unless it asked already and nothing came yet; the child's pump puts
+//!   what arrives into a local channel of capacity 1. Asking again says the
+//!   last message taken was handled, as a thread's next `recv` does. The
+//!   parent's pump answers each request from the child's mailbox (a message
+//!   an earlier instance died handling) or the real channel, and keeps the
+//!   last message it sent: when the child dies, that one was in flight
+//!   (named in the fault, delivered again, dead-lettered past the poison
+//!   threshold). Messages stay in the real channel until asked for, so its
+//!   capacity and order hold as for a thread.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel as cb;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::portable::{PackError, Packing, Portable, Unpacking};
+use super::wire::{self, read_frame, write_frame};
+use crate::channel::{self, Receiver, Sender};
+use crate::context::describe;
+use crate::fault;
+use crate::mailbox::{Mailbox, Tracked};
+use crate::signal::Signal;
+
+/// The child asks for the next message (and has handled the last one).
+const WANT: u8 = 0;
+/// A message follows.
+const MESSAGE: u8 = 1;
+/// The channel is closed for this endpoint: disconnected or revoked.
+const CLOSED: u8 = 2;
+/// The message was put into the channel.
+const ACCEPTED: u8 = 3;
+
+/// The supervisor's end of one bridged endpoint.
+pub(crate) trait ParentPump: Send {
+    /// Serves the child until it closes its end or `gone` is raised;
+    /// returns the message the child was handling, if any.
+    fn run(self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Option<Tracked>;
+}
+
+/// How a bridged receiver in a process child asks for its next message.
+#[derive(Debug)]
+pub(crate) struct Demand {
+    socket: parking_lot::Mutex<UnixStream>,
+    /// A request is out and its message not yet taken.
+    outstanding: AtomicBool,
+}
+
+impl Demand {
+    /// Asks for the next message, unless a request is outstanding.
+    pub(crate) fn ask(&self) {
+        if !self.outstanding.swap(true, Ordering::AcqRel) {
+            // A closed socket means the supervisor's side is gone: the pump
+            // then closes the local channel, and the receive sees it.
+            let _ = write_frame(&mut *self.socket.lock(), &[WANT]);
+        }
+    }
+
+    /// The message asked for was taken.
+    pub(crate) fn took(&self) {
+        self.outstanding.store(false, Ordering::Release);
+    }
+}
+
+/// The child's end of one bridged endpoint: a body for its own thread.
+pub(crate) struct ChildPump {
+    pub(crate) run: Box<dyn FnOnce() + Send>,
+}
+
+impl fmt::Debug for ChildPump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildPump").finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
+    // `Serialize` is user code.
+    let encoded = fault::contain(|| postcard::to_stdvec(message)).ok()?.ok()?;
+    let mut frame = Vec::with_capacity(encoded.len() + 1);
+    frame.push(tag);
+    frame.extend_from_slice(&encoded);
+    Some(frame)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fault::contain(|| postcard::from_bytes(bytes)).ok()?.ok()
+}
+
+fn tracked<T: fmt::Debug + Send + 'static>(
+    channel: channel::ChannelId,
+    message: T,
+    attempts: u32,
+) -> Tracked {
+    Tracked {
+        channel,
+        message: Box::new(message),
+        describe: describe::<T>,
+        attempts,
+    }
+}
+
+struct SendingPump<T> {
+    tx: Sender<T>,
+    socket: UnixStream,
+}
+
+impl<T> ParentPump for SendingPump<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn run(mut self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+        // Frames the child wrote before it died are still read and delivered.
+        while let Ok(Some(frame)) = read_frame(&mut self.socket) {
+            let message = match frame.split_first() {
+                Some((&MESSAGE, bytes)) => decode::<T>(bytes),
+                _ => None,
+            };
+            let Some(message) = message else { break };
+            let answer = match self.tx.send_with(message, &[gone], None) {
+                Ok(()) => ACCEPTED,
+                Err((message, _)) => {
+                    let _ = fault::drop_contained(message);
+                    CLOSED
+                }
+            };
+            if write_frame(&mut self.socket, &[answer]).is_err() || answer == CLOSED {
+                break;
+            }
+        }
+        None
+    }
+}
+
+struct ReceivingPump<T> {
+    rx: Receiver<T>,
+    socket: UnixStream,
+}
+
+impl<T> ParentPump for ReceivingPump<T>
+where
+    T: Serialize + fmt::Debug + Send + 'static,
+{
+    fn run(mut self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Option<Tracked> {
+        let id = self.rx.id();
+        let mut in_flight: Option<(T, u32)> = None;
+        while let Ok(Some(frame)) = read_frame(&mut self.socket) {
+            if frame != [WANT] {
+                break;
+            }
+            // Asking again: the last message sent was handled.
+            if let Some((handled, _)) = in_flight.take() {
+                let _ = fault::drop_contained(handled);
+            }
+            let next = match mailbox.take::<T>(id) {
+                Some(kept) => Some(kept),
+                None => self.rx.recv_with(&[gone], None).ok().map(|m| (m, 0)),
+            };
+            let Some((message, attempts)) = next else {
+                let _ = write_frame(&mut self.socket, &[CLOSED]);
+                break;
+            };
+            let frame = encode(MESSAGE, &message);
+            in_flight = Some((message, attempts));
+            match frame {
+                Some(frame) if write_frame(&mut self.socket, &frame).is_ok() => {}
+                _ => break,
+            }
+        }
+        in_flight.map(|(message, attempts)| tracked(id, message, attempts))
+    }
+}
+
+/// The child's sending pump: turns each acknowledgement into the credit
+/// for the next message; closes the outbox when the channel closes.
+fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
+    while let Ok(Some(answer)) = read_frame(&mut socket) {
+        if answer != [ACCEPTED] || credit.send(()).is_err() {
+            break;
+        }
+    }
+}
+
+/// The child's receiving pump: what the supervisor's side sends, into the
+/// local channel (one message per request, so it always fits).
+fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, mut socket: UnixStream) {
+    loop {
+        let message = match read_frame(&mut socket) {
+            Ok(Some(frame)) => match frame.split_first() {
+                Some((&MESSAGE, bytes)) => decode::<T>(bytes),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(message) = message else { break };
+        if local.send(message).is_err() {
+            break;
+        }
+    }
+}
+
+fn socket(fd: OwnedFd) -> UnixStream {
+    UnixStream::from(fd)
+}
+
+impl<T> Portable for Sender<T>
+where
+    T: Serialize + DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
+        packing.gate("Sender", &self.gate)?;
+        let (parent, child) = wire::stream_pair()?;
+        packing.bridge(
+            child,
+            Box::new(SendingPump {
+                tx: self.clone(),
+                socket: socket(parent),
+            }),
+        );
+        packing.data(&(self.id().get(), self.capacity()))
+    }
+
+    fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
+        let socket = socket(unpacking.descriptor()?);
+        let writing = socket.try_clone()?;
+        let (id, capacity): (u64, usize) = unpacking.data()?;
+        let (credit_tx, credit) = cb::bounded(1);
+        // The first message needs no acknowledgement.
+        let _ = credit_tx.send(());
+        unpacking.pumps.push(ChildPump {
+            run: Box::new(move || pump_credits(credit_tx, socket)),
+        });
+        let outbox = channel::Outbox {
+            encode: |message: &T| encode(MESSAGE, message),
+            socket: parking_lot::Mutex::new(writing),
+            credit,
+        };
+        Ok(channel::bridged_sender(outbox, id, capacity))
+    }
+}
+
+impl<T> Portable for Receiver<T>
+where
+    T: Serialize + DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
+        packing.gate("Receiver", &self.gate)?;
+        let (parent, child) = wire::stream_pair()?;
+        packing.bridge(
+            child,
+            Box::new(ReceivingPump {
+                rx: self.clone(),
+                socket: socket(parent),
+            }),
+        );
+        packing.data(&(self.id().get(), self.capacity()))
+    }
+
+    fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
+        let socket = socket(unpacking.descriptor()?);
+        let asking = socket.try_clone()?;
+        let (id, capacity): (u64, usize) = unpacking.data()?;
+        let (tx, rx) = cb::bounded(1);
+        unpacking.pumps.push(ChildPump {
+            run: Box::new(move || pump_receives::<T>(tx, socket)),
+        });
+        let demand = Arc::new(Demand {
+            socket: parking_lot::Mutex::new(asking),
+            outstanding: AtomicBool::new(false),
+        });
+        Ok(channel::bridged_receiver(rx, id, capacity, demand))
+    }
+}

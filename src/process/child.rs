@@ -1,0 +1,524 @@
+//! A process child's side: confining itself, rebuilding its grant, running
+//! its entry and reporting how it ended.
+//!
+//! Three processes make one child:
+//!
+//! - the zygote's clone, the *middle*: it enters the new namespaces, forks,
+//!   waits, and ends the way the component ended — which is what the
+//!   supervisor's pidfd sees;
+//! - the first process of the new pid namespace, its *init*: the kernel
+//!   ignores signals whose default action would end a namespace's first
+//!   process when they come from inside it, so `abort` there would not
+//!   abort. The init only forks the component, waits, and passes its wait
+//!   status to the middle; when it ends, the kernel kills whatever is left
+//!   in the namespace;
+//! - the *component*, which confines itself before it rebuilds the grant
+//!   and starts any thread, so that every thread inherits the policy.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use rustix::process::{Resource, Rlimit, Signal};
+
+use super::bridge::ChildPump;
+use super::portable::{Portable, Unpacking};
+use super::sys::{self, Spawned};
+use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
+use crate::caps::MonotonicClock;
+use crate::component::BoxError;
+use crate::context::Context;
+use crate::fault;
+use crate::lockdown::{self, Lockdown};
+use crate::mailbox::{InFlightCell, Mailbox};
+use crate::signal::Signal as Flag;
+use crate::threads::ThreadGroup;
+
+/// What the zygote hands a new child: the request and its descriptors.
+#[doc(hidden)]
+pub struct Launch {
+    pub(crate) request: SpawnRequest,
+    /// The control socket, the output pipe, then the grant's.
+    pub(crate) descriptors: Vec<OwnedFd>,
+    /// The zygote's own socket, which the child closes.
+    pub(crate) zygote: RawFd,
+}
+
+impl fmt::Debug for Launch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Launch")
+            .field("entry", &self.request.entry)
+            .field("descriptors", &self.descriptors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the child enforced, and what it could not.
+#[derive(Debug, Default)]
+struct Report {
+    enforced: Vec<String>,
+    missing: Vec<String>,
+}
+
+impl Report {
+    fn record(&mut self, what: &str, result: io::Result<()>) {
+        match result {
+            Ok(()) => self.enforced.push(what.to_owned()),
+            Err(err) => self.missing.push(format!("{what} ({err})")),
+        }
+    }
+}
+
+/// Runs in the zygote's clone: the middle process. Never returns.
+pub(crate) fn run<G, E>(entry: fn(G, &Context) -> Result<(), E>, launch: Launch) -> !
+where
+    G: Portable,
+    E: Into<BoxError> + 'static,
+{
+    let Launch {
+        request,
+        descriptors,
+        zygote,
+    } = launch;
+    let mut descriptors = descriptors.into_iter();
+    let (Some(control), Some(output)) = (descriptors.next(), descriptors.next()) else {
+        sys::exit_now(71)
+    };
+    let grant_fds: Vec<OwnedFd> = descriptors.collect();
+    // The zygote's socket is the zygote's alone.
+    let _ = sys::close_range(zygote as u32, zygote as u32);
+    let dies_with_parent = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    let parent = rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get());
+    if dies_with_parent.is_err() || parent != Some(request.supervisor) {
+        sys::exit_now(70);
+    }
+    let confinement = request.confinement;
+    let mut report = Report::default();
+    report.record(
+        "new user, mount, pid, ipc and uts namespaces",
+        enter_namespaces(confinement),
+    );
+    if confinement.private_network && report.missing.is_empty() {
+        report
+            .enforced
+            .push("a network namespace of its own".to_owned());
+    }
+    // No process of the child leaves a core dump.
+    report.record("no core dumps", limit(Resource::Core, 0));
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+    let ((lifeline, lifeline_held), (status_read, status_write)) =
+        match pipe().and_then(|a| Ok((a, pipe()?))) {
+            Ok(pipes) => pipes,
+            Err(err) => refuse(&control, &format!("a pipe ({err})")),
+        };
+    match sys::fork() {
+        Ok(Spawned::Child) => {
+            drop((lifeline_held, status_read));
+            init(
+                entry,
+                request,
+                control,
+                output,
+                grant_fds,
+                lifeline,
+                status_write,
+                report,
+            )
+        }
+        Ok(Spawned::Parent { pid, .. }) => {
+            // This process keeps the lifeline, whose closing tells the init
+            // it is gone, and where the init writes the component's status.
+            let keep = [lifeline_held.as_raw_fd(), status_read.as_raw_fd()];
+            std::mem::forget((control, output, grant_fds, lifeline, status_write));
+            let _ = close_all_except(&keep);
+            let init_status = sys::wait_raw(pid);
+            let mut status = [0u8; 4];
+            let passed = rustix::io::read(&status_read, &mut status);
+            match (passed, init_status) {
+                (Ok(4), _) => sys::exit_like(i32::from_ne_bytes(status)),
+                (_, Ok(status)) => sys::exit_like(status),
+                (_, Err(_)) => sys::exit_now(72),
+            }
+        }
+        Err(err) => refuse(
+            &control,
+            &format!("a process in the new pid namespace ({err})"),
+        ),
+    }
+}
+
+/// The first process of the child's pid namespace: forks the component,
+/// waits for it and passes its wait status on.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one child, passed down once"
+)]
+fn init<G, E>(
+    entry: fn(G, &Context) -> Result<(), E>,
+    request: SpawnRequest,
+    control: OwnedFd,
+    output: OwnedFd,
+    grant_fds: Vec<OwnedFd>,
+    lifeline: OwnedFd,
+    status_write: OwnedFd,
+    mut report: Report,
+) -> !
+where
+    G: Portable,
+    E: Into<BoxError> + 'static,
+{
+    report.record(
+        "killed with its supervisor",
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(Into::into),
+    );
+    // The middle process may have ended before the line above took effect.
+    if middle_is_gone(&lifeline) {
+        sys::exit_now(0);
+    }
+    drop(lifeline);
+    match sys::fork() {
+        Ok(Spawned::Child) => {
+            drop(status_write);
+            component(entry, request, control, output, grant_fds, report)
+        }
+        Ok(Spawned::Parent { pid, .. }) => {
+            let keep = [status_write.as_raw_fd()];
+            std::mem::forget((control, output, grant_fds));
+            let _ = close_all_except(&keep);
+            if let Ok(status) = sys::wait_raw(pid) {
+                let _ = rustix::io::write(&status_write, &status.to_ne_bytes());
+            }
+            sys::exit_now(0)
+        }
+        Err(err) => refuse(&control, &format!("a process for the component ({err})")),
+    }
+}
+
+/// The component's process: the second of its pid namespace.
+fn component<G, E>(
+    entry: fn(G, &Context) -> Result<(), E>,
+    request: SpawnRequest,
+    control: OwnedFd,
+    output: OwnedFd,
+    grant_fds: Vec<OwnedFd>,
+    mut report: Report,
+) -> !
+where
+    G: Portable,
+    E: Into<BoxError> + 'static,
+{
+    let confinement = request.confinement;
+    // When the init ends, the kernel kills every process of the namespace.
+    let redirected = rustix::stdio::dup2_stdout(&output).and(rustix::stdio::dup2_stderr(&output));
+    report.record("output captured", redirected.map_err(Into::into));
+    drop(output);
+    let mut keep: Vec<RawFd> = vec![1, 2, control.as_raw_fd()];
+    keep.extend(grant_fds.iter().map(AsRawFd::as_raw_fd));
+    report.record("no descriptor but the grant's", close_all_except(&keep));
+    report.record("an empty read-only root", empty_root());
+    report.record("resource limits", limits(confinement));
+    if confinement.require && !report.missing.is_empty() {
+        refuse(&control, &report.missing.join("; "));
+    }
+    let mut unpacking = Unpacking::new(request.grant, grant_fds);
+    let grant = match fault::contain(|| G::unpack(&mut unpacking)) {
+        Ok(Ok(grant)) => grant,
+        Ok(Err(err)) => end(
+            &control,
+            Ending::Unpacked {
+                reason: err.to_string(),
+            },
+        ),
+        Err(caught) => end(
+            &control,
+            Ending::Unpacked {
+                reason: caught.explain("rebuilding the grant"),
+            },
+        ),
+    };
+    if let Err(err) = unpacking.finished() {
+        end(
+            &control,
+            Ending::Unpacked {
+                reason: err.to_string(),
+            },
+        );
+    }
+    let lockdown = if confinement.require {
+        Lockdown::require()
+    } else {
+        Lockdown::best_effort()
+    };
+    match fault::contain(|| lockdown::confine_process(lockdown, &grant.inventory())) {
+        Ok(Ok(enforcement)) => {
+            report.enforced.push(format!(
+                "Landlock {:?} and seccomp {}",
+                enforcement.landlock, enforcement.seccomp
+            ));
+        }
+        Ok(Err(err)) if confinement.require => refuse(&control, &err.to_string()),
+        Ok(Err(err)) => report.missing.push(err.to_string()),
+        Err(caught) => refuse(&control, &caught.explain("listing the grant")),
+    }
+    if wire::send(
+        &control,
+        &FromChild::Confined {
+            enforced: report.enforced,
+        },
+    )
+    .is_err()
+    {
+        sys::exit_now(0);
+    }
+    let cancel = Arc::new(Flag::new());
+    start_threads(&control, &cancel, std::mem::take(&mut unpacking.pumps));
+    fault::install_panic_hook();
+    fault::mark_supervised(true, false);
+    let path: Arc<str> = Arc::from(request.path.as_str());
+    let threads = Arc::new(ThreadGroup::new(
+        Arc::clone(&path),
+        Arc::clone(&cancel),
+        confinement.threads,
+        None,
+        true,
+        false,
+    ));
+    let context = Context::new(
+        path,
+        request.instance,
+        cancel,
+        // The child's context times its waits, as a supervisor's clock does.
+        MonotonicClock::new(super::portable::granted_again()),
+        Arc::new(Mailbox::default()),
+        Arc::new(InFlightCell::default()),
+        Arc::clone(&threads),
+    );
+    let result = fault::contain(|| entry(grant, &context).map_err(Into::into));
+    let unclaimed = threads.finish();
+    drop(context);
+    let ending = match result {
+        Ok(Ok(())) => match unclaimed {
+            Some(panicked) => Ending::Panicked {
+                message: panicked.to_string(),
+                location: None,
+            },
+            None => Ending::Returned,
+        },
+        Ok(Err(err)) => failed(err),
+        Err(caught) => {
+            let location = caught
+                .report
+                .as_ref()
+                .and_then(|report| report.location.as_ref())
+                .map(|at| (at.file.clone(), at.line, at.column));
+            Ending::Panicked {
+                message: caught.message,
+                location,
+            }
+        }
+    };
+    end(&control, ending)
+}
+
+/// A returned error as the child reports it; its `Display`, `source` and
+/// `Drop` are user code.
+fn failed(err: BoxError) -> Ending {
+    let message = fault::describe_contained("an error", || err.to_string());
+    let sources = fault::contain(|| fault::sources(&*err).map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let _ = fault::drop_contained(err);
+    Ending::Failed { message, sources }
+}
+
+/// Starts the thread that turns the supervisor's cancellation into the
+/// context's, and the grant's bridge pumps.
+fn start_threads(control: &OwnedFd, cancel: &Arc<Flag>, pumps: Vec<ChildPump>) {
+    let listener = match control.as_fd().try_clone_to_owned() {
+        Ok(listener) => listener,
+        Err(err) => end(
+            control,
+            Ending::Unpacked {
+                reason: format!("its control socket ({err})"),
+            },
+        ),
+    };
+    let raise = Arc::clone(cancel);
+    // The child's own threads: its process is the boundary, and the crate's
+    // admission check reads `/proc`, which an empty root does not have.
+    #[allow(clippy::disallowed_methods, reason = "see above")]
+    let cancelled = std::thread::Builder::new()
+        .name("cancellation".to_owned())
+        .spawn(move || {
+            // A cancel, or the supervisor's side closing, stops the entry.
+            while let Ok(Some((bytes, _))) = wire::recv_packet(listener.as_fd()) {
+                if matches!(wire::decode(&bytes), Ok(ToChild::Cancel)) {
+                    break;
+                }
+            }
+            raise.raise();
+        });
+    if let Err(err) = cancelled {
+        end(
+            control,
+            Ending::Unpacked {
+                reason: format!("a thread ({err})"),
+            },
+        );
+    }
+    for pump in pumps {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "as the cancellation thread above"
+        )]
+        let spawned = std::thread::Builder::new()
+            .name("bridge".to_owned())
+            .spawn(pump.run);
+        if let Err(err) = spawned {
+            end(
+                control,
+                Ending::Unpacked {
+                    reason: format!("a bridge thread ({err})"),
+                },
+            );
+        }
+    }
+}
+
+/// Reports that the confinement could not be put in place and ends.
+fn refuse(control: &OwnedFd, missing: &str) -> ! {
+    let _ = wire::send(
+        control,
+        &FromChild::Refused {
+            missing: missing.to_owned(),
+        },
+    );
+    sys::exit_now(0)
+}
+
+/// Reports how the entry ended and ends the process.
+fn end(control: &OwnedFd, ending: Ending) -> ! {
+    let _ = wire::send(control, &FromChild::Ended(ending));
+    sys::exit_now(0)
+}
+
+/// Whether the write end of the lifeline pipe is closed.
+fn middle_is_gone(lifeline: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        lifeline,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+}
+
+/// Enters new user, mount, pid, ipc and uts namespaces (and network, when
+/// asked), mapping the caller's user and group to root inside.
+fn enter_namespaces(confinement: Confinement) -> io::Result<()> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
+    if confinement.private_network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    sys::unshare(flags)?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a process child maps its own ids before its root is replaced"
+    )]
+    {
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    }
+    Ok(())
+}
+
+/// Replaces the root with an empty read-only tmpfs and drops the old one.
+fn empty_root() -> io::Result<()> {
+    use rustix::mount::{
+        MountFlags, MountPropagationFlags, UnmountFlags, mount, mount_change, mount_remount,
+        unmount,
+    };
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?;
+    // Any directory serves as the mount point; the tmpfs is seen only here.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a process child looks for a mount point before its root is replaced"
+    )]
+    let point = ["/tmp", "/proc", "/dev", "/"]
+        .into_iter()
+        .find(|point| std::path::Path::new(point).is_dir())
+        .unwrap_or("/");
+    let hardened = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount(
+        "tmpfs",
+        point,
+        "tmpfs",
+        hardened,
+        Some(c"size=16k,mode=0555"),
+    )?;
+    rustix::process::chdir(point)?;
+    rustix::process::pivot_root(".", ".")?;
+    unmount(".", UnmountFlags::DETACH)?;
+    rustix::process::chdir("/")?;
+    mount_remount("/", hardened | MountFlags::RDONLY, c"")?;
+    Ok(())
+}
+
+/// The resource limits of `confinement`.
+fn limits(confinement: Confinement) -> io::Result<()> {
+    if let Some(seconds) = confinement.cpu_seconds {
+        // `SIGXCPU` at the budget; `SIGKILL` a second later if it is caught.
+        rustix::process::setrlimit(
+            Resource::Cpu,
+            Rlimit {
+                current: Some(seconds),
+                maximum: Some(seconds + 1),
+            },
+        )?;
+    }
+    if let Some(bytes) = confinement.data_bytes {
+        limit(Resource::Data, bytes)?;
+    }
+    limit(Resource::Nofile, confinement.open_files)
+}
+
+fn limit(resource: Resource, value: u64) -> io::Result<()> {
+    rustix::process::setrlimit(
+        resource,
+        Rlimit {
+            current: Some(value),
+            maximum: Some(value),
+        },
+    )
+    .map_err(Into::into)
+}
+
+/// Closes every descriptor whose number is not in `keep`.
+fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = 0u32;
+    for fd in keep {
+        if fd > next {
+            sys::close_range(next, fd - 1)?;
+        }
+        next = fd + 1;
+    }
+    sys::close_range(next, u32::MAX)
+}

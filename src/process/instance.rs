@@ -1,0 +1,464 @@
+//! The supervisor's side of a process child: a factory the tree treats like
+//! any other, whose instances run on an ordinary instance thread as a
+//! *proxy* — it asks the zygote for the child, serves the child's bridges,
+//! turns cancellation into a message and revocation into a kill, waits on
+//! the pidfd, and returns how the child ended as the instance's result. So
+//! restarts, strategies, intensity, events and status need nothing new.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use rustix::process::{WaitId, WaitIdOptions};
+
+use super::entry::{Entry, fingerprint};
+use super::portable::{Packing, Portable};
+use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
+use super::zygote;
+use crate::component::{BoxError, Instance, WorkerFactory};
+use crate::context::Context;
+use crate::fault::{self, Decided, FaultKind, PanicLocation, ProcessExit};
+use crate::grant::{Capability, Inventory, ReissueError};
+use crate::limits::{Budget, Limits};
+use crate::lockdown::{Lockdown, LockdownError, Mode, Policy};
+use crate::mailbox::Tracked;
+use crate::revoke::Revoker;
+use crate::signal::{RaiseHook, Signal};
+
+/// How much of a child's output its faults keep: the last lines.
+const OUTPUT_TAIL: usize = 4096;
+
+/// Open files a process child may hold.
+const OPEN_FILES: u64 = 1024;
+
+/// The factory of a process child.
+pub(crate) struct ProcessWorker<G, E> {
+    entry: Entry<G, E>,
+    grant: G,
+    lockdown: Lockdown,
+    /// What the child's own resource limits enforce.
+    limits: Limits,
+}
+
+impl<G, E> ProcessWorker<G, E> {
+    pub(crate) fn new(entry: Entry<G, E>, grant: G) -> Self {
+        Self {
+            entry,
+            grant,
+            lockdown: Lockdown::require(),
+            limits: Limits::new(),
+        }
+    }
+}
+
+impl<G, E> WorkerFactory for ProcessWorker<G, E>
+where
+    G: Portable,
+    E: Into<BoxError> + 'static,
+{
+    fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError> {
+        let mut grant = self.grant.reissue()?;
+        for revoker in revokers {
+            grant.attach_revoker(revoker);
+        }
+        let private_network = !grant
+            .inventory()
+            .iter()
+            .any(|held| matches!(held.capability(), Capability::Net { .. }));
+        Ok(Box::new(ProcessInstance {
+            entry: self.entry.name(),
+            fingerprint: fingerprint::<G, E>(),
+            grant,
+            revokers: revokers.iter().map(|&revoker| revoker.clone()).collect(),
+            confinement: Confinement {
+                require: self.lockdown.mode() == Mode::Require,
+                private_network,
+                cpu_seconds: self
+                    .limits
+                    .cpu_budget()
+                    .map(|budget| budget.as_secs() + u64::from(budget.subsec_nanos() > 0)),
+                data_bytes: self.limits.memory_quota(),
+                open_files: OPEN_FILES,
+                threads: self.limits.thread_limit(),
+            },
+            cpu_budget: self.limits.cpu_budget(),
+        }))
+    }
+
+    fn capabilities(&self) -> Vec<(String, Capability)> {
+        self.grant
+            .inventory()
+            .iter()
+            .map(|held| (held.field().to_owned(), held.capability().clone()))
+            .collect()
+    }
+
+    fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError> {
+        Policy::compile(lockdown, &self.grant.inventory())
+    }
+
+    fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError> {
+        Ok(Box::new(ProcessWorker {
+            entry: self.entry,
+            grant: self.grant.reissue()?,
+            lockdown: self.lockdown,
+            limits: self.limits,
+        }))
+    }
+
+    fn confine_with(&mut self, lockdown: Lockdown) -> bool {
+        self.lockdown = lockdown;
+        true
+    }
+
+    fn runs_in_process(&self) -> bool {
+        true
+    }
+
+    fn take_limits(&mut self, limits: Limits) -> Limits {
+        self.limits = limits;
+        // The child's own limits hold its CPU, memory and threads; the
+        // watchdog keeps only the wall-clock deadline (it cancels, and a
+        // child that ignores it is killed).
+        let watched = Limits::new();
+        match limits.wall_deadline() {
+            Some(deadline) => watched.deadline(deadline),
+            None => watched,
+        }
+    }
+}
+
+/// One instance of a process child, run by its proxy thread.
+struct ProcessInstance<G> {
+    entry: &'static str,
+    fingerprint: u64,
+    grant: G,
+    revokers: Vec<Revoker>,
+    confinement: Confinement,
+    cpu_budget: Option<std::time::Duration>,
+}
+
+/// A running child as its kill hooks see it.
+struct Running {
+    pidfd: OwnedFd,
+    /// Why the supervisor killed it, if it did.
+    killed: Mutex<Option<String>>,
+}
+
+impl Running {
+    fn kill(&self, reason: String) {
+        let mut killed = self.killed.lock();
+        if killed.is_none() {
+            *killed = Some(reason);
+        }
+        drop(killed);
+        // Fails only once the child has been reaped; nothing is left to kill.
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+    }
+}
+
+fn decided(kind: FaultKind) -> BoxError {
+    Box::new(Decided(kind))
+}
+
+fn start_failed(message: String) -> BoxError {
+    decided(FaultKind::StartFailed { message })
+}
+
+impl<G: Portable> Instance for ProcessInstance<G> {
+    fn inventory(&self) -> Inventory<'_> {
+        self.grant.inventory()
+    }
+
+    fn run(self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
+        let zygote = zygote::zygote().ok_or_else(|| {
+            start_failed(
+                "a process child needs compartment::process::init(&[...]) as the first line of main"
+                    .to_owned(),
+            )
+        })?;
+        let mut packing = Packing::default();
+        match fault::contain(|| self.grant.pack(&mut packing)) {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(start_failed(err.to_string())),
+            Err(caught) => return Err(decided(caught.start_failed("packing its grant"))),
+        }
+        let io_failed = |what: &str, err: std::io::Error| start_failed(format!("{what}: {err}"));
+        let (control, control_child) =
+            wire::packet_pair().map_err(|err| io_failed("its control socket", err))?;
+        let (output, output_child) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|err| io_failed("its output pipe", err.into()))?;
+        let request = SpawnRequest {
+            entry: self.entry.to_owned(),
+            fingerprint: self.fingerprint,
+            supervisor: std::process::id() as i32,
+            path: cx.path().to_owned(),
+            instance: cx.instance(),
+            confinement: self.confinement,
+            grant: std::mem::take(&mut packing.bytes),
+        };
+        let started = {
+            let mut descriptors = vec![&control_child, &output_child];
+            descriptors.extend(packing.descriptors.iter());
+            zygote.spawn(&request, &descriptors).map_err(start_failed)?
+        };
+        // The child has its copies.
+        drop((
+            control_child,
+            output_child,
+            std::mem::take(&mut packing.descriptors),
+        ));
+        let running = Arc::new(Running {
+            pidfd: started.pidfd,
+            killed: Mutex::new(None),
+        });
+        cx.threads().set_process(u32::try_from(started.pid).ok());
+        let control = Arc::new(control);
+        let hooks = watch(&running, &control, &packing, &self.revokers, cx);
+        let gone = Arc::new(Signal::new());
+        let pumps = start_pumps(&mut packing, &gone, cx, &running);
+        let (reported, tail) = serve(&control, &output);
+        let status = wait(&running.pidfd);
+        cx.threads().set_process(None);
+        gone.raise();
+        let in_flight: Vec<Tracked> = pumps
+            .into_iter()
+            .filter_map(|pump| pump.join().ok().flatten())
+            .collect();
+        drop(hooks);
+        settle(in_flight, cx);
+        let killed = running.killed.lock().take();
+        match (reported, killed) {
+            (Some(FromChild::Ended(ending)), _) => ended(ending),
+            (Some(FromChild::Refused { missing }), _) => Err(start_failed(format!(
+                "its confinement is incomplete: {missing}"
+            ))),
+            (_, Some(reason)) => Err(decided(FaultKind::Died {
+                exit: ProcessExit::Killed { reason },
+                output: tail,
+            })),
+            _ => Err(decided(died(
+                status,
+                tail,
+                &self.confinement,
+                self.cpu_budget,
+            ))),
+        }
+    }
+}
+
+/// Kills the child when a capability it holds (or its instance) is
+/// revoked, and tells it when its instance is cancelled. The hooks live as
+/// long as the returned list.
+fn watch(
+    running: &Arc<Running>,
+    control: &Arc<OwnedFd>,
+    packing: &Packing,
+    revokers: &[Revoker],
+    cx: &Context,
+) -> Vec<Arc<RaiseHook>> {
+    let mut hooks: Vec<Arc<RaiseHook>> = Vec::new();
+    for (capability, gate) in &packing.gates {
+        let running = Arc::clone(running);
+        let capability = *capability;
+        let hook: Arc<RaiseHook> =
+            Arc::new(move || running.kill(format!("a {capability} it held was revoked")));
+        gate.on_revoke(&hook);
+        hooks.push(hook);
+    }
+    let on_instance: Arc<RaiseHook> = {
+        let running = Arc::clone(running);
+        Arc::new(move || running.kill("its instance was revoked".to_owned()))
+    };
+    for revoker in revokers {
+        revoker.on_revoke(&on_instance);
+    }
+    hooks.push(on_instance);
+    let cancel: Arc<RaiseHook> = {
+        let control = Arc::clone(control);
+        Arc::new(move || {
+            let _ = wire::send(&*control, &ToChild::Cancel);
+        })
+    };
+    cx.cancellation().on_raise(Arc::downgrade(&cancel));
+    hooks.push(cancel);
+    hooks
+}
+
+/// Starts a thread per bridged endpoint; a pump that cannot start kills
+/// the child (its endpoint would never move).
+fn start_pumps(
+    packing: &mut Packing,
+    gone: &Arc<Signal>,
+    cx: &Context,
+    running: &Running,
+) -> Vec<JoinHandle<Option<Tracked>>> {
+    let mut started = Vec::new();
+    for pump in packing.pumps.drain(..) {
+        let gone = Arc::clone(gone);
+        let mailbox = Arc::clone(cx.mailbox());
+        let name = format!("{}-bridge", cx.path());
+        match crate::ceiling::spawn(name, move || pump.run(&gone, &mailbox)) {
+            Ok(handle) => started.push(handle),
+            Err(err) => running.kill(format!("a bridge thread could not start: {err}")),
+        }
+    }
+    started
+}
+
+/// Reads the child's reports and output until it has closed both; returns
+/// its last report and the tail of its output.
+fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut reported = None;
+    let mut tail: Vec<u8> = Vec::new();
+    let (mut control_open, mut output_open) = (true, true);
+    let mut chunk = vec![0u8; 16 * 1024];
+    while control_open || output_open {
+        let mut fds = Vec::with_capacity(2);
+        if control_open {
+            fds.push(PollFd::new(control, PollFlags::IN));
+        }
+        if output_open {
+            fds.push(PollFd::new(output, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        drop(fds);
+        let mut ready = ready.into_iter();
+        if control_open && ready.next() == Some(true) {
+            match wire::recv_packet(control.as_fd()) {
+                Ok(Some((bytes, _))) => match wire::decode::<FromChild>(&bytes) {
+                    Ok(FromChild::Confined { .. }) => {}
+                    Ok(report) => reported = Some(report),
+                    Err(_) => control_open = false,
+                },
+                Ok(None) | Err(_) => control_open = false,
+            }
+        }
+        if output_open && ready.next() == Some(true) {
+            match rustix::io::read(output, &mut chunk) {
+                Ok(0) | Err(_) => output_open = false,
+                Ok(read) => {
+                    tail.extend_from_slice(&chunk[..read]);
+                    if tail.len() > OUTPUT_TAIL {
+                        tail.drain(..tail.len() - OUTPUT_TAIL);
+                    }
+                }
+            }
+        }
+    }
+    (reported, String::from_utf8_lossy(&tail).into_owned())
+}
+
+/// How the process ended: `Ok(code)` for an exit, `Err(signal)` for a
+/// signal; `None` if it could not be waited for.
+fn wait(pidfd: &OwnedFd) -> Option<Result<i32, i32>> {
+    loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED) {
+            Ok(Some(status)) => {
+                return match (status.exit_status(), status.terminating_signal()) {
+                    (_, Some(signal)) => Some(Err(signal)),
+                    (Some(code), None) => Some(Ok(code)),
+                    (None, None) => None,
+                };
+            }
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Hands the messages the child's bridges sent last to the instance: one is
+/// its message in flight, settled (named, delivered again or
+/// dead-lettered) with its outcome, as a thread's is; one from each other
+/// channel goes back to the mailbox as it was.
+fn settle(taken: Vec<Tracked>, cx: &Context) {
+    let mut taken = taken.into_iter();
+    let in_flight = taken.next();
+    for other in taken {
+        cx.mailbox().deliver_again(other);
+    }
+    if let Some(taken) = in_flight {
+        if let Ok(Some(previous)) = cx.in_flight().track(taken) {
+            let _ = fault::drop_contained(previous);
+        }
+    }
+}
+
+/// The result of an entry that reported how it ended.
+fn ended(ending: Ending) -> Result<(), BoxError> {
+    match ending {
+        Ending::Returned => Ok(()),
+        Ending::Failed { message, sources } => Err(decided(FaultKind::Error { message, sources })),
+        Ending::Panicked { message, location } => Err(decided(FaultKind::Panic {
+            message,
+            location: location.map(|(file, line, column)| PanicLocation { file, line, column }),
+            backtrace: None,
+        })),
+        Ending::Unpacked { reason } => Err(start_failed(format!(
+            "its grant could not be rebuilt in the child: {reason}"
+        ))),
+    }
+}
+
+/// A child that ended without a report, as a fault kind.
+fn died(
+    status: Option<Result<i32, i32>>,
+    output: String,
+    confinement: &Confinement,
+    cpu_budget: Option<std::time::Duration>,
+) -> FaultKind {
+    let exit = match status {
+        Some(Ok(code)) => ProcessExit::Code(code),
+        Some(Err(libc::SIGSYS)) => ProcessExit::PolicyViolation,
+        Some(Err(libc::SIGXCPU)) | Some(Err(libc::SIGKILL)) if cpu_budget.is_some() => {
+            let limit = cpu_budget.unwrap_or_default();
+            return FaultKind::BudgetExceeded {
+                budget: Budget::Cpu { used: limit, limit },
+                runaway: false,
+            };
+        }
+        Some(Err(libc::SIGABRT))
+            if confinement.data_bytes.is_some() && output.contains("memory allocation of") =>
+        {
+            let limit = confinement.data_bytes.unwrap_or_default();
+            return FaultKind::BudgetExceeded {
+                budget: Budget::Memory { held: limit, limit },
+                runaway: false,
+            };
+        }
+        Some(Err(number)) => ProcessExit::Signal {
+            number,
+            name: signal_name(number),
+        },
+        None => ProcessExit::Killed {
+            reason: "it could not be waited for".to_owned(),
+        },
+    };
+    FaultKind::Died { exit, output }
+}
+
+fn signal_name(number: i32) -> &'static str {
+    match number {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => "a signal",
+    }
+}

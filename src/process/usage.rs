@@ -1,0 +1,57 @@
+//! What a process child's process uses, read from `/proc` for `status()`.
+
+use std::time::Duration;
+
+use crate::supervisor::ProcessUsage;
+
+/// The usage of the process child whose middle process is `pid`: the
+/// component's process is its grandchild (the middle forks the namespace's
+/// init, which forks the component).
+pub(crate) fn usage(pid: u32) -> ProcessUsage {
+    let component = child_of(pid).and_then(child_of);
+    let measured = component.unwrap_or(pid);
+    ProcessUsage {
+        pid,
+        resident: resident(measured),
+        cpu: cpu(measured),
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the supervisor reads its own children's entries in /proc"
+)]
+fn read(path: String) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn child_of(pid: u32) -> Option<u32> {
+    read(format!("/proc/{pid}/task/{pid}/children"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn resident(pid: u32) -> Option<u64> {
+    let pages: u64 = read(format!("/proc/{pid}/statm"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(pages * rustix::param::page_size() as u64)
+}
+
+fn cpu(pid: u32) -> Option<Duration> {
+    let stat = read(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which may hold spaces: utime and
+    // stime are the 14th and 15th fields of the line, in clock ticks.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    let ticks = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_secs_f64(
+        (user + system) as f64 / ticks as f64,
+    ))
+}

@@ -1,0 +1,247 @@
+//! What crosses between a supervisor, its zygote and a process child: the
+//! messages (postcard), packets with descriptors on the control sockets
+//! (`SOCK_SEQPACKET`, `SCM_RIGHTS`), and length-prefixed frames on the
+//! channel bridges (`SOCK_STREAM`).
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use serde::{Deserialize, Serialize};
+
+/// The most descriptors one packet carries: the kernel's `SCM_MAX_FD`.
+pub(crate) const MAX_DESCRIPTORS: usize = 253;
+
+/// The largest control packet: a spawn request with a grant's plain data.
+pub(crate) const MAX_PACKET: usize = 128 * 1024;
+
+/// The largest bridged message.
+pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// A supervisor's request to its zygote. The descriptors travel with it:
+/// the control socket's child end, the output pipe's write end, then the
+/// grant's own in the order it packed them.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SpawnRequest {
+    pub(crate) entry: String,
+    pub(crate) fingerprint: u64,
+    /// The supervisor's process id: the child checks that it is still its
+    /// parent once it has asked to die with it.
+    pub(crate) supervisor: i32,
+    pub(crate) path: String,
+    pub(crate) instance: u64,
+    pub(crate) confinement: Confinement,
+    pub(crate) grant: Vec<u8>,
+}
+
+/// How a process child is confined, decided on the supervisor's side.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Confinement {
+    /// `Require`: refuse to run the entry if any part is missing.
+    pub(crate) require: bool,
+    /// A network namespace of its own (the grant holds no `Net`).
+    pub(crate) private_network: bool,
+    /// `RLIMIT_CPU` in whole seconds.
+    pub(crate) cpu_seconds: Option<u64>,
+    /// `RLIMIT_DATA` in bytes.
+    pub(crate) data_bytes: Option<u64>,
+    /// `RLIMIT_NOFILE`.
+    pub(crate) open_files: u64,
+    /// Threads the entry may start through its context.
+    pub(crate) threads: Option<usize>,
+}
+
+/// The zygote's answer; `Spawned` carries the child's pidfd.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ZygoteReply {
+    Spawned { pid: i32 },
+    Refused { reason: String },
+}
+
+/// From the supervisor to a running child.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToChild {
+    /// Stop: the child's context is cancelled.
+    Cancel,
+}
+
+/// From a child to its supervisor.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromChild {
+    /// Confined as required; the entry is about to run.
+    Confined { enforced: Vec<String> },
+    /// The confinement could not be put in place as required; the entry
+    /// never ran.
+    Refused { missing: String },
+    /// The entry ended.
+    Ended(Ending),
+}
+
+/// How an entry ended, as the child saw it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Ending {
+    Returned,
+    Failed {
+        message: String,
+        sources: Vec<String>,
+    },
+    Panicked {
+        message: String,
+        location: Option<(String, u32, u32)>,
+    },
+    /// Its grant could not be rebuilt in the child.
+    Unpacked {
+        reason: String,
+    },
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(bytes).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+}
+
+/// A connected pair of packet sockets, closed on exec.
+pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// A connected pair of stream sockets, closed on exec.
+pub(crate) fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Sends one packet with `descriptors` attached.
+pub(crate) fn send_packet(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    descriptors: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    if descriptors.len() > MAX_DESCRIPTORS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors, more than one message carries ({MAX_DESCRIPTORS})",
+                descriptors.len()
+            ),
+        ));
+    }
+    let mut space =
+        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_DESCRIPTORS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !descriptors.is_empty() && !control.push(SendAncillaryMessage::ScmRights(descriptors)) {
+        return Err(io::Error::other("the descriptors do not fit one message"));
+    }
+    loop {
+        match rustix::net::sendmsg(
+            socket,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(sent) if sent == bytes.len() => return Ok(()),
+            Ok(_) => return Err(io::Error::other("a control packet was cut short")),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Receives one packet and the descriptors attached to it; `None` when the
+/// other side has closed.
+pub(crate) fn recv_packet(socket: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut bytes = vec![0u8; MAX_PACKET];
+    let mut space =
+        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_DESCRIPTORS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(&mut bytes)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(received) => break received,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    let descriptors: Vec<OwnedFd> = control
+        .drain()
+        .flat_map(|message| match message {
+            RecvAncillaryMessage::ScmRights(fds) => fds.collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    if received.flags.contains(ReturnFlags::TRUNC) || received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a control packet or its descriptors were cut short",
+        ));
+    }
+    if received.bytes == 0 && descriptors.is_empty() {
+        return Ok(None);
+    }
+    bytes.truncate(received.bytes);
+    Ok(Some((bytes, descriptors)))
+}
+
+/// Writes one length-prefixed frame.
+pub(crate) fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let length = u32::try_from(bytes.len())
+        .ok()
+        .filter(|&length| length as usize <= MAX_FRAME)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message of {} bytes, more than a bridge carries ({MAX_FRAME})",
+                    bytes.len()
+                ),
+            )
+        })?;
+    stream.write_all(&length.to_le_bytes())?;
+    stream.write_all(bytes)
+}
+
+/// Reads one length-prefixed frame; `None` when the other side has closed
+/// between frames.
+pub(crate) fn read_frame(stream: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut length = [0u8; 4];
+    match stream.read_exact(&mut length) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {length} bytes, more than a bridge carries"),
+        ));
+    }
+    let mut bytes = vec![0u8; length];
+    stream.read_exact(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Sends a message with no descriptors on a control socket.
+pub(crate) fn send<T: Serialize>(socket: &impl AsFd, message: &T) -> io::Result<()> {
+    send_packet(socket.as_fd(), &encode(message)?, &[])
+}

@@ -1,0 +1,758 @@
+//! The process tier: faults that would take a thread-tier program down are
+//! contained in a child process, the child holds nothing but its grant, and
+//! its messages survive its crashes.
+//!
+//! This binary has its own `main` (`harness = false`): the process tier's
+//! zygote must be forked while the program has one thread, before any test
+//! runs. Each test waits for the event that proves its point; none sleeps.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests are the granting side, and their components try ambient calls on purpose"
+)]
+
+mod common;
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use compartment::caps::{Dir, ReadOnlyDir};
+use compartment::channel::{self, Receiver, Sender};
+use compartment::event::{Event, EventKind, ExitReason};
+use compartment::process::Portable;
+use compartment::supervisor::NodeKind;
+use compartment::{
+    Child, Context, Fault, FaultKind, Grant, Limits, ProcessExit, Restart, Revoker, Supervisor,
+    entry,
+};
+
+/// Long enough for a loaded CI machine; only the failure path waits it out.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+// ---- entries -------------------------------------------------------------
+
+fn aborts(_: (), _: &Context) -> Result {
+    std::process::abort()
+}
+
+fn exits(code: i32, _: &Context) -> Result {
+    std::process::exit(code)
+}
+
+#[allow(unconditional_recursion, reason = "the point is to overflow the stack")]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 64];
+    recurse(std::hint::black_box(frame[7]) + 1) + 1
+}
+
+fn overflows(_: (), _: &Context) -> Result {
+    std::hint::black_box(recurse(0));
+    Ok(())
+}
+
+fn segfaults(_: (), _: &Context) -> Result {
+    let address = std::hint::black_box(8usize) as *const u8;
+    // SAFETY: not safe at all — reading address 8 is the fault under test.
+    let _ = unsafe { std::ptr::read_volatile(address) };
+    Ok(())
+}
+
+fn panics(_: (), _: &Context) -> Result {
+    panic!("a plugin bug")
+}
+
+fn returns_error(_: (), _: &Context) -> Result {
+    Err("the plugin gave up".into())
+}
+
+/// Replaces the process's panic hook with one that aborts, then panics.
+fn hijacks_panic_hook(_: (), _: &Context) -> Result {
+    std::panic::set_hook(Box::new(|_| std::process::abort()));
+    panic!("after the hook was replaced")
+}
+
+/// Leaves a busy thread of its own behind, as a global pool would, and
+/// returns.
+fn leaves_a_thread(_: (), _: &Context) -> Result {
+    std::thread::spawn(|| {
+        loop {
+            std::hint::spin_loop();
+        }
+    });
+    Ok(())
+}
+
+fn ignores_cancellation(ready: Sender<u8>, _: &Context) -> Result {
+    ready.send(1)?;
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+fn forks(_: (), _: &Context) -> Result {
+    for _ in 0..64 {
+        let _ = std::process::Command::new("/bin/sh").spawn();
+    }
+    Ok(())
+}
+
+fn hogs_memory(_: (), _: &Context) -> Result {
+    let mut hog: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hog.push(vec![1u8; 16 << 20]);
+    }
+}
+
+fn burns_cpu(_: (), _: &Context) -> Result {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+#[derive(Grant, Portable)]
+struct Relay {
+    inbox: Receiver<u32>,
+    out: Sender<u32>,
+    /// Where it notes which messages already crashed it once.
+    notes: Dir,
+}
+
+/// Echoes every message; aborts the first time it sees an odd one, with
+/// the message in flight.
+fn relays(grant: Relay, cx: &Context) -> Result {
+    while let Ok(message) = cx.recv(&grant.inbox) {
+        let note = format!("{message}");
+        if message % 2 == 1 && !grant.notes.exists(&note) {
+            grant.notes.write(&note, b"")?;
+            std::process::abort();
+        }
+        grant.out.send(message)?;
+    }
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Holder {
+    dir: ReadOnlyDir,
+    ready: Sender<u8>,
+}
+
+fn holds(grant: Holder, cx: &Context) -> Result {
+    grant.ready.send(1)?;
+    while !cx.is_cancelled() {
+        cx.sleep(Duration::from_secs(3600))?;
+    }
+    drop(grant.dir);
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Census {
+    granted: ReadOnlyDir,
+    report: Sender<Vec<String>>,
+}
+
+/// Reports every descriptor the process holds, by number and kind.
+fn counts_descriptors(grant: Census, _: &Context) -> Result {
+    let mut open = Vec::new();
+    for fd in 0..4096 {
+        // SAFETY: only borrowed for the two calls below, while it is open.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        if rustix::io::fcntl_getfd(borrowed).is_err() {
+            continue;
+        }
+        let kind = match rustix::fs::fstat(borrowed) {
+            Ok(stat) => match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+                rustix::fs::FileType::Directory => "directory",
+                rustix::fs::FileType::Socket => "socket",
+                rustix::fs::FileType::Fifo => "pipe",
+                rustix::fs::FileType::RegularFile => "file",
+                _ => "other",
+            },
+            Err(_) => "unknown",
+        };
+        open.push(format!("{fd}:{kind}"));
+    }
+    let _ = grant.granted.exists("x");
+    grant.report.send(open)?;
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Escapee {
+    data: Dir,
+    reference: ReadOnlyDir,
+    report: Sender<Vec<String>>,
+}
+
+/// Tries every way out it knows; reports each attempt that succeeded.
+fn tries_to_escape(grant: Escapee, _: &Context) -> Result {
+    let mut escaped = Vec::new();
+    let mut attempt = |name: &str, worked: bool| {
+        if worked {
+            escaped.push(name.to_owned());
+        }
+    };
+    attempt("read /etc/passwd", std::fs::read("/etc/passwd").is_ok());
+    attempt(
+        "list /",
+        std::fs::read_dir("/")
+            .map(|d| d.count() > 0)
+            .unwrap_or(false),
+    );
+    attempt(
+        "read /proc/self/maps",
+        std::fs::read("/proc/self/maps").is_ok(),
+    );
+    attempt("stat /tmp", std::fs::metadata("/tmp").is_ok());
+    attempt("stat /usr", std::fs::metadata("/usr").is_ok());
+    attempt("create /escape", std::fs::write("/escape", b"x").is_ok());
+    attempt("climb with ..", grant.data.read("../canary").is_ok());
+    attempt("absolute path", grant.data.read("/etc/hostname").is_ok());
+    attempt(
+        "read through a planted symlink out",
+        grant.data.read("out/canary").is_ok(),
+    );
+    attempt(
+        "connect a TCP socket",
+        std::net::TcpStream::connect("127.0.0.1:1").is_ok()
+            || std::net::UdpSocket::bind("0.0.0.0:0").is_ok(),
+    );
+    // Starting a program kills the process (see the fork bomb's test).
+    // Raw descriptors: every open directory is tried with `openat` for
+    // writing and with `..`, as hostile code holding a leaked number would.
+    for fd in 0..256 {
+        // SAFETY: only borrowed for the calls below, while it is open.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(stat) = rustix::fs::fstat(borrowed) else {
+            continue;
+        };
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
+            continue;
+        }
+        let parent = rustix::fs::openat(
+            borrowed,
+            "..",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        );
+        attempt(
+            &format!("open .. of descriptor {fd}"),
+            parent
+                .is_ok_and(|p| rustix::fs::fstat(p.as_fd()).is_ok_and(|s| s.st_ino != stat.st_ino)),
+        );
+        let created = rustix::fs::openat(
+            borrowed,
+            "written-raw",
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        );
+        // The full directory may be written; the read-only one must not be.
+        let read_only =
+            rustix::fs::statat(borrowed, "reference.txt", rustix::fs::AtFlags::empty()).is_ok();
+        attempt(
+            &format!("write through read-only descriptor {fd}"),
+            read_only && created.is_ok(),
+        );
+    }
+    attempt(
+        "the read-only capability lost its file",
+        !grant.reference.exists("reference.txt"),
+    );
+    grant.report.send(escaped)?;
+    Ok(())
+}
+
+fn unregistered(_: (), _: &Context) -> Result {
+    Ok(())
+}
+
+fn thread_panics(_: (), _: &Context) -> Result {
+    panic!("a thread-tier panic after a child replaced its hook")
+}
+
+// ---- helpers -------------------------------------------------------------
+
+/// Starts `child` alone under a supervisor and returns the first fault.
+fn first_fault(child: Child) -> Fault {
+    let supervisor = Supervisor::new("host").intensity(1000, Duration::from_secs(60));
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(child.restart(Restart::Temporary))
+        .start()
+        .expect("the tree starts");
+    let (fault, seen) = events.wait_for(PATIENCE, |e| matches!(e.kind, EventKind::Faulted { .. }));
+    system.shutdown();
+    match fault.map(|e| e.kind) {
+        Some(EventKind::Faulted { fault }) => fault,
+        _ => panic!("no fault; events: {seen:#?}"),
+    }
+}
+
+fn died_by(fault: &Fault) -> &ProcessExit {
+    match &fault.kind {
+        FaultKind::Died { exit, .. } => exit,
+        other => panic!("expected a process death, got {other:?} ({fault})"),
+    }
+}
+
+fn signal(fault: &Fault) -> i32 {
+    match died_by(fault) {
+        ProcessExit::Signal { number, .. } => *number,
+        other => panic!("expected a signal, got {other:?} ({fault})"),
+    }
+}
+
+// ---- tests ---------------------------------------------------------------
+
+fn abort_is_a_fault_not_the_end() {
+    let fault = first_fault(Child::process("aborts", entry!(aborts), ()));
+    assert_eq!(signal(&fault), libc::SIGABRT, "{fault}");
+}
+
+fn exit_is_a_fault_with_its_code() {
+    let fault = first_fault(Child::process("exits", entry!(exits), 3));
+    assert_eq!(died_by(&fault), &ProcessExit::Code(3));
+}
+
+fn stack_overflow_is_contained() {
+    let fault = first_fault(Child::process("overflows", entry!(overflows), ()));
+    assert!(
+        [libc::SIGABRT, libc::SIGSEGV].contains(&signal(&fault)),
+        "{fault}"
+    );
+}
+
+fn segfault_through_unsafe_is_contained() {
+    let fault = first_fault(Child::process("segfaults", entry!(segfaults), ()));
+    assert_eq!(signal(&fault), libc::SIGSEGV, "{fault}");
+}
+
+fn panics_and_errors_are_reported_as_in_a_thread() {
+    let fault = first_fault(Child::process("panics", entry!(panics), ()));
+    match &fault.kind {
+        FaultKind::Panic {
+            message, location, ..
+        } => {
+            assert_eq!(message, "a plugin bug");
+            let location = location.as_ref().expect("the child reports where");
+            assert!(location.file.ends_with("process.rs"), "{location}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let fault = first_fault(Child::process("errs", entry!(returns_error), ()));
+    assert!(
+        matches!(&fault.kind, FaultKind::Error { message, .. } if message == "the plugin gave up"),
+        "{fault}"
+    );
+}
+
+fn a_replaced_panic_hook_stays_in_its_process() {
+    let supervisor = Supervisor::new("host").intensity(1000, Duration::from_secs(60));
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(
+            Child::process("hijacker", entry!(hijacks_panic_hook), ()).restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    let (hijacked, seen) = events.wait_for(PATIENCE, |e| {
+        matches!(&e.kind, EventKind::Faulted { .. }) && e.path.ends_with("hijacker")
+    });
+    let hijacked = hijacked.unwrap_or_else(|| panic!("{seen:#?}"));
+    let EventKind::Faulted { fault } = hijacked.kind else {
+        unreachable!()
+    };
+    assert_eq!(signal(&fault), libc::SIGABRT, "{fault}");
+    // The hook the child installed never reached this process: a panic here
+    // is still a fault, not an abort.
+    system
+        .add_child(
+            "host",
+            Child::new("thread", thread_panics, ()).restart(Restart::Temporary),
+        )
+        .unwrap();
+    let (panicked, seen) = events.wait_for(PATIENCE, |e| {
+        matches!(&e.kind, EventKind::Faulted { fault } if fault.is_panic())
+            && e.path.ends_with("thread")
+    });
+    assert!(panicked.is_some(), "{seen:#?}");
+    system.shutdown();
+}
+
+fn a_thread_left_behind_ends_with_its_process() {
+    let supervisor = Supervisor::new("host");
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(Child::process("pool", entry!(leaves_a_thread), ()).restart(Restart::Transient))
+        .start()
+        .unwrap();
+    let (exited, seen) = events.wait_for(PATIENCE, |e| {
+        matches!(
+            e.kind,
+            EventKind::Exited {
+                reason: ExitReason::Normal
+            }
+        )
+    });
+    assert!(exited.is_some(), "{seen:#?}");
+    system.shutdown();
+}
+
+fn shutdown_kills_a_child_that_ignores_it() {
+    let (ready_tx, ready) = channel::bounded(1).unwrap();
+    let supervisor = Supervisor::new("host");
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(
+            Child::process("spinner", entry!(ignores_cancellation), ready_tx)
+                .shutdown(Duration::from_millis(200)),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(ready.recv_timeout(PATIENCE).unwrap(), 1);
+    system.remove_child("host/spinner").unwrap();
+    let seen = events.drain();
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e.kind, EventKind::ShutdownTimedOut { .. })),
+        "{seen:#?}"
+    );
+    // Killed and waited for, not detached.
+    assert_eq!(system.leaked_threads(), 0);
+    system.shutdown();
+}
+
+fn a_fork_bomb_is_killed_by_its_policy() {
+    let fault = first_fault(Child::process("bomb", entry!(forks), ()));
+    assert_eq!(died_by(&fault), &ProcessExit::PolicyViolation, "{fault}");
+}
+
+fn a_memory_hog_meets_its_limit() {
+    let child =
+        Child::process("hog", entry!(hogs_memory), ()).limits(Limits::new().memory(256 << 20));
+    let fault = first_fault(child);
+    assert!(
+        matches!(
+            &fault.kind,
+            FaultKind::BudgetExceeded {
+                budget: compartment::Budget::Memory { .. },
+                ..
+            }
+        ),
+        "{fault}"
+    );
+}
+
+fn a_cpu_burner_meets_its_budget() {
+    let child = Child::process("burner", entry!(burns_cpu), ())
+        .limits(Limits::new().cpu(Duration::from_secs(1)));
+    let fault = first_fault(child);
+    assert!(
+        matches!(
+            &fault.kind,
+            FaultKind::BudgetExceeded {
+                budget: compartment::Budget::Cpu { .. },
+                ..
+            }
+        ),
+        "{fault}"
+    );
+}
+
+fn no_message_is_lost_across_100_crashes() {
+    let sandbox = common::Sandbox::new();
+    let (inbox_tx, inbox) = channel::bounded(16).unwrap();
+    let (out, results) = channel::bounded(256).unwrap();
+    let supervisor = Supervisor::new("host").intensity(1000, Duration::from_secs(600));
+    let events = supervisor.events(4096);
+    let system = supervisor
+        .child(Child::process(
+            "relay",
+            entry!(relays),
+            Relay {
+                inbox,
+                out,
+                notes: sandbox.root(),
+            },
+        ))
+        .start()
+        .unwrap();
+    let feeder = std::thread::spawn(move || {
+        for message in 0..200u32 {
+            inbox_tx.send(message).unwrap();
+        }
+        inbox_tx
+    });
+    let mut received: Vec<u32> = Vec::new();
+    for _ in 0..200 {
+        match results.recv_timeout(PATIENCE) {
+            Ok(message) => received.push(message),
+            Err(_) => panic!(
+                "after {received:?}: {:#?}",
+                events.drain().iter().rev().take(6).collect::<Vec<_>>()
+            ),
+        }
+    }
+    let _inbox_tx = feeder.join().unwrap();
+    received.sort_unstable();
+    assert_eq!(received, (0..200).collect::<Vec<_>>());
+    system.shutdown();
+    let faults: Vec<Event> = events
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Faulted { .. }))
+        .collect();
+    assert_eq!(faults.len(), 100, "one crash per odd message");
+    for event in &faults {
+        let EventKind::Faulted { fault } = &event.kind else {
+            unreachable!()
+        };
+        let in_flight = fault
+            .in_flight
+            .as_ref()
+            .expect("each crash names its message");
+        let message: u32 = in_flight.description.parse().unwrap();
+        assert_eq!(message % 2, 1, "{fault}");
+        assert_eq!(in_flight.attempts, 1);
+    }
+}
+
+fn only_the_grants_descriptors_exist_in_the_child() {
+    let sandbox = common::Sandbox::new();
+    let (report, census) = channel::bounded(1).unwrap();
+    let supervisor = Supervisor::new("host");
+    let system = supervisor
+        .child(
+            Child::process(
+                "census",
+                entry!(counts_descriptors),
+                Census {
+                    granted: sandbox.root().into_read_only(),
+                    report,
+                },
+            )
+            .restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    let open = census.recv_timeout(PATIENCE).expect("the census arrives");
+    system.shutdown();
+    let kinds: Vec<&str> = open
+        .iter()
+        .map(|fd| fd.split(':').nth(1).unwrap())
+        .collect();
+    // Its output (1 and 2); its control socket and the copy its
+    // cancellation thread reads; the granted directory; the sender's bridge
+    // and the copy its credit pump reads.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "pipe").count(),
+        2,
+        "{open:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "directory").count(),
+        1,
+        "{open:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "socket").count(),
+        4,
+        "{open:?}"
+    );
+    assert_eq!(open.len(), 7, "{open:?}");
+}
+
+/// Runs `tries_to_escape` in a process child, or in a thread when
+/// `process` is false, and returns what got through.
+fn escape_attempts(process: bool) -> Vec<String> {
+    let sandbox = common::Sandbox::new();
+    sandbox.plant_symlink(sandbox.outer.clone(), "out");
+    let reference = common::Sandbox::new();
+    std::fs::write(reference.root_path().join("reference.txt"), b"read me").unwrap();
+    let (report, escapes) = channel::bounded(1).unwrap();
+    let grant = Escapee {
+        data: sandbox.root(),
+        reference: reference.root().into_read_only(),
+        report,
+    };
+    let child = if process {
+        Child::process("escapee", entry!(tries_to_escape), grant)
+    } else {
+        Child::new("escapee", tries_to_escape, grant)
+    };
+    let system = Supervisor::new("host")
+        .child(child.restart(Restart::Transient))
+        .start()
+        .unwrap();
+    let escaped = escapes.recv_timeout(PATIENCE).expect("the report arrives");
+    system.shutdown();
+    let _ = std::fs::remove_file(reference.root_path().join("written-raw"));
+    assert_eq!(
+        std::fs::read(sandbox.canary_path()).unwrap(),
+        common::CANARY
+    );
+    escaped
+}
+
+fn the_child_cannot_leave_its_grant() {
+    // In a thread, the same attempts get through: the test can fail.
+    let from_a_thread = escape_attempts(false);
+    for expected in ["read /etc/passwd", "read /proc/self/maps", "stat /usr"] {
+        assert!(
+            from_a_thread.iter().any(|e| e == expected),
+            "{from_a_thread:?}"
+        );
+    }
+    assert!(
+        from_a_thread
+            .iter()
+            .any(|e| e.starts_with("write through read-only descriptor")),
+        "{from_a_thread:?}"
+    );
+    assert_eq!(escape_attempts(true), Vec::<String>::new());
+}
+
+fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
+    let sandbox = common::Sandbox::new();
+    let (dir, revoker): (ReadOnlyDir, Revoker) = sandbox.root().into_read_only().revocable();
+    let (ready_tx, ready) = channel::bounded(1).unwrap();
+    let supervisor = Supervisor::new("host");
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(
+            Child::process(
+                "holder",
+                entry!(holds),
+                Holder {
+                    dir,
+                    ready: ready_tx,
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(ready.recv_timeout(PATIENCE).unwrap(), 1);
+    // While it runs, status shows its process and the map draws one.
+    let status = system.status();
+    let holder = status.find("host/holder").expect("the child is listed");
+    assert_eq!(holder.kind, NodeKind::Process);
+    let process = holder
+        .process
+        .expect("a running process child has a process");
+    assert!(process.pid > 0);
+    assert!(
+        process.resident.is_some_and(|bytes| bytes > 0),
+        "{process:?}"
+    );
+    assert!(process.cpu.is_some(), "{process:?}");
+    assert!(system.capability_map().mermaid().contains("[[\"holder\"]]"));
+    assert!(system.capability_map().text().contains("holder (process)"));
+    revoker.revoke();
+    let (fault, seen) = events.wait_for(PATIENCE, |e| matches!(e.kind, EventKind::Faulted { .. }));
+    let Some(EventKind::Faulted { fault }) = fault.map(|e| e.kind) else {
+        panic!("{seen:#?}")
+    };
+    match died_by(&fault) {
+        ProcessExit::Killed { reason } => assert!(reason.contains("ReadOnlyDir"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    system.shutdown();
+}
+
+fn an_entry_missing_from_init_fails_to_start() {
+    let fault = first_fault(Child::process("stray", entry!(unregistered), ()));
+    match &fault.kind {
+        FaultKind::StartFailed { message } => {
+            assert!(message.contains("unregistered"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- the harness ---------------------------------------------------------
+
+const TESTS: &[(&str, fn())] = &[
+    ("abort_is_a_fault_not_the_end", abort_is_a_fault_not_the_end),
+    (
+        "exit_is_a_fault_with_its_code",
+        exit_is_a_fault_with_its_code,
+    ),
+    ("stack_overflow_is_contained", stack_overflow_is_contained),
+    (
+        "segfault_through_unsafe_is_contained",
+        segfault_through_unsafe_is_contained,
+    ),
+    (
+        "panics_and_errors_are_reported_as_in_a_thread",
+        panics_and_errors_are_reported_as_in_a_thread,
+    ),
+    (
+        "a_replaced_panic_hook_stays_in_its_process",
+        a_replaced_panic_hook_stays_in_its_process,
+    ),
+    (
+        "a_thread_left_behind_ends_with_its_process",
+        a_thread_left_behind_ends_with_its_process,
+    ),
+    (
+        "shutdown_kills_a_child_that_ignores_it",
+        shutdown_kills_a_child_that_ignores_it,
+    ),
+    (
+        "a_fork_bomb_is_killed_by_its_policy",
+        a_fork_bomb_is_killed_by_its_policy,
+    ),
+    ("a_memory_hog_meets_its_limit", a_memory_hog_meets_its_limit),
+    (
+        "a_cpu_burner_meets_its_budget",
+        a_cpu_burner_meets_its_budget,
+    ),
+    (
+        "no_message_is_lost_across_100_crashes",
+        no_message_is_lost_across_100_crashes,
+    ),
+    (
+        "only_the_grants_descriptors_exist_in_the_child",
+        only_the_grants_descriptors_exist_in_the_child,
+    ),
+    (
+        "the_child_cannot_leave_its_grant",
+        the_child_cannot_leave_its_grant,
+    ),
+    (
+        "revoking_a_held_capability_kills_the_child_and_status_shows_it",
+        revoking_a_held_capability_kills_the_child_and_status_shows_it,
+    ),
+    (
+        "an_entry_missing_from_init_fails_to_start",
+        an_entry_missing_from_init_fails_to_start,
+    ),
+];
+
+fn main() {
+    compartment::process::init(&[
+        &entry!(aborts),
+        &entry!(exits),
+        &entry!(overflows),
+        &entry!(segfaults),
+        &entry!(panics),
+        &entry!(returns_error),
+        &entry!(hijacks_panic_hook),
+        &entry!(leaves_a_thread),
+        &entry!(ignores_cancellation),
+        &entry!(forks),
+        &entry!(hogs_memory),
+        &entry!(burns_cpu),
+        &entry!(relays),
+        &entry!(holds),
+        &entry!(counts_descriptors),
+        &entry!(tries_to_escape),
+    ])
+    .expect("the process tier starts");
+    common::run_tests(TESTS);
+}
