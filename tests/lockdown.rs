@@ -1304,13 +1304,22 @@ fn locked_down_pool_scenario() {
         cx.sleep(Duration::from_secs(3600))
     }
     let before = carrier_threads();
-    let system = Supervisor::pool(
+    let pool = Supervisor::pool(
         "locked-pool",
         Child::new("member", idle, ()).lockdown(Lockdown::require()),
         8,
-    )
-    .start()
-    .unwrap();
+    );
+    let events = pool.events(64);
+    let system = pool.start().unwrap();
+    // Counted once every member runs: their carrier exists by then.
+    let mut members = 0;
+    while members < 8 {
+        let (started, seen) = events.wait_for(Duration::from_secs(60), |e| {
+            matches!(e.kind, EventKind::Started) && e.path.contains("member")
+        });
+        assert!(started.is_some(), "{seen:#?}");
+        members += 1;
+    }
     let carriers = carrier_threads() - before;
     println!("carriers: {carriers}");
     assert_eq!(carriers, 1, "one carrier for the whole pool");
