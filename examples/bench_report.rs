@@ -2,7 +2,8 @@
 //! the raw primitive or peer it replaces, measured in the same run, with the
 //! ratio and the project's target.
 //!
-//! Run it with `cargo run --release --example bench_report --features lockdown`.
+//! Run it with `cargo run --release --example bench_report --features lockdown`;
+//! with `--features process` it adds the process tier's rows.
 //! It takes well under a minute, prints `met` or `missed` for each target,
 //! and exits non-zero only on an error — a missed target is a finding, not a
 //! failure. `cargo bench --features lockdown` runs the full criterion
@@ -79,6 +80,13 @@ fn nanos(d: Duration) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    #[cfg(feature = "process")]
+    compartment::process::init(&[
+        &compartment::entry!(process_rows::ready_then_wait),
+        &compartment::entry!(process_rows::ready_then_abort),
+        &compartment::entry!(process_rows::stream),
+        &compartment::entry!(process_rows::echo),
+    ])?;
     // Every comparison panics thousands of times on purpose (restarts);
     // printing each would measure the terminal.
     std::panic::set_hook(Box::new(|_| {}));
@@ -270,6 +278,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         met: ratio <= 1.15,
     });
 
+    #[cfg(feature = "process")]
+    process_rows::measure(&mut rows);
+
     let width = rows
         .iter()
         .map(|r| r.comparison.chars().count())
@@ -298,4 +309,177 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The process tier's rows: a confined start, a restart after a crash, and
+/// channels bridged across the process boundary.
+#[cfg(feature = "process")]
+mod process_rows {
+    use std::time::{Duration, Instant};
+
+    use compartment::channel::{self, Receiver, Sender};
+    use compartment::process::Portable;
+    use compartment::{Child, Context, Grant, Restart, Supervisor, entry};
+
+    use super::{Row, common, micros, percentiles, rate};
+
+    type Result = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+    pub(super) fn ready_then_wait(ready: Sender<u8>, cx: &Context) -> Result {
+        ready.send(1)?;
+        while !cx.is_cancelled() {
+            cx.sleep(Duration::from_secs(60))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn ready_then_abort(ready: Sender<u8>, _: &Context) -> Result {
+        ready.send(1)?;
+        std::process::abort()
+    }
+
+    #[derive(Grant, Portable)]
+    pub(super) struct Stream {
+        out: Sender<u64>,
+        #[grant(data)]
+        count: u64,
+    }
+
+    pub(super) fn stream(g: Stream, _: &Context) -> Result {
+        for i in 0..g.count {
+            g.out.send(i)?;
+        }
+        Ok(())
+    }
+
+    #[derive(Grant, Portable)]
+    pub(super) struct Echo {
+        inbox: Receiver<u64>,
+        out: Sender<u64>,
+    }
+
+    pub(super) fn echo(g: Echo, cx: &Context) -> Result {
+        while let Ok(message) = cx.recv(&g.inbox) {
+            g.out.send(message)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn measure(rows: &mut Vec<Row>) {
+        // A confined start: from asking the tree for the child to its
+        // first message, against spawning and waiting for `/bin/true`.
+        let mut starts = Vec::new();
+        for _ in 0..40 {
+            let (ready_tx, ready) = channel::bounded(1).unwrap();
+            let began = Instant::now();
+            let system = Supervisor::new("bench")
+                .child(Child::process("start", entry!(ready_then_wait), ready_tx))
+                .start()
+                .unwrap();
+            ready.recv().unwrap();
+            starts.push(began.elapsed());
+            system.shutdown();
+        }
+        let mut commands: Vec<Duration> = (0..40)
+            .map(|_| {
+                let began = Instant::now();
+                std::process::Command::new("/bin/true").status().unwrap();
+                began.elapsed()
+            })
+            .collect();
+        let (start, _) = percentiles(&mut starts);
+        let (command, _) = percentiles(&mut commands);
+        rows.push(Row {
+            comparison: "process child: confined start p50 vs Command::new(/bin/true)".into(),
+            ours: micros(start),
+            theirs: micros(command),
+            ratio: start.as_secs_f64() / command.as_secs_f64(),
+            target: "p50 ≤ 1.0 ms".into(),
+            met: start <= Duration::from_millis(1),
+        });
+
+        // A restart after a crash: abort, reaped, restarted, first message.
+        let (ready_tx, ready) = channel::bounded(1).unwrap();
+        let system = Supervisor::new("bench")
+            .intensity(100_000, Duration::from_secs(1))
+            .child(Child::process(
+                "crasher",
+                entry!(ready_then_abort),
+                ready_tx,
+            ))
+            .start()
+            .unwrap();
+        ready.recv().unwrap();
+        let mut restarts: Vec<Duration> = (0..60)
+            .map(|_| {
+                let began = Instant::now();
+                ready.recv().unwrap();
+                began.elapsed()
+            })
+            .collect();
+        system.shutdown();
+        let (restart, _) = percentiles(&mut restarts);
+        rows.push(Row {
+            comparison: "process child: restart after abort p50 vs confined start".into(),
+            ours: micros(restart),
+            theirs: micros(start),
+            ratio: restart.as_secs_f64() / start.as_secs_f64(),
+            target: "p50 ≤ 1.5 ms".into(),
+            met: restart <= Duration::from_micros(1500),
+        });
+
+        // Bridged throughput: the child streams into a channel here.
+        let count = 20_000u64;
+        let (out, received) = channel::bounded(1024).unwrap();
+        let began = Instant::now();
+        let system = Supervisor::new("bench")
+            .child(
+                Child::process("stream", entry!(stream), Stream { out, count })
+                    .restart(Restart::Transient),
+            )
+            .start()
+            .unwrap();
+        for _ in 0..count {
+            received.recv().unwrap();
+        }
+        let bridged = began.elapsed();
+        system.shutdown();
+        let raw = common::throughput(common::Flavour::Crossbeam, 1024, 1, count);
+        let ratio = raw.as_secs_f64() / bridged.as_secs_f64();
+        rows.push(Row {
+            comparison: "process child: bridged channel 1→1 cap 1024 vs crossbeam".into(),
+            ours: rate(count, bridged),
+            theirs: rate(count, raw),
+            ratio,
+            target: "≥ 0.8".into(),
+            met: ratio >= 0.8,
+        });
+
+        // A round trip through a child that echoes.
+        let (inbox_tx, inbox) = channel::bounded(1).unwrap();
+        let (out, echoed) = channel::bounded(1).unwrap();
+        let system = Supervisor::new("bench")
+            .child(Child::process("echo", entry!(echo), Echo { inbox, out }))
+            .start()
+            .unwrap();
+        let mut trips: Vec<Duration> = (0..2_000u64)
+            .map(|i| {
+                let began = Instant::now();
+                inbox_tx.send(i).unwrap();
+                echoed.recv().unwrap();
+                began.elapsed()
+            })
+            .collect();
+        system.shutdown();
+        let (trip, _) = percentiles(&mut trips);
+        let raw = common::ping_pong(common::Flavour::Crossbeam, 2_000) / 2_000;
+        rows.push(Row {
+            comparison: "process child: echo round trip p50 vs crossbeam ping-pong".into(),
+            ours: micros(trip),
+            theirs: micros(raw),
+            ratio: trip.as_secs_f64() / raw.as_secs_f64(),
+            target: "p50 ≤ 10 µs".into(),
+            met: trip <= Duration::from_micros(10),
+        });
+    }
 }
