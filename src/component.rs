@@ -224,11 +224,7 @@ where
     }
 
     fn capabilities(&self) -> Vec<(String, Capability)> {
-        self.grant
-            .inventory()
-            .iter()
-            .map(|held| (held.field().to_owned(), held.capability().clone()))
-            .collect()
+        capabilities_of(&self.grant)
     }
 
     fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError> {
@@ -237,6 +233,15 @@ where
             grant: self.grant.reissue()?,
         }))
     }
+}
+
+/// What a grant holds, field by field, for status and maps.
+pub(crate) fn capabilities_of(grant: &impl Grant) -> Vec<(String, Capability)> {
+    grant
+        .inventory()
+        .iter()
+        .map(|held| (held.field().to_owned(), held.capability().clone()))
+        .collect()
 }
 
 fn default_settings(name: String) -> ChildSettings {

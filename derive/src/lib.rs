@@ -77,22 +77,12 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
         }
     };
 
-    let type_params: Vec<Ident> = input
-        .generics
-        .type_params()
-        .map(|p| p.ident.clone())
-        .collect();
-    let where_clause = input.generics.make_where_clause();
-    for param in type_params {
-        where_clause
-            .predicates
-            .push(syn::parse_quote!(#param: ::compartment::Grant));
-    }
-    for ty in data_types {
-        where_clause.predicates.push(syn::parse_quote!(
-            #ty: ::core::clone::Clone + ::core::marker::Send + 'static
-        ));
-    }
+    bound(
+        &mut input.generics,
+        quote!(::compartment::Grant),
+        data_types,
+        quote!(::core::clone::Clone + ::core::marker::Send + 'static),
+    );
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
 
     Ok(quote! {
@@ -113,6 +103,28 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
             }
         }
     })
+}
+
+/// Bounds every type parameter by `trait_bound` and every
+/// `#[grant(data)]` field's type by `data_bound`.
+fn bound(
+    generics: &mut syn::Generics,
+    trait_bound: TokenStream,
+    data_types: Vec<syn::Type>,
+    data_bound: TokenStream,
+) {
+    let type_params: Vec<Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
+    let where_clause = generics.make_where_clause();
+    for param in type_params {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#param: #trait_bound));
+    }
+    for ty in data_types {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#ty: #data_bound));
+    }
 }
 
 fn collect(fields: &Fields) -> syn::Result<Vec<Field>> {
@@ -301,23 +313,15 @@ fn expand_portable(mut input: DeriveInput) -> syn::Result<TokenStream> {
             ));
         }
     };
-    let type_params: Vec<Ident> = input
-        .generics
-        .type_params()
-        .map(|p| p.ident.clone())
-        .collect();
-    let where_clause = input.generics.make_where_clause();
-    for param in type_params {
-        where_clause
-            .predicates
-            .push(syn::parse_quote!(#param: ::compartment::process::Portable));
-    }
-    for ty in data_types {
-        where_clause.predicates.push(syn::parse_quote!(
-            #ty: ::compartment::process::__serde::Serialize
+    bound(
+        &mut input.generics,
+        quote!(::compartment::process::Portable),
+        data_types,
+        quote!(
+            ::compartment::process::__serde::Serialize
                 + ::compartment::process::__serde::de::DeserializeOwned
-        ));
-    }
+        ),
+    );
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     Ok(quote! {
         #[automatically_derived]

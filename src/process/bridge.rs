@@ -220,21 +220,34 @@ fn socket(fd: OwnedFd) -> UnixStream {
     UnixStream::from(fd)
 }
 
+/// Packs one endpoint: a socket pair whose parent end `pump` serves, the
+/// child end passed as a descriptor, and the channel's id and capacity.
+fn pack_endpoint(
+    packing: &mut Packing,
+    capability: &'static str,
+    gate: &crate::revoke::Gate,
+    (id, capacity): (channel::ChannelId, usize),
+    pump: impl FnOnce(UnixStream) -> Box<dyn ParentPump>,
+) -> Result<(), PackError> {
+    packing.gate(capability, gate)?;
+    let (parent, child) = wire::stream_pair()?;
+    packing.bridge(child, pump(socket(parent)));
+    packing.data(&(id.get(), capacity))
+}
+
 impl<T> Portable for Sender<T>
 where
     T: Serialize + DeserializeOwned + fmt::Debug + Send + 'static,
 {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
-        packing.gate("Sender", &self.gate)?;
-        let (parent, child) = wire::stream_pair()?;
-        packing.bridge(
-            child,
-            Box::new(SendingPump {
-                tx: self.clone(),
-                socket: socket(parent),
-            }),
-        );
-        packing.data(&(self.id().get(), self.capacity()))
+        let tx = self.clone();
+        pack_endpoint(
+            packing,
+            "Sender",
+            &self.gate,
+            (self.id(), self.capacity()),
+            |socket| Box::new(SendingPump { tx, socket }),
+        )
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
@@ -261,16 +274,14 @@ where
     T: Serialize + DeserializeOwned + fmt::Debug + Send + 'static,
 {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
-        packing.gate("Receiver", &self.gate)?;
-        let (parent, child) = wire::stream_pair()?;
-        packing.bridge(
-            child,
-            Box::new(ReceivingPump {
-                rx: self.clone(),
-                socket: socket(parent),
-            }),
-        );
-        packing.data(&(self.id().get(), self.capacity()))
+        let rx = self.clone();
+        pack_endpoint(
+            packing,
+            "Receiver",
+            &self.gate,
+            (self.id(), self.capacity()),
+            |socket| Box::new(ReceivingPump { rx, socket }),
+        )
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {

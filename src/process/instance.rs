@@ -16,7 +16,7 @@ use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
 use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
-use crate::component::{BoxError, Instance, WorkerFactory};
+use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
 use crate::context::Context;
 use crate::fault::{self, Decided, FaultKind, PanicLocation, ProcessExit};
 use crate::grant::{Capability, Inventory, ReissueError};
@@ -87,11 +87,7 @@ where
     }
 
     fn capabilities(&self) -> Vec<(String, Capability)> {
-        self.grant
-            .inventory()
-            .iter()
-            .map(|held| (held.field().to_owned(), held.capability().clone()))
-            .collect()
+        capabilities_of(&self.grant)
     }
 
     fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError> {
