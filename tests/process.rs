@@ -16,7 +16,7 @@ mod common;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use compartment::caps::{Dir, ReadOnlyDir};
+use compartment::caps::{Dir, MonotonicClock, ReadOnlyDir};
 use compartment::channel::{self, Receiver, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
 use compartment::process::Portable;
@@ -267,6 +267,11 @@ fn tries_to_escape(grant: Escapee, _: &Context) -> Result {
 }
 
 fn unregistered(_: (), _: &Context) -> Result {
+    Ok(())
+}
+
+fn keeps_time(clock: MonotonicClock, _: &Context) -> Result {
+    clock.now()?;
     Ok(())
 }
 
@@ -664,6 +669,34 @@ fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     system.shutdown();
 }
 
+fn a_deadline_kills_a_child_that_ignores_it() {
+    let child = Child::process("late", entry!(burns_cpu), ())
+        .limits(Limits::new().deadline(Duration::from_millis(300)))
+        .shutdown(Duration::from_millis(100));
+    let fault = first_fault(child);
+    assert!(
+        matches!(
+            &fault.kind,
+            FaultKind::BudgetExceeded {
+                budget: compartment::Budget::Deadline { .. },
+                ..
+            }
+        ),
+        "{fault}"
+    );
+}
+
+fn a_manual_clock_cannot_cross() {
+    let (clock, _control) = MonotonicClock::manual();
+    let fault = first_fault(Child::process("clocked", entry!(keeps_time), clock));
+    match &fault.kind {
+        FaultKind::StartFailed { message } => {
+            assert!(message.contains("manual MonotonicClock"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 fn an_entry_missing_from_init_fails_to_start() {
     let fault = first_fault(Child::process("stray", entry!(unregistered), ()));
     match &fault.kind {
@@ -729,6 +762,11 @@ const TESTS: &[(&str, fn())] = &[
         revoking_a_held_capability_kills_the_child_and_status_shows_it,
     ),
     (
+        "a_deadline_kills_a_child_that_ignores_it",
+        a_deadline_kills_a_child_that_ignores_it,
+    ),
+    ("a_manual_clock_cannot_cross", a_manual_clock_cannot_cross),
+    (
         "an_entry_missing_from_init_fails_to_start",
         an_entry_missing_from_init_fails_to_start,
     ),
@@ -752,6 +790,7 @@ fn main() {
         &entry!(holds),
         &entry!(counts_descriptors),
         &entry!(tries_to_escape),
+        &entry!(keeps_time),
     ])
     .expect("the process tier starts");
     common::run_tests(TESTS);
