@@ -132,8 +132,9 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
 /// the back-pressure of a full channel.
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub(crate) struct Outbox<T> {
-    pub(crate) encode: fn(&T) -> Option<Vec<u8>>,
-    pub(crate) socket: parking_lot::Mutex<std::os::unix::net::UnixStream>,
+    /// How a message becomes a frame, and what is kept of it once written.
+    pub(crate) codec: Box<dyn crate::process::Codec<T>>,
+    pub(crate) socket: Arc<parking_lot::Mutex<std::os::unix::net::UnixStream>>,
     /// Holds a token while a message may be written; disconnects when the
     /// channel is closed for this endpoint.
     pub(crate) credit: cb::Receiver<()>,
@@ -167,11 +168,15 @@ impl<T> Outbox<T> {
     }
 
     fn write(&self, message: T) -> Result<(), (T, Wake)> {
-        let written = (self.encode)(&message).is_some_and(|frame| {
-            crate::process::write_frame(&mut *self.socket.lock(), &frame).is_ok()
-        });
+        // Encoded and written under the lock, so that what the codec keeps
+        // of a message matches the frame it wrote.
+        let mut socket = self.socket.lock();
+        let written = self
+            .codec
+            .encode(&message)
+            .is_some_and(|frame| crate::process::write_frame(&mut *socket, &frame).is_ok());
         if written {
-            crate::fault::drop_contained(message).ok();
+            self.codec.sent(message);
             Ok(())
         } else {
             Err((message, Wake::Disconnected))

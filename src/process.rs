@@ -87,11 +87,17 @@
 //! In-place restarts keep the supervisor-side thread only; the accounting
 //! allocator's quotas, manual clocks and seeded random sources do not cross
 //! (a child's memory is bounded by `RLIMIT_DATA` instead); network
-//! capabilities and request/reply channels have no [`Portable`]
-//! implementation yet, so a grant holding one does not compile as a process
+//! capabilities have no [`Portable`] implementation yet (their broker is
+//! not built), so a grant holding one does not compile as a process
 //! child's.
+//!
+//! Request/reply channels cross in both directions: a child can serve
+//! `Request`s made on the supervisor's side, and call servers there. A
+//! caller whose request was in a child that died gets `CallError::NoReply`,
+//! as the caller of a thread that crashed does.
 
 mod bridge;
+mod calls;
 mod child;
 mod entry;
 mod instance;
@@ -105,7 +111,8 @@ pub use entry::{Entry, Registered};
 pub use portable::{PackError, Packing, Portable, Unpacking};
 pub use zygote::{InitError, init};
 
-pub(crate) use bridge::Demand;
+pub(crate) use bridge::{Codec, Demand};
+pub(crate) use calls::BridgedReply;
 pub(crate) use instance::ProcessWorker;
 pub(crate) use usage::usage;
 pub(crate) use wire::write_frame;

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use compartment::caps::{Dir, MonotonicClock, ReadOnlyDir};
-use compartment::channel::{self, Receiver, Sender};
+use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
 use compartment::process::Portable;
 use compartment::supervisor::NodeKind;
@@ -263,6 +263,43 @@ fn tries_to_escape(grant: Escapee, _: &Context) -> Result {
         !grant.reference.exists("reference.txt"),
     );
     grant.report.send(escaped)?;
+    Ok(())
+}
+
+/// Serves doubling requests; a request for 0 is dropped unanswered, and a
+/// request for 999 aborts the process mid-request.
+fn doubles(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
+    while let Ok(request) = cx.recv_untracked(&requests) {
+        match request.body {
+            0 => drop(request),
+            999 => std::process::abort(),
+            n => {
+                let _ = request.reply.send(n * 2);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Caller {
+    server: Sender<Request<u64, u64>>,
+    results: Sender<u64>,
+}
+
+/// Calls a server on the supervisor's side and reports the answers.
+fn calls_out(grant: Caller, _: &Context) -> Result {
+    for n in 1..=20 {
+        let answer = grant.server.call(n).map_err(|e| e.to_string())?;
+        grant.results.send(answer)?;
+    }
+    Ok(())
+}
+
+fn squares(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
+    while let Ok(request) = cx.recv_untracked(&requests) {
+        let _ = request.reply.send(request.body * request.body);
+    }
     Ok(())
 }
 
@@ -669,6 +706,49 @@ fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     system.shutdown();
 }
 
+fn a_process_child_serves_calls() {
+    let (server, requests) = channel::bounded(4).unwrap();
+    let system = Supervisor::new("host")
+        .intensity(100, Duration::from_secs(60))
+        .child(Child::process("doubler", entry!(doubles), requests))
+        .start()
+        .unwrap();
+    for n in 1..=50u64 {
+        assert_eq!(server.call_timeout(n, PATIENCE).unwrap(), n * 2);
+    }
+    // A request dropped unanswered: the caller learns at once.
+    assert!(matches!(
+        server.call_timeout(0, PATIENCE),
+        Err(CallError::NoReply)
+    ));
+    // A crash mid-request: the caller learns it too, and the restarted child
+    // serves the next call.
+    assert!(matches!(
+        server.call_timeout(999, PATIENCE),
+        Err(CallError::NoReply)
+    ));
+    assert_eq!(server.call_timeout(21, PATIENCE).unwrap(), 42);
+    system.shutdown();
+}
+
+fn a_process_child_calls_a_thread_component() {
+    let (server, requests) = channel::bounded(4).unwrap();
+    let (results, answers) = channel::bounded(32).unwrap();
+    let system = Supervisor::new("host")
+        .child(Child::new("squares", squares, requests))
+        .child(
+            Child::process("caller", entry!(calls_out), Caller { server, results })
+                .restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    let got: Vec<u64> = (0..20)
+        .map(|_| answers.recv_timeout(PATIENCE).expect("each answer arrives"))
+        .collect();
+    assert_eq!(got, (1..=20u64).map(|n| n * n).collect::<Vec<_>>());
+    system.shutdown();
+}
+
 fn a_deadline_kills_a_child_that_ignores_it() {
     let child = Child::process("late", entry!(burns_cpu), ())
         .limits(Limits::new().deadline(Duration::from_millis(300)))
@@ -761,6 +841,11 @@ const TESTS: &[(&str, fn())] = &[
         "revoking_a_held_capability_kills_the_child_and_status_shows_it",
         revoking_a_held_capability_kills_the_child_and_status_shows_it,
     ),
+    ("a_process_child_serves_calls", a_process_child_serves_calls),
+    (
+        "a_process_child_calls_a_thread_component",
+        a_process_child_calls_a_thread_component,
+    ),
     (
         "a_deadline_kills_a_child_that_ignores_it",
         a_deadline_kills_a_child_that_ignores_it,
@@ -791,6 +876,8 @@ fn main() {
         &entry!(counts_descriptors),
         &entry!(tries_to_escape),
         &entry!(keeps_time),
+        &entry!(doubles),
+        &entry!(calls_out),
     ])
     .expect("the process tier starts");
     common::run_tests(TESTS);

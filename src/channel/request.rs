@@ -38,7 +38,7 @@ impl<Q, A> Request<Q, A> {
             Self {
                 body,
                 reply: ReplyTo {
-                    inner: tx,
+                    inner: ReplyPath::Local(tx),
                     deadline: None,
                 },
             },
@@ -60,9 +60,9 @@ impl<Q: fmt::Debug, A> fmt::Debug for Request<Q, A> {
 /// Dropping it without answering (for example because the handler panicked)
 /// tells the caller [`CallError::NoReply`] instead of leaving it waiting.
 pub struct ReplyTo<A> {
-    inner: cb::Sender<A>,
+    inner: ReplyPath<A>,
     /// When the caller stops waiting, if it set a deadline.
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl<A> ReplyTo<A> {
@@ -89,7 +89,33 @@ impl<A> ReplyTo<A> {
     ///
     /// The answer is handed back when the caller stopped waiting.
     pub fn send(self, answer: A) -> Result<(), A> {
-        self.inner.try_send(answer).map_err(|e| e.into_inner())
+        match self.inner {
+            ReplyPath::Local(inner) => inner.try_send(answer).map_err(|e| e.into_inner()),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            ReplyPath::Bridged(bridged) => bridged.send(answer),
+        }
+    }
+}
+
+/// Where a reply goes: the caller's one-shot channel, or, in a process
+/// child serving requests from the supervisor's side, across the bridge.
+enum ReplyPath<A> {
+    Local(cb::Sender<A>),
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    Bridged(crate::process::BridgedReply<A>),
+}
+
+impl<A> ReplyTo<A> {
+    /// A reply endpoint that answers across a process bridge.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn bridged(
+        reply: crate::process::BridgedReply<A>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Self {
+            inner: ReplyPath::Bridged(reply),
+            deadline,
+        }
     }
 }
 
@@ -103,7 +129,7 @@ impl<A> fmt::Debug for ReplyTo<A> {
 
 /// The caller's end of a [`Request`]: where its answer arrives.
 pub struct PendingReply<A> {
-    inner: cb::Receiver<A>,
+    pub(crate) inner: cb::Receiver<A>,
 }
 
 impl<A> fmt::Debug for PendingReply<A> {

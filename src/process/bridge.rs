@@ -41,13 +41,40 @@ use crate::mailbox::{Mailbox, Tracked};
 use crate::signal::Signal;
 
 /// The child asks for the next message (and has handled the last one).
-const WANT: u8 = 0;
+pub(super) const WANT: u8 = 0;
 /// A message follows.
-const MESSAGE: u8 = 1;
+pub(super) const MESSAGE: u8 = 1;
 /// The channel is closed for this endpoint: disconnected or revoked.
-const CLOSED: u8 = 2;
+pub(super) const CLOSED: u8 = 2;
 /// The message was put into the channel.
-const ACCEPTED: u8 = 3;
+pub(super) const ACCEPTED: u8 = 3;
+
+/// A shared writing end: frames from several threads, whole.
+pub(super) type Writer = Arc<parking_lot::Mutex<UnixStream>>;
+
+/// How a bridged sender turns a message into a frame, and what it keeps of
+/// the message once the frame is written (a request keeps its reply
+/// endpoint until the answer comes back).
+pub(crate) trait Codec<T>: Send + Sync {
+    /// The frame for `message`, or `None` if it cannot be encoded.
+    fn encode(&self, message: &T) -> Option<Vec<u8>>;
+
+    /// `message` was written.
+    fn sent(&self, message: T);
+}
+
+/// Plain messages: encoded with postcard, dropped once written.
+struct Plain;
+
+impl<T: Serialize> Codec<T> for Plain {
+    fn encode(&self, message: &T) -> Option<Vec<u8>> {
+        encode(MESSAGE, message)
+    }
+
+    fn sent(&self, message: T) {
+        let _ = fault::drop_contained(message);
+    }
+}
 
 /// The supervisor's end of one bridged endpoint.
 pub(crate) trait ParentPump: Send {
@@ -59,12 +86,19 @@ pub(crate) trait ParentPump: Send {
 /// How a bridged receiver in a process child asks for its next message.
 #[derive(Debug)]
 pub(crate) struct Demand {
-    socket: parking_lot::Mutex<UnixStream>,
+    socket: Writer,
     /// A request is out and its message not yet taken.
     outstanding: AtomicBool,
 }
 
 impl Demand {
+    pub(super) fn new(socket: Writer) -> Self {
+        Self {
+            socket,
+            outstanding: AtomicBool::new(false),
+        }
+    }
+
     /// Asks for the next message, unless a request is outstanding.
     pub(crate) fn ask(&self) {
         if !self.outstanding.swap(true, Ordering::AcqRel) {
@@ -91,7 +125,7 @@ impl fmt::Debug for ChildPump {
     }
 }
 
-fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
     // `Serialize` is user code.
     let encoded = fault::contain(|| postcard::to_stdvec(message)).ok()?.ok()?;
     let mut frame = Vec::with_capacity(encoded.len() + 1);
@@ -100,7 +134,7 @@ fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
     Some(frame)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     fault::contain(|| postcard::from_bytes(bytes)).ok()?.ok()
 }
 
@@ -190,7 +224,7 @@ where
 
 /// The child's sending pump: turns each acknowledgement into the credit
 /// for the next message; closes the outbox when the channel closes.
-fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
+pub(super) fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
     while let Ok(Some(answer)) = read_frame(&mut socket) {
         if answer != [ACCEPTED] || credit.send(()).is_err() {
             break;
@@ -216,13 +250,13 @@ fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, mut socket: UnixStre
     }
 }
 
-fn socket(fd: OwnedFd) -> UnixStream {
+pub(super) fn socket(fd: OwnedFd) -> UnixStream {
     UnixStream::from(fd)
 }
 
 /// Packs one endpoint: a socket pair whose parent end `pump` serves, the
 /// child end passed as a descriptor, and the channel's id and capacity.
-fn pack_endpoint(
+pub(super) fn pack_endpoint(
     packing: &mut Packing,
     capability: &'static str,
     gate: &crate::revoke::Gate,
@@ -261,8 +295,8 @@ where
             run: Box::new(move || pump_credits(credit_tx, socket)),
         });
         let outbox = channel::Outbox {
-            encode: |message: &T| encode(MESSAGE, message),
-            socket: parking_lot::Mutex::new(writing),
+            codec: Box::new(Plain),
+            socket: Arc::new(parking_lot::Mutex::new(writing)),
             credit,
         };
         Ok(channel::bridged_sender(outbox, id, capacity))
@@ -292,10 +326,7 @@ where
         unpacking.pumps.push(ChildPump {
             run: Box::new(move || pump_receives::<T>(tx, socket)),
         });
-        let demand = Arc::new(Demand {
-            socket: parking_lot::Mutex::new(asking),
-            outstanding: AtomicBool::new(false),
-        });
+        let demand = Arc::new(Demand::new(Arc::new(parking_lot::Mutex::new(asking))));
         Ok(channel::bridged_receiver(rx, id, capacity, demand))
     }
 }

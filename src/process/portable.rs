@@ -25,9 +25,12 @@ use crate::revoke::Gate;
 ///   [`Env`] and plain data are copied. A manual clock or a seeded random
 ///   source cannot cross (their state is shared with the granting side):
 ///   [`PackError::NotPortable`].
-/// - [`Net`](crate::caps::Net) and request/reply channels have no
-///   implementation yet: a grant holding them is a compile error for
-///   [`Child::process`](crate::Child::process), never a surprise at run time.
+/// - Request/reply channels (`Sender<Request<Q, A>>`,
+///   `Receiver<Request<Q, A>>`) cross with their bodies and answers encoded;
+///   each reply endpoint stays with its caller until the answer comes back.
+/// - [`Net`](crate::caps::Net) has no implementation yet: a grant holding
+///   one is a compile error for [`Child::process`](crate::Child::process),
+///   never a surprise at run time.
 ///
 /// Derive it with `#[derive(Grant, Portable)]`; fields marked
 /// `#[grant(data)]` are copied with serde.

@@ -1,0 +1,446 @@
+//! Request/reply across the process boundary: a `Receiver<Request<Q, A>>`
+//! lets a process child serve calls made on the supervisor's side, a
+//! `Sender<Request<Q, A>>` lets it call a server there.
+//!
+//! A request crosses as its body and the time left before its caller's
+//! deadline, under a number; its reply endpoint stays on the side of the
+//! caller, in a table under that number, until the answer crosses back.
+//! When the child ends, the tables are dropped: every caller still waiting
+//! gets `CallError::NoReply`, as a caller of a thread that crashed does.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel as cb;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::bridge::{
+    ACCEPTED, CLOSED, ChildPump, Codec, Demand, ParentPump, WANT, Writer, decode, pack_endpoint,
+    socket,
+};
+use super::portable::{PackError, Packing, Portable, Unpacking};
+use super::wire::{read_frame, write_frame};
+use crate::channel::{self, PendingReply, Receiver, ReplyTo, Request, Sender};
+use crate::fault;
+use crate::mailbox::{Mailbox, Tracked};
+use crate::signal::Signal;
+
+/// A request: its number, then its body and the time its caller still waits.
+const REQUEST: u8 = 4;
+/// An answer: the request's number, then the answer.
+const ANSWER: u8 = 5;
+/// The request's reply endpoint was dropped unanswered.
+const NO_REPLY: u8 = 6;
+
+/// Reply endpoints waiting for their answer, by request number.
+type Waiting<A> = Arc<Mutex<HashMap<u64, ReplyTo<A>>>>;
+
+/// `[tag][number][payload]`.
+fn numbered<T: Serialize>(tag: u8, number: u64, payload: &T) -> Option<Vec<u8>> {
+    let encoded = fault::contain(|| postcard::to_stdvec(payload)).ok()?.ok()?;
+    let mut frame = Vec::with_capacity(encoded.len() + 9);
+    frame.push(tag);
+    frame.extend_from_slice(&number.to_le_bytes());
+    frame.extend_from_slice(&encoded);
+    Some(frame)
+}
+
+/// The tag, number and payload of a numbered frame.
+fn split(frame: &[u8]) -> Option<(u8, u64, &[u8])> {
+    let (&tag, rest) = frame.split_first()?;
+    let (number, payload) = rest.split_first_chunk::<8>()?;
+    Some((tag, u64::from_le_bytes(*number), payload))
+}
+
+/// The time left before `deadline`, which crosses instead of the instant.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a caller's deadline is real time; the time left is what crosses"
+)]
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the caller's deadline, rebuilt on this side of the boundary"
+)]
+fn deadline_in(left: Option<Duration>) -> Option<Instant> {
+    left.and_then(|left| Instant::now().checked_add(left))
+}
+
+/// Answers a waiting caller from a numbered frame's payload: the answer, or
+/// nothing (the caller then sees `NoReply`).
+fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, number: u64, payload: Option<&[u8]>) {
+    let Some(reply) = waiting.lock().remove(&number) else {
+        return;
+    };
+    match payload.and_then(decode::<A>) {
+        Some(answer) => {
+            if let Err(unsent) = reply.send(answer) {
+                let _ = fault::drop_contained(unsent);
+            }
+        }
+        None => drop(reply),
+    }
+}
+
+/// How a process child answers a request it serves: across the bridge,
+/// from the thread that replies.
+pub(crate) struct BridgedReply<A> {
+    number: u64,
+    writer: Writer,
+    encode: fn(u64, &A) -> Option<Vec<u8>>,
+    answered: bool,
+}
+
+impl<A> BridgedReply<A> {
+    pub(crate) fn send(mut self, answer: A) -> Result<(), A> {
+        let written = (self.encode)(self.number, &answer)
+            .is_some_and(|frame| write_frame(&mut *self.writer.lock(), &frame).is_ok());
+        if written {
+            self.answered = true;
+            let _ = fault::drop_contained(answer);
+            Ok(())
+        } else {
+            Err(answer)
+        }
+    }
+}
+
+impl<A> Drop for BridgedReply<A> {
+    /// Dropped unanswered: the caller learns at once that no answer comes.
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = write_frame(&mut *self.writer.lock(), &no_reply(self.number));
+        }
+    }
+}
+
+fn no_reply(number: u64) -> Vec<u8> {
+    [&[NO_REPLY][..], &number.to_le_bytes()[..]].concat()
+}
+
+// ---- the child serves: Receiver<Request<Q, A>> ------------------------------
+
+struct ServingPump<Q, A> {
+    rx: Receiver<Request<Q, A>>,
+    socket: UnixStream,
+}
+
+impl<Q, A> ParentPump for ServingPump<Q, A>
+where
+    Q: Serialize + Send + 'static,
+    A: DeserializeOwned + Send + 'static,
+{
+    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+        let ServingPump { rx, socket } = *self;
+        let Ok(mut reading) = socket.try_clone() else {
+            return None;
+        };
+        let mut writing = socket;
+        let waiting: Waiting<A> = Arc::default();
+        // Answers may come while this thread waits for the next request.
+        let (wants_tx, wants) = cb::bounded::<()>(1);
+        let answers = Arc::clone(&waiting);
+        let reader = crate::ceiling::spawn("compartment-bridge-answers".to_owned(), move || {
+            while let Ok(Some(frame)) = read_frame(&mut reading) {
+                if frame == [WANT] {
+                    if wants_tx.send(()).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                match split(&frame) {
+                    Some((ANSWER, number, payload)) => answer(&answers, number, Some(payload)),
+                    Some((NO_REPLY, number, _)) => answer(&answers, number, None),
+                    _ => break,
+                }
+            }
+        });
+        let mut next_number = 0u64;
+        if reader.is_ok() {
+            while wants.recv().is_ok() {
+                let Ok(request) = rx.recv_with(&[gone], None) else {
+                    let _ = write_frame(&mut writing, &[CLOSED]);
+                    break;
+                };
+                let Request { body, reply } = request;
+                let frame = numbered(REQUEST, next_number, &(&body, time_left(reply.deadline())));
+                let _ = fault::drop_contained(body);
+                waiting.lock().insert(next_number, reply);
+                next_number += 1;
+                match frame {
+                    Some(frame) if write_frame(&mut writing, &frame).is_ok() => {}
+                    _ => break,
+                }
+            }
+        }
+        drop(wants);
+        if let Ok(reader) = reader {
+            let _ = reader.join();
+        }
+        // Callers still waiting learn that no answer will come.
+        let _ = fault::drop_contained(std::mem::take(&mut *waiting.lock()));
+        None
+    }
+}
+
+/// The child's side: requests into the local channel, each with a reply
+/// endpoint that answers across the bridge.
+fn pump_requests<Q, A>(local: cb::Sender<Request<Q, A>>, mut socket: UnixStream, writer: Writer)
+where
+    Q: DeserializeOwned,
+    A: Serialize,
+{
+    while let Ok(Some(frame)) = read_frame(&mut socket) {
+        let Some((REQUEST, number, payload)) = split(&frame) else {
+            break;
+        };
+        let Some((body, left)) = decode::<(Q, Option<Duration>)>(payload) else {
+            break;
+        };
+        let reply = BridgedReply {
+            number,
+            writer: Arc::clone(&writer),
+            encode: |number, answer: &A| numbered(ANSWER, number, answer),
+            answered: false,
+        };
+        let request = Request {
+            body,
+            reply: ReplyTo::bridged(reply, deadline_in(left)),
+        };
+        if local.send(request).is_err() {
+            break;
+        }
+    }
+}
+
+impl<Q, A> Portable for Receiver<Request<Q, A>>
+where
+    Q: Serialize + DeserializeOwned + Send + 'static,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
+        let rx = self.clone();
+        pack_endpoint(
+            packing,
+            "Receiver",
+            &self.gate,
+            (self.id(), self.capacity()),
+            |socket| Box::new(ServingPump { rx, socket }),
+        )
+    }
+
+    fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
+        let socket = socket(unpacking.descriptor()?);
+        let writer: Writer = Arc::new(Mutex::new(socket.try_clone()?));
+        let (id, capacity): (u64, usize) = unpacking.data()?;
+        let (tx, rx) = cb::bounded(1);
+        let replies = Arc::clone(&writer);
+        unpacking.pumps.push(ChildPump {
+            run: Box::new(move || pump_requests::<Q, A>(tx, socket, replies)),
+        });
+        Ok(channel::bridged_receiver(
+            rx,
+            id,
+            capacity,
+            Arc::new(Demand::new(writer)),
+        ))
+    }
+}
+
+// ---- the child calls: Sender<Request<Q, A>> ---------------------------------
+
+struct CallingPump<Q, A> {
+    tx: Sender<Request<Q, A>>,
+    socket: UnixStream,
+}
+
+impl<Q, A> ParentPump for CallingPump<Q, A>
+where
+    Q: DeserializeOwned + Send + 'static,
+    A: Serialize + Send + 'static,
+{
+    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+        let CallingPump { tx, mut socket } = *self;
+        let Ok(writer) = socket.try_clone() else {
+            return None;
+        };
+        let writer: Writer = Arc::new(Mutex::new(writer));
+        // Waits for the answers of the calls made so far, while this thread
+        // takes the next.
+        let (calls_tx, calls) = cb::bounded::<(u64, PendingReply<A>)>(64);
+        let answering = Arc::clone(&writer);
+        let stop = gone.watch().clone();
+        let waiter = crate::ceiling::spawn("compartment-bridge-calls".to_owned(), move || {
+            wait_for_answers(&calls, &stop, &answering);
+        });
+        while let Ok(Some(frame)) = read_frame(&mut socket) {
+            let Some((REQUEST, number, payload)) = split(&frame) else {
+                break;
+            };
+            let Some((body, left)) = decode::<(Q, Option<Duration>)>(payload) else {
+                break;
+            };
+            let (mut request, pending) = Request::new(body);
+            request.reply.deadline = deadline_in(left);
+            match tx.send_with(request, &[gone], None) {
+                Ok(()) => {
+                    let accepted = write_frame(&mut *writer.lock(), &[ACCEPTED]).is_ok();
+                    if !accepted || calls_tx.send((number, pending)).is_err() {
+                        break;
+                    }
+                }
+                Err((request, _)) => {
+                    let _ = fault::drop_contained(request);
+                    let _ = write_frame(&mut *writer.lock(), &[CLOSED]);
+                    break;
+                }
+            }
+        }
+        drop(calls_tx);
+        if let Ok(waiter) = waiter {
+            let _ = waiter.join();
+        }
+        None
+    }
+}
+
+/// Sends each answer (or the news that none will come) back to the child,
+/// until no call is left and none can come, or the child is gone.
+fn wait_for_answers<A: Serialize>(
+    calls: &cb::Receiver<(u64, PendingReply<A>)>,
+    gone: &cb::Receiver<crate::signal::Never>,
+    writer: &Writer,
+) {
+    let mut waiting: Vec<(u64, PendingReply<A>)> = Vec::new();
+    let mut more = true;
+    while more || !waiting.is_empty() {
+        let mut select = cb::Select::new();
+        let stop = select.recv(gone);
+        let new = more.then(|| select.recv(calls));
+        let first = 1 + usize::from(more);
+        for (_, pending) in &waiting {
+            select.recv(&pending.inner);
+        }
+        let ready = select.select();
+        let index = ready.index();
+        if index == stop {
+            let _ = ready.recv(gone);
+            return;
+        }
+        if Some(index) == new {
+            match ready.recv(calls) {
+                Ok(call) => waiting.push(call),
+                Err(_) => more = false,
+            }
+            continue;
+        }
+        let answered = ready.recv(&waiting[index - first].1.inner);
+        let (number, _) = waiting.swap_remove(index - first);
+        let frame = match answered {
+            Ok(answer) => {
+                let frame = numbered(ANSWER, number, &answer);
+                let _ = fault::drop_contained(answer);
+                frame
+            }
+            Err(_) => Some(no_reply(number)),
+        };
+        if let Some(frame) = frame {
+            let _ = write_frame(&mut *writer.lock(), &frame);
+        }
+    }
+}
+
+/// A request written by a child that calls: its body crosses, its reply
+/// endpoint waits here under its number.
+struct Calls<A> {
+    waiting: Waiting<A>,
+    next: AtomicU64,
+}
+
+impl<Q: Serialize, A: Send> Codec<Request<Q, A>> for Calls<A> {
+    fn encode(&self, request: &Request<Q, A>) -> Option<Vec<u8>> {
+        let number = self.next.load(Ordering::Acquire);
+        numbered(
+            REQUEST,
+            number,
+            &(&request.body, time_left(request.reply.deadline())),
+        )
+    }
+
+    fn sent(&self, request: Request<Q, A>) {
+        let number = self.next.fetch_add(1, Ordering::AcqRel);
+        let Request { body, reply } = request;
+        let _ = fault::drop_contained(body);
+        self.waiting.lock().insert(number, reply);
+    }
+}
+
+/// The child's side of its calls: credits for the next request, answers
+/// for the waiting ones.
+fn pump_answers<A: DeserializeOwned>(
+    credit: cb::Sender<()>,
+    mut socket: UnixStream,
+    waiting: Waiting<A>,
+) {
+    while let Ok(Some(frame)) = read_frame(&mut socket) {
+        if frame == [ACCEPTED] {
+            if credit.send(()).is_err() {
+                break;
+            }
+            continue;
+        }
+        match split(&frame) {
+            Some((ANSWER, number, payload)) => answer(&waiting, number, Some(payload)),
+            Some((NO_REPLY, number, _)) => answer(&waiting, number, None),
+            _ => break,
+        }
+    }
+    let _ = fault::drop_contained(std::mem::take(&mut *waiting.lock()));
+}
+
+impl<Q, A> Portable for Sender<Request<Q, A>>
+where
+    Q: Serialize + DeserializeOwned + Send + 'static,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
+        let tx = self.clone();
+        pack_endpoint(
+            packing,
+            "Sender",
+            &self.gate,
+            (self.id(), self.capacity()),
+            |socket| Box::new(CallingPump { tx, socket }),
+        )
+    }
+
+    fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
+        let socket = socket(unpacking.descriptor()?);
+        let writing = socket.try_clone()?;
+        let (id, capacity): (u64, usize) = unpacking.data()?;
+        let (credit_tx, credit) = cb::bounded(1);
+        let _ = credit_tx.send(());
+        let waiting: Waiting<A> = Arc::default();
+        let answers = Arc::clone(&waiting);
+        unpacking.pumps.push(ChildPump {
+            run: Box::new(move || pump_answers::<A>(credit_tx, socket, answers)),
+        });
+        let outbox = channel::Outbox {
+            codec: Box::new(Calls {
+                waiting,
+                next: AtomicU64::new(0),
+            }),
+            socket: Arc::new(Mutex::new(writing)),
+            credit,
+        };
+        Ok(channel::bridged_sender(outbox, id, capacity))
+    }
+}
