@@ -52,8 +52,10 @@
 //! child:
 //!
 //! - asks to be killed when the supervisor's process ends;
-//! - enters new user, mount, pid, ipc and uts namespaces, and a network
-//!   namespace of its own when its grant holds no network capability;
+//! - enters new user, mount, pid, ipc, uts and network namespaces — a
+//!   network namespace of its own even when its grant holds a
+//!   [`Net`](crate::caps::Net), whose sockets a broker on the supervisor's
+//!   side creates under the same rules and passes over;
 //! - replaces its root with an empty read-only tmpfs (`pivot_root`), so no
 //!   outside path exists for it;
 //! - keeps no descriptor but its grant's (directories and files passed over
@@ -86,10 +88,7 @@
 //!
 //! In-place restarts keep the supervisor-side thread only; the accounting
 //! allocator's quotas, manual clocks and seeded random sources do not cross
-//! (a child's memory is bounded by `RLIMIT_DATA` instead); network
-//! capabilities have no [`Portable`] implementation yet (their broker is
-//! not built), so a grant holding one does not compile as a process
-//! child's.
+//! (a child's memory is bounded by `RLIMIT_DATA` instead).
 //!
 //! Request/reply channels cross in both directions: a child can serve
 //! `Request`s made on the supervisor's side, and call servers there. A
@@ -97,6 +96,7 @@
 //! as the caller of a thread that crashed does.
 
 mod bridge;
+mod broker;
 mod calls;
 mod child;
 mod entry;
@@ -112,6 +112,7 @@ pub use portable::{PackError, Packing, Portable, Unpacking};
 pub use zygote::{InitError, init};
 
 pub(crate) use bridge::{Codec, Demand};
+pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
 pub(crate) use instance::ProcessWorker;
 pub(crate) use usage::usage;

@@ -16,7 +16,10 @@ mod common;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use compartment::caps::{Dir, MonotonicClock, ReadOnlyDir};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use compartment::caps::{Dir, MonotonicClock, Net, NetRule, ReadOnlyDir};
 use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
 use compartment::process::Portable;
@@ -300,6 +303,41 @@ fn squares(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
     while let Ok(request) = cx.recv_untracked(&requests) {
         let _ = request.reply.send(request.body * request.body);
     }
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Dialer {
+    net: Net,
+    #[grant(data)]
+    granted: SocketAddr,
+    #[grant(data)]
+    other: SocketAddr,
+    #[grant(data)]
+    listen: SocketAddr,
+    report: Sender<String>,
+}
+
+/// Connects where it may, is refused where it may not, cannot make a socket
+/// of its own, and serves one connection on a listener its broker bound.
+fn dials(g: Dialer, _: &Context) -> Result {
+    let mut stream = g.net.connect_tcp(g.granted)?;
+    stream.write_all(b"hello from the child")?;
+    drop(stream);
+    match g.net.connect_tcp(g.other) {
+        Err(err) if err.is_refusal() => g.report.send("other port: refused".to_owned())?,
+        other => g.report.send(format!("other port: {other:?}"))?,
+    }
+    match std::net::TcpStream::connect(g.granted) {
+        Err(err) => g.report.send(format!("own socket: {:?}", err.kind()))?,
+        Ok(_) => g.report.send("own socket: CONNECTED".to_owned())?,
+    }
+    let listener = g.net.bind_tcp(g.listen)?;
+    g.report.send("listening".to_owned())?;
+    let (mut peer, _) = listener.accept()?;
+    let mut greeting = String::new();
+    peer.read_to_string(&mut greeting)?;
+    g.report.send(format!("accepted: {greeting}"))?;
     Ok(())
 }
 
@@ -749,6 +787,51 @@ fn a_process_child_calls_a_thread_component() {
     system.shutdown();
 }
 
+fn the_network_comes_through_the_broker() {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let granted = host.local_addr().unwrap();
+    let free = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (other, listen) = (free(0), free(1));
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let net = Net::new(
+        [
+            NetRule::connect(loopback, granted.port()..=granted.port()),
+            NetRule::bind(loopback, listen.port()..=listen.port()),
+        ],
+        compartment::ambient_authority(),
+    );
+    let (report, reports) = channel::bounded(8).unwrap();
+    let grant = Dialer {
+        net,
+        granted,
+        other,
+        listen,
+        report,
+    };
+    let system = Supervisor::new("host")
+        .child(Child::process("dialer", entry!(dials), grant).restart(Restart::Transient))
+        .start()
+        .unwrap();
+    let (mut from_child, _) = host.accept().unwrap();
+    let mut hello = String::new();
+    from_child.read_to_string(&mut hello).unwrap();
+    assert_eq!(hello, "hello from the child");
+    let next = || reports.recv_timeout(PATIENCE).expect("the child reports");
+    assert_eq!(next(), "other port: refused");
+    assert_eq!(next(), "own socket: PermissionDenied");
+    assert_eq!(next(), "listening");
+    let mut to_child = std::net::TcpStream::connect(listen).unwrap();
+    to_child.write_all(b"hello from the host").unwrap();
+    drop(to_child);
+    assert_eq!(next(), "accepted: hello from the host");
+    system.shutdown();
+}
+
 fn a_deadline_kills_a_child_that_ignores_it() {
     let child = Child::process("late", entry!(burns_cpu), ())
         .limits(Limits::new().deadline(Duration::from_millis(300)))
@@ -843,6 +926,10 @@ const TESTS: &[(&str, fn())] = &[
     ),
     ("a_process_child_serves_calls", a_process_child_serves_calls),
     (
+        "the_network_comes_through_the_broker",
+        the_network_comes_through_the_broker,
+    ),
+    (
         "a_process_child_calls_a_thread_component",
         a_process_child_calls_a_thread_component,
     ),
@@ -878,6 +965,7 @@ fn main() {
         &entry!(keeps_time),
         &entry!(doubles),
         &entry!(calls_out),
+        &entry!(dials),
     ])
     .expect("the process tier starts");
     common::run_tests(TESTS);

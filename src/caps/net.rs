@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use super::socket::{TcpListener, TcpStream, UdpSocket};
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;
+#[cfg(all(feature = "process", target_os = "linux"))]
+use crate::process::Broker;
 use crate::revoke::Gate;
 
 /// What a [`NetRule`] permits.
@@ -353,6 +355,10 @@ impl fmt::Debug for Rules {
 pub struct Net {
     rules: Arc<Rules>,
     gate: Gate,
+    /// In a process child, which creates no socket itself: the supervisor's
+    /// side, which creates them under the same rules and passes them over.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    broker: Option<Arc<Broker>>,
 }
 
 impl Net {
@@ -384,7 +390,31 @@ impl Net {
                 bind,
             }),
             gate: Gate::default(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            broker: None,
         }
+    }
+
+    /// The same rules in a process child, served by `broker`.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn brokered(
+        rules: Vec<NetRule>,
+        broker: Broker,
+        ambient_authority: AmbientAuthority,
+    ) -> Self {
+        Self {
+            broker: Some(Arc::new(broker)),
+            ..Self::new(rules, ambient_authority)
+        }
+    }
+
+    /// The broker serving this capability, in a process child.
+    #[inline]
+    fn broker(&self) -> Option<&Broker> {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        return self.broker.as_deref();
+        #[cfg(not(all(feature = "process", target_os = "linux")))]
+        None
     }
 
     /// The rules this capability permits.
@@ -422,12 +452,29 @@ impl Net {
     ///
     /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
     pub fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
-        self.admit(Transport::Tcp, NetOp::Connect, NetAccess::Connect, addr)?;
-        self.rules
-            .connect
-            .connect_tcp_stream(addr)
+        self.connect_tcp_stream(addr, None)
             .map(|stream| TcpStream::new(stream, self.gate.clone()))
-            .map_err(|source| io_error(NetOp::Connect, addr, source))
+    }
+
+    /// A TCP stream connected under the rules: created here, or by the
+    /// broker of a process child.
+    pub(crate) fn connect_tcp_stream(
+        &self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> Result<cap_std::net::TcpStream, NetError> {
+        self.admit(Transport::Tcp, NetOp::Connect, NetAccess::Connect, addr)?;
+        if let Some(broker) = self.broker() {
+            return broker.connect_tcp(addr, timeout);
+        }
+        match timeout {
+            None => self.rules.connect.connect_tcp_stream(addr),
+            Some(timeout) => self
+                .rules
+                .connect
+                .connect_timeout_tcp_stream(&addr, timeout),
+        }
+        .map_err(|source| io_error(NetOp::Connect, addr, source))
     }
 
     /// Opens a TCP connection to `addr`, giving up after `timeout`.
@@ -441,12 +488,8 @@ impl Net {
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<TcpStream, NetError> {
-        self.admit(Transport::Tcp, NetOp::Connect, NetAccess::Connect, addr)?;
-        self.rules
-            .connect
-            .connect_timeout_tcp_stream(&addr, timeout)
+        self.connect_tcp_stream(addr, Some(timeout))
             .map(|stream| TcpStream::new(stream, self.gate.clone()))
-            .map_err(|source| io_error(NetOp::Connect, addr, source))
     }
 
     /// Listens for TCP connections on `addr`.
@@ -455,11 +498,22 @@ impl Net {
     ///
     /// As [`connect_tcp`](Self::connect_tcp), against the `Bind` rules.
     pub fn bind_tcp(&self, addr: SocketAddr) -> Result<TcpListener, NetError> {
+        self.bind_tcp_listener(addr)
+            .map(|listener| TcpListener::new(listener, self.gate.clone()))
+    }
+
+    /// A TCP listener bound under the rules (see `connect_tcp_stream`).
+    pub(crate) fn bind_tcp_listener(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<cap_std::net::TcpListener, NetError> {
         self.admit(Transport::Tcp, NetOp::Bind, NetAccess::Bind, addr)?;
+        if let Some(broker) = self.broker() {
+            return broker.bind_tcp(addr);
+        }
         self.rules
             .bind
             .bind_tcp_listener(addr)
-            .map(|listener| TcpListener::new(listener, self.gate.clone()))
             .map_err(|source| io_error(NetOp::Bind, addr, source))
     }
 
@@ -470,11 +524,22 @@ impl Net {
     ///
     /// As [`bind_tcp`](Self::bind_tcp).
     pub fn bind_udp(&self, addr: SocketAddr) -> Result<UdpSocket, NetError> {
+        self.bind_udp_socket(addr)
+            .map(|socket| UdpSocket::new(socket, self.clone()))
+    }
+
+    /// A UDP socket bound under the rules (see `connect_tcp_stream`).
+    pub(crate) fn bind_udp_socket(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<cap_std::net::UdpSocket, NetError> {
         self.admit(Transport::Udp, NetOp::Bind, NetAccess::Bind, addr)?;
+        if let Some(broker) = self.broker() {
+            return broker.bind_udp(addr);
+        }
         self.rules
             .bind
             .bind_udp_socket(addr)
-            .map(|socket| UdpSocket::new(socket, self.clone()))
             .map_err(|source| io_error(NetOp::Bind, addr, source))
     }
 
@@ -485,6 +550,9 @@ impl Net {
         addr: SocketAddr,
     ) -> Result<usize, NetError> {
         self.admit(Transport::Udp, NetOp::Send, NetAccess::Connect, addr)?;
+        if let Some(broker) = self.broker() {
+            return broker.send_to(socket, buf, addr);
+        }
         self.rules
             .connect
             .send_to_udp_socket_addr(socket, buf, addr)
@@ -497,6 +565,9 @@ impl Net {
         addr: SocketAddr,
     ) -> Result<(), NetError> {
         self.admit(Transport::Udp, NetOp::Connect, NetAccess::Connect, addr)?;
+        if let Some(broker) = self.broker() {
+            return broker.connect_udp(socket, addr);
+        }
         self.rules
             .connect
             .connect_udp_socket(socket, addr)
@@ -508,7 +579,44 @@ impl Net {
     }
 }
 
-fn io_error(op: NetOp, addr: SocketAddr, source: io::Error) -> NetError {
+/// Without the process tier there is no broker: a type with no values, so
+/// the brokered branches compile away.
+#[cfg(not(all(feature = "process", target_os = "linux")))]
+enum Broker {}
+
+#[cfg(not(all(feature = "process", target_os = "linux")))]
+impl Broker {
+    fn connect_tcp(
+        &self,
+        _: SocketAddr,
+        _: Option<Duration>,
+    ) -> Result<cap_std::net::TcpStream, NetError> {
+        match *self {}
+    }
+
+    fn bind_tcp(&self, _: SocketAddr) -> Result<cap_std::net::TcpListener, NetError> {
+        match *self {}
+    }
+
+    fn bind_udp(&self, _: SocketAddr) -> Result<cap_std::net::UdpSocket, NetError> {
+        match *self {}
+    }
+
+    fn send_to(
+        &self,
+        _: &cap_std::net::UdpSocket,
+        _: &[u8],
+        _: SocketAddr,
+    ) -> Result<usize, NetError> {
+        match *self {}
+    }
+
+    fn connect_udp(&self, _: &cap_std::net::UdpSocket, _: SocketAddr) -> Result<(), NetError> {
+        match *self {}
+    }
+}
+
+pub(crate) fn io_error(op: NetOp, addr: SocketAddr, source: io::Error) -> NetError {
     NetError::Io {
         op,
         addr: Some(addr),

@@ -362,7 +362,7 @@ fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), Loc
 /// single-threaded, so that every thread it starts afterwards inherits the
 /// policy — to `grant`: Landlock from its inventory, and the seccomp table
 /// that lets it start threads but kills it for a new process, a program or
-/// a call on the kernel and host.
+/// a call on the kernel and host, and leaves socket creation to its broker.
 #[cfg(feature = "process")]
 pub(crate) fn confine_process(
     lockdown: Lockdown,
@@ -381,11 +381,10 @@ pub(crate) fn confine_process(
             missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
         })
         .and_then(|arch| {
-            bpf_program(rules::table(
+            bpf_program(rules::process_table(
                 arch,
                 sockets(grant),
                 std::process::id(),
-                Threads::Process,
             ))
         })
         .and_then(|program| seccompiler::apply_filter(&program).map_err(seccomp_error));

@@ -205,6 +205,19 @@ fn new_processes(threads: Threads) -> Class {
     class
 }
 
+/// The table of a process child whose grant's network rules name
+/// `brokered`: it creates, connects and binds no socket (its broker does),
+/// and accepts on the TCP listeners it was handed.
+#[cfg(feature = "process")]
+pub(crate) fn process_table(arch: Arch, brokered: Sockets, pid: u32) -> Table {
+    let mut table = table(arch, Sockets::default(), pid, Threads::Process);
+    if brokered.tcp {
+        table.rules.remove(&nr(libc::SYS_accept));
+        table.rules.remove(&nr(libc::SYS_accept4));
+    }
+    table
+}
+
 /// The class with every refusal turned into killing the process.
 fn killing(class: Class) -> Class {
     let kill = |answer: Answer| if answer == DENY { Answer::Kill } else { answer };
@@ -643,6 +656,29 @@ mod tests {
         assert_eq!(
             answer(&child, libc::SYS_rt_sigaction, [11, 1, 0, 8, 0, 0]),
             Answer::Allow
+        );
+        // With a network capability, sockets come from the broker: none is
+        // created, connected or bound here; handed listeners accept.
+        let tcp = Sockets {
+            tcp: true,
+            udp: true,
+        };
+        let brokered = process_table(arch().unwrap(), tcp, 1);
+        let inet = [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0];
+        assert_eq!(answer(&brokered, libc::SYS_socket, inet), DENY);
+        assert_eq!(
+            answer(&brokered, libc::SYS_connect, [3, 0, 16, 0, 0, 0]),
+            DENY
+        );
+        assert_eq!(answer(&brokered, libc::SYS_bind, [3, 0, 16, 0, 0, 0]), DENY);
+        assert_eq!(
+            answer(&brokered, libc::SYS_accept4, [3, 0, 0, 0, 0, 0]),
+            Answer::Allow
+        );
+        let unbrokered = process_table(arch().unwrap(), Sockets::default(), 1);
+        assert_eq!(
+            answer(&unbrokered, libc::SYS_accept4, [3, 0, 0, 0, 0, 0]),
+            DENY
         );
         // What a capability might need in another grant still fails softly.
         assert_eq!(answer(&child, libc::SYS_chdir, [0; 6]), DENY);

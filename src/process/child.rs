@@ -93,17 +93,11 @@ where
     if dies_with_parent.is_err() || parent != Some(request.supervisor) {
         sys::exit_now(70);
     }
-    let confinement = request.confinement;
     let mut report = Report::default();
     report.record(
-        "new user, mount, pid, ipc and uts namespaces",
-        enter_namespaces(confinement),
+        "new user, mount, pid, ipc, uts and network namespaces",
+        enter_namespaces(),
     );
-    if confinement.private_network && report.missing.is_empty() {
-        report
-            .enforced
-            .push("a network namespace of its own".to_owned());
-    }
     // No process of the child leaves a core dump.
     report.record("no core dumps", limit(Resource::Core, 0));
     let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
@@ -415,20 +409,20 @@ fn middle_is_gone(lifeline: &OwnedFd) -> bool {
     !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
 }
 
-/// Enters new user, mount, pid, ipc and uts namespaces (and network, when
-/// asked), mapping the caller's user and group to root inside.
-fn enter_namespaces(confinement: Confinement) -> io::Result<()> {
+/// Enters new user, mount, pid, ipc, uts and network namespaces, mapping
+/// the caller's user and group to root inside. The network namespace is
+/// empty even for a grant with a `Net`: its broker makes the sockets.
+fn enter_namespaces() -> io::Result<()> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS;
-    if confinement.private_network {
-        flags |= libc::CLONE_NEWNET;
-    }
-    sys::unshare(flags)?;
+    sys::unshare(
+        libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWNET,
+    )?;
     #[allow(
         clippy::disallowed_methods,
         reason = "a process child maps its own ids before its root is replaced"

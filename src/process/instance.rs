@@ -62,10 +62,6 @@ where
         for revoker in revokers {
             grant.attach_revoker(revoker);
         }
-        let private_network = !grant
-            .inventory()
-            .iter()
-            .any(|held| matches!(held.capability(), Capability::Net { .. }));
         Ok(Box::new(ProcessInstance {
             entry: self.entry.name(),
             fingerprint: fingerprint::<G, E>(),
@@ -73,7 +69,6 @@ where
             revokers: revokers.iter().map(|&revoker| revoker.clone()).collect(),
             confinement: Confinement {
                 require: self.lockdown.mode() == Mode::Require,
-                private_network,
                 cpu_seconds: self
                     .limits
                     .cpu_budget()

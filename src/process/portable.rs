@@ -28,9 +28,9 @@ use crate::revoke::Gate;
 /// - Request/reply channels (`Sender<Request<Q, A>>`,
 ///   `Receiver<Request<Q, A>>`) cross with their bodies and answers encoded;
 ///   each reply endpoint stays with its caller until the answer comes back.
-/// - [`Net`](crate::caps::Net) has no implementation yet: a grant holding
-///   one is a compile error for [`Child::process`](crate::Child::process),
-///   never a surprise at run time.
+/// - [`Net`](crate::caps::Net) is served by a broker on the granting side,
+///   which checks the same rules and passes connected or bound sockets
+///   over; the child creates, connects and binds none itself.
 ///
 /// Derive it with `#[derive(Grant, Portable)]`; fields marked
 /// `#[grant(data)]` are copied with serde.

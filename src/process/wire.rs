@@ -43,8 +43,6 @@ pub(crate) struct SpawnRequest {
 pub(crate) struct Confinement {
     /// `Require`: refuse to run the entry if any part is missing.
     pub(crate) require: bool,
-    /// A network namespace of its own (the grant holds no `Net`).
-    pub(crate) private_network: bool,
     /// `RLIMIT_CPU` in whole seconds.
     pub(crate) cpu_seconds: Option<u64>,
     /// `RLIMIT_DATA` in bytes.
