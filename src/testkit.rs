@@ -58,6 +58,8 @@ mod harness;
 mod host;
 pub mod ops;
 mod probe;
+#[cfg(all(feature = "process", target_os = "linux"))]
+mod process_main;
 mod sandbox;
 
 pub use assert::Refusal;
@@ -68,4 +70,6 @@ pub use host::Host;
 pub use probe::{
     Attempt, Expected, Outcome, ProbeOptions, Report, probe, probe_hosted, probe_with,
 };
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub use process_main::{ProcessTest, process_main};
 pub use sandbox::{CANARY_CONTENT, Canary, CanaryChanged, Sandbox, SandboxBuilder, SandboxError};

@@ -2,9 +2,10 @@
 //! contained in a child process, the child holds nothing but its grant, and
 //! its messages survive its crashes.
 //!
-//! This binary has its own `main` (`harness = false`): the process tier's
-//! zygote must be forked while the program has one thread, before any test
-//! runs. Each test waits for the event that proves its point; none sleeps.
+//! This binary has its own `main` (`harness = false`,
+//! `testkit::process_main`): the process tier's zygote must be forked while
+//! the program has one thread, before any test runs. Each test waits for
+//! the event that proves its point; none sleeps.
 
 #![allow(
     clippy::disallowed_methods,
@@ -13,11 +14,10 @@
 
 mod common;
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
 
 use compartment::caps::{Dir, MonotonicClock, Net, NetRule, ReadOnlyDir};
 use compartment::channel::{self, CallError, Receiver, Request, Sender};
@@ -872,7 +872,7 @@ fn an_entry_missing_from_init_fails_to_start() {
 
 // ---- the harness ---------------------------------------------------------
 
-const TESTS: &[(&str, fn())] = &[
+const TESTS: &[compartment::testkit::ProcessTest] = &[
     ("abort_is_a_fault_not_the_end", abort_is_a_fault_not_the_end),
     (
         "exit_is_a_fault_with_its_code",
@@ -945,28 +945,29 @@ const TESTS: &[(&str, fn())] = &[
 ];
 
 fn main() {
-    compartment::process::init(&[
-        &entry!(aborts),
-        &entry!(exits),
-        &entry!(overflows),
-        &entry!(segfaults),
-        &entry!(panics),
-        &entry!(returns_error),
-        &entry!(hijacks_panic_hook),
-        &entry!(leaves_a_thread),
-        &entry!(ignores_cancellation),
-        &entry!(forks),
-        &entry!(hogs_memory),
-        &entry!(burns_cpu),
-        &entry!(relays),
-        &entry!(holds),
-        &entry!(counts_descriptors),
-        &entry!(tries_to_escape),
-        &entry!(keeps_time),
-        &entry!(doubles),
-        &entry!(calls_out),
-        &entry!(dials),
-    ])
-    .expect("the process tier starts");
-    common::run_tests(TESTS);
+    compartment::testkit::process_main(
+        &[
+            &entry!(aborts),
+            &entry!(exits),
+            &entry!(overflows),
+            &entry!(segfaults),
+            &entry!(panics),
+            &entry!(returns_error),
+            &entry!(hijacks_panic_hook),
+            &entry!(leaves_a_thread),
+            &entry!(ignores_cancellation),
+            &entry!(forks),
+            &entry!(hogs_memory),
+            &entry!(burns_cpu),
+            &entry!(relays),
+            &entry!(holds),
+            &entry!(counts_descriptors),
+            &entry!(tries_to_escape),
+            &entry!(keeps_time),
+            &entry!(doubles),
+            &entry!(calls_out),
+            &entry!(dials),
+        ],
+        TESTS,
+    )
 }

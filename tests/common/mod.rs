@@ -98,36 +98,3 @@ pub(crate) fn scenario(name: &str) -> std::process::Command {
     command.args(["--exact", name, "--ignored", "--nocapture"]);
     command
 }
-
-/// The runner of a test binary with its own `main` (`harness = false`):
-/// runs each test whose name contains the first argument that is not a
-/// flag, one at a time, and exits with failure if any failed.
-pub(crate) fn run_tests(tests: &[(&str, fn())]) {
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let selected: Vec<_> = tests
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|filter| name.contains(filter)))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in &selected {
-        let outcome = std::panic::catch_unwind(test);
-        println!(
-            "test {name} ... {}",
-            if outcome.is_ok() { "ok" } else { "FAILED" }
-        );
-        if outcome.is_err() {
-            failed.push(*name);
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {} failed\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failed.len(),
-        failed.len()
-    );
-    if !failed.is_empty() {
-        println!("failures: {failed:?}");
-        std::process::exit(101);
-    }
-}
