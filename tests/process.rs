@@ -730,6 +730,12 @@ fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
         "{process:?}"
     );
     assert!(process.cpu.is_some(), "{process:?}");
+    // Its process lives in other user and network namespaces than the host.
+    for namespace in ["user", "net"] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{namespace}")).unwrap();
+        let its = std::fs::read_link(format!("/proc/{}/ns/{namespace}", process.pid)).unwrap();
+        assert_ne!(ours, its, "{namespace}");
+    }
     assert!(system.capability_map().mermaid().contains("[[\"holder\"]]"));
     assert!(system.capability_map().text().contains("holder (process)"));
     revoker.revoke();

@@ -43,6 +43,9 @@ pub struct Launch {
     pub(crate) descriptors: Vec<OwnedFd>,
     /// The zygote's own socket, which the child closes.
     pub(crate) zygote: RawFd,
+    /// Whether the zygote is in an empty network namespace of its own,
+    /// which its children share.
+    pub(crate) network_shared: bool,
 }
 
 impl fmt::Debug for Launch {
@@ -80,6 +83,7 @@ where
         request,
         descriptors,
         zygote,
+        network_shared: launch_network_shared,
     } = launch;
     let mut descriptors = descriptors.into_iter();
     let (Some(control), Some(output)) = (descriptors.next(), descriptors.next()) else {
@@ -94,9 +98,23 @@ where
         sys::exit_now(70);
     }
     let mut report = Report::default();
+    // The zygote entered an empty network namespace once, for every child
+    // (making one costs more than the rest of the namespaces together);
+    // without it, the child makes its own.
+    let own_network = if launch_network_shared {
+        0
+    } else {
+        libc::CLONE_NEWNET
+    };
     report.record(
         "new user, mount, pid, ipc, uts and network namespaces",
-        enter_namespaces(),
+        enter_user_namespace(
+            libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS
+                | own_network,
+        ),
     );
     // No process of the child leaves a core dump.
     report.record("no core dumps", limit(Resource::Core, 0));
@@ -409,20 +427,12 @@ fn middle_is_gone(lifeline: &OwnedFd) -> bool {
     !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
 }
 
-/// Enters new user, mount, pid, ipc, uts and network namespaces, mapping
-/// the caller's user and group to root inside. The network namespace is
-/// empty even for a grant with a `Net`: its broker makes the sockets.
-fn enter_namespaces() -> io::Result<()> {
+/// Enters a new user namespace and the namespaces `others` names, mapping
+/// the caller's user and group to root inside.
+pub(super) fn enter_user_namespace(others: libc::c_int) -> io::Result<()> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    sys::unshare(
-        libc::CLONE_NEWUSER
-            | libc::CLONE_NEWNS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWNET,
-    )?;
+    sys::unshare(libc::CLONE_NEWUSER | others)?;
     #[allow(
         clippy::disallowed_methods,
         reason = "a process child maps its own ids before its root is replaced"

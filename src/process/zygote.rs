@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use super::child::Launch;
+use super::child::{self, Launch};
 use super::entry::Registered;
 use super::sys::{self, Spawned};
 use super::wire::{self, SpawnRequest, ZygoteReply};
@@ -167,12 +167,15 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
     if dies_with_parent.is_err() || parent != Some(supervisor) {
         sys::exit_now(0);
     }
+    // One empty network namespace for every child: no interface, no route.
+    // Where user namespaces are refused, each child reports what it lacks.
+    let network_shared = child::enter_user_namespace(libc::CLONE_NEWNET).is_ok();
     loop {
         let (bytes, descriptors) = match wire::recv_packet(socket.as_fd()) {
             Ok(Some(packet)) => packet,
             Ok(None) | Err(_) => sys::exit_now(0),
         };
-        let reply = match start(entries, &bytes, descriptors, socket) {
+        let reply = match start(entries, &bytes, descriptors, socket, network_shared) {
             Ok((pid, pidfd)) => {
                 let reply = wire::encode(&ZygoteReply::Spawned { pid });
                 reply.and_then(|reply| wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()]))
@@ -192,6 +195,7 @@ fn start(
     bytes: &[u8],
     descriptors: Vec<OwnedFd>,
     socket: &OwnedFd,
+    network_shared: bool,
 ) -> Result<(i32, OwnedFd), String> {
     let request: SpawnRequest = wire::decode(bytes).map_err(|err| err.to_string())?;
     let entry = entries
@@ -214,6 +218,7 @@ fn start(
             request,
             descriptors,
             zygote: socket.as_raw_fd(),
+            network_shared,
         }),
         Ok(Spawned::Parent { pid, pidfd }) => pidfd
             .map(|pidfd| (pid, pidfd))
