@@ -363,10 +363,14 @@ fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), Loc
 /// policy — to `grant`: Landlock from its inventory, and the seccomp table
 /// that lets it start threads but kills it for a new process, a program or
 /// a call on the kernel and host, and leaves socket creation to its broker.
+///
+/// `program` is the seccomp program [`process_program`] compiled for this
+/// grant on the supervisor's side; an empty one is compiled here.
 #[cfg(feature = "process")]
 pub(crate) fn confine_process(
     lockdown: Lockdown,
     grant: &Inventory<'_>,
+    program: &[u64],
 ) -> Result<Enforcement, LockdownError> {
     let require = lockdown.mode == Mode::Require;
     let policy = Policy {
@@ -376,18 +380,23 @@ pub(crate) fn confine_process(
     };
     let (ruleset, facts) = policy.ruleset(grant)?;
     let mut enforcement = restrict(ruleset, facts, require)?;
-    let installed = rules::arch()
-        .ok_or_else(|| LockdownError::Unsupported {
-            missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
-        })
-        .and_then(|arch| {
-            bpf_program(rules::process_table(
-                arch,
-                sockets(grant),
-                std::process::id(),
-            ))
-        })
-        .and_then(|program| seccompiler::apply_filter(&program).map_err(seccomp_error));
+    let program = if program.is_empty() {
+        process_program(grant, std::process::id())
+    } else {
+        Ok(program.to_vec())
+    };
+    let installed = program.and_then(|program| {
+        let program: BpfProgram = program
+            .into_iter()
+            .map(|packed| sock_filter {
+                code: (packed >> 48) as u16,
+                jt: (packed >> 40) as u8,
+                jf: (packed >> 32) as u8,
+                k: packed as u32,
+            })
+            .collect();
+        seccompiler::apply_filter(&program).map_err(seccomp_error)
+    });
     enforcement.seccomp = match installed {
         Ok(()) => true,
         Err(err) if require => return Err(err),
@@ -395,6 +404,26 @@ pub(crate) fn confine_process(
     };
     enforcement.no_new_privs |= enforcement.seccomp;
     Ok(enforcement)
+}
+
+/// The seccomp program of a process child holding `grant`, whose process
+/// id (in its own pid namespace) is `pid`, each instruction packed into a
+/// `u64` (code, jt, jf, k) to cross to the child: compiled once per child
+/// specification on the supervisor's side, attached in each child.
+#[cfg(feature = "process")]
+pub(crate) fn process_program(grant: &Inventory<'_>, pid: u32) -> Result<Vec<u64>, LockdownError> {
+    let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
+        missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
+    })?;
+    Ok(bpf_program(rules::process_table(arch, sockets(grant), pid))?
+        .into_iter()
+        .map(|insn| {
+            (u64::from(insn.code) << 48)
+                | (u64::from(insn.jt) << 40)
+                | (u64::from(insn.jf) << 32)
+                | u64::from(insn.k)
+        })
+        .collect())
 }
 
 /// A table compiled into the form seccompiler installs.

@@ -262,7 +262,13 @@ where
     } else {
         Lockdown::best_effort()
     };
-    match fault::contain(|| lockdown::confine_process(lockdown, &grant.inventory())) {
+    // The program compiled on the supervisor's side assumed this process id.
+    let program: &[u64] = if std::process::id() == wire::COMPONENT_PID {
+        &request.seccomp
+    } else {
+        &[]
+    };
+    match fault::contain(|| lockdown::confine_process(lockdown, &grant.inventory(), program)) {
         Ok(Ok(enforcement)) => {
             report.enforced.push(format!(
                 "Landlock {:?} and seccomp {}",

@@ -6,7 +6,7 @@
 //! restarts, strategies, intensity, events and status need nothing new.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::fault::{self, Decided, FaultKind, PanicLocation, ProcessExit};
 use crate::grant::{Capability, Inventory, ReissueError};
 use crate::limits::{Budget, Limits};
-use crate::lockdown::{Lockdown, LockdownError, Mode, Policy};
+use crate::lockdown::{self, Lockdown, LockdownError, Mode, Policy};
 use crate::mailbox::Tracked;
 use crate::revoke::Revoker;
 use crate::signal::{RaiseHook, Signal};
@@ -39,6 +39,9 @@ pub(crate) struct ProcessWorker<G, E> {
     lockdown: Lockdown,
     /// What the child's own resource limits enforce.
     limits: Limits,
+    /// The children's seccomp program, compiled at the first start and
+    /// shared by a pool's members.
+    seccomp: Arc<OnceLock<Vec<u64>>>,
 }
 
 impl<G, E> ProcessWorker<G, E> {
@@ -48,6 +51,7 @@ impl<G, E> ProcessWorker<G, E> {
             grant,
             lockdown: Lockdown::require(),
             limits: Limits::new(),
+            seccomp: Arc::default(),
         }
     }
 }
@@ -58,6 +62,17 @@ where
     E: Into<BoxError> + 'static,
 {
     fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError> {
+        // Listing the grant is user code; a panic there leaves the program
+        // to the child, whose own listing reports it.
+        let seccomp = self.seccomp.get_or_init(|| {
+            fault::contain(|| {
+                lockdown::process_program(&self.grant.inventory(), wire::COMPONENT_PID)
+            })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+        });
+        let seccomp = seccomp.clone();
         let mut grant = self.grant.reissue()?;
         for revoker in revokers {
             grant.attach_revoker(revoker);
@@ -78,6 +93,7 @@ where
                 threads: self.limits.thread_limit(),
             },
             cpu_budget: self.limits.cpu_budget(),
+            seccomp,
         }))
     }
 
@@ -95,6 +111,7 @@ where
             grant: self.grant.reissue()?,
             lockdown: self.lockdown,
             limits: self.limits,
+            seccomp: Arc::clone(&self.seccomp),
         }))
     }
 
@@ -128,6 +145,7 @@ struct ProcessInstance<G> {
     revokers: Vec<Revoker>,
     confinement: Confinement,
     cpu_budget: Option<std::time::Duration>,
+    seccomp: Vec<u64>,
 }
 
 /// A running child as its kill hooks see it.
@@ -162,7 +180,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         self.grant.inventory()
     }
 
-    fn run(self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
+    fn run(mut self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
         let zygote = zygote::zygote().ok_or_else(|| {
             start_failed(
                 "a process child needs compartment::process::init(&[...]) as the first line of main"
@@ -188,6 +206,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             instance: cx.instance(),
             confinement: self.confinement,
             grant: std::mem::take(&mut packing.bytes),
+            seccomp: std::mem::take(&mut self.seccomp),
         };
         let started = {
             let mut descriptors = vec![&control_child, &output_child];

@@ -36,7 +36,15 @@ pub(crate) struct SpawnRequest {
     pub(crate) instance: u64,
     pub(crate) confinement: Confinement,
     pub(crate) grant: Vec<u8>,
+    /// The child's seccomp program, compiled once per specification for a
+    /// component whose process id is [`COMPONENT_PID`]; empty if it could
+    /// not be (the child then compiles its own).
+    pub(crate) seccomp: Vec<u64>,
 }
+
+/// The component's process id in its own pid namespace: the second
+/// process, after the namespace's init.
+pub(crate) const COMPONENT_PID: u32 = 2;
 
 /// How a process child is confined, decided on the supervisor's side.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
