@@ -77,10 +77,10 @@ mod linux;
 mod rules;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub use linux::Policy;
-#[cfg(all(target_os = "linux", feature = "process"))]
-pub(crate) use linux::{confine_process, process_program};
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub(crate) use linux::confinement;
+#[cfg(all(target_os = "linux", feature = "process"))]
+pub(crate) use linux::{confine_process, process_program};
 
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
 mod unsupported;

@@ -211,7 +211,7 @@ pub(crate) struct ThreadGroup {
     /// The process running the instance, for a process child (0: none);
     /// `status()` reads its usage.
     #[cfg(all(feature = "process", target_os = "linux"))]
-    process: std::sync::atomic::AtomicU32,
+    process: Mutex<Option<Arc<crate::process::Running>>>,
 }
 
 /// A thread of the group: how to wait for it, and its result.
@@ -256,23 +256,20 @@ impl ThreadGroup {
             live: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(Vec::new()),
             #[cfg(all(feature = "process", target_os = "linux"))]
-            process: std::sync::atomic::AtomicU32::new(0),
+            process: Mutex::new(None),
         }
     }
 
     /// Records the process running the instance (`None` once it ended).
     #[cfg(all(feature = "process", target_os = "linux"))]
-    pub(crate) fn set_process(&self, pid: Option<u32>) {
-        self.process.store(pid.unwrap_or(0), Ordering::Release);
+    pub(crate) fn set_process(&self, running: Option<crate::process::Running>) {
+        *self.process.lock() = running.map(Arc::new);
     }
 
     /// The process running the instance, if it runs in one.
     #[cfg(all(feature = "process", target_os = "linux"))]
-    pub(crate) fn process(&self) -> Option<u32> {
-        match self.process.load(Ordering::Acquire) {
-            0 => None,
-            pid => Some(pid),
-        }
+    pub(crate) fn process(&self) -> Option<Arc<crate::process::Running>> {
+        self.process.lock().clone()
     }
 
     /// Threads of this instance running now.

@@ -723,6 +723,7 @@ fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     assert_eq!(holder.kind, NodeKind::Process);
     let process = holder
         .process
+        .as_ref()
         .expect("a running process child has a process");
     assert!(process.pid > 0);
     assert!(
@@ -730,6 +731,15 @@ fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
         "{process:?}"
     );
     assert!(process.cpu.is_some(), "{process:?}");
+    // Confined in full, and saying so.
+    assert_eq!(process.missing, Vec::<String>::new());
+    for part in ["namespaces", "empty read-only root", "Landlock"] {
+        assert!(
+            process.enforced.iter().any(|e| e.contains(part)),
+            "{part}: {:?}",
+            process.enforced
+        );
+    }
     // Its process lives in other user and network namespaces than the host.
     for namespace in ["user", "net"] {
         let ours = std::fs::read_link(format!("/proc/self/ns/{namespace}")).unwrap();

@@ -415,15 +415,17 @@ pub(crate) fn process_program(grant: &Inventory<'_>, pid: u32) -> Result<Vec<u64
     let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
         missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
     })?;
-    Ok(bpf_program(rules::process_table(arch, sockets(grant), pid))?
-        .into_iter()
-        .map(|insn| {
-            (u64::from(insn.code) << 48)
-                | (u64::from(insn.jt) << 40)
-                | (u64::from(insn.jf) << 32)
-                | u64::from(insn.k)
-        })
-        .collect())
+    Ok(
+        bpf_program(rules::process_table(arch, sockets(grant), pid))?
+            .into_iter()
+            .map(|insn| {
+                (u64::from(insn.code) << 48)
+                    | (u64::from(insn.jt) << 40)
+                    | (u64::from(insn.jf) << 32)
+                    | u64::from(insn.k)
+            })
+            .collect(),
+    )
 }
 
 /// A table compiled into the form seccompiler installs.

@@ -283,6 +283,7 @@ where
         &control,
         &FromChild::Confined {
             enforced: report.enforced,
+            missing: report.missing,
         },
     )
     .is_err()

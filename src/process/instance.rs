@@ -14,6 +14,7 @@ use rustix::process::{WaitId, WaitIdOptions};
 
 use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
+use super::usage::Running as Published;
 use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
 use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
@@ -223,12 +224,30 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             pidfd: started.pidfd,
             killed: Mutex::new(None),
         });
-        cx.threads().set_process(u32::try_from(started.pid).ok());
+        let pid = u32::try_from(started.pid).unwrap_or_default();
+        cx.threads().set_process(Some(Published {
+            pid,
+            ..Published::default()
+        }));
         let control = Arc::new(control);
         let hooks = watch(&running, &control, &packing, &self.revokers, cx);
         let gone = Arc::new(Signal::new());
-        let pumps = start_pumps(&mut packing, &gone, cx, &running);
+        // The bridges start once the child has said how it is confined, so
+        // that nothing it sends overtakes what `status()` shows of it.
+        let (pumps, early) = match receive(&control) {
+            Some(FromChild::Confined { enforced, missing }) => {
+                cx.threads().set_process(Some(Published {
+                    pid,
+                    enforced,
+                    missing,
+                }));
+                (start_pumps(&mut packing, &gone, cx, &running), None)
+            }
+            // It refused, or died, before it was confined.
+            early => (Vec::new(), early),
+        };
         let (reported, tail) = serve(&control, &output);
+        let reported = reported.or(early);
         let status = wait(&running.pidfd);
         cx.threads().set_process(None);
         gone.raise();
@@ -317,6 +336,13 @@ fn start_pumps(
     started
 }
 
+/// The child's next report; `None` once it has closed its end (or sent
+/// something that is not a report).
+fn receive(control: &OwnedFd) -> Option<FromChild> {
+    let (bytes, _) = wire::recv_packet(control.as_fd()).ok()??;
+    wire::decode(&bytes).ok()
+}
+
 /// Reads the child's reports and output until it has closed both; returns
 /// its last report and the tail of its output.
 fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
@@ -342,13 +368,9 @@ fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
         drop(fds);
         let mut ready = ready.into_iter();
         if control_open && ready.next() == Some(true) {
-            match wire::recv_packet(control.as_fd()) {
-                Ok(Some((bytes, _))) => match wire::decode::<FromChild>(&bytes) {
-                    Ok(FromChild::Confined { .. }) => {}
-                    Ok(report) => reported = Some(report),
-                    Err(_) => control_open = false,
-                },
-                Ok(None) | Err(_) => control_open = false,
+            match receive(control) {
+                Some(report) => reported = Some(report),
+                None => control_open = false,
             }
         }
         if output_open && ready.next() == Some(true) {

@@ -4,16 +4,30 @@ use std::time::Duration;
 
 use crate::supervisor::ProcessUsage;
 
-/// The usage of the process child whose middle process is `pid`: the
-/// component's process is its grandchild (the middle forks the namespace's
-/// init, which forks the component).
-pub(crate) fn usage(pid: u32) -> ProcessUsage {
+/// A process child's running process, as its proxy records it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Running {
+    /// The middle process, which the supervisor waits on.
+    pub(crate) pid: u32,
+    /// What its confinement enforces, and what the host could not give,
+    /// once the child has said.
+    pub(crate) enforced: Vec<String>,
+    pub(crate) missing: Vec<String>,
+}
+
+/// The usage of a running process child. The component's process is the
+/// middle's grandchild (the middle forks the namespace's init, which forks
+/// the component).
+pub(crate) fn usage(running: &Running) -> ProcessUsage {
+    let pid = running.pid;
     let component = child_of(pid).and_then(child_of);
     let measured = component.unwrap_or(pid);
     ProcessUsage {
         pid,
         resident: resident(measured),
         cpu: cpu(measured),
+        enforced: running.enforced.clone(),
+        missing: running.missing.clone(),
     }
 }
 

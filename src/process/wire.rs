@@ -78,8 +78,12 @@ pub(crate) enum ToChild {
 /// From a child to its supervisor.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromChild {
-    /// Confined as required; the entry is about to run.
-    Confined { enforced: Vec<String> },
+    /// Confined as required (or as far as the host allows, under
+    /// `BestEffort`); the entry is about to run.
+    Confined {
+        enforced: Vec<String>,
+        missing: Vec<String>,
+    },
     /// The confinement could not be put in place as required; the entry
     /// never ran.
     Refused { missing: String },

@@ -61,8 +61,9 @@ pub enum NodeKind {
     },
 }
 
-/// What a process child's running process uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A process child's running process: what it uses, and how it is
+/// confined.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessUsage {
     /// The process's id (the middle process the supervisor waits on).
     pub pid: u32,
@@ -70,6 +71,13 @@ pub struct ProcessUsage {
     pub resident: Option<u64>,
     /// CPU time the component's process has used.
     pub cpu: Option<Duration>,
+    /// The parts of its confinement in force, once the child has reported
+    /// them (namespaces, empty root, descriptors, limits, Landlock and
+    /// seccomp).
+    pub enforced: Vec<String>,
+    /// The parts the host could not give: empty under `Require` (such a
+    /// child does not run); under `BestEffort`, what it runs without.
+    pub missing: Vec<String>,
 }
 
 /// One node of the live tree.
@@ -192,6 +200,9 @@ impl fmt::Display for Status {
                 if let Some(cpu) = process.cpu {
                     write!(f, " cpu={cpu:?}")?;
                 }
+                if !process.missing.is_empty() {
+                    write!(f, " [confined without: {}]", process.missing.join("; "))?;
+                }
             }
             if let Some(enforcement) = &node.lockdown {
                 write!(f, " [locked down: {enforcement}]")?;
@@ -252,7 +263,7 @@ impl StatusBoard {
                         .threads
                         .as_ref()
                         .and_then(|threads| threads.process())
-                        .map(crate::process::usage);
+                        .map(|running| crate::process::usage(&running));
                 }
                 status.threads = entry.threads.map_or(0, |threads| threads.live());
                 status
