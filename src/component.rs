@@ -196,6 +196,10 @@ pub(crate) trait WorkerFactory: Send {
     fn runs_in_process(&self) -> bool {
         false
     }
+
+    /// Takes how a process child is started; nothing for other children.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    fn spawn_by(&mut self, _spawning: crate::process::Spawning) {}
 }
 
 struct Worker<G, E> {
@@ -375,6 +379,17 @@ impl Child {
             factory: Box::new(crate::process::ProcessWorker::new(entry, grant)),
             lockdown: None,
         }
+    }
+
+    /// How a [process child](Self::process) is started: cloned from the
+    /// zygote (the default) or by running the program again (see
+    /// [`Spawning`](crate::process::Spawning)). Has no effect on a thread
+    /// child.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    #[must_use]
+    pub fn spawning(mut self, spawning: crate::process::Spawning) -> Self {
+        self.factory.spawn_by(spawning);
+        self
     }
 
     /// The child's name within its supervisor.

@@ -48,8 +48,11 @@
 //!
 //! Each child is created by the zygote with `clone3(CLONE_PARENT |
 //! CLONE_PIDFD)`, so the supervisor's process is its parent and holds a
-//! pidfd to wait on and kill it without races. Before the entry runs, the
-//! child:
+//! pidfd to wait on and kill it without races. Where the kernel (or a
+//! container's filter) refuses that, or for a child specified with
+//! [`Spawning::Reexec`], the supervisor runs its own program again instead,
+//! and `init` in the new process picks up the child's request. Before the
+//! entry runs, the child:
 //!
 //! - asks to be killed when the supervisor's process ends;
 //! - enters new user, mount, pid, ipc, uts and network namespaces — a
@@ -102,6 +105,7 @@ mod child;
 mod entry;
 mod instance;
 mod portable;
+mod reexec;
 mod sys;
 mod usage;
 mod wire;
@@ -109,6 +113,7 @@ mod zygote;
 
 pub use entry::{Entry, Registered};
 pub use portable::{PackError, Packing, Portable, Unpacking};
+pub use reexec::Spawning;
 pub use zygote::{InitError, init};
 
 pub(crate) use bridge::{Codec, Demand};

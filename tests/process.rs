@@ -22,7 +22,7 @@ use std::time::Duration;
 use compartment::caps::{Dir, MonotonicClock, Net, NetRule, ReadOnlyDir};
 use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
-use compartment::process::Portable;
+use compartment::process::{Portable, Spawning};
 use compartment::supervisor::NodeKind;
 use compartment::{
     Child, Context, Fault, FaultKind, Grant, Limits, ProcessExit, Restart, Revoker, Supervisor,
@@ -543,32 +543,38 @@ fn a_cpu_burner_meets_its_budget() {
     );
 }
 
-fn no_message_is_lost_across_100_crashes() {
+/// Sends `count` messages through a relay child that crashes once on each
+/// odd one, started as `spawning` says, and checks every message arrives
+/// once and every crash names its message.
+fn relay_through_crashes(count: u32, spawning: Spawning) {
     let sandbox = common::Sandbox::new();
     let (inbox_tx, inbox) = channel::bounded(16).unwrap();
     let (out, results) = channel::bounded(256).unwrap();
     let supervisor = Supervisor::new("host").intensity(1000, Duration::from_secs(600));
     let events = supervisor.events(4096);
     let system = supervisor
-        .child(Child::process(
-            "relay",
-            entry!(relays),
-            Relay {
-                inbox,
-                out,
-                notes: sandbox.root(),
-            },
-        ))
+        .child(
+            Child::process(
+                "relay",
+                entry!(relays),
+                Relay {
+                    inbox,
+                    out,
+                    notes: sandbox.root(),
+                },
+            )
+            .spawning(spawning),
+        )
         .start()
         .unwrap();
     let feeder = std::thread::spawn(move || {
-        for message in 0..200u32 {
+        for message in 0..count {
             inbox_tx.send(message).unwrap();
         }
         inbox_tx
     });
     let mut received: Vec<u32> = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..count {
         match results.recv_timeout(PATIENCE) {
             Ok(message) => received.push(message),
             Err(_) => panic!(
@@ -579,14 +585,18 @@ fn no_message_is_lost_across_100_crashes() {
     }
     let _inbox_tx = feeder.join().unwrap();
     received.sort_unstable();
-    assert_eq!(received, (0..200).collect::<Vec<_>>());
+    assert_eq!(received, (0..count).collect::<Vec<_>>());
     system.shutdown();
     let faults: Vec<Event> = events
         .drain()
         .into_iter()
         .filter(|e| matches!(e.kind, EventKind::Faulted { .. }))
         .collect();
-    assert_eq!(faults.len(), 100, "one crash per odd message");
+    assert_eq!(
+        faults.len(),
+        count as usize / 2,
+        "one crash per odd message"
+    );
     for event in &faults {
         let EventKind::Faulted { fault } = &event.kind else {
             unreachable!()
@@ -599,6 +609,14 @@ fn no_message_is_lost_across_100_crashes() {
         assert_eq!(message % 2, 1, "{fault}");
         assert_eq!(in_flight.attempts, 1);
     }
+}
+
+fn no_message_is_lost_across_100_crashes() {
+    relay_through_crashes(200, Spawning::Zygote);
+}
+
+fn no_message_is_lost_across_crashes_of_a_program_started_again() {
+    relay_through_crashes(20, Spawning::Reexec);
 }
 
 fn only_the_grants_descriptors_exist_in_the_child() {
@@ -646,9 +664,9 @@ fn only_the_grants_descriptors_exist_in_the_child() {
     assert_eq!(open.len(), 7, "{open:?}");
 }
 
-/// Runs `tries_to_escape` in a process child, or in a thread when
-/// `process` is false, and returns what got through.
-fn escape_attempts(process: bool) -> Vec<String> {
+/// Runs `tries_to_escape` in a process child started as `process` says,
+/// or in a thread when it is `None`, and returns what got through.
+fn escape_attempts(process: Option<Spawning>) -> Vec<String> {
     let sandbox = common::Sandbox::new();
     sandbox.plant_symlink(sandbox.outer.clone(), "out");
     let reference = common::Sandbox::new();
@@ -659,10 +677,11 @@ fn escape_attempts(process: bool) -> Vec<String> {
         reference: reference.root().into_read_only(),
         report,
     };
-    let child = if process {
-        Child::process("escapee", entry!(tries_to_escape), grant)
-    } else {
-        Child::new("escapee", tries_to_escape, grant)
+    let child = match process {
+        Some(spawning) => {
+            Child::process("escapee", entry!(tries_to_escape), grant).spawning(spawning)
+        }
+        None => Child::new("escapee", tries_to_escape, grant),
     };
     let system = Supervisor::new("host")
         .child(child.restart(Restart::Transient))
@@ -680,7 +699,7 @@ fn escape_attempts(process: bool) -> Vec<String> {
 
 fn the_child_cannot_leave_its_grant() {
     // In a thread, the same attempts get through: the test can fail.
-    let from_a_thread = escape_attempts(false);
+    let from_a_thread = escape_attempts(None);
     for expected in ["read /etc/passwd", "read /proc/self/maps", "stat /usr"] {
         assert!(
             from_a_thread.iter().any(|e| e == expected),
@@ -693,7 +712,14 @@ fn the_child_cannot_leave_its_grant() {
             .any(|e| e.starts_with("write through read-only descriptor")),
         "{from_a_thread:?}"
     );
-    assert_eq!(escape_attempts(true), Vec::<String>::new());
+    assert_eq!(
+        escape_attempts(Some(Spawning::Zygote)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        escape_attempts(Some(Spawning::Reexec)),
+        Vec::<String>::new()
+    );
 }
 
 fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
@@ -927,6 +953,10 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
     (
         "no_message_is_lost_across_100_crashes",
         no_message_is_lost_across_100_crashes,
+    ),
+    (
+        "no_message_is_lost_across_crashes_of_a_program_started_again",
+        no_message_is_lost_across_crashes_of_a_program_started_again,
     ),
     (
         "only_the_grants_descriptors_exist_in_the_child",

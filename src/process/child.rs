@@ -41,8 +41,9 @@ pub struct Launch {
     pub(crate) request: SpawnRequest,
     /// The control socket, the output pipe, then the grant's.
     pub(crate) descriptors: Vec<OwnedFd>,
-    /// The zygote's own socket, which the child closes.
-    pub(crate) zygote: RawFd,
+    /// The zygote's own socket, which the child closes (none when the
+    /// program was started again instead).
+    pub(crate) zygote: Option<RawFd>,
     /// Whether the zygote is in an empty network namespace of its own,
     /// which its children share.
     pub(crate) network_shared: bool,
@@ -91,7 +92,9 @@ where
     };
     let grant_fds: Vec<OwnedFd> = descriptors.collect();
     // The zygote's socket is the zygote's alone.
-    let _ = sys::close_range(zygote as u32, zygote as u32);
+    if let Some(zygote) = zygote.and_then(|fd| u32::try_from(fd).ok()) {
+        let _ = sys::close_range(zygote, zygote);
+    }
     let dies_with_parent = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let parent = rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get());
     if dies_with_parent.is_err() || parent != Some(request.supervisor) {

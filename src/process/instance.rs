@@ -6,6 +6,7 @@
 //! restarts, strategies, intensity, events and status need nothing new.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -14,6 +15,7 @@ use rustix::process::{WaitId, WaitIdOptions};
 
 use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
+use super::reexec::{self, Spawning};
 use super::usage::Running as Published;
 use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
@@ -43,6 +45,7 @@ pub(crate) struct ProcessWorker<G, E> {
     /// The children's seccomp program, compiled at the first start and
     /// shared by a pool's members.
     seccomp: Arc<OnceLock<Vec<u64>>>,
+    spawning: Spawning,
 }
 
 impl<G, E> ProcessWorker<G, E> {
@@ -53,6 +56,7 @@ impl<G, E> ProcessWorker<G, E> {
             lockdown: Lockdown::require(),
             limits: Limits::new(),
             seccomp: Arc::default(),
+            spawning: Spawning::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ where
             },
             cpu_budget: self.limits.cpu_budget(),
             seccomp,
+            spawning: self.spawning,
         }))
     }
 
@@ -113,6 +118,7 @@ where
             lockdown: self.lockdown,
             limits: self.limits,
             seccomp: Arc::clone(&self.seccomp),
+            spawning: self.spawning,
         }))
     }
 
@@ -123,6 +129,10 @@ where
 
     fn runs_in_process(&self) -> bool {
         true
+    }
+
+    fn spawn_by(&mut self, spawning: Spawning) {
+        self.spawning = spawning;
     }
 
     fn take_limits(&mut self, limits: Limits) -> Limits {
@@ -147,6 +157,7 @@ struct ProcessInstance<G> {
     confinement: Confinement,
     cpu_budget: Option<std::time::Duration>,
     seccomp: Vec<u64>,
+    spawning: Spawning,
 }
 
 /// A running child as its kill hooks see it.
@@ -212,7 +223,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         let started = {
             let mut descriptors = vec![&control_child, &output_child];
             descriptors.extend(packing.descriptors.iter());
-            zygote.spawn(&request, &descriptors).map_err(start_failed)?
+            start_child(zygote, self.spawning, &request, &descriptors).map_err(start_failed)?
         };
         // The child has its copies.
         drop((
@@ -275,6 +286,27 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             ))),
         }
     }
+}
+
+/// Whether the zygote could not clone in this process: every later child
+/// is started by running the program again.
+static CANNOT_CLONE: AtomicBool = AtomicBool::new(false);
+
+/// Starts the child as `spawning` says, falling back to running the
+/// program again where the zygote cannot clone.
+fn start_child(
+    zygote: &zygote::Zygote,
+    spawning: Spawning,
+    request: &SpawnRequest,
+    descriptors: &[&OwnedFd],
+) -> Result<zygote::Started, String> {
+    if spawning == Spawning::Zygote && !CANNOT_CLONE.load(Ordering::Acquire) {
+        if let Some(started) = zygote.spawn(request, descriptors)? {
+            return Ok(started);
+        }
+        CANNOT_CLONE.store(true, Ordering::Release);
+    }
+    reexec::spawn(request, descriptors)
 }
 
 /// Kills the child when a capability it holds (or its instance) is

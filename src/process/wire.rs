@@ -64,8 +64,17 @@ pub(crate) struct Confinement {
 /// The zygote's answer; `Spawned` carries the child's pidfd.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ZygoteReply {
-    Spawned { pid: i32 },
-    Refused { reason: String },
+    Spawned {
+        pid: i32,
+    },
+    Refused {
+        reason: String,
+    },
+    /// The kernel (or a filter) refuses the zygote's `clone3`: start
+    /// children by running the program again.
+    CannotClone {
+        reason: String,
+    },
 }
 
 /// From the supervisor to a running child.

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::child::{self, Launch};
 use super::entry::Registered;
+use super::reexec;
 use super::sys::{self, Spawned};
 use super::wire::{self, SpawnRequest, ZygoteReply};
 
@@ -61,12 +62,13 @@ pub(crate) struct Started {
 
 impl Zygote {
     /// Asks the zygote to start a child for `request`, handing it
-    /// `descriptors`.
+    /// `descriptors`. `Ok(None)`: the zygote cannot clone here; start the
+    /// child by running the program again.
     pub(crate) fn spawn(
         &self,
         request: &SpawnRequest,
         descriptors: &[&OwnedFd],
-    ) -> Result<Started, String> {
+    ) -> Result<Option<Started>, String> {
         let bytes = wire::encode(request).map_err(|err| err.to_string())?;
         let borrowed: Vec<_> = descriptors.iter().map(|fd| fd.as_fd()).collect();
         let socket = self.socket.lock();
@@ -78,10 +80,11 @@ impl Zygote {
         drop(socket);
         match wire::decode::<ZygoteReply>(&reply).map_err(|err| err.to_string())? {
             ZygoteReply::Spawned { pid } => match fds.pop() {
-                Some(pidfd) => Ok(Started { pid, pidfd }),
+                Some(pidfd) => Ok(Some(Started { pid, pidfd })),
                 None => Err("the zygote answered without a pidfd".to_owned()),
             },
             ZygoteReply::Refused { reason } => Err(reason),
+            ZygoteReply::CannotClone { .. } => Ok(None),
         }
     }
 }
@@ -119,6 +122,8 @@ impl Zygote {
 /// }
 /// ```
 pub fn init(entries: &[&dyn Registered]) -> Result<(), InitError> {
+    // A program started again as a process child runs its entry here.
+    reexec::serve_if_child(entries);
     if ZYGOTE.get().is_some() {
         return Err(InitError::AlreadyStarted);
     }
@@ -180,7 +185,7 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
                 let reply = wire::encode(&ZygoteReply::Spawned { pid });
                 reply.and_then(|reply| wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()]))
             }
-            Err(reason) => wire::send(socket, &ZygoteReply::Refused { reason }),
+            Err(refusal) => wire::send(socket, &refusal),
         };
         if reply.is_err() {
             sys::exit_now(0);
@@ -196,33 +201,36 @@ fn start(
     descriptors: Vec<OwnedFd>,
     socket: &OwnedFd,
     network_shared: bool,
-) -> Result<(i32, OwnedFd), String> {
-    let request: SpawnRequest = wire::decode(bytes).map_err(|err| err.to_string())?;
+) -> Result<(i32, OwnedFd), ZygoteReply> {
+    let refused = |reason: String| ZygoteReply::Refused { reason };
+    let request: SpawnRequest = wire::decode(bytes).map_err(|err| refused(err.to_string()))?;
     let entry = entries
         .iter()
         .find(|entry| entry.name() == request.entry)
         .ok_or_else(|| {
-            format!(
+            refused(format!(
                 "no entry `{}` was passed to compartment::process::init",
                 request.entry
-            )
+            ))
         })?;
     if entry.fingerprint() != request.fingerprint {
-        return Err(format!(
+        return Err(refused(format!(
             "the entry `{}` passed to compartment::process::init takes other types than this child's",
             request.entry
-        ));
+        )));
     }
     match sys::clone_beside() {
         Ok(Spawned::Child) => entry.launch(Launch {
             request,
             descriptors,
-            zygote: socket.as_raw_fd(),
+            zygote: Some(socket.as_raw_fd()),
             network_shared,
         }),
         Ok(Spawned::Parent { pid, pidfd }) => pidfd
             .map(|pidfd| (pid, pidfd))
-            .ok_or_else(|| "no pidfd".to_owned()),
-        Err(err) => Err(format!("the zygote could not create a process: {err}")),
+            .ok_or_else(|| refused("no pidfd".to_owned())),
+        Err(err) => Err(ZygoteReply::CannotClone {
+            reason: format!("the zygote could not create a process: {err}"),
+        }),
     }
 }
