@@ -120,7 +120,7 @@ pub(crate) use bridge::{Codec, Demand};
 pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
 pub(crate) use instance::ProcessWorker;
-pub(crate) use usage::{Running, usage};
+pub(crate) use usage::{RunningProcess, usage};
 pub(crate) use wire::write_frame;
 
 #[doc(hidden)]

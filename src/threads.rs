@@ -211,7 +211,7 @@ pub(crate) struct ThreadGroup {
     /// The process running the instance, for a process child (0: none);
     /// `status()` reads its usage.
     #[cfg(all(feature = "process", target_os = "linux"))]
-    process: Mutex<Option<Arc<crate::process::Running>>>,
+    process: Mutex<Option<Arc<crate::process::RunningProcess>>>,
 }
 
 /// A thread of the group: how to wait for it, and its result.
@@ -262,13 +262,13 @@ impl ThreadGroup {
 
     /// Records the process running the instance (`None` once it ended).
     #[cfg(all(feature = "process", target_os = "linux"))]
-    pub(crate) fn set_process(&self, running: Option<crate::process::Running>) {
+    pub(crate) fn set_process(&self, running: Option<crate::process::RunningProcess>) {
         *self.process.lock() = running.map(Arc::new);
     }
 
     /// The process running the instance, if it runs in one.
     #[cfg(all(feature = "process", target_os = "linux"))]
-    pub(crate) fn process(&self) -> Option<Arc<crate::process::Running>> {
+    pub(crate) fn process(&self) -> Option<Arc<crate::process::RunningProcess>> {
         self.process.lock().clone()
     }
 

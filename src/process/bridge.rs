@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{self, read_frame, write_frame};
-use crate::channel::{self, Receiver, Sender};
+use crate::channel::{self, Receiver, Sender, TrySendError};
 use crate::context::describe;
 use crate::fault;
 use crate::mailbox::{Mailbox, Tracked};
@@ -168,9 +168,20 @@ where
                 _ => None,
             };
             let Some(message) = message else { break };
-            let answer = match self.tx.send_with(message, &[gone], None) {
+            // Delivered if the channel has room, even once the child is
+            // gone (what it sent before it died was sent); waiting for room
+            // ends with the child.
+            let sent = match self.tx.try_send(message) {
+                Err(TrySendError::Full(message)) => self
+                    .tx
+                    .send_with(message, &[gone], None)
+                    .map_err(|(message, _)| message),
+                Err(other) => Err(other.into_inner()),
+                Ok(()) => Ok(()),
+            };
+            let answer = match sent {
                 Ok(()) => ACCEPTED,
-                Err((message, _)) => {
+                Err(message) => {
                     let _ = fault::drop_contained(message);
                     CLOSED
                 }
@@ -224,7 +235,7 @@ where
 
 /// The child's sending pump: turns each acknowledgement into the credit
 /// for the next message; closes the outbox when the channel closes.
-pub(super) fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
+fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
     while let Ok(Some(answer)) = read_frame(&mut socket) {
         if answer != [ACCEPTED] || credit.send(()).is_err() {
             break;
@@ -252,6 +263,35 @@ fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, mut socket: UnixStre
 
 pub(super) fn socket(fd: OwnedFd) -> UnixStream {
     UnixStream::from(fd)
+}
+
+/// Rebuilds a sending endpoint in the child: an outbox that writes with
+/// `codec` on the sending thread, holding one credit to start with (the
+/// first message needs no acknowledgement), and a pump that reads what the
+/// supervisor's side answers (`pump` gets the credits to hand out and the
+/// socket).
+pub(super) fn unpack_sender<T, C>(
+    unpacking: &mut Unpacking,
+    codec: C,
+    pump: impl FnOnce(cb::Sender<()>, UnixStream) + Send + 'static,
+) -> Result<Sender<T>, PackError>
+where
+    C: Codec<T> + 'static,
+{
+    let socket = socket(unpacking.descriptor()?);
+    let writing = socket.try_clone()?;
+    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let (credit_tx, credit) = cb::bounded(1);
+    let _ = credit_tx.send(());
+    unpacking.pumps.push(ChildPump {
+        run: Box::new(move || pump(credit_tx, socket)),
+    });
+    let outbox = channel::Outbox {
+        codec: Box::new(codec),
+        socket: Arc::new(parking_lot::Mutex::new(writing)),
+        credit,
+    };
+    Ok(channel::bridged_sender(outbox, id, capacity))
 }
 
 /// Packs one endpoint: a socket pair whose parent end `pump` serves, the
@@ -285,21 +325,7 @@ where
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        let socket = socket(unpacking.descriptor()?);
-        let writing = socket.try_clone()?;
-        let (id, capacity): (u64, usize) = unpacking.data()?;
-        let (credit_tx, credit) = cb::bounded(1);
-        // The first message needs no acknowledgement.
-        let _ = credit_tx.send(());
-        unpacking.pumps.push(ChildPump {
-            run: Box::new(move || pump_credits(credit_tx, socket)),
-        });
-        let outbox = channel::Outbox {
-            codec: Box::new(Plain),
-            socket: Arc::new(parking_lot::Mutex::new(writing)),
-            credit,
-        };
-        Ok(channel::bridged_sender(outbox, id, capacity))
+        unpack_sender(unpacking, Plain, pump_credits)
     }
 }
 

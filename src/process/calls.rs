@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::bridge::{
     ACCEPTED, CLOSED, ChildPump, Codec, Demand, ParentPump, WANT, Writer, decode, pack_endpoint,
-    socket,
+    socket, unpack_sender,
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{read_frame, write_frame};
@@ -38,7 +38,63 @@ const ANSWER: u8 = 5;
 const NO_REPLY: u8 = 6;
 
 /// Reply endpoints waiting for their answer, by request number.
-type Waiting<A> = Arc<Mutex<HashMap<u64, ReplyTo<A>>>>;
+type Waiting<A> = Arc<Mutex<Table<A>>>;
+
+/// Requests waiting for their answer, and answers that came before their
+/// request's reply endpoint was filed (a child files it once its request is
+/// written, and the answer can be quicker).
+struct Table<A> {
+    replies: HashMap<u64, ReplyTo<A>>,
+    /// `None`: the reply endpoint on the other side was dropped unanswered.
+    early: HashMap<u64, Option<A>>,
+}
+
+impl<A> Default for Table<A> {
+    fn default() -> Self {
+        Self {
+            replies: HashMap::new(),
+            early: HashMap::new(),
+        }
+    }
+}
+
+impl<A> Table<A> {
+    /// Files `reply` under `number`, or answers it at once if its answer
+    /// came first.
+    fn file(&mut self, number: u64, reply: ReplyTo<A>) {
+        match self.early.remove(&number) {
+            Some(answer) => deliver(reply, answer),
+            None => {
+                self.replies.insert(number, reply);
+            }
+        }
+    }
+
+    /// Answers request `number`, or keeps the answer until it is filed.
+    fn answer(&mut self, number: u64, answer: Option<A>) {
+        match self.replies.remove(&number) {
+            Some(reply) => deliver(reply, answer),
+            None => {
+                self.early.insert(number, answer);
+            }
+        }
+    }
+
+    /// Every caller still waiting learns that no answer will come.
+    fn close(&mut self) {
+        let _ = fault::drop_contained(std::mem::take(self));
+    }
+}
+
+/// Sends `answer` to its caller; with no answer, the dropped endpoint tells
+/// the caller none will come.
+fn deliver<A>(reply: ReplyTo<A>, answer: Option<A>) {
+    if let Some(answer) = answer {
+        if let Err(unsent) = reply.send(answer) {
+            let _ = fault::drop_contained(unsent);
+        }
+    }
+}
 
 /// `[tag][number][payload]`.
 fn numbered<T: Serialize>(tag: u8, number: u64, payload: &T) -> Option<Vec<u8>> {
@@ -74,20 +130,11 @@ fn deadline_in(left: Option<Duration>) -> Option<Instant> {
     left.and_then(|left| Instant::now().checked_add(left))
 }
 
-/// Answers a waiting caller from a numbered frame's payload: the answer, or
-/// nothing (the caller then sees `NoReply`).
+/// Answers a caller from a numbered frame's payload: the answer, or nothing
+/// (the caller then sees `NoReply`).
 fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, number: u64, payload: Option<&[u8]>) {
-    let Some(reply) = waiting.lock().remove(&number) else {
-        return;
-    };
-    match payload.and_then(decode::<A>) {
-        Some(answer) => {
-            if let Err(unsent) = reply.send(answer) {
-                let _ = fault::drop_contained(unsent);
-            }
-        }
-        None => drop(reply),
-    }
+    let answer = payload.and_then(decode::<A>);
+    waiting.lock().answer(number, answer);
 }
 
 /// How a process child answers a request it serves: across the bridge,
@@ -173,7 +220,7 @@ where
                 let Request { body, reply } = request;
                 let frame = numbered(REQUEST, next_number, &(&body, time_left(reply.deadline())));
                 let _ = fault::drop_contained(body);
-                waiting.lock().insert(next_number, reply);
+                waiting.lock().file(next_number, reply);
                 next_number += 1;
                 match frame {
                     Some(frame) if write_frame(&mut writing, &frame).is_ok() => {}
@@ -185,8 +232,7 @@ where
         if let Ok(reader) = reader {
             let _ = reader.join();
         }
-        // Callers still waiting learn that no answer will come.
-        let _ = fault::drop_contained(std::mem::take(&mut *waiting.lock()));
+        waiting.lock().close();
         None
     }
 }
@@ -379,7 +425,7 @@ impl<Q: Serialize, A: Send> Codec<Request<Q, A>> for Calls<A> {
         let number = self.next.fetch_add(1, Ordering::AcqRel);
         let Request { body, reply } = request;
         let _ = fault::drop_contained(body);
-        self.waiting.lock().insert(number, reply);
+        self.waiting.lock().file(number, reply);
     }
 }
 
@@ -403,7 +449,7 @@ fn pump_answers<A: DeserializeOwned>(
             _ => break,
         }
     }
-    let _ = fault::drop_contained(std::mem::take(&mut *waiting.lock()));
+    waiting.lock().close();
 }
 
 impl<Q, A> Portable for Sender<Request<Q, A>>
@@ -423,24 +469,14 @@ where
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        let socket = socket(unpacking.descriptor()?);
-        let writing = socket.try_clone()?;
-        let (id, capacity): (u64, usize) = unpacking.data()?;
-        let (credit_tx, credit) = cb::bounded(1);
-        let _ = credit_tx.send(());
         let waiting: Waiting<A> = Arc::default();
         let answers = Arc::clone(&waiting);
-        unpacking.pumps.push(ChildPump {
-            run: Box::new(move || pump_answers::<A>(credit_tx, socket, answers)),
-        });
-        let outbox = channel::Outbox {
-            codec: Box::new(Calls {
-                waiting,
-                next: AtomicU64::new(0),
-            }),
-            socket: Arc::new(Mutex::new(writing)),
-            credit,
+        let calls = Calls {
+            waiting,
+            next: AtomicU64::new(0),
         };
-        Ok(channel::bridged_sender(outbox, id, capacity))
+        unpack_sender(unpacking, calls, move |credit, socket| {
+            pump_answers::<A>(credit, socket, answers)
+        })
     }
 }

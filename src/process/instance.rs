@@ -16,7 +16,7 @@ use rustix::process::{WaitId, WaitIdOptions};
 use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
 use super::reexec::{self, Spawning};
-use super::usage::Running as Published;
+use super::usage::RunningProcess;
 use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
 use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
@@ -161,13 +161,13 @@ struct ProcessInstance<G> {
 }
 
 /// A running child as its kill hooks see it.
-struct Running {
+struct Killable {
     pidfd: OwnedFd,
     /// Why the supervisor killed it, if it did.
     killed: Mutex<Option<String>>,
 }
 
-impl Running {
+impl Killable {
     fn kill(&self, reason: String) {
         let mut killed = self.killed.lock();
         if killed.is_none() {
@@ -231,14 +231,14 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             output_child,
             std::mem::take(&mut packing.descriptors),
         ));
-        let running = Arc::new(Running {
+        let running = Arc::new(Killable {
             pidfd: started.pidfd,
             killed: Mutex::new(None),
         });
         let pid = u32::try_from(started.pid).unwrap_or_default();
-        cx.threads().set_process(Some(Published {
+        cx.threads().set_process(Some(RunningProcess {
             pid,
-            ..Published::default()
+            ..RunningProcess::default()
         }));
         let control = Arc::new(control);
         let hooks = watch(&running, &control, &packing, &self.revokers, cx);
@@ -247,7 +247,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         // that nothing it sends overtakes what `status()` shows of it.
         let (pumps, early) = match receive(&control) {
             Some(FromChild::Confined { enforced, missing }) => {
-                cx.threads().set_process(Some(Published {
+                cx.threads().set_process(Some(RunningProcess {
                     pid,
                     enforced,
                     missing,
@@ -313,7 +313,7 @@ fn start_child(
 /// revoked, and tells it when its instance is cancelled. The hooks live as
 /// long as the returned list.
 fn watch(
-    running: &Arc<Running>,
+    running: &Arc<Killable>,
     control: &Arc<OwnedFd>,
     packing: &Packing,
     revokers: &[Revoker],
@@ -353,7 +353,7 @@ fn start_pumps(
     packing: &mut Packing,
     gone: &Arc<Signal>,
     cx: &Context,
-    running: &Running,
+    running: &Killable,
 ) -> Vec<JoinHandle<Option<Tracked>>> {
     let mut started = Vec::new();
     for pump in packing.pumps.drain(..) {

@@ -6,7 +6,7 @@ use crate::supervisor::ProcessUsage;
 
 /// A process child's running process, as its proxy records it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Running {
+pub(crate) struct RunningProcess {
     /// The middle process, which the supervisor waits on.
     pub(crate) pid: u32,
     /// What its confinement enforces, and what the host could not give,
@@ -18,7 +18,7 @@ pub(crate) struct Running {
 /// The usage of a running process child. The component's process is the
 /// middle's grandchild (the middle forks the namespace's init, which forks
 /// the component).
-pub(crate) fn usage(running: &Running) -> ProcessUsage {
+pub(crate) fn usage(running: &RunningProcess) -> ProcessUsage {
     let pid = running.pid;
     let component = child_of(pid).and_then(child_of);
     let measured = component.unwrap_or(pid);
