@@ -341,6 +341,23 @@ fn dials(g: Dialer, _: &Context) -> Result {
     Ok(())
 }
 
+#[derive(Grant, Portable)]
+struct Poisoned {
+    inbox: Receiver<u32>,
+    out: Sender<u32>,
+}
+
+/// Echoes every message but 7, which aborts the process each time.
+fn chokes_on_seven(grant: Poisoned, cx: &Context) -> Result {
+    while let Ok(message) = cx.recv(&grant.inbox) {
+        if message == 7 {
+            std::process::abort();
+        }
+        grant.out.send(message)?;
+    }
+    Ok(())
+}
+
 fn unregistered(_: (), _: &Context) -> Result {
     Ok(())
 }
@@ -617,6 +634,41 @@ fn no_message_is_lost_across_100_crashes() {
 
 fn no_message_is_lost_across_crashes_of_a_program_started_again() {
     relay_through_crashes(20, Spawning::Reexec);
+}
+
+fn a_poison_message_is_dead_lettered() {
+    let (inbox_tx, inbox) = channel::bounded(8).unwrap();
+    let (out, results) = channel::bounded(8).unwrap();
+    let supervisor = Supervisor::new("host").intensity(100, Duration::from_secs(60));
+    let events = supervisor.events(256);
+    let system = supervisor
+        .child(
+            Child::process("choker", entry!(chokes_on_seven), Poisoned { inbox, out })
+                .poison_threshold(3),
+        )
+        .start()
+        .unwrap();
+    for message in [5, 7, 9] {
+        inbox_tx.send(message).unwrap();
+    }
+    let (letter, seen) = events.wait_for(PATIENCE, |e| {
+        matches!(e.kind, EventKind::DeadLettered { .. })
+    });
+    match letter.map(|e| e.kind) {
+        Some(EventKind::DeadLettered {
+            description,
+            attempts,
+            ..
+        }) => {
+            assert_eq!(description, "7");
+            assert_eq!(attempts, 3);
+        }
+        _ => panic!("{seen:#?}"),
+    }
+    // The messages around it arrive, once each.
+    assert_eq!(results.recv_timeout(PATIENCE).unwrap(), 5);
+    assert_eq!(results.recv_timeout(PATIENCE).unwrap(), 9);
+    system.shutdown();
 }
 
 fn only_the_grants_descriptors_exist_in_the_child() {
@@ -959,6 +1011,10 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
         no_message_is_lost_across_crashes_of_a_program_started_again,
     ),
     (
+        "a_poison_message_is_dead_lettered",
+        a_poison_message_is_dead_lettered,
+    ),
+    (
         "only_the_grants_descriptors_exist_in_the_child",
         only_the_grants_descriptors_exist_in_the_child,
     ),
@@ -1013,6 +1069,7 @@ fn main() {
             &entry!(doubles),
             &entry!(calls_out),
             &entry!(dials),
+            &entry!(chokes_on_seven),
         ],
         TESTS,
     )
