@@ -126,10 +126,9 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
 /// In a process child, where a bridged sender's messages go: written to
 /// the bridge's socket on the sending thread itself, so that a message
 /// `send` accepted reaches the supervisor's side even if the process dies
-/// the next instant (the kernel keeps what was written). One message at a
-/// time is unacknowledged: the next send waits for the credit the
-/// supervisor's side returns once the message is in the real channel —
-/// the back-pressure of a full channel.
+/// the next instant (the kernel keeps what was written). Each send spends a
+/// credit the supervisor's side granted for room in the real channel, and
+/// waits for one when none is left — the back-pressure of a full channel.
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub(crate) struct Outbox<T> {
     /// How a message becomes a frame, and what is kept of it once written.

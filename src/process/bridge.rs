@@ -5,11 +5,12 @@
 //!
 //! - **Sending** (the child holds a `Sender`): the component's own thread
 //!   writes each message to the socket (see `channel::Outbox`), so a message
-//!   `send` accepted survives the process; the parent's pump puts it into
-//!   the real channel (blocking while it is full) and acknowledges it, and
-//!   the child's pump turns the acknowledgement into the credit for the next
-//!   send. Back-pressure reaches the component; at most one message waits
-//!   between the two ends.
+//!   `send` accepted survives the process. Each send spends a credit; the
+//!   parent's pump grants credits for the room the real channel has (at
+//!   least one), puts each message into the channel (blocking while it is
+//!   full) and grants more as room frees up. Back-pressure reaches the
+//!   component, and the messages between the two ends never exceed the
+//!   channel's free room by more than one.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
 //!   component's own thread first asks for one message (a [`Demand`]),
 //!   unless it asked already and nothing came yet; the child's pump puts
@@ -46,8 +47,10 @@ pub(super) const WANT: u8 = 0;
 pub(super) const MESSAGE: u8 = 1;
 /// The channel is closed for this endpoint: disconnected or revoked.
 pub(super) const CLOSED: u8 = 2;
-/// The message was put into the channel.
+/// The message was put into the channel: one credit for the next.
 pub(super) const ACCEPTED: u8 = 3;
+/// Credits for as many more messages as follow (a little-endian `u32`).
+const CREDITS: u8 = 7;
 
 /// A shared writing end: frames from several threads, whole.
 pub(super) type Writer = Arc<parking_lot::Mutex<UnixStream>>;
@@ -161,13 +164,32 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     fn run(mut self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+        let Ok(reading) = self.socket.try_clone() else {
+            return None;
+        };
+        let mut reading = std::io::BufReader::new(reading);
+        // The child may send as many messages as the channel has room for
+        // (at least one, so that a full channel pushes back here, on its
+        // next message): credits are granted as room frees up.
+        let capacity = self.tx.capacity();
+        let room = |tx: &Sender<T>| capacity.saturating_sub(tx.len()).max(1);
+        // The child starts with one credit.
+        let mut outstanding = 1usize;
+        let initial = room(&self.tx).saturating_sub(outstanding);
+        if initial > 0 {
+            if grant(&mut self.socket, initial).is_err() {
+                return None;
+            }
+            outstanding += initial;
+        }
         // Frames the child wrote before it died are still read and delivered.
-        while let Ok(Some(frame)) = read_frame(&mut self.socket) {
+        while let Ok(Some(frame)) = read_frame(&mut reading) {
             let message = match frame.split_first() {
                 Some((&MESSAGE, bytes)) => decode::<T>(bytes),
                 _ => None,
             };
             let Some(message) = message else { break };
+            outstanding = outstanding.saturating_sub(1);
             // Delivered if the channel has room, even once the child is
             // gone (what it sent before it died was sent); waiting for room
             // ends with the child.
@@ -179,19 +201,32 @@ where
                 Err(other) => Err(other.into_inner()),
                 Ok(()) => Ok(()),
             };
-            let answer = match sent {
-                Ok(()) => ACCEPTED,
-                Err(message) => {
-                    let _ = fault::drop_contained(message);
-                    CLOSED
-                }
-            };
-            if write_frame(&mut self.socket, &[answer]).is_err() || answer == CLOSED {
+            if let Err(message) = sent {
+                let _ = fault::drop_contained(message);
+                let _ = write_frame(&mut self.socket, &[CLOSED]);
                 break;
+            }
+            // Granted in batches of a quarter of the channel, or one when
+            // the child has none left.
+            let more = room(&self.tx).saturating_sub(outstanding);
+            if outstanding == 0 || more >= (capacity / 4).max(1) {
+                let more = more.max(1);
+                if grant(&mut self.socket, more).is_err() {
+                    break;
+                }
+                outstanding += more;
             }
         }
         None
     }
+}
+
+/// Grants the child `count` more credits.
+fn grant(socket: &mut UnixStream, count: usize) -> std::io::Result<()> {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let mut frame = vec![CREDITS];
+    frame.extend_from_slice(&count.to_le_bytes());
+    write_frame(socket, &frame)
 }
 
 struct ReceivingPump<T> {
@@ -235,9 +270,20 @@ where
 
 /// The child's sending pump: turns each acknowledgement into the credit
 /// for the next message; closes the outbox when the channel closes.
-fn pump_credits(credit: cb::Sender<()>, mut socket: UnixStream) {
+fn pump_credits(credit: cb::Sender<()>, socket: UnixStream) {
+    let mut socket = std::io::BufReader::new(socket);
     while let Ok(Some(answer)) = read_frame(&mut socket) {
-        if answer != [ACCEPTED] || credit.send(()).is_err() {
+        let count = match answer.split_first() {
+            Some((&ACCEPTED, [])) => 1,
+            Some((&CREDITS, count)) => match <[u8; 4]>::try_from(count) {
+                Ok(count) => u32::from_le_bytes(count),
+                Err(_) => break,
+            },
+            _ => break,
+        };
+        // The credits never exceed the channel's capacity, which is the
+        // credit channel's: a send that would wait means a broken peer.
+        if (0..count).any(|_| credit.try_send(()).is_err()) {
             break;
         }
     }
@@ -267,9 +313,9 @@ pub(super) fn socket(fd: OwnedFd) -> UnixStream {
 
 /// Rebuilds a sending endpoint in the child: an outbox that writes with
 /// `codec` on the sending thread, holding one credit to start with (the
-/// first message needs no acknowledgement), and a pump that reads what the
-/// supervisor's side answers (`pump` gets the credits to hand out and the
-/// socket).
+/// first message needs no acknowledgement) and room for as many as the
+/// channel's capacity, and a pump that reads what the supervisor's side
+/// answers (`pump` gets the credits to hand out and the socket).
 pub(super) fn unpack_sender<T, C>(
     unpacking: &mut Unpacking,
     codec: C,
@@ -281,7 +327,7 @@ where
     let socket = socket(unpacking.descriptor()?);
     let writing = socket.try_clone()?;
     let (id, capacity): (u64, usize) = unpacking.data()?;
-    let (credit_tx, credit) = cb::bounded(1);
+    let (credit_tx, credit) = cb::bounded(capacity.max(1));
     let _ = credit_tx.send(());
     unpacking.pumps.push(ChildPump {
         run: Box::new(move || pump(credit_tx, socket)),

@@ -235,8 +235,12 @@ pub(crate) fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> io::Result<(
                 ),
             )
         })?;
-    stream.write_all(&length.to_le_bytes())?;
-    stream.write_all(bytes)
+    // One write: a frame is never split between two writers, and a small
+    // one costs one system call.
+    let mut frame = Vec::with_capacity(bytes.len() + 4);
+    frame.extend_from_slice(&length.to_le_bytes());
+    frame.extend_from_slice(bytes);
+    stream.write_all(&frame)
 }
 
 /// Reads one length-prefixed frame; `None` when the other side has closed
