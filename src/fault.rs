@@ -204,10 +204,11 @@ impl fmt::Display for Fault {
                 }
             }
             FaultKind::Error { message, sources } => {
-                write!(f, "failed: {message}")?;
-                for source in sources {
-                    write!(f, ": {source}")?;
-                }
+                write!(
+                    f,
+                    "failed: {}",
+                    chain(message.clone(), sources.iter().cloned())
+                )?;
             }
             FaultKind::Escalated { cause } => write!(f, "gave up after: {cause}")?,
             FaultKind::StartFailed { message } => write!(f, "could not start: {message}")?,
@@ -240,10 +241,19 @@ impl std::error::Error for Fault {}
 
 /// An error's message followed by its `source` chain: `a: b: c`.
 pub(crate) fn with_sources(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    for inner in sources(err) {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
+    chain(err.to_string(), sources(err).map(ToString::to_string))
+}
+
+/// `message`, then each source it does not already end with: `a: b: c`.
+/// An error that prints its cause in its own message (as the crate's do)
+/// is not repeated.
+pub(crate) fn chain(message: String, sources: impl IntoIterator<Item = String>) -> String {
+    let mut text = message;
+    for source in sources {
+        if !text.ends_with(&source) {
+            text.push_str(": ");
+            text.push_str(&source);
+        }
     }
     text
 }

@@ -154,7 +154,7 @@ pub trait Grant: Send + Sized + 'static {
 
 /// Re-issuing a grant failed: one of its handles could not be duplicated.
 #[derive(Debug, thiserror::Error)]
-#[error("could not re-issue the {capability} at `{}`", display_field(.field))]
+#[error("could not re-issue the {capability} at `{}`: {source}", display_field(.field))]
 pub struct ReissueError {
     field: Vec<Segment>,
     capability: &'static str,

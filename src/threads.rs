@@ -93,7 +93,7 @@ pub enum SpawnError {
         ceiling: Ceiling,
     },
     /// The operating system refused the thread.
-    #[error("could not spawn the thread")]
+    #[error("could not spawn the thread: {source}")]
     Spawn {
         /// What it said.
         #[source]
@@ -101,7 +101,7 @@ pub enum SpawnError {
     },
     /// The instance is locked down, and the new thread could not be given
     /// its policy; it never ran the work.
-    #[error("could not confine the thread like its instance")]
+    #[error("could not confine the thread like its instance: {source}")]
     Lockdown {
         /// Why.
         #[source]

@@ -577,3 +577,22 @@ fn a_planted_symlink_that_points_outside_is_not_hard_linked_to_a_new_name() {
     assert_eq!(root.read("also-downward").unwrap(), b"inside");
     sandbox.assert_canary_intact();
 }
+
+#[test]
+fn errors_say_what_the_operating_system_said() {
+    let sandbox = Sandbox::new();
+    let err = sandbox.root().read("missing.txt").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read `missing.txt`: {}",
+            std::io::Error::from_raw_os_error(2)
+        )
+    );
+    // A call whose server is gone says why it could not be sent.
+    let (server, requests) =
+        compartment::channel::bounded::<compartment::channel::Request<u8, u8>>(1).unwrap();
+    drop(requests);
+    let err = server.call(1).unwrap_err();
+    assert!(err.to_string().ends_with("disconnected channel"), "{err}");
+}

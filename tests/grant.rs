@@ -277,7 +277,7 @@ fn reissue_errors_name_the_field_path() {
     assert_eq!(err.field(), "tenants[2].thumbs");
     assert_eq!(
         err.to_string(),
-        "could not re-issue the directory at `tenants[2].thumbs`"
+        "could not re-issue the directory at `tenants[2].thumbs`: out of descriptors"
     );
     assert!(std::error::Error::source(&err).is_some());
 }

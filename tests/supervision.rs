@@ -1581,3 +1581,34 @@ fn in_place_restarts_reuse_the_thread_and_lose_no_message() {
         assert_eq!(system.shutdown(), SystemExit::Shutdown);
     }
 }
+
+fn reads_what_is_missing(
+    dir: compartment::caps::Dir,
+    _: &Context,
+) -> Result<(), compartment::caps::FsError> {
+    dir.read("missing.txt").map(drop)
+}
+
+#[test]
+fn a_fault_names_the_cause_once() {
+    let sandbox = common::Sandbox::new();
+    let supervisor = Supervisor::new("app");
+    let events = supervisor.events(16);
+    let system = supervisor
+        .child(
+            Child::new("reader", reads_what_is_missing, sandbox.root()).restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    let (fault, seen) = events.wait_for(Duration::from_secs(60), |e| {
+        matches!(e.kind, EventKind::Faulted { .. })
+    });
+    let Some(EventKind::Faulted { fault }) = fault.map(|e| e.kind) else {
+        panic!("{seen:#?}")
+    };
+    let cause = std::io::Error::from_raw_os_error(2).to_string();
+    let text = fault.to_string();
+    assert_eq!(text.matches(&cause).count(), 1, "{text}");
+    assert!(text.contains("cannot read `missing.txt`"), "{text}");
+    system.shutdown();
+}

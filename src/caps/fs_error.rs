@@ -159,7 +159,7 @@ pub enum FsError {
         links: u64,
     },
     /// The operating system reported an error.
-    #[error("cannot {op} `{}`", .path.display())]
+    #[error("cannot {op} `{}`: {source}", .path.display())]
     Io {
         /// The operation.
         op: FsOp,

@@ -259,7 +259,7 @@ pub enum NetError {
         reason: String,
     },
     /// The operating system reported an error.
-    #[error("cannot {op} {}", DisplayAddr(.addr))]
+    #[error("cannot {op} {}: {source}", DisplayAddr(.addr))]
     Io {
         /// The operation.
         op: NetOp,

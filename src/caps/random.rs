@@ -40,7 +40,7 @@ pub enum RandomError {
     #[error("cannot draw a number below 0")]
     ZeroBound,
     /// The operating system's generator failed.
-    #[error("the operating system's random generator failed")]
+    #[error("the operating system's random generator failed: {0}")]
     Io(#[source] io::Error),
 }
 

@@ -191,7 +191,7 @@ impl<A> PendingReply<A> {
 #[non_exhaustive]
 pub enum CallError<Q> {
     /// The request could not be sent; its body is handed back.
-    #[error("the request could not be sent")]
+    #[error("the request could not be sent: {0}")]
     Send(#[source] SendTimeoutError<Q>),
     /// The request was sent, but its reply endpoint was dropped unanswered
     /// (the handler failed or panicked).

@@ -76,7 +76,7 @@ pub enum PackError {
     #[error("the grant arrived malformed: {0}")]
     Malformed(String),
     /// A descriptor or socket could not be made.
-    #[error("could not prepare the grant for a process child")]
+    #[error("could not prepare the grant for a process child: {0}")]
     Io(#[from] std::io::Error),
 }
 

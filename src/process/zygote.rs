@@ -35,7 +35,7 @@ pub enum InitError {
         threads: usize,
     },
     /// The zygote could not be started.
-    #[error("could not start the process tier's zygote")]
+    #[error("could not start the process tier's zygote: {0}")]
     Io(#[from] std::io::Error),
 }
 

@@ -98,7 +98,7 @@ pub enum StartError {
         fault: Box<Fault>,
     },
     /// A supervisor thread could not be spawned.
-    #[error("could not spawn the thread of supervisor `{path}`")]
+    #[error("could not spawn the thread of supervisor `{path}`: {source}")]
     Spawn {
         /// The supervisor's path.
         path: String,

@@ -35,7 +35,7 @@ pub enum CanaryChanged {
 
 /// A sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("could not {what}")]
+#[error("could not {what}: {source}")]
 pub struct SandboxError {
     what: String,
     #[source]
