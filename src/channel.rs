@@ -41,7 +41,7 @@ pub use error::{
     CapacityError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-pub use request::{CallError, PendingReply, ReplyTo, Request};
+pub use request::{CallError, PendingReply, ReplyError, ReplyTo, Request};
 
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;

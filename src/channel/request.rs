@@ -29,8 +29,7 @@ impl<Q, A> Request<Q, A> {
     /// let (request, pending) = Request::<u32, u32>::new(20);
     /// let Request { body, reply } = request;
     /// reply.send(body + 1).expect("the caller is waiting");
-    /// assert_eq!(pending.recv()?, 21);
-    /// # Ok::<(), compartment::channel::CallError<u32>>(())
+    /// assert_eq!(pending.recv(), Ok(21));
     /// ```
     pub fn new(body: Q) -> (Self, PendingReply<A>) {
         let (tx, rx) = cb::bounded(1);
@@ -143,21 +142,31 @@ impl<A> PendingReply<A> {
     ///
     /// # Errors
     ///
-    /// [`CallError::NoReply`] when the [`ReplyTo`] was dropped unanswered.
-    pub fn recv<Q>(self) -> Result<A, CallError<Q>> {
-        self.inner.recv().map_err(|_| CallError::NoReply)
+    /// [`ReplyError::NoReply`] when the [`ReplyTo`] was dropped unanswered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{ReplyError, Request};
+    ///
+    /// let (request, pending) = Request::<&str, usize>::new("unanswered");
+    /// drop(request);
+    /// assert_eq!(pending.recv(), Err(ReplyError::NoReply));
+    /// ```
+    pub fn recv(self) -> Result<A, ReplyError> {
+        self.inner.recv().map_err(|_| ReplyError::NoReply)
     }
 
     /// Waits at most `timeout` for the answer.
     ///
     /// # Errors
     ///
-    /// [`CallError::NoReply`], [`CallError::Timeout`].
-    pub fn recv_timeout<Q>(self, timeout: Duration) -> Result<A, CallError<Q>> {
+    /// [`ReplyError::NoReply`], [`ReplyError::Timeout`].
+    pub fn recv_timeout(self, timeout: Duration) -> Result<A, ReplyError> {
         self.recv_until(deadline_after(timeout))
     }
 
-    fn recv_until<Q>(self, deadline: Option<Instant>) -> Result<A, CallError<Q>> {
+    fn recv_until(self, deadline: Option<Instant>) -> Result<A, ReplyError> {
         let result = match deadline {
             None => self
                 .inner
@@ -166,8 +175,8 @@ impl<A> PendingReply<A> {
             Some(deadline) => self.inner.recv_deadline(deadline),
         };
         result.map_err(|e| match e {
-            cb::RecvTimeoutError::Timeout => CallError::Timeout,
-            cb::RecvTimeoutError::Disconnected => CallError::NoReply,
+            cb::RecvTimeoutError::Timeout => ReplyError::Timeout,
+            cb::RecvTimeoutError::Disconnected => ReplyError::NoReply,
         })
     }
 
@@ -175,13 +184,35 @@ impl<A> PendingReply<A> {
     ///
     /// # Errors
     ///
-    /// `Err(self)` while no answer has arrived; [`CallError::NoReply`] once
-    /// the [`ReplyTo`] was dropped unanswered.
-    pub fn try_recv<Q>(self) -> Result<Result<A, CallError<Q>>, Self> {
+    /// `Err(self)` while no answer has arrived; [`ReplyError::NoReply`]
+    /// once the [`ReplyTo`] was dropped unanswered.
+    pub fn try_recv(self) -> Result<Result<A, ReplyError>, Self> {
         match self.inner.try_recv() {
             Ok(answer) => Ok(Ok(answer)),
-            Err(cb::TryRecvError::Disconnected) => Ok(Err(CallError::NoReply)),
+            Err(cb::TryRecvError::Disconnected) => Ok(Err(ReplyError::NoReply)),
             Err(cb::TryRecvError::Empty) => Err(self),
+        }
+    }
+}
+
+/// Why a [`PendingReply`] got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The reply endpoint was dropped unanswered (the handler failed or
+    /// panicked).
+    #[error("the request was dropped without a reply")]
+    NoReply,
+    /// No answer arrived in time.
+    #[error("timed out waiting for a reply")]
+    Timeout,
+}
+
+impl<Q> From<ReplyError> for CallError<Q> {
+    fn from(err: ReplyError) -> Self {
+        match err {
+            ReplyError::NoReply => CallError::NoReply,
+            ReplyError::Timeout => CallError::Timeout,
         }
     }
 }
@@ -247,7 +278,7 @@ impl<Q, A> Sender<Request<Q, A>> {
                 SendTimeoutError::Disconnected(body)
             })
         })?;
-        pending.recv()
+        pending.recv().map_err(Into::into)
     }
 
     /// Sends `body` as a request and waits for the answer, spending at most
@@ -269,6 +300,6 @@ impl<Q, A> Sender<Request<Q, A>> {
                 SendTimeoutError::Revoked(r) => SendTimeoutError::Revoked(r.body),
             })
         })?;
-        pending.recv_until(deadline)
+        pending.recv_until(deadline).map_err(Into::into)
     }
 }
