@@ -218,7 +218,7 @@ enum Entry {
 /// let sandbox = Sandbox::builder()
 ///     .file("originals/cat.jpg", b"meow")
 ///     .dir("thumbs")
-///     .symlink("originals/latest.jpg", "cat.jpg")
+///     .symlink("cat.jpg", "originals/latest.jpg")
 ///     .to_canary("escape") // an absolute symlink to the outside canary
 ///     .build(compartment::ambient_authority())?;
 /// let root = sandbox.dir()?;
@@ -250,8 +250,10 @@ impl SandboxBuilder {
     }
 
     /// A symlink at `link` with the literal `target` (which may point
-    /// anywhere: this is the host planting it).
-    pub fn symlink(mut self, link: impl AsRef<Path>, target: impl AsRef<Path>) -> Self {
+    /// anywhere: this is the host planting it). The target comes first, as
+    /// in [`Dir::symlink`](crate::caps::Dir::symlink) and
+    /// `std::os::unix::fs::symlink`.
+    pub fn symlink(mut self, target: impl AsRef<Path>, link: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::Symlink(
             link.as_ref().to_owned(),
             target.as_ref().to_owned(),
@@ -470,15 +472,15 @@ impl Sandbox {
             .file("notes.txt", "notes")
             .file("docs/readme.md", "readme")
             .file("docs/deep/er/file.txt", "deep")
-            .symlink("docs/latest", "readme.md")
+            .symlink("readme.md", "docs/latest")
             .to_canary("links/abs-canary")
             .to_canary_relative("links/rel-canary")
             .to_outside_dir("links/outside-dir")
             .dangling_outside("links/dangling")
-            .symlink("links/chain-2", "abs-canary")
-            .symlink("links/chain-1", "chain-2")
-            .symlink("links/loop-a", "loop-b")
-            .symlink("links/loop-b", "loop-a")
+            .symlink("abs-canary", "links/chain-2")
+            .symlink("chain-2", "links/chain-1")
+            .symlink("loop-b", "links/loop-a")
+            .symlink("loop-a", "links/loop-b")
             .hard_link_to_canary("hardlink")
             .fifo("pipe")
             .build(ambient_authority)
