@@ -75,26 +75,29 @@ impl fmt::Display for ChannelId {
     }
 }
 
-/// Creates a channel holding at most `capacity` messages.
+/// Creates a channel holding at most `capacity` messages; with a capacity
+/// of 0, a rendezvous channel, as crossbeam's: each send waits for a
+/// receiver to take the message.
 ///
 /// # Errors
 ///
-/// [`CapacityError::Zero`] for 0, [`CapacityError::TooLarge`] above
-/// [`MAX_CAPACITY`].
+/// [`CapacityError::TooLarge`] above [`MAX_CAPACITY`].
 ///
 /// # Examples
 ///
 /// ```
 /// use compartment::channel::{self, CapacityError};
-/// assert_eq!(channel::bounded::<u8>(0).unwrap_err(), CapacityError::Zero);
 /// let (tx, rx) = channel::bounded::<u8>(16)?;
 /// assert_eq!((tx.capacity(), rx.capacity()), (16, 16));
-/// # Ok::<(), CapacityError>(())
+///
+/// // A rendezvous: the send completes when the receiver takes the message.
+/// let (tx, rx) = channel::bounded::<&str>(0)?;
+/// let sender = std::thread::spawn(move || tx.send("hand to hand"));
+/// assert_eq!(rx.recv()?, "hand to hand");
+/// assert!(sender.join().unwrap().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), CapacityError> {
-    if capacity == 0 {
-        return Err(CapacityError::Zero);
-    }
     if capacity > MAX_CAPACITY {
         return Err(CapacityError::TooLarge {
             requested: capacity,

@@ -36,7 +36,6 @@ fn capacity_n_refuses_message_n_plus_one_and_hands_it_back() {
 
 #[test]
 fn capacities_that_make_no_sense_are_typed_errors() {
-    assert_eq!(channel::bounded::<()>(0).unwrap_err(), CapacityError::Zero);
     assert_eq!(
         channel::bounded::<()>(MAX_CAPACITY + 1).unwrap_err(),
         CapacityError::TooLarge {
@@ -163,4 +162,16 @@ fn a_reply_that_never_comes_times_out() {
     // The request is still queued, with a live reply endpoint whose caller left.
     let Request { reply, .. } = rx.try_recv().unwrap();
     assert_eq!(reply.send(()), Err(()));
+}
+
+#[test]
+fn a_capacity_of_zero_is_a_rendezvous() {
+    let (tx, rx) = channel::bounded::<u32>(0).unwrap();
+    assert_eq!(tx.capacity(), 0);
+    // Nobody receives: a send that would have to wait is refused as full.
+    assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+    #[allow(clippy::disallowed_methods, reason = "the test plays a second party")]
+    let sender = std::thread::spawn(move || tx.send(2));
+    assert_eq!(rx.recv().unwrap(), 2);
+    assert!(sender.join().unwrap().is_ok());
 }

@@ -7,10 +7,6 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CapacityError {
-    /// A capacity of zero would make every send wait for a receiver; a
-    /// component's mailbox needs room for at least one message.
-    #[error("a channel needs a capacity of at least 1")]
-    Zero,
     /// The capacity is allocated up front; this much is almost certainly a
     /// mistake that would exhaust memory.
     #[error("a capacity of {requested} exceeds the maximum of {max}")]
