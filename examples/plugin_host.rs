@@ -164,9 +164,9 @@ fn main() -> Result {
     )?;
     std::fs::write(workspace.join("acme/memo.txt"), "lunch is on friday")?;
     let documents =
-        |tenant: &str| ReadOnlyDir::open_ambient(workspace.join(tenant), ambient_authority());
+        |tenant: &str| ReadOnlyDir::open_ambient_dir(workspace.join(tenant), ambient_authority());
     let scratch = |tenant: &str| {
-        Dir::open_ambient(workspace.join("scratch").join(tenant), ambient_authority())
+        Dir::open_ambient_dir(workspace.join("scratch").join(tenant), ambient_authority())
     };
 
     let (acme_jobs, acme_inbox) = channel::bounded(8)?;

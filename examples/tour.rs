@@ -151,7 +151,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 fn run(base: &Path) -> Result<(), Box<dyn Error>> {
     #[allow(clippy::disallowed_methods, reason = "main is the granting side")]
-    let data = Dir::open_ambient(base, ambient_authority())?;
+    let data = Dir::open_ambient_dir(base, ambient_authority())?;
     for dir in ["tenants/acme", "tenants/globex", "thumbs", "billing"] {
         data.create_dir_all(dir)?;
     }

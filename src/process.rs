@@ -35,7 +35,7 @@
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     compartment::process::init(&[&entry!(plugin)])?;
-//!     let assets = ReadOnlyDir::open_ambient("assets", compartment::ambient_authority())?;
+//!     let assets = ReadOnlyDir::open_ambient_dir("assets", compartment::ambient_authority())?;
 //!     let system = Supervisor::new("host")
 //!         .child(Child::process("plugin", entry!(plugin), PluginGrant { assets }))
 //!         .start()?;

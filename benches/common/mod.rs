@@ -44,7 +44,7 @@ impl Files {
         std::fs::create_dir_all(tmp.join("a/b/c")).unwrap();
         std::fs::write(tmp.join(&relative), vec![7u8; 4096]).unwrap();
         let cap_std = cap_std::fs::Dir::open_ambient_dir(&tmp, ambient_authority()).unwrap();
-        let full = Dir::open_ambient(&tmp, ambient_authority()).unwrap();
+        let full = Dir::open_ambient_dir(&tmp, ambient_authority()).unwrap();
         let read_only = full.read_only().unwrap();
         Self {
             host: tmp.join(&relative),

@@ -90,11 +90,11 @@ impl Dir {
     /// # Errors
     ///
     /// [`FsError::Io`] when the directory cannot be opened.
-    pub fn open_ambient(
+    pub fn open_ambient_dir(
         path: impl AsRef<Path>,
         ambient_authority: AmbientAuthority,
     ) -> Result<Self, FsError> {
-        GuardedDir::open_ambient(path.as_ref(), ambient_authority).map(|dir| Self { dir })
+        GuardedDir::open_ambient_dir(path.as_ref(), ambient_authority).map(|dir| Self { dir })
     }
 
     /// Wraps a cap-std directory handle. No ambient authority is needed: the

@@ -31,9 +31,9 @@ impl GuardedDir {
         Self { inner, gate }
     }
 
-    /// Opens a host directory by its path; the public `open_ambient`
+    /// Opens a host directory by its path; the public `open_ambient_dir`
     /// constructors decide which rights the result carries.
-    pub(crate) fn open_ambient(
+    pub(crate) fn open_ambient_dir(
         path: &Path,
         ambient_authority: cap_std::AmbientAuthority,
     ) -> Result<Self, FsError> {

@@ -525,5 +525,5 @@ impl Sandbox {
     reason = "the testkit hands out the capability it created"
 )]
 fn open_root(root: &Path) -> Result<Dir, FsError> {
-    Dir::open_ambient(root, cap_std::ambient_authority())
+    Dir::open_ambient_dir(root, cap_std::ambient_authority())
 }

@@ -43,7 +43,7 @@ impl Sandbox {
 
     /// A full capability on `<tmp>/root`.
     pub(crate) fn root(&self) -> Dir {
-        Dir::open_ambient(self.outer.join("root"), cap_std::ambient_authority()).unwrap()
+        Dir::open_ambient_dir(self.outer.join("root"), cap_std::ambient_authority()).unwrap()
     }
 
     /// The host path of `<tmp>/root`, for planting fixtures from outside.
