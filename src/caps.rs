@@ -50,7 +50,7 @@ pub use random::{Random, RandomError, RandomSource};
 pub use read_only_dir::ReadOnlyDir;
 pub use socket::{TcpListener, TcpStream, UdpSocket};
 
-pub use crate::grant::{Capability, FileRights, Rights};
+pub use crate::grant::{Capability, FileRights, Rights, short_type_name};
 /// cap-std's Unix view of [`Permissions`] (`mode`, `from_mode`).
 #[cfg(unix)]
 pub use cap_std::fs::PermissionsExt;

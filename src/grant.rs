@@ -39,7 +39,9 @@ pub(crate) use grant_by_clone;
 
 use std::io;
 
-pub use inventory::{Capability, Descriptor, FileRights, Held, Inventory, Rights, Segment};
+pub use inventory::{
+    Capability, Descriptor, FileRights, Held, Inventory, Rights, Segment, short_type_name,
+};
 
 use crate::revoke::Revoker;
 

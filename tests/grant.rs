@@ -281,3 +281,13 @@ fn reissue_errors_name_the_field_path() {
     );
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[test]
+fn the_inventory_names_types_without_their_paths() {
+    let (jobs, _inbox) = channel::bounded::<Vec<Profile>>(4).unwrap();
+    let grant = (jobs, String::from("plain data"));
+    let text = grant.inventory().to_string();
+    assert!(text.contains("sender on channel #"), "{text}");
+    assert!(text.contains(" of Vec<Profile> (capacity 4)"), "{text}");
+    assert!(!text.contains("::"), "{text}");
+}

@@ -190,19 +190,59 @@ impl fmt::Display for Capability {
                 channel,
                 message,
                 capacity,
-            } => write!(f, "sender on {channel} of {message} (capacity {capacity})"),
+            } => write!(
+                f,
+                "sender on {channel} of {} (capacity {capacity})",
+                short_type_name(message)
+            ),
             Capability::Receiver {
                 channel,
                 message,
                 capacity,
             } => write!(
                 f,
-                "receiver on {channel} of {message} (capacity {capacity})"
+                "receiver on {channel} of {} (capacity {capacity})",
+                short_type_name(message)
             ),
-            Capability::Data { type_name } => write!(f, "data ({type_name})"),
+            Capability::Data { type_name } => write!(f, "data ({})", short_type_name(type_name)),
             Capability::Other { kind } => f.write_str(kind),
         }
     }
+}
+
+/// A type's name without its module paths, for people to read:
+/// `alloc::vec::Vec<app::Job>` becomes `Vec<Job>`. The capability keeps the
+/// full name (`Capability::Sender::message` and the like) for tools.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::short_type_name;
+///
+/// assert_eq!(
+///     short_type_name("core::result::Result<alloc::string::String, app::Error>"),
+///     "Result<String, Error>"
+/// );
+/// assert_eq!(short_type_name("(u8, &[std::path::PathBuf])"), "(u8, &[PathBuf])");
+/// ```
+pub fn short_type_name(name: &str) -> String {
+    let mut short = String::with_capacity(name.len());
+    let mut segment_start = 0;
+    for (at, character) in name.char_indices() {
+        if character.is_alphanumeric() || character == '_' || character == ':' {
+            continue;
+        }
+        short.push_str(last_segment(&name[segment_start..at]));
+        short.push(character);
+        segment_start = at + character.len_utf8();
+    }
+    short.push_str(last_segment(&name[segment_start..]));
+    short
+}
+
+/// `c` of `a::b::c`.
+fn last_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
 }
 
 /// The operating-system descriptor behind a directory or file capability.
