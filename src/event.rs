@@ -7,6 +7,7 @@
 //! behind loses events instead of slowing the tree down, and
 //! [`Events::dropped`] says how many.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,7 +159,7 @@ impl fmt::Display for Event {
             EventKind::AutoShutdown { trigger } => write!(f, "auto-shutdown after {trigger} ended"),
             EventKind::ShutdownTimedOut { timeout } => write!(
                 f,
-                "ignored shutdown for {timeout:?}: capabilities revoked, thread detached"
+                "ignored shutdown for {timeout:?}: capabilities revoked, thread detached or process killed"
             ),
             EventKind::DeadLettered {
                 description,
@@ -193,33 +194,84 @@ impl fmt::Display for FaultSummary<'_> {
 pub struct Events {
     inner: cb::Receiver<Event>,
     dropped: Arc<AtomicU64>,
+    /// Events [`wait_for`](Self::wait_for) passed over, kept in order for
+    /// the next receive.
+    skipped: Mutex<VecDeque<Event>>,
 }
 
 impl Events {
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        if let Some(kept) = self.skipped.lock().pop_front() {
+            return Some(kept);
+        }
         self.inner.recv_timeout(timeout).ok()
     }
 
     /// The next event, if one is waiting.
     pub fn try_recv(&self) -> Option<Event> {
+        if let Some(kept) = self.skipped.lock().pop_front() {
+            return Some(kept);
+        }
         self.inner.try_recv().ok()
     }
 
     /// The events waiting now.
     pub fn drain(&self) -> Vec<Event> {
-        self.inner.try_iter().collect()
+        let mut events: Vec<Event> = self.skipped.lock().drain(..).collect();
+        events.extend(self.inner.try_iter());
+        events
     }
 
-    /// Receives events until one matches `predicate`, giving up after
-    /// `timeout`; returns the match and everything received before it.
+    /// Waits until an event matches `predicate`, giving up after `timeout`;
+    /// returns the match and copies of the events before it.
+    ///
+    /// The events it passes over are not consumed: the next receive (or
+    /// `wait_for`) sees them again, in order. So waiting for one child's
+    /// event never loses another's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::event::EventKind;
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn quick(_: (), _: &Context) -> Result<(), std::io::Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let supervisor = Supervisor::new("app")
+    ///     .child(Child::new("a", quick, ()).restart(Restart::Temporary))
+    ///     .child(Child::new("b", quick, ()).restart(Restart::Temporary));
+    /// let events = supervisor.events(64);
+    /// let system = supervisor.start()?;
+    /// let exited = |name: &'static str| {
+    ///     move |e: &compartment::event::Event| {
+    ///         e.path.ends_with(name) && matches!(e.kind, EventKind::Exited { .. })
+    ///     }
+    /// };
+    /// // Whichever ended first, both are found.
+    /// assert!(events.wait_for(Duration::from_secs(30), exited("b")).0.is_some());
+    /// assert!(events.wait_for(Duration::from_secs(30), exited("a")).0.is_some());
+    /// system.shutdown();
+    /// # Ok::<(), compartment::StartError>(())
+    /// ```
     pub fn wait_for(
         &self,
         timeout: Duration,
         mut predicate: impl FnMut(&Event) -> bool,
     ) -> (Option<Event>, Vec<Event>) {
+        let before = {
+            let mut kept = self.skipped.lock();
+            if let Some(position) = kept.iter().position(&mut predicate) {
+                let before = kept.iter().take(position).cloned().collect();
+                return (kept.remove(position), before);
+            }
+            kept.iter().cloned().collect::<Vec<_>>()
+        };
+        let mut before = before;
         let deadline = crate::channel::deadline_after(timeout);
-        let mut before = Vec::new();
         loop {
             let next = match deadline {
                 Some(deadline) => self.inner.recv_deadline(deadline).ok(),
@@ -227,7 +279,10 @@ impl Events {
             };
             match next {
                 Some(event) if predicate(&event) => return (Some(event), before),
-                Some(event) => before.push(event),
+                Some(event) => {
+                    before.push(event.clone());
+                    self.skipped.lock().push_back(event);
+                }
                 None => return (None, before),
             }
         }
@@ -260,7 +315,11 @@ impl EventBus {
             tx,
             dropped: Arc::clone(&dropped),
         });
-        Events { inner: rx, dropped }
+        Events {
+            inner: rx,
+            dropped,
+            skipped: Mutex::default(),
+        }
     }
 
     pub(crate) fn publish(&self, at: Instant, path: &str, instance: Option<u64>, kind: EventKind) {
