@@ -105,6 +105,13 @@ use crate::revoke::Revoker;
 /// and visits every field, wrapping each in [`Inventory::enter`] /
 /// [`Inventory::leave`] and [`ReissueError::within`] so that field names
 /// reach audits and errors.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be held in a grant",
+    label = "not a capability or plain data a grant can hold",
+    note = "a grant holds capabilities (`caps::Dir`, `caps::ReadOnlyDir`, `caps::File`, channel endpoints, clocks, `caps::Random`, `caps::Env`, `caps::Net`) and plain data",
+    note = "for a field of another plain-data type, mark it `#[grant(data)]`: it is re-issued by `Clone`",
+    note = "an open `std::fs::File`, socket or process carries authority of its own: open files through a `caps::Dir` (`caps::File`) and sockets through a `caps::Net`; shared state (`Arc`, `Mutex`) would let instances share what a restart must re-issue"
+)]
 pub trait Grant: Send + Sized + 'static {
     /// A fresh, independent copy for a new instance: duplicated descriptors
     /// (`try_clone`), cloned channel endpoints, cloned data. Dropping or

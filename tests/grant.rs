@@ -291,3 +291,23 @@ fn the_inventory_names_types_without_their_paths() {
     assert!(text.contains(" of Vec<Profile> (capacity 4)"), "{text}");
     assert!(!text.contains("::"), "{text}");
 }
+
+#[test]
+fn maps_of_capabilities_are_grants() {
+    let sandbox = Sandbox::new();
+    let mut tenants = std::collections::BTreeMap::new();
+    tenants.insert("acme".to_owned(), sandbox.root());
+    tenants.insert("globex".to_owned(), sandbox.root().open_dir(".").unwrap());
+    let copy = tenants.reissue().unwrap();
+    assert_eq!(copy.keys().collect::<Vec<_>>(), ["acme", "globex"]);
+    let inventory = copy.inventory();
+    let fields: Vec<String> = inventory
+        .iter()
+        .map(|held| held.field().to_owned())
+        .collect();
+    assert_eq!(fields, ["[0]", "[1]"]);
+    let (mut shared, revoker) = (copy, Revoker::new());
+    shared.attach_revoker(&revoker);
+    revoker.revoke();
+    assert!(shared["acme"].read("x").unwrap_err().is_revoked());
+}

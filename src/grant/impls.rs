@@ -133,6 +133,45 @@ impl<T: Grant> Grant for Vec<T> {
     }
 }
 
+/// Maps of grants: keys are plain data (cloned), values grants (re-issued).
+/// Inventories name a value by its position in the map's order: sorted for
+/// a `BTreeMap`, unspecified for a `HashMap`.
+macro_rules! map_of_grants {
+    ($map:ident, $($key_bound:tt)+) => {
+        impl<K, V> Grant for std::collections::$map<K, V>
+        where
+            K: $($key_bound)+ + Clone + Send + 'static,
+            V: Grant,
+        {
+            fn reissue(&self) -> Result<Self, ReissueError> {
+                self.iter()
+                    .enumerate()
+                    .map(|(i, (key, value))| {
+                        value
+                            .reissue()
+                            .map(|value| (key.clone(), value))
+                            .map_err(|e| e.within(Segment::Index(i)))
+                    })
+                    .collect()
+            }
+            fn attach_revoker(&mut self, revoker: &Revoker) {
+                self.values_mut()
+                    .for_each(|value| value.attach_revoker(revoker));
+            }
+            fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+                for (i, value) in self.values().enumerate() {
+                    inventory.enter(Segment::Index(i));
+                    value.visit(inventory);
+                    inventory.leave();
+                }
+            }
+        }
+    };
+}
+
+map_of_grants!(BTreeMap, Ord);
+map_of_grants!(HashMap, Eq + std::hash::Hash);
+
 impl<T: Grant, const N: usize> Grant for [T; N] {
     fn reissue(&self) -> Result<Self, ReissueError> {
         match <[T; N]>::try_from(reissue_each(self)?) {
