@@ -943,6 +943,16 @@ fn a_deadline_kills_a_child_that_ignores_it() {
     );
 }
 
+fn a_cpu_rate_is_refused_not_ignored() {
+    let child = Child::process("rated", entry!(aborts), ())
+        .limits(Limits::new().cpu_per(Duration::from_millis(10), Duration::from_millis(100)));
+    let fault = first_fault(child);
+    match &fault.kind {
+        FaultKind::StartFailed { message } => assert!(message.contains("cpu_per"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn a_manual_clock_cannot_cross() {
     let (clock, _control) = MonotonicClock::manual();
     let fault = first_fault(Child::process("clocked", entry!(keeps_time), clock));
@@ -1038,6 +1048,10 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
     (
         "a_deadline_kills_a_child_that_ignores_it",
         a_deadline_kills_a_child_that_ignores_it,
+    ),
+    (
+        "a_cpu_rate_is_refused_not_ignored",
+        a_cpu_rate_is_refused_not_ignored,
     ),
     ("a_manual_clock_cannot_cross", a_manual_clock_cannot_cross),
     (

@@ -98,6 +98,7 @@ where
                 threads: self.limits.thread_limit(),
             },
             cpu_budget: self.limits.cpu_budget(),
+            cpu_rate_asked: self.limits.cpu_rate().is_some(),
             seccomp,
             spawning: self.spawning,
         }))
@@ -156,6 +157,7 @@ struct ProcessInstance<G> {
     revokers: Vec<Revoker>,
     confinement: Confinement,
     cpu_budget: Option<std::time::Duration>,
+    cpu_rate_asked: bool,
     seccomp: Vec<u64>,
     spawning: Spawning,
 }
@@ -193,6 +195,13 @@ impl<G: Portable> Instance for ProcessInstance<G> {
     }
 
     fn run(mut self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
+        // Resource limits hold a budget, not a rate: refused rather than
+        // silently unenforced.
+        if self.cpu_rate_asked {
+            return Err(start_failed(
+                "a CPU rate per period (Limits::cpu_per) is not enforced for process children; give a CPU budget (Limits::cpu) instead".to_owned(),
+            ));
+        }
         let zygote = zygote::zygote().ok_or_else(|| {
             start_failed(
                 "a process child needs compartment::process::init(&[...]) as the first line of main"
