@@ -19,7 +19,8 @@
 //! climbs out of its directory and is refused. The exporter keeps failing
 //! until `billing` exceeds its restart intensity and escalates to `app`,
 //! which restarts the whole billing subtree. The tour prints the timeline,
-//! the live tree and the capability map (Mermaid), and exits.
+//! the live tree and the capability map (as text; `-- --mermaid` for a
+//! Mermaid diagram), and exits.
 
 use std::error::Error;
 use std::path::Path;
@@ -241,17 +242,42 @@ fn run(base: &Path) -> Result<(), Box<dyn Error>> {
     let audit_line = audit.recv_timeout(Duration::from_secs(10))?;
 
     // Wait until `app` has restarted the billing subtree that gave up.
-    let (restarted, mut timeline) = events.wait_for(Duration::from_secs(10), |e| {
+    let (restarted, before) = events.wait_for(Duration::from_secs(10), |e| {
         e.path == "app/billing" && matches!(e.kind, EventKind::Restarted)
     });
-    timeline.push(restarted.ok_or("app did not restart billing")?);
+    let restarted = restarted.ok_or("app did not restart billing")?;
     let status = system.status();
     let map = system.capability_map();
     let exit = system.shutdown();
-    timeline.extend(events.drain());
+    // What `wait_for` passed over is still in the subscription, ahead of
+    // what came after the restart.
+    let mut timeline = events.drain();
+    let shutdown_from = (before.len() + 1).min(timeline.len() + 1);
+    timeline.insert(before.len().min(timeline.len()), restarted);
 
+    println!("== compartment tour: a multi-tenant upload pipeline");
+    println!(
+        "
+app (one_for_one)
+├── pipeline (rest_for_one)
+│   ├── intake       stores uploads under tenants/<tenant>/
+│   └── thumbnailer  reads tenants/ read-only, writes thumbs/; crashes once
+├── analytics        globex's plugin, granted only globex's directory
+└── billing (one_for_one, at most 2 restarts in 10 s)
+    └── exporter     fails while the billing API is down
+
+Three uploads arrive. The thumbnailer panics on one and is restarted with
+the upload delivered again; the plugin tries to read acme's files and is
+refused; the exporter keeps failing until billing gives up and app
+restarts the whole billing subtree. Then the tree shuts down.
+(A supervisor reports `started` once its children have.)
+"
+    );
     println!("== timeline");
-    for event in &timeline {
+    for (i, event) in timeline.iter().enumerate() {
+        if i == shutdown_from {
+            println!("   -- shutdown --");
+        }
         println!("{}", describe(event, start));
     }
     println!("\n== results");
@@ -263,8 +289,16 @@ fn run(base: &Path) -> Result<(), Box<dyn Error>> {
     );
     println!("\n== the live tree, before shutdown");
     print!("{status}");
-    println!("\n== capability map (Mermaid)");
-    print!("{}", map.mermaid());
+    // `cargo run --example tour -- --mermaid` for a diagram to paste.
+    #[allow(clippy::disallowed_methods, reason = "main reads its own arguments")]
+    let mermaid = std::env::args().any(|arg| arg == "--mermaid");
+    if mermaid {
+        println!("\n== capability map (Mermaid)");
+        print!("{}", map.mermaid());
+    } else {
+        println!("\n== capability map (who holds what; --mermaid for a diagram)");
+        print!("{}", map.text());
+    }
     println!("\n== shutdown: {exit:?}");
     Ok(())
 }

@@ -227,8 +227,9 @@ impl Events {
     /// returns the match and copies of the events before it.
     ///
     /// The events it passes over are not consumed: the next receive (or
-    /// `wait_for`) sees them again, in order. So waiting for one child's
-    /// event never loses another's.
+    /// `wait_for`, or [`drain`](Self::drain)) sees them again, in order. So
+    /// waiting for one child's event never loses another's. The match is
+    /// consumed.
     ///
     /// # Examples
     ///

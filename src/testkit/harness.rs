@@ -159,7 +159,7 @@ impl Harness {
         let system = supervisor.start()?;
         let feeds = self.feeds;
         let over = AtomicBool::new(false);
-        let (ended, mut seen) = std::thread::scope(|scope| {
+        let (ended, before) = std::thread::scope(|scope| {
             for feed in feeds {
                 let over = &over;
                 scope.spawn(move || feed(over));
@@ -179,8 +179,12 @@ impl Harness {
             _ => RunExit::TimedOut,
         };
         drop(system);
-        seen.extend(ended);
-        seen.extend(events.drain());
+        // The events `wait_for` passed over are still in the subscription,
+        // ahead of the rest: the end goes in after them.
+        let mut seen = events.drain();
+        if let Some(ended) = ended {
+            seen.insert(before.len().min(seen.len()), ended);
+        }
         Ok(Run { exit, events: seen })
     }
 }
