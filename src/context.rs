@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::caps::MonotonicClock;
-use crate::channel::{Receiver, Sender, Wake};
+use crate::channel::{Receiver, Request, Sender, Wake};
 use crate::mailbox::{InFlightCell, Mailbox, Tracked};
 use crate::signal::Signal;
 use crate::threads::{Cancellation, InstanceThread, SpawnError, ThreadGroup};
@@ -229,6 +229,54 @@ impl Context {
     pub fn recv_untracked<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError> {
         self.check()?;
         rx.recv_with(&[&*self.cancel], None).map_err(context_error)
+    }
+
+    /// Serves the requests arriving on `requests`: each request's body goes
+    /// to `handle`, and its answer back to the caller. Returns when the
+    /// instance is cancelled or every caller's sender is gone; a caller that
+    /// stopped waiting is not an error.
+    ///
+    /// Requests are received untracked (a reply endpoint is one of a kind
+    /// and cannot be delivered twice): a crash while handling one drops it,
+    /// and its caller gets [`CallError::NoReply`](crate::channel::CallError::NoReply).
+    ///
+    /// # Errors
+    ///
+    /// [`ContextError::Revoked`] when `requests` is revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver, Request};
+    /// use compartment::{Child, Context, ContextError, Supervisor};
+    ///
+    /// fn doubler(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result<(), ContextError> {
+    ///     cx.serve(&requests, |n| n * 2)
+    /// }
+    ///
+    /// let (server, requests) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("doubler", doubler, requests))
+    ///     .start()?;
+    /// assert_eq!(server.call(21)?, 42);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn serve<Q, A>(
+        &self,
+        requests: &Receiver<Request<Q, A>>,
+        mut handle: impl FnMut(Q) -> A,
+    ) -> Result<(), ContextError> {
+        loop {
+            let Request { body, reply } = match self.recv_untracked(requests) {
+                Ok(request) => request,
+                Err(ContextError::Cancelled | ContextError::Disconnected) => return Ok(()),
+                Err(err) => return Err(err),
+            };
+            // A caller that gave up waiting takes no answer; that is its
+            // business, not the server's.
+            let _ = reply.send(handle(body));
+        }
     }
 
     /// An iterator over [`recv`](Self::recv) that ends on cancellation,
