@@ -22,6 +22,9 @@
 //! - [`limits`] and [`alloc`]: CPU budgets, deadlines and memory quotas;
 //! - [`threads`]: threads a component starts through its context, counted
 //!   toward its limits and stopped with it;
+//! - `process` (feature `process`, Linux): the same components, with the
+//!   same grants and supervision, in confined child processes — for code
+//!   you do not trust;
 //! - `testkit` (feature `testkit`): sandboxes, a harness, and the escape
 //!   battery for unit tests of permission boundaries.
 //!
@@ -31,6 +34,7 @@
 //! |---|---|---|
 //! | `derive` | yes | `#[derive(Grant)]` |
 //! | `lockdown` | no | Landlock + seccomp (Linux; `landlock`, `seccompiler`) |
+//! | `process` | no | the process tier (Linux; implies `lockdown`; `serde`, `postcard`) |
 //! | `testkit` | no | the `testkit` module |
 //! | `tracing` | no | lifecycle events as `tracing` events |
 //!
@@ -77,6 +81,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![doc = concat!(
+    "# The lint list\n\n",
+    "Types keep honest code inside its grant; a lint keeps ambient calls out ",
+    "of component code that compiles anyway. This is the `clippy.toml` the ",
+    "crate holds itself to: copy it into your crate, and give each exception ",
+    "(the granting side in `main`) an ",
+    "`#[allow(clippy::disallowed_methods, reason = \"...\")]` with its reason.\n\n",
+    "```toml\n",
+    include_str!("../clippy.toml"),
+    "```\n",
+)]
 // `unsafe` is denied everywhere; two modules allow it, with a `SAFETY:`
 // comment on every block: `alloc` for its `GlobalAlloc` implementation, and
 // `process::sys` for creating and leaving processes.
