@@ -154,6 +154,14 @@ impl<T> Outbox<T> {
         if let Some(wake) = stopped(gate, extra) {
             return Err((message, wake));
         }
+        match self.credit.try_recv() {
+            Ok(()) => return self.write(message),
+            Err(cb::TryRecvError::Disconnected) => return Err((message, Wake::Disconnected)),
+            Err(cb::TryRecvError::Empty) if gate.is_woken() => {
+                return Err((message, Wake::Stopped));
+            }
+            Err(cb::TryRecvError::Empty) => {}
+        }
         let (interrupts, own) = interrupts(gate, extra);
         if let Err(interrupt) = recv_interruptible(&self.credit, &interrupts, deadline) {
             return Err((message, Wake::from_interrupt(interrupt, own)));
@@ -326,11 +334,21 @@ fn stopped(gate: &Gate, extra: &[&Signal]) -> Option<Wake> {
 /// What a blocked endpoint selects on besides its channel: the gate's
 /// switches, then the caller's `extra` interrupts; and how many of them are
 /// the gate's, for [`Wake::from_interrupt`].
-fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver<Never>>, usize) {
+fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver<Never>>, Own) {
     let mut interrupts: Vec<_> = gate.watches().collect();
-    let own = interrupts.len();
+    let revokes = interrupts.len();
+    interrupts.extend(gate.wake_watches());
+    let wakes = interrupts.len() - revokes;
     interrupts.extend(extra.iter().map(|signal| signal.watch()));
-    (interrupts, own)
+    (interrupts, Own { revokes, wakes })
+}
+
+/// How many of a selection's interrupts are the gate's: its revocation
+/// switches first, then its wakers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Own {
+    revokes: usize,
+    wakes: usize,
 }
 
 #[allow(
@@ -461,12 +479,14 @@ impl<T> Sender<T> {
     ///
     /// # Errors
     ///
-    /// [`SendError::Disconnected`] when every receiver is gone,
-    /// [`SendError::Revoked`] when this endpoint is (or becomes, while
-    /// waiting) revoked. The message is handed back.
+    /// [`SendError::Disconnected`] when every receiver is gone (or, on an
+    /// endpoint a supervisor issued to an instance, when the send would wait
+    /// after that instance was cancelled), [`SendError::Revoked`] when this
+    /// endpoint is (or becomes, while waiting) revoked. The message is
+    /// handed back.
     #[inline]
     pub fn send(&self, message: T) -> Result<(), SendError<T>> {
-        if !self.gate.is_revocable() && !self.is_bridged() {
+        if self.gate.is_plain() && !self.is_bridged() {
             // The hot path: nothing to watch but the channel itself.
             return self
                 .inner
@@ -524,7 +544,7 @@ impl<T> Sender<T> {
         self.send_with(message, &[], deadline)
             .map_err(|(m, e)| match e {
                 Wake::Timeout => SendTimeoutError::Timeout(m),
-                Wake::Disconnected => SendTimeoutError::Disconnected(m),
+                Wake::Disconnected | Wake::Stopped => SendTimeoutError::Disconnected(m),
                 Wake::Revoked | Wake::Interrupted(_) => SendTimeoutError::Revoked(m),
             })
     }
@@ -542,10 +562,10 @@ impl<T> Sender<T> {
         if let Some(outbox) = &self.outbox {
             return outbox.send(message, &self.gate, extra, deadline);
         }
-        if !self.gate.is_revocable() && extra.is_empty() {
+        if self.gate.is_plain() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return send_interruptible(&self.inner, message, &[], deadline)
-                .map_err(|(m, e)| (m, Wake::from_interrupt(e, 0)));
+                .map_err(|(m, e)| (m, Wake::from_interrupt(e, Own::default())));
         }
         // While no switch or extra interrupt has fired, try the send,
         // backing off as crossbeam does before it blocks; only a send that
@@ -561,6 +581,10 @@ impl<T> Sender<T> {
                 Err(cb::TrySendError::Disconnected(m)) => return Err((m, Wake::Disconnected)),
                 Err(cb::TrySendError::Full(m)) => m,
             };
+            // The instance was cancelled: a send that would wait ends here.
+            if self.gate.is_woken() {
+                return Err((message, Wake::Stopped));
+            }
             if backoff.is_completed() {
                 break;
             }
@@ -589,17 +613,21 @@ pub(crate) enum Wake {
     Disconnected,
     Timeout,
     Revoked,
+    /// The instance the endpoint was issued to was cancelled: a blocking
+    /// wait ends as if the channel were disconnected.
+    Stopped,
     /// One of the caller's extra interrupts, by index.
     Interrupted(usize),
 }
 
 impl Wake {
-    fn from_interrupt(interrupt: Interrupted, own: usize) -> Self {
+    fn from_interrupt(interrupt: Interrupted, own: Own) -> Self {
         match interrupt {
             Interrupted::Disconnected => Wake::Disconnected,
             Interrupted::Timeout => Wake::Timeout,
-            Interrupted::By(i) if i < own => Wake::Revoked,
-            Interrupted::By(i) => Wake::Interrupted(i - own),
+            Interrupted::By(i) if i < own.revokes => Wake::Revoked,
+            Interrupted::By(i) if i < own.revokes + own.wakes => Wake::Stopped,
+            Interrupted::By(i) => Wake::Interrupted(i - own.revokes - own.wakes),
         }
     }
 }
@@ -612,11 +640,14 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// [`RecvError::Disconnected`] when the channel is empty and every sender
-    /// is gone; [`RecvError::Revoked`] when this endpoint is (or becomes,
-    /// while waiting) revoked.
+    /// is gone — or, on an endpoint a supervisor issued to an instance, once
+    /// that instance is cancelled and nothing is queued, so that a plain
+    /// `for message in inbox.iter()` ends with its instance;
+    /// [`RecvError::Revoked`] when this endpoint is (or becomes, while
+    /// waiting) revoked.
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        if !self.gate.is_revocable() {
+        if self.gate.is_plain() {
             // The hot path: nothing to watch but the channel itself.
             self.ask();
             return self.took(self.inner.recv().map_err(|_| RecvError::Disconnected));
@@ -659,7 +690,7 @@ impl<T> Receiver<T> {
     pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         self.recv_with(&[], deadline).map_err(|e| match e {
             Wake::Timeout => RecvTimeoutError::Timeout,
-            Wake::Disconnected => RecvTimeoutError::Disconnected,
+            Wake::Disconnected | Wake::Stopped => RecvTimeoutError::Disconnected,
             Wake::Revoked | Wake::Interrupted(_) => RecvTimeoutError::Revoked,
         })
     }
@@ -678,10 +709,10 @@ impl<T> Receiver<T> {
 
     #[inline]
     fn wait(&self, extra: &[&Signal], deadline: Option<Instant>) -> Result<T, Wake> {
-        if !self.gate.is_revocable() && extra.is_empty() {
+        if self.gate.is_plain() && extra.is_empty() {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
-                .map_err(|e| Wake::from_interrupt(e, 0));
+                .map_err(|e| Wake::from_interrupt(e, Own::default()));
         }
         // As in `Sender::send_with`: a message that is queued, or arrives
         // while backing off, is taken without building a selection.
@@ -694,6 +725,11 @@ impl<T> Receiver<T> {
                 Ok(message) => return Ok(message),
                 Err(cb::TryRecvError::Disconnected) => return Err(Wake::Disconnected),
                 Err(cb::TryRecvError::Empty) => {}
+            }
+            // The instance was cancelled: a receive that would wait ends
+            // here; queued messages are still taken above.
+            if self.gate.is_woken() {
+                return Err(Wake::Stopped);
             }
             if backoff.is_completed() {
                 break;

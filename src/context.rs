@@ -73,7 +73,7 @@ fn context_error(wake: Wake) -> ContextError {
         Wake::Disconnected => ContextError::Disconnected,
         Wake::Timeout => ContextError::Timeout,
         Wake::Revoked => ContextError::Revoked,
-        Wake::Interrupted(_) => ContextError::Cancelled,
+        Wake::Interrupted(_) | Wake::Stopped => ContextError::Cancelled,
     }
 }
 

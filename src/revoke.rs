@@ -57,6 +57,9 @@ use crate::signal::{Never, Signal};
 #[derive(Debug, Clone, Default)]
 pub struct Revoker {
     signal: Arc<Signal>,
+    /// A switch that only ends blocking waits (an instance's cancellation),
+    /// never revokes: see [`Revoker::waker`].
+    wakes_only: bool,
 }
 
 impl Revoker {
@@ -71,6 +74,22 @@ impl Revoker {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A switch on `signal` that, attached to a grant, only ends its
+    /// blocking channel waits once raised — an instance's cancellation —
+    /// and never fails an operation that need not wait.
+    pub(crate) fn waker(signal: Arc<Signal>) -> Self {
+        Self {
+            signal,
+            wakes_only: true,
+        }
+    }
+
+    /// Whether this switch only ends blocking waits (see [`waker`](Self::waker)).
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn wakes_only(&self) -> bool {
+        self.wakes_only
     }
 
     /// Revokes every capability attached to this switch. Idempotent; blocked
@@ -124,6 +143,9 @@ impl Revoked {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Gate {
     signals: Vec<Arc<Signal>>,
+    /// Switches that end blocking waits without revoking anything: the
+    /// cancellation of the instance the capability was issued to.
+    wakers: Vec<Arc<Signal>>,
 }
 
 impl Gate {
@@ -138,9 +160,28 @@ impl Gate {
     }
 
     pub(crate) fn attach(&mut self, revoker: &Revoker) {
-        if !self.signals.iter().any(|s| Arc::ptr_eq(s, &revoker.signal)) {
-            self.signals.push(Arc::clone(&revoker.signal));
+        let switches = if revoker.wakes_only {
+            &mut self.wakers
+        } else {
+            &mut self.signals
+        };
+        if !switches.iter().any(|s| Arc::ptr_eq(s, &revoker.signal)) {
+            switches.push(Arc::clone(&revoker.signal));
         }
+    }
+
+    /// Whether a blocking wait should end now without revocation: the
+    /// instance the capability was issued to was cancelled.
+    #[inline]
+    pub(crate) fn is_woken(&self) -> bool {
+        self.wakers.iter().any(|s| s.is_raised())
+    }
+
+    /// Whether nothing can interrupt a wait on this capability: no switch
+    /// of either kind.
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.signals.is_empty() && self.wakers.is_empty()
     }
 
     #[inline]
@@ -160,5 +201,11 @@ impl Gate {
 
     pub(crate) fn watches(&self) -> impl Iterator<Item = &crossbeam_channel::Receiver<Never>> {
         self.signals.iter().map(|s| s.watch())
+    }
+
+    /// Receivers that disconnect when the instance is cancelled, for
+    /// `Select`; they follow [`watches`](Self::watches) in a selection.
+    pub(crate) fn wake_watches(&self) -> impl Iterator<Item = &crossbeam_channel::Receiver<Never>> {
+        self.wakers.iter().map(|s| s.watch())
     }
 }

@@ -1612,3 +1612,40 @@ fn a_fault_names_the_cause_once() {
     assert!(text.contains("cannot read `missing.txt`"), "{text}");
     system.shutdown();
 }
+
+fn iterates_raw(inbox: Receiver<u32>, _: &Context) -> Result<(), std::io::Error> {
+    // crossbeam's habit: a plain blocking iterator, no context.
+    for message in inbox.iter() {
+        let _ = message;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_raw_blocking_receive_ends_with_its_instance() {
+    let (_keep, inbox) = channel::bounded::<u32>(4).unwrap();
+    let supervisor = Supervisor::new("app");
+    let events = supervisor.events(64);
+    let system = supervisor
+        .child(Child::new("raw", iterates_raw, inbox).shutdown(Duration::from_secs(30)))
+        .start()
+        .unwrap();
+    let (started, seen) = events.wait_for(Duration::from_secs(30), |e| {
+        matches!(e.kind, EventKind::Started) && e.path == "app/raw"
+    });
+    assert!(started.is_some(), "{seen:#?}");
+    system.remove_child("app/raw").unwrap();
+    let (exited, seen) = events.wait_for(Duration::from_secs(60), |e| {
+        e.path == "app/raw"
+            && matches!(
+                e.kind,
+                EventKind::Exited { .. } | EventKind::ShutdownTimedOut { .. }
+            )
+    });
+    assert!(
+        matches!(exited.map(|e| e.kind), Some(EventKind::Exited { .. })),
+        "{seen:#?}"
+    );
+    assert_eq!(system.leaked_threads(), 0);
+    system.shutdown();
+}

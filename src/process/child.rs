@@ -294,6 +294,9 @@ where
         sys::exit_now(0);
     }
     let cancel = Arc::new(Flag::new());
+    // As on a thread: cancellation ends the grant's blocking waits too.
+    let mut grant = grant;
+    grant.attach_revoker(&crate::revoke::Revoker::waker(Arc::clone(&cancel)));
     start_threads(&control, &cancel, std::mem::take(&mut unpacking.pumps));
     fault::install_panic_hook();
     fault::mark_supervised(true, false);

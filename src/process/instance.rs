@@ -86,7 +86,13 @@ where
             entry: self.entry.name(),
             fingerprint: fingerprint::<G, E>(),
             grant,
-            revokers: revokers.iter().map(|&revoker| revoker.clone()).collect(),
+            // Revoking one kills the child; a waker is the proxy's own
+            // cancellation, which the child hears as a message instead.
+            revokers: revokers
+                .iter()
+                .filter(|revoker| !revoker.wakes_only())
+                .map(|&revoker| revoker.clone())
+                .collect(),
             confinement: Confinement {
                 require: self.lockdown.mode() == Mode::Require,
                 cpu_seconds: self

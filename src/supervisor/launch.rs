@@ -79,8 +79,12 @@ pub(crate) fn spawn_worker(
         },
     };
     let revoker = Revoker::new();
+    let cancel = Arc::new(Signal::new());
+    // Cancelling the instance also ends the blocking waits of its grant's
+    // endpoints, so a raw `recv` (or `for m in inbox.iter()`) stops with it.
+    let waker = Revoker::waker(Arc::clone(&cancel));
     // Re-issuing runs the grant's `reissue` and its data's `Clone`.
-    let body = match fault::contain(|| child.factory.instance(&[&revoker, &tree.revoker])) {
+    let body = match fault::contain(|| child.factory.instance(&[&revoker, &tree.revoker, &waker])) {
         Ok(Ok(body)) => body,
         Ok(Err(err)) => {
             return Err(failed(fault::describe_contained("an error", || {
@@ -89,7 +93,6 @@ pub(crate) fn spawn_worker(
         }
         Err(caught) => return Err(caught.start_failed("re-issuing its grant")),
     };
-    let cancel = Arc::new(Signal::new());
     let in_flight = Arc::new(InFlightCell::default());
     let limits = child.settings.limits;
     let meter = if !limits.is_watched() {
