@@ -346,7 +346,7 @@ fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver
 /// How many of a selection's interrupts are the gate's: its revocation
 /// switches first, then its wakers.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Own {
+struct Own {
     revokes: usize,
     wakes: usize,
 }

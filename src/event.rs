@@ -263,7 +263,7 @@ impl Events {
         timeout: Duration,
         mut predicate: impl FnMut(&Event) -> bool,
     ) -> (Option<Event>, Vec<Event>) {
-        let before = {
+        let mut before = {
             let mut kept = self.skipped.lock();
             if let Some(position) = kept.iter().position(&mut predicate) {
                 let before = kept.iter().take(position).cloned().collect();
@@ -271,7 +271,6 @@ impl Events {
             }
             kept.iter().cloned().collect::<Vec<_>>()
         };
-        let mut before = before;
         let deadline = crate::channel::deadline_after(timeout);
         loop {
             let next = match deadline {

@@ -396,6 +396,13 @@ fn died_by(fault: &Fault) -> &ProcessExit {
     }
 }
 
+fn start_failure(fault: &Fault) -> &str {
+    match &fault.kind {
+        FaultKind::StartFailed { message } => message,
+        other => panic!("expected a start that failed, got {other:?} ({fault})"),
+    }
+}
+
 fn signal(fault: &Fault) -> i32 {
     match died_by(fault) {
         ProcessExit::Signal { number, .. } => *number,
@@ -947,31 +954,21 @@ fn a_cpu_rate_is_refused_not_ignored() {
     let child = Child::process("rated", entry!(aborts), ())
         .limits(Limits::new().cpu_per(Duration::from_millis(10), Duration::from_millis(100)));
     let fault = first_fault(child);
-    match &fault.kind {
-        FaultKind::StartFailed { message } => assert!(message.contains("cpu_per"), "{message}"),
-        other => panic!("{other:?}"),
-    }
+    let message = start_failure(&fault);
+    assert!(message.contains("cpu_per"), "{message}");
 }
 
 fn a_manual_clock_cannot_cross() {
     let (clock, _control) = MonotonicClock::manual();
     let fault = first_fault(Child::process("clocked", entry!(keeps_time), clock));
-    match &fault.kind {
-        FaultKind::StartFailed { message } => {
-            assert!(message.contains("manual MonotonicClock"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let message = start_failure(&fault);
+    assert!(message.contains("manual MonotonicClock"), "{message}");
 }
 
 fn an_entry_missing_from_init_fails_to_start() {
     let fault = first_fault(Child::process("stray", entry!(unregistered), ()));
-    match &fault.kind {
-        FaultKind::StartFailed { message } => {
-            assert!(message.contains("unregistered"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let message = start_failure(&fault);
+    assert!(message.contains("unregistered"), "{message}");
 }
 
 // ---- the harness ---------------------------------------------------------

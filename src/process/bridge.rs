@@ -130,11 +130,9 @@ impl fmt::Debug for ChildPump {
 
 pub(super) fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
     // `Serialize` is user code.
-    let encoded = fault::contain(|| postcard::to_stdvec(message)).ok()?.ok()?;
-    let mut frame = Vec::with_capacity(encoded.len() + 1);
-    frame.push(tag);
-    frame.extend_from_slice(&encoded);
-    Some(frame)
+    fault::contain(|| postcard::to_extend(message, vec![tag]))
+        .ok()?
+        .ok()
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -340,6 +338,30 @@ where
     Ok(channel::bridged_sender(outbox, id, capacity))
 }
 
+/// Rebuilds a receiving endpoint in the child: a local channel of capacity
+/// 1 that `pump` fills from the socket, and a [`Demand`] that asks for each
+/// next message on the receiving thread (`pump` also gets the shared
+/// writing end, for what it answers itself).
+pub(super) fn unpack_receiver<T: Send + 'static>(
+    unpacking: &mut Unpacking,
+    pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
+) -> Result<Receiver<T>, PackError> {
+    let socket = socket(unpacking.descriptor()?);
+    let writer: Writer = Arc::new(parking_lot::Mutex::new(socket.try_clone()?));
+    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let (tx, rx) = cb::bounded(1);
+    let writing = Arc::clone(&writer);
+    unpacking.pumps.push(ChildPump {
+        run: Box::new(move || pump(tx, socket, writing)),
+    });
+    Ok(channel::bridged_receiver(
+        rx,
+        id,
+        capacity,
+        Arc::new(Demand::new(writer)),
+    ))
+}
+
 /// Packs one endpoint: a socket pair whose parent end `pump` serves, the
 /// child end passed as a descriptor, and the channel's id and capacity.
 pub(super) fn pack_endpoint(
@@ -391,14 +413,8 @@ where
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        let socket = socket(unpacking.descriptor()?);
-        let asking = socket.try_clone()?;
-        let (id, capacity): (u64, usize) = unpacking.data()?;
-        let (tx, rx) = cb::bounded(1);
-        unpacking.pumps.push(ChildPump {
-            run: Box::new(move || pump_receives::<T>(tx, socket)),
-        });
-        let demand = Arc::new(Demand::new(Arc::new(parking_lot::Mutex::new(asking))));
-        Ok(channel::bridged_receiver(rx, id, capacity, demand))
+        unpack_receiver(unpacking, |local, socket, _| {
+            pump_receives::<T>(local, socket)
+        })
     }
 }

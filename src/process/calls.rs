@@ -20,12 +20,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bridge::{
-    ACCEPTED, CLOSED, ChildPump, Codec, Demand, ParentPump, WANT, Writer, decode, pack_endpoint,
-    socket, unpack_sender,
+    ACCEPTED, CLOSED, Codec, ParentPump, WANT, Writer, decode, pack_endpoint, unpack_receiver,
+    unpack_sender,
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{read_frame, write_frame};
-use crate::channel::{self, PendingReply, Receiver, ReplyTo, Request, Sender};
+use crate::channel::{PendingReply, Receiver, ReplyTo, Request, Sender};
 use crate::fault;
 use crate::mailbox::{Mailbox, Tracked};
 use crate::signal::Signal;
@@ -98,12 +98,12 @@ fn deliver<A>(reply: ReplyTo<A>, answer: Option<A>) {
 
 /// `[tag][number][payload]`.
 fn numbered<T: Serialize>(tag: u8, number: u64, payload: &T) -> Option<Vec<u8>> {
-    let encoded = fault::contain(|| postcard::to_stdvec(payload)).ok()?.ok()?;
-    let mut frame = Vec::with_capacity(encoded.len() + 9);
+    let mut frame = Vec::with_capacity(64);
     frame.push(tag);
     frame.extend_from_slice(&number.to_le_bytes());
-    frame.extend_from_slice(&encoded);
-    Some(frame)
+    fault::contain(|| postcard::to_extend(payload, frame))
+        .ok()?
+        .ok()
 }
 
 /// The tag, number and payload of a numbered frame.
@@ -284,20 +284,7 @@ where
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        let socket = socket(unpacking.descriptor()?);
-        let writer: Writer = Arc::new(Mutex::new(socket.try_clone()?));
-        let (id, capacity): (u64, usize) = unpacking.data()?;
-        let (tx, rx) = cb::bounded(1);
-        let replies = Arc::clone(&writer);
-        unpacking.pumps.push(ChildPump {
-            run: Box::new(move || pump_requests::<Q, A>(tx, socket, replies)),
-        });
-        Ok(channel::bridged_receiver(
-            rx,
-            id,
-            capacity,
-            Arc::new(Demand::new(writer)),
-        ))
+        unpack_receiver(unpacking, pump_requests::<Q, A>)
     }
 }
 

@@ -237,7 +237,7 @@ where
         refuse(&control, &report.missing.join("; "));
     }
     let mut unpacking = Unpacking::new(request.grant, grant_fds);
-    let grant = match fault::contain(|| G::unpack(&mut unpacking)) {
+    let mut grant = match fault::contain(|| G::unpack(&mut unpacking)) {
         Ok(Ok(grant)) => grant,
         Ok(Err(err)) => end(
             &control,
@@ -295,7 +295,6 @@ where
     }
     let cancel = Arc::new(Flag::new());
     // As on a thread: cancellation ends the grant's blocking waits too.
-    let mut grant = grant;
     grant.attach_revoker(&crate::revoke::Revoker::waker(Arc::clone(&cancel)));
     start_threads(&control, &cancel, std::mem::take(&mut unpacking.pumps));
     fault::install_panic_hook();

@@ -103,8 +103,7 @@ where
                 open_files: OPEN_FILES,
                 threads: self.limits.thread_limit(),
             },
-            cpu_budget: self.limits.cpu_budget(),
-            cpu_rate_asked: self.limits.cpu_rate().is_some(),
+            limits: self.limits,
             seccomp,
             spawning: self.spawning,
         }))
@@ -162,8 +161,9 @@ struct ProcessInstance<G> {
     grant: G,
     revokers: Vec<Revoker>,
     confinement: Confinement,
-    cpu_budget: Option<std::time::Duration>,
-    cpu_rate_asked: bool,
+    /// The limits its confinement was derived from: what a death by signal
+    /// is measured against.
+    limits: Limits,
     seccomp: Vec<u64>,
     spawning: Spawning,
 }
@@ -203,7 +203,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
     fn run(mut self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
         // Resource limits hold a budget, not a rate: refused rather than
         // silently unenforced.
-        if self.cpu_rate_asked {
+        if self.limits.cpu_rate().is_some() {
             return Err(start_failed(
                 "a CPU rate per period (Limits::cpu_per) is not enforced for process children; give a CPU budget (Limits::cpu) instead".to_owned(),
             ));
@@ -293,12 +293,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
                 exit: ProcessExit::Killed { reason },
                 output: tail,
             })),
-            _ => Err(decided(died(
-                status,
-                tail,
-                &self.confinement,
-                self.cpu_budget,
-            ))),
+            _ => Err(decided(died(status, tail, &self.limits))),
         }
     }
 }
@@ -487,32 +482,29 @@ fn ended(ending: Ending) -> Result<(), BoxError> {
     }
 }
 
-/// A child that ended without a report, as a fault kind.
-fn died(
-    status: Option<Result<i32, i32>>,
-    output: String,
-    confinement: &Confinement,
-    cpu_budget: Option<std::time::Duration>,
-) -> FaultKind {
+/// A child that ended without a report, as a fault kind: a budget its
+/// resource limits enforced, or how the process ended.
+fn died(status: Option<Result<i32, i32>>, output: String, limits: &Limits) -> FaultKind {
+    let budget = match status {
+        // `SIGXCPU` at the budget, `SIGKILL` a second later if it was caught.
+        Some(Err(libc::SIGXCPU | libc::SIGKILL)) => limits
+            .cpu_budget()
+            .map(|limit| Budget::Cpu { used: limit, limit }),
+        // The standard library aborts when an allocation fails.
+        Some(Err(libc::SIGABRT)) if output.contains("memory allocation of") => limits
+            .memory_quota()
+            .map(|limit| Budget::Memory { held: limit, limit }),
+        _ => None,
+    };
+    if let Some(budget) = budget {
+        return FaultKind::BudgetExceeded {
+            budget,
+            runaway: false,
+        };
+    }
     let exit = match status {
         Some(Ok(code)) => ProcessExit::Code(code),
         Some(Err(libc::SIGSYS)) => ProcessExit::PolicyViolation,
-        Some(Err(libc::SIGXCPU)) | Some(Err(libc::SIGKILL)) if cpu_budget.is_some() => {
-            let limit = cpu_budget.unwrap_or_default();
-            return FaultKind::BudgetExceeded {
-                budget: Budget::Cpu { used: limit, limit },
-                runaway: false,
-            };
-        }
-        Some(Err(libc::SIGABRT))
-            if confinement.data_bytes.is_some() && output.contains("memory allocation of") =>
-        {
-            let limit = confinement.data_bytes.unwrap_or_default();
-            return FaultKind::BudgetExceeded {
-                budget: Budget::Memory { held: limit, limit },
-                runaway: false,
-            };
-        }
         Some(Err(number)) => ProcessExit::Signal {
             number,
             name: signal_name(number),

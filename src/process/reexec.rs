@@ -96,15 +96,10 @@ pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
     if role != VERSION {
         super::sys::exit_now(75);
     }
-    let request_socket = std::io::stdin().as_fd().try_clone_to_owned();
-    let Ok(Some((bytes, descriptors))) = request_socket
-        .as_ref()
-        .map_err(|_| ())
-        .and_then(|socket| wire::recv_packet(socket.as_fd()).map_err(|_| ()))
-    else {
+    // The request comes on standard input, the socket `spawn` handed over.
+    let Ok(Some((bytes, descriptors))) = wire::recv_packet(std::io::stdin().as_fd()) else {
         super::sys::exit_now(75)
     };
-    drop(request_socket);
     let Ok(request) = wire::decode::<SpawnRequest>(&bytes) else {
         super::sys::exit_now(75)
     };
