@@ -61,6 +61,9 @@
 //!   side creates under the same rules and passes over;
 //! - replaces its root with an empty read-only tmpfs (`pivot_root`), so no
 //!   outside path exists for it;
+//! - sees no environment variable: the zygote (and a program started
+//!   again) clears the program's before any child starts, so an
+//!   [`Env`](crate::caps::Env) in the grant is the only way to one;
 //! - keeps no descriptor but its grant's (directories and files passed over
 //!   `SCM_RIGHTS`, one socket per bridged channel endpoint) and its control
 //!   socket; its standard output and error go to a pipe whose tail ends up

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use compartment::caps::{Dir, MonotonicClock, Net, NetRule, ReadOnlyDir};
+use compartment::caps::{Dir, Env, MonotonicClock, Net, NetRule, ReadOnlyDir};
 use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
 use compartment::process::{Portable, Spawning};
@@ -355,6 +355,27 @@ fn chokes_on_seven(grant: Poisoned, cx: &Context) -> Result {
         }
         grant.out.send(message)?;
     }
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Environment {
+    env: Env,
+    report: Sender<(Vec<String>, String)>,
+}
+
+/// Reports the names of every environment variable the process has, and
+/// what its grant's `Env` says of the one variable it names.
+fn reads_environment(grant: Environment, _: &Context) -> Result {
+    let names = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
+    let granted = grant
+        .env
+        .get("COMPARTMENT_TEST_GRANTED")?
+        .unwrap_or_default()
+        .to_owned();
+    grant.report.send((names, granted))?;
     Ok(())
 }
 
@@ -958,6 +979,41 @@ fn a_cpu_rate_is_refused_not_ignored() {
     assert!(message.contains("cpu_per"), "{message}");
 }
 
+/// The variables of a process child started as `spawning` says: the names
+/// it sees in its process, and the value of the one its `Env` grants.
+fn child_environment(spawning: Spawning) -> (Vec<String>, String) {
+    let env = Env::from_vars([("COMPARTMENT_TEST_GRANTED", "granted")]).unwrap();
+    let (report, environment) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "reader",
+                entry!(reads_environment),
+                Environment { env, report },
+            )
+            .spawning(spawning)
+            .restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    let seen = environment
+        .recv_timeout(PATIENCE)
+        .expect("the report arrives");
+    system.shutdown();
+    seen
+}
+
+fn the_child_sees_no_environment_but_its_grants() {
+    // The supervisor's process has variables (cargo sets a dozen), and a
+    // thread sees them all: the child must see none of them.
+    assert!(std::env::vars_os().next().is_some());
+    for spawning in [Spawning::Zygote, Spawning::Reexec] {
+        let (names, granted) = child_environment(spawning);
+        assert_eq!(names, Vec::<String>::new(), "{spawning:?}");
+        assert_eq!(granted, "granted", "{spawning:?}");
+    }
+}
+
 fn a_manual_clock_cannot_cross() {
     let (clock, _control) = MonotonicClock::manual();
     let fault = first_fault(Child::process("clocked", entry!(keeps_time), clock));
@@ -1052,6 +1108,10 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
     ),
     ("a_manual_clock_cannot_cross", a_manual_clock_cannot_cross),
     (
+        "the_child_sees_no_environment_but_its_grants",
+        the_child_sees_no_environment_but_its_grants,
+    ),
+    (
         "an_entry_missing_from_init_fails_to_start",
         an_entry_missing_from_init_fails_to_start,
     ),
@@ -1081,6 +1141,7 @@ fn main() {
             &entry!(calls_out),
             &entry!(dials),
             &entry!(chokes_on_seven),
+            &entry!(reads_environment),
         ],
         TESTS,
     )

@@ -96,6 +96,8 @@ pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
     if role != VERSION {
         super::sys::exit_now(75);
     }
+    // Started with nothing but the role, which the child has no use for.
+    super::sys::clear_environment();
     // The request comes on standard input, the socket `spawn` handed over.
     let Ok(Some((bytes, descriptors))) = wire::recv_packet(std::io::stdin().as_fd()) else {
         super::sys::exit_now(75)

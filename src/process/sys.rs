@@ -3,9 +3,11 @@
 //! confinement needs that have no safe binding.
 //!
 //! Every function here is called only in a process that has one thread (the
-//! zygote, forked while `main` was still single-threaded, and the processes
-//! it creates), so the child of a fork or clone is a complete copy: no lock
-//! is held by a thread that does not exist in it.
+//! zygote, forked while `main` was still single-threaded, the processes it
+//! creates, and a program started again as a child, in `init` at the top
+//! of its `main`), so the child of a fork or clone is a complete copy — no
+//! lock is held by a thread that does not exist in it — and no other thread
+//! reads the environment while it changes.
 
 #![allow(unsafe_code)]
 
@@ -87,6 +89,18 @@ pub(super) fn clone_beside() -> io::Result<Spawned> {
             // SAFETY: the kernel wrote a new descriptor that nothing else owns.
             pidfd: Some(unsafe { OwnedFd::from_raw_fd(pidfd) }),
         }),
+    }
+}
+
+/// Removes every variable from the calling process's environment: a
+/// process child's environment is its grant's `Env`, and the program's
+/// variables (tokens, keys, paths) are the supervisor's.
+pub(super) fn clear_environment() {
+    for (name, _) in std::env::vars_os() {
+        // SAFETY: callers run in a process with one thread (see the module
+        // documentation), so no other thread reads the environment while
+        // it changes.
+        unsafe { std::env::remove_var(name) };
     }
 }
 

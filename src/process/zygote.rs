@@ -172,6 +172,8 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
     if dies_with_parent.is_err() || parent != Some(supervisor) {
         sys::exit_now(0);
     }
+    // What the zygote starts sees only what its grant says.
+    sys::clear_environment();
     // One empty network namespace for every child: no interface, no route.
     // Where user namespaces are refused, each child reports what it lacks.
     let network_shared = child::enter_user_namespace(libc::CLONE_NEWNET).is_ok();
