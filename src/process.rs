@@ -122,6 +122,11 @@ pub use zygote::{InitError, init};
 pub(crate) use bridge::{Codec, Demand};
 pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
+#[cfg_attr(
+    not(feature = "testkit"),
+    allow(unused_imports, reason = "read by the testkit")
+)]
+pub(crate) use child::in_child;
 pub(crate) use instance::ProcessWorker;
 pub(crate) use usage::{RunningProcess, usage};
 pub(crate) use wire::write_frame;

@@ -13,7 +13,9 @@
 //!   [`assert_allowed!`](crate::assert_allowed) check single operations;
 //! - [`probe`] runs the escape battery against every capability a grant
 //!   holds and returns a [`Report`] that prints as a table ending in
-//!   `N attempts, M escaped`;
+//!   `N attempts, M escaped`; with the `process` feature, `probe_process`
+//!   runs it from inside a process child, adding the attempts only a
+//!   process boundary stops;
 //! - [`ops`] drives random sequences of path operations (for fuzzing and
 //!   property tests).
 //!
@@ -70,6 +72,8 @@ pub use host::Host;
 pub use probe::{
     Attempt, Expected, Outcome, ProbeOptions, Report, probe, probe_hosted, probe_with,
 };
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub use probe::{ProbeFailed, ProbeGrant, probe_entry, probe_process, probe_process_with};
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub use process_main::{ProcessTest, process_main};
 pub use sandbox::{CANARY_CONTENT, Canary, CanaryChanged, Sandbox, SandboxBuilder, SandboxError};

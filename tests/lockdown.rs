@@ -547,7 +547,6 @@ fn require_refuses_to_start_what_cannot_be_enforced_and_best_effort_reports_it()
 struct Battery {
     root: Dir,
     docs: ReadOnlyDir,
-    #[grant(data)]
     host: Host,
     results: Sender<Report>,
 }
@@ -620,6 +619,7 @@ fn without_lockdown_the_ambient_calls_get_through() {
     let options = ProbeOptions {
         ambient: true,
         race_rounds: 20,
+        ..ProbeOptions::default()
     };
     let report = probe_with(&target, &options);
     let through: Vec<_> = report

@@ -16,7 +16,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use compartment::caps::{Dir, Env, MonotonicClock, Net, NetRule, ReadOnlyDir};
@@ -24,9 +24,12 @@ use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{Event, EventKind, ExitReason};
 use compartment::process::{Portable, Spawning};
 use compartment::supervisor::NodeKind;
+use compartment::testkit::{
+    self, Host, Outcome, ProbeOptions, Report, Sandbox as TestkitSandbox, probe_hosted,
+};
 use compartment::{
-    Child, Context, Fault, FaultKind, Grant, Limits, ProcessExit, Restart, Revoker, Supervisor,
-    entry,
+    Child, Context, Fault, FaultKind, Grant, Limits, Lockdown, ProcessExit, Restart, Revoker,
+    Supervisor, ambient_authority, entry,
 };
 
 /// Long enough for a loaded CI machine; only the failure path waits it out.
@@ -184,91 +187,6 @@ fn counts_descriptors(grant: Census, _: &Context) -> Result {
     Ok(())
 }
 
-#[derive(Grant, Portable)]
-struct Escapee {
-    data: Dir,
-    reference: ReadOnlyDir,
-    report: Sender<Vec<String>>,
-}
-
-/// Tries every way out it knows; reports each attempt that succeeded.
-fn tries_to_escape(grant: Escapee, _: &Context) -> Result {
-    let mut escaped = Vec::new();
-    let mut attempt = |name: &str, worked: bool| {
-        if worked {
-            escaped.push(name.to_owned());
-        }
-    };
-    attempt("read /etc/passwd", std::fs::read("/etc/passwd").is_ok());
-    attempt(
-        "list /",
-        std::fs::read_dir("/")
-            .map(|d| d.count() > 0)
-            .unwrap_or(false),
-    );
-    attempt(
-        "read /proc/self/maps",
-        std::fs::read("/proc/self/maps").is_ok(),
-    );
-    attempt("stat /tmp", std::fs::metadata("/tmp").is_ok());
-    attempt("stat /usr", std::fs::metadata("/usr").is_ok());
-    attempt("create /escape", std::fs::write("/escape", b"x").is_ok());
-    attempt("climb with ..", grant.data.read("../canary").is_ok());
-    attempt("absolute path", grant.data.read("/etc/hostname").is_ok());
-    attempt(
-        "read through a planted symlink out",
-        grant.data.read("out/canary").is_ok(),
-    );
-    attempt(
-        "connect a TCP socket",
-        std::net::TcpStream::connect("127.0.0.1:1").is_ok()
-            || std::net::UdpSocket::bind("0.0.0.0:0").is_ok(),
-    );
-    // Starting a program kills the process (see the fork bomb's test).
-    // Raw descriptors: every open directory is tried with `openat` for
-    // writing and with `..`, as hostile code holding a leaked number would.
-    for fd in 0..256 {
-        // SAFETY: only borrowed for the calls below, while it is open.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(stat) = rustix::fs::fstat(borrowed) else {
-            continue;
-        };
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
-            continue;
-        }
-        let parent = rustix::fs::openat(
-            borrowed,
-            "..",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
-            rustix::fs::Mode::empty(),
-        );
-        attempt(
-            &format!("open .. of descriptor {fd}"),
-            parent
-                .is_ok_and(|p| rustix::fs::fstat(p.as_fd()).is_ok_and(|s| s.st_ino != stat.st_ino)),
-        );
-        let created = rustix::fs::openat(
-            borrowed,
-            "written-raw",
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
-            rustix::fs::Mode::from_raw_mode(0o644),
-        );
-        // The full directory may be written; the read-only one must not be.
-        let read_only =
-            rustix::fs::statat(borrowed, "reference.txt", rustix::fs::AtFlags::empty()).is_ok();
-        attempt(
-            &format!("write through read-only descriptor {fd}"),
-            read_only && created.is_ok(),
-        );
-    }
-    attempt(
-        "the read-only capability lost its file",
-        !grant.reference.exists("reference.txt"),
-    );
-    grant.report.send(escaped)?;
-    Ok(())
-}
-
 /// Serves doubling requests; a request for 0 is dropped unanswered, and a
 /// request for 999 aborts the process mid-request.
 fn doubles(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
@@ -377,6 +295,45 @@ fn reads_environment(grant: Environment, _: &Context) -> Result {
         .to_owned();
     grant.report.send((names, granted))?;
     Ok(())
+}
+
+/// What the escape battery probes: a writable subdirectory and the
+/// read-only tree around it.
+#[derive(Grant, Portable)]
+struct Probed {
+    root: Dir,
+    docs: ReadOnlyDir,
+}
+
+impl Probed {
+    fn of(sandbox: &TestkitSandbox) -> Self {
+        Self {
+            root: sandbox.dir().unwrap().open_dir("docs/deep").unwrap(),
+            docs: sandbox.read_only().unwrap(),
+        }
+    }
+}
+
+#[derive(Grant)]
+struct ThreadBattery {
+    probed: Probed,
+    host: Host,
+    results: Sender<Report>,
+}
+
+/// The battery from a locked-down thread, for comparison.
+fn probes_from_a_thread(g: ThreadBattery, _: &Context) -> Result {
+    let report = probe_hosted(&g.probed, &g.host, &battery_options());
+    g.results.send(report)?;
+    Ok(())
+}
+
+fn battery_options() -> ProbeOptions {
+    ProbeOptions {
+        ambient: true,
+        beyond_threads: true,
+        race_rounds: 100,
+    }
 }
 
 fn unregistered(_: (), _: &Context) -> Result {
@@ -744,64 +701,6 @@ fn only_the_grants_descriptors_exist_in_the_child() {
     assert_eq!(open.len(), 7, "{open:?}");
 }
 
-/// Runs `tries_to_escape` in a process child started as `process` says,
-/// or in a thread when it is `None`, and returns what got through.
-fn escape_attempts(process: Option<Spawning>) -> Vec<String> {
-    let sandbox = common::Sandbox::new();
-    sandbox.plant_symlink(sandbox.outer.clone(), "out");
-    let reference = common::Sandbox::new();
-    std::fs::write(reference.root_path().join("reference.txt"), b"read me").unwrap();
-    let (report, escapes) = channel::bounded(1).unwrap();
-    let grant = Escapee {
-        data: sandbox.root(),
-        reference: reference.root().into_read_only(),
-        report,
-    };
-    let child = match process {
-        Some(spawning) => {
-            Child::process("escapee", entry!(tries_to_escape), grant).spawning(spawning)
-        }
-        None => Child::new("escapee", tries_to_escape, grant),
-    };
-    let system = Supervisor::new("host")
-        .child(child.restart(Restart::Transient))
-        .start()
-        .unwrap();
-    let escaped = escapes.recv_timeout(PATIENCE).expect("the report arrives");
-    system.shutdown();
-    let _ = std::fs::remove_file(reference.root_path().join("written-raw"));
-    assert_eq!(
-        std::fs::read(sandbox.canary_path()).unwrap(),
-        common::CANARY
-    );
-    escaped
-}
-
-fn the_child_cannot_leave_its_grant() {
-    // In a thread, the same attempts get through: the test can fail.
-    let from_a_thread = escape_attempts(None);
-    for expected in ["read /etc/passwd", "read /proc/self/maps", "stat /usr"] {
-        assert!(
-            from_a_thread.iter().any(|e| e == expected),
-            "{from_a_thread:?}"
-        );
-    }
-    assert!(
-        from_a_thread
-            .iter()
-            .any(|e| e.starts_with("write through read-only descriptor")),
-        "{from_a_thread:?}"
-    );
-    assert_eq!(
-        escape_attempts(Some(Spawning::Zygote)),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        escape_attempts(Some(Spawning::Reexec)),
-        Vec::<String>::new()
-    );
-}
-
 fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     let sandbox = common::Sandbox::new();
     let (dir, revoker): (ReadOnlyDir, Revoker) = sandbox.root().into_read_only().revocable();
@@ -925,7 +824,7 @@ fn the_network_comes_through_the_broker() {
             NetRule::connect(loopback, granted.port()..=granted.port()),
             NetRule::bind(loopback, listen.port()..=listen.port()),
         ],
-        compartment::ambient_authority(),
+        ambient_authority(),
     );
     let (report, reports) = channel::bounded(8).unwrap();
     let grant = Dialer {
@@ -1014,6 +913,113 @@ fn the_child_sees_no_environment_but_its_grants() {
     }
 }
 
+fn the_escape_battery_finds_nothing_in_a_process_child() {
+    let sandbox = TestkitSandbox::standard(ambient_authority()).unwrap();
+    // From a locked-down thread, what only a process boundary stops gets
+    // through, and what would end the process is skipped: the battery can
+    // fail.
+    let (results, reports) = channel::bounded(1).unwrap();
+    let grant = ThreadBattery {
+        probed: Probed::of(&sandbox),
+        host: Host::start(ambient_authority()).unwrap(),
+        results,
+    };
+    let system = Supervisor::new("host")
+        .child(
+            Child::new("battery", probes_from_a_thread, grant)
+                .restart(Restart::Temporary)
+                .lockdown(Lockdown::require()),
+        )
+        .start()
+        .unwrap();
+    let from_a_thread = reports.recv_timeout(PATIENCE).expect("the report arrives");
+    system.shutdown();
+    let through: Vec<&str> = from_a_thread
+        .escapes()
+        .iter()
+        .map(|a| a.capability.as_str())
+        .collect();
+    for class in ["metadata", "/proc", "environment", "global registries"] {
+        let label = format!("beyond threads: {class}");
+        assert!(through.contains(&label.as_str()), "{from_a_thread}");
+    }
+    assert!(
+        through.iter().all(|c| c.starts_with("beyond threads: ")),
+        "only what a thread cannot be kept from gets through: {from_a_thread}"
+    );
+    let ending = |report: &Report| -> Vec<Outcome> {
+        report
+            .attempts
+            .iter()
+            .filter(|a| a.capability == "beyond threads: ending the process")
+            .map(|a| a.outcome.clone())
+            .collect()
+    };
+    assert!(
+        ending(&from_a_thread)
+            .iter()
+            .all(|o| matches!(o, Outcome::Skipped(_))),
+        "{from_a_thread}"
+    );
+
+    // From a process child, nothing gets through, and every attempt that
+    // ends the process ends only the child: cloned from the zygote, and
+    // started as a program of its own.
+    for spawning in [Spawning::Zygote, Spawning::Reexec] {
+        let report =
+            testkit::probe_process_with(Probed::of(&sandbox), &battery_options(), |child| {
+                child.spawning(spawning)
+            })
+            .unwrap();
+        println!("== the escape battery in a process child ({spawning:?})\n{report}\n");
+        battery_found_nothing(&report);
+    }
+    sandbox.canary().check().unwrap();
+}
+
+/// Checks a report of the battery made in a process child: every class was
+/// tried, nothing got through, and what ends the process ended only it.
+fn battery_found_nothing(report: &Report) {
+    assert!(report.made().count() >= 150, "{report}");
+    let made = |class: &str| report.made().filter(|a| a.capability == class).count();
+    for (class, at_least) in [
+        ("ambient: files", 5),
+        ("ambient: metadata", 7),
+        ("ambient: processes and threads", 2),
+        ("ambient: process-wide state", 6),
+        ("ambient: other processes", 2),
+        ("ambient: sockets", 12),
+        ("beyond threads: metadata", 3),
+        ("beyond threads: /proc", 2),
+        ("beyond threads: environment", 1),
+        ("beyond threads: global registries", 1),
+        ("beyond threads: ending the process", 4),
+    ] {
+        assert!(made(class) >= at_least, "{class}: {report}");
+    }
+    let ended: Vec<&Outcome> = report
+        .attempts
+        .iter()
+        .filter(|a| a.capability == "beyond threads: ending the process")
+        .map(|a| &a.outcome)
+        .collect();
+    assert_eq!(ended.len(), 4, "{report}");
+    assert!(
+        ended.iter().all(|o| matches!(o, Outcome::Contained(how) if how.starts_with("ended only its own process"))),
+        "{report}"
+    );
+    let program = report
+        .attempts
+        .iter()
+        .find(|a| a.attempt.starts_with("std::process::Command"))
+        .expect("the battery tries to start a program");
+    assert!(
+        matches!(&program.outcome, Outcome::Failed(how) if how.contains("policy never allows")),
+        "{report}"
+    );
+    report.assert_contained();
+}
+
 fn a_manual_clock_cannot_cross() {
     let (clock, _control) = MonotonicClock::manual();
     let fault = first_fault(Child::process("clocked", entry!(keeps_time), clock));
@@ -1029,7 +1035,7 @@ fn an_entry_missing_from_init_fails_to_start() {
 
 // ---- the harness ---------------------------------------------------------
 
-const TESTS: &[compartment::testkit::ProcessTest] = &[
+const TESTS: &[testkit::ProcessTest] = &[
     ("abort_is_a_fault_not_the_end", abort_is_a_fault_not_the_end),
     (
         "exit_is_a_fault_with_its_code",
@@ -1082,10 +1088,6 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
         only_the_grants_descriptors_exist_in_the_child,
     ),
     (
-        "the_child_cannot_leave_its_grant",
-        the_child_cannot_leave_its_grant,
-    ),
-    (
         "revoking_a_held_capability_kills_the_child_and_status_shows_it",
         revoking_a_held_capability_kills_the_child_and_status_shows_it,
     ),
@@ -1112,13 +1114,17 @@ const TESTS: &[compartment::testkit::ProcessTest] = &[
         the_child_sees_no_environment_but_its_grants,
     ),
     (
+        "the_escape_battery_finds_nothing_in_a_process_child",
+        the_escape_battery_finds_nothing_in_a_process_child,
+    ),
+    (
         "an_entry_missing_from_init_fails_to_start",
         an_entry_missing_from_init_fails_to_start,
     ),
 ];
 
 fn main() {
-    compartment::testkit::process_main(
+    testkit::process_main(
         &[
             &entry!(aborts),
             &entry!(exits),
@@ -1135,13 +1141,13 @@ fn main() {
             &entry!(relays),
             &entry!(holds),
             &entry!(counts_descriptors),
-            &entry!(tries_to_escape),
             &entry!(keeps_time),
             &entry!(doubles),
             &entry!(calls_out),
             &entry!(dials),
             &entry!(chokes_on_seven),
             &entry!(reads_environment),
+            &testkit::probe_entry::<Probed>(),
         ],
         TESTS,
     )

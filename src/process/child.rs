@@ -19,6 +19,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::{Resource, Rlimit, Signal};
 
@@ -34,6 +35,16 @@ use crate::lockdown::{self, Lockdown};
 use crate::mailbox::{InFlightCell, Mailbox};
 use crate::signal::Signal as Flag;
 use crate::threads::ThreadGroup;
+
+/// Whether this process is a process child's component.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Whether the calling code runs in a process child: its faults end only
+/// this process (the testkit's battery makes attempts here that would end
+/// any other).
+pub(crate) fn in_child() -> bool {
+    IN_CHILD.load(Ordering::Relaxed)
+}
 
 /// What the zygote hands a new child: the request and its descriptors.
 #[doc(hidden)]
@@ -223,6 +234,7 @@ where
     G: Portable,
     E: Into<BoxError> + 'static,
 {
+    IN_CHILD.store(true, Ordering::Relaxed);
     let confinement = request.confinement;
     // When the init ends, the kernel kills every process of the namespace.
     let redirected = rustix::stdio::dup2_stdout(&output).and(rustix::stdio::dup2_stderr(&output));

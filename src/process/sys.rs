@@ -95,6 +95,10 @@ pub(super) fn clone_beside() -> io::Result<Spawned> {
 /// Removes every variable from the calling process's environment: a
 /// process child's environment is its grant's `Env`, and the program's
 /// variables (tokens, keys, paths) are the supervisor's.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the granting side empties a process child's environment before any child code runs"
+)]
 pub(super) fn clear_environment() {
     for (name, _) in std::env::vars_os() {
         // SAFETY: callers run in a process with one thread (see the module

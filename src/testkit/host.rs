@@ -2,24 +2,34 @@
 //! planted inside granted directories, and the thread that races them.
 //!
 //! It runs where the probe runs, or — when the probe runs on a thread the
-//! kernel has locked down, which may not touch anything outside its grant —
-//! on a [`Host`] thread started beforehand.
+//! kernel has locked down, or in a process child, neither of which may
+//! touch anything outside its grant — on a [`Host`] thread started
+//! beforehand, which the probe calls over a request channel (bridged, for
+//! a process child).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use cap_std::AmbientAuthority;
-use crossbeam_channel as cb;
 
+use super::probe::Report;
 use super::sandbox::{Canary, CanaryChanged, Planter, SandboxError, TempTree, relative_path};
+use crate::channel::{self, Receiver, Request, Sender};
+use crate::grant::{Grant, Inventory, ReissueError};
+use crate::revoke::Revoker;
 
 /// How deep the nested-directory fixture goes.
 pub(crate) const DEPTH: usize = 64;
 
 /// The fixtures planted in a scratch directory inside a granted directory.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub(crate) struct Scratch {
     /// Its name inside the granted directory.
     pub(crate) name: String,
@@ -82,9 +92,34 @@ impl HostSide {
         path.exists()
     }
 
-    /// The host path of descriptor `fd` of this process.
-    pub(crate) fn host_path(&self, fd: i32) -> Option<PathBuf> {
-        std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+    /// The host path of the directory or file that is `identity`, found
+    /// among this process's descriptors: the prober's descriptor numbers
+    /// mean nothing here when it runs in a process child, but the granting
+    /// side holds the original of everything it granted.
+    pub(crate) fn host_path(&self, identity: Identity) -> Option<PathBuf> {
+        std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|entry| {
+                std::fs::metadata(entry.path()).is_ok_and(|meta| Identity::of(&meta) == identity)
+            })
+            .and_then(|entry| std::fs::read_link(entry.path()).ok())
+    }
+
+    /// Panics on a thread of the host's, as any code of the host's might:
+    /// a panic hook a component registered for the whole process runs
+    /// there, outside everything that confines the component.
+    pub(crate) fn panic(&self) {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the testkit's host threads play the outside world: supervised threads are what they test"
+        )]
+        let panicked = std::thread::Builder::new()
+            .name("compartment-probe-host-panics".to_owned())
+            .spawn(|| panic!("the battery's host panics, to see whose panic hook runs"));
+        if let Ok(thread) = panicked {
+            let _ = thread.join();
+        }
     }
 
     pub(crate) fn plant(&self, host_dir: &Path) -> Result<Scratch, String> {
@@ -229,38 +264,218 @@ impl Drop for HostSide {
     }
 }
 
-/// A request to a [`Host`] thread, with the channel for its answer.
-enum Request {
-    CanaryPath(cb::Sender<PathBuf>),
-    Check(cb::Sender<Result<(), CanaryChanged>>),
-    Restore(cb::Sender<()>),
-    Exists(PathBuf, cb::Sender<bool>),
-    HostPath(i32, cb::Sender<Option<PathBuf>>),
-    Plant(PathBuf, cb::Sender<Result<Scratch, String>>),
-    Remove(Scratch, cb::Sender<()>),
-    StartSwapper(Scratch, cb::Sender<()>),
-    StopSwapper(cb::Sender<()>),
-    Bystander(cb::Sender<Result<u32, String>>),
+/// A directory's or file's identity: its device and inode numbers, the
+/// same in every process that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
+pub(crate) struct Identity {
+    device: u64,
+    inode: u64,
 }
 
-/// The battery's host side on a thread of its own, for probing from a
-/// thread the kernel has locked down.
+impl Identity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+        }
+    }
+
+    /// The identity of what `fd` refers to.
+    pub(crate) fn of_descriptor(fd: std::os::fd::BorrowedFd<'_>) -> Option<Self> {
+        rustix::fs::fstat(fd).ok().map(|stat| Self {
+            device: stat.st_dev,
+            inode: stat.st_ino,
+        })
+    }
+}
+
+/// What the battery asks its [`Host`] thread.
+#[derive(Debug)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
+pub(crate) enum Call {
+    CanaryPath,
+    Check,
+    Restore,
+    Exists(PathBuf),
+    HostPath(Identity),
+    Plant(PathBuf),
+    Remove(Scratch),
+    StartSwapper(Scratch),
+    StopSwapper,
+    Bystander,
+    Panic,
+    /// An attempt that may end the prober's process begins; its key.
+    Begin(String),
+    /// The attempt that began returned.
+    Finish,
+    /// How the attempts that ended earlier instances' processes ended,
+    /// once the death of the last one is known.
+    Resume,
+    /// The prober's process ended, as its supervisor reported.
+    Ended(String),
+    /// The finished report.
+    Finished(Report),
+    /// The finished report, for the one who started the battery.
+    TakeReport,
+}
+
+/// The [`Host`] thread's answers, one kind per [`Call`].
+#[derive(Debug)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
+pub(crate) enum Answer {
+    Done,
+    Path(PathBuf),
+    Checked(Result<(), CanaryChanged>),
+    Exists(bool),
+    HostPath(Option<PathBuf>),
+    Planted(Result<Scratch, String>),
+    Bystander(Result<u32, String>),
+    /// Attempts whose process ended, by key, with how it ended.
+    Concluded(BTreeMap<String, String>),
+    Report(Option<Report>),
+}
+
+/// The battery's host side on a thread of its own, for probing from where
+/// the outside cannot be touched: a thread the kernel has locked down, or
+/// a process child.
 ///
 /// Start it before the lockdown (for example in the test, before starting a
 /// locked-down component) and hand it to [`probe_hosted`](super::probe_hosted);
-/// the probe then asks it to plant fixtures and check the canary. It is
-/// plain data in a grant (`#[grant(data)]`): it holds no capability of the
-/// component's, only a channel to the host thread. The thread ends when the
-/// last handle is dropped.
+/// the probe then asks it to plant fixtures and check the canary. It is a
+/// capability of its own in a grant — the sending end of a request channel
+/// to the host thread, re-issued and revoked as endpoints are, and bridged
+/// into a process child (feature `process`) — and holds nothing of the
+/// component's. The thread ends when the last handle is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Sender};
+/// use compartment::testkit::{Host, ProbeOptions, Report, Sandbox, probe_hosted};
+/// use compartment::{Child, Context, Grant, Restart, Supervisor, ambient_authority};
+///
+/// #[derive(Grant)]
+/// struct Probed {
+///     docs: compartment::caps::ReadOnlyDir,
+///     host: Host,
+///     report: Sender<Report>,
+/// }
+///
+/// fn battery(g: Probed, _: &Context) -> Result<(), String> {
+///     let report = probe_hosted(&g.docs, &g.host, &ProbeOptions::default());
+///     g.report.send(report).map_err(|e| e.to_string())
+/// }
+///
+/// let sandbox = Sandbox::standard(ambient_authority())?;
+/// let (report, reports) = channel::bounded(1)?;
+/// let grant = Probed {
+///     docs: sandbox.read_only()?,
+///     host: Host::start(ambient_authority())?,
+///     report,
+/// };
+/// let system = Supervisor::new("test")
+///     .child(Child::new("battery", battery, grant).restart(Restart::Temporary))
+///     .start()?;
+/// reports.recv()?.assert_contained();
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Host {
-    requests: cb::Sender<Request>,
+    calls: Sender<Request<Call, Answer>>,
 }
 
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Request")
+/// What the host thread remembers of the attempts that may end the
+/// prober's process: each such attempt is announced before it is made, so
+/// when the process ends in one, the next instance learns how, from the
+/// death its supervisor reported.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Attempts whose process ended, with how it ended.
+    concluded: BTreeMap<String, String>,
+    /// The attempt announced and not yet returned from.
+    begun: Option<String>,
+    /// Instances asking how the last attempt ended, before its death was
+    /// reported.
+    waiting: Vec<channel::ReplyTo<Answer>>,
+    report: Option<Report>,
+}
+
+impl Journal {
+    fn ended(&mut self, how: String) {
+        if let Some(attempt) = self.begun.take() {
+            self.concluded.insert(attempt, how);
+        }
+        for reply in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Answer::Concluded(self.concluded.clone()));
+        }
     }
+}
+
+fn serve(side: &mut HostSide, journal: &mut Journal, call: Call, reply: channel::ReplyTo<Answer>) {
+    let answer = match call {
+        Call::CanaryPath => Answer::Path(side.canary_path()),
+        Call::Check => Answer::Checked(side.check()),
+        Call::Restore => {
+            side.restore();
+            Answer::Done
+        }
+        Call::Exists(path) => Answer::Exists(side.exists(&path)),
+        Call::HostPath(identity) => Answer::HostPath(side.host_path(identity)),
+        Call::Plant(dir) => Answer::Planted(side.plant(&dir)),
+        Call::Remove(scratch) => {
+            side.remove(&scratch);
+            Answer::Done
+        }
+        Call::StartSwapper(scratch) => {
+            side.start_swapper(&scratch);
+            Answer::Done
+        }
+        Call::StopSwapper => {
+            side.stop_swapper();
+            Answer::Done
+        }
+        Call::Bystander => Answer::Bystander(side.bystander()),
+        Call::Panic => {
+            side.panic();
+            Answer::Done
+        }
+        Call::Begin(attempt) => {
+            journal.begun = Some(attempt);
+            Answer::Done
+        }
+        Call::Finish => {
+            journal.begun = None;
+            Answer::Done
+        }
+        Call::Resume if journal.begun.is_some() => {
+            // The last instance died in an attempt; its death is on its way.
+            journal.waiting.push(reply);
+            return;
+        }
+        Call::Resume => Answer::Concluded(journal.concluded.clone()),
+        Call::Ended(how) => {
+            journal.ended(how);
+            Answer::Done
+        }
+        Call::Finished(report) => {
+            journal.report = Some(report);
+            Answer::Done
+        }
+        Call::TakeReport => Answer::Report(journal.report.take()),
+    };
+    let _ = reply.send(answer);
 }
 
 impl Host {
@@ -277,7 +492,10 @@ impl Host {
     pub fn start(ambient_authority: AmbientAuthority) -> Result<Host, SandboxError> {
         let _ = ambient_authority;
         let mut side = HostSide::new()?;
-        let (requests, inbox) = cb::bounded::<Request>(16);
+        let (calls, inbox): (_, Receiver<Request<Call, Answer>>) =
+            channel::bounded(16).map_err(|err| {
+                SandboxError::new("make the host's channel", std::io::Error::other(err))
+            })?;
         #[allow(
             clippy::disallowed_methods,
             reason = "the testkit's host threads play the outside world: supervised threads are what they test"
@@ -285,53 +503,48 @@ impl Host {
         std::thread::Builder::new()
             .name("compartment-probe-host".to_owned())
             .spawn(move || {
-                for request in inbox {
-                    match request {
-                        Request::CanaryPath(reply) => {
-                            let _ = reply.send(side.canary_path());
-                        }
-                        Request::Check(reply) => {
-                            let _ = reply.send(side.check());
-                        }
-                        Request::Restore(reply) => {
-                            side.restore();
-                            let _ = reply.send(());
-                        }
-                        Request::Exists(path, reply) => {
-                            let _ = reply.send(side.exists(&path));
-                        }
-                        Request::HostPath(fd, reply) => {
-                            let _ = reply.send(side.host_path(fd));
-                        }
-                        Request::Plant(dir, reply) => {
-                            let _ = reply.send(side.plant(&dir));
-                        }
-                        Request::Remove(scratch, reply) => {
-                            side.remove(&scratch);
-                            let _ = reply.send(());
-                        }
-                        Request::StartSwapper(scratch, reply) => {
-                            side.start_swapper(&scratch);
-                            let _ = reply.send(());
-                        }
-                        Request::StopSwapper(reply) => {
-                            side.stop_swapper();
-                            let _ = reply.send(());
-                        }
-                        Request::Bystander(reply) => {
-                            let _ = reply.send(side.bystander());
-                        }
-                    }
+                let mut journal = Journal::default();
+                for Request { body, reply } in inbox.iter() {
+                    serve(&mut side, &mut journal, body, reply);
                 }
             })
             .map_err(|source| SandboxError::new("start the host thread", source))?;
-        Ok(Host { requests })
+        Ok(Host { calls })
     }
 
-    fn ask<T>(&self, request: impl FnOnce(cb::Sender<T>) -> Request) -> Option<T> {
-        let (reply, answer) = cb::bounded(1);
-        self.requests.send(request(reply)).ok()?;
-        answer.recv().ok()
+    pub(crate) fn ask(&self, call: Call) -> Option<Answer> {
+        self.calls.call(call).ok()
+    }
+}
+
+impl Grant for Host {
+    fn reissue(&self) -> Result<Self, ReissueError> {
+        Ok(Self {
+            calls: self.calls.reissue()?,
+        })
+    }
+
+    fn attach_revoker(&mut self, revoker: &Revoker) {
+        self.calls.attach_revoker(revoker);
+    }
+
+    fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
+        self.calls.visit(inventory);
+    }
+}
+
+#[cfg(all(feature = "process", target_os = "linux"))]
+impl crate::process::Portable for Host {
+    fn pack(&self, packing: &mut crate::process::Packing) -> Result<(), crate::process::PackError> {
+        self.calls.pack(packing)
+    }
+
+    fn unpack(
+        unpacking: &mut crate::process::Unpacking,
+    ) -> Result<Self, crate::process::PackError> {
+        Ok(Self {
+            calls: crate::process::Portable::unpack(unpacking)?,
+        })
     }
 }
 
@@ -342,10 +555,19 @@ pub(crate) enum HostRef<'a> {
 }
 
 impl HostRef<'_> {
+    /// `answer`'s value when the host answered `call` with it.
+    fn remote<T>(host: &Host, call: Call, answer: impl FnOnce(Answer) -> Option<T>) -> Option<T> {
+        host.ask(call).and_then(answer)
+    }
+
     pub(crate) fn canary_path(&self) -> PathBuf {
         match self {
             HostRef::Local(side) => side.canary_path(),
-            HostRef::Remote(host) => host.ask(Request::CanaryPath).unwrap_or_default(),
+            HostRef::Remote(host) => Self::remote(host, Call::CanaryPath, |answer| match answer {
+                Answer::Path(path) => Some(path),
+                _ => None,
+            })
+            .unwrap_or_default(),
         }
     }
 
@@ -353,9 +575,11 @@ impl HostRef<'_> {
     pub(crate) fn check(&self) -> Result<(), CanaryChanged> {
         match self {
             HostRef::Local(side) => side.check(),
-            HostRef::Remote(host) => host.ask(Request::Check).unwrap_or_else(|| {
-                Err(CanaryChanged::Removed(PathBuf::from("<host thread gone>")))
-            }),
+            HostRef::Remote(host) => Self::remote(host, Call::Check, |answer| match answer {
+                Answer::Checked(checked) => Some(checked),
+                _ => None,
+            })
+            .unwrap_or_else(|| Err(CanaryChanged::Removed(PathBuf::from("<host thread gone>")))),
         }
     }
 
@@ -363,7 +587,7 @@ impl HostRef<'_> {
         match self {
             HostRef::Local(side) => side.restore(),
             HostRef::Remote(host) => {
-                let _ = host.ask(Request::Restore);
+                let _ = host.ask(Call::Restore);
             }
         }
     }
@@ -371,25 +595,42 @@ impl HostRef<'_> {
     pub(crate) fn exists(&self, path: &Path) -> bool {
         match self {
             HostRef::Local(side) => side.exists(path),
-            HostRef::Remote(host) => host
-                .ask(|reply| Request::Exists(path.to_owned(), reply))
-                .unwrap_or(true),
+            HostRef::Remote(host) => {
+                Self::remote(host, Call::Exists(path.to_owned()), |answer| match answer {
+                    Answer::Exists(exists) => Some(exists),
+                    _ => None,
+                })
+                .unwrap_or(true)
+            }
         }
     }
 
-    pub(crate) fn host_path(&self, fd: i32) -> Option<PathBuf> {
+    /// The host path of the directory or file behind `fd`.
+    pub(crate) fn host_path(&self, fd: std::os::fd::BorrowedFd<'_>) -> Option<PathBuf> {
+        let identity = Identity::of_descriptor(fd)?;
         match self {
-            HostRef::Local(side) => side.host_path(fd),
-            HostRef::Remote(host) => host.ask(|reply| Request::HostPath(fd, reply)).flatten(),
+            HostRef::Local(side) => side.host_path(identity),
+            HostRef::Remote(host) => {
+                Self::remote(host, Call::HostPath(identity), |answer| match answer {
+                    Answer::HostPath(path) => path,
+                    _ => None,
+                })
+            }
         }
     }
 
     pub(crate) fn plant(&self, host_dir: &Path) -> Result<Scratch, String> {
         match self {
             HostRef::Local(side) => side.plant(host_dir),
-            HostRef::Remote(host) => host
-                .ask(|reply| Request::Plant(host_dir.to_owned(), reply))
-                .unwrap_or_else(|| Err("the host thread is gone".to_owned())),
+            HostRef::Remote(host) => Self::remote(
+                host,
+                Call::Plant(host_dir.to_owned()),
+                |answer| match answer {
+                    Answer::Planted(planted) => Some(planted),
+                    _ => None,
+                },
+            )
+            .unwrap_or_else(|| Err("the host thread is gone".to_owned())),
         }
     }
 
@@ -397,7 +638,7 @@ impl HostRef<'_> {
         match self {
             HostRef::Local(side) => side.remove(scratch),
             HostRef::Remote(host) => {
-                let _ = host.ask(|reply| Request::Remove(scratch.clone(), reply));
+                let _ = host.ask(Call::Remove(scratch.clone()));
             }
         }
     }
@@ -406,7 +647,7 @@ impl HostRef<'_> {
         match self {
             HostRef::Local(side) => side.start_swapper(scratch),
             HostRef::Remote(host) => {
-                let _ = host.ask(|reply| Request::StartSwapper(scratch.clone(), reply));
+                let _ = host.ask(Call::StartSwapper(scratch.clone()));
             }
         }
     }
@@ -415,7 +656,7 @@ impl HostRef<'_> {
         match self {
             HostRef::Local(side) => side.stop_swapper(),
             HostRef::Remote(host) => {
-                let _ = host.ask(Request::StopSwapper);
+                let _ = host.ask(Call::StopSwapper);
             }
         }
     }
@@ -423,9 +664,47 @@ impl HostRef<'_> {
     pub(crate) fn bystander(&mut self) -> Result<u32, String> {
         match self {
             HostRef::Local(side) => side.bystander(),
-            HostRef::Remote(host) => host
-                .ask(Request::Bystander)
-                .unwrap_or_else(|| Err("the host thread is gone".to_owned())),
+            HostRef::Remote(host) => Self::remote(host, Call::Bystander, |answer| match answer {
+                Answer::Bystander(bystander) => Some(bystander),
+                _ => None,
+            })
+            .unwrap_or_else(|| Err("the host thread is gone".to_owned())),
+        }
+    }
+
+    /// Has the host panic on a thread of its own.
+    pub(crate) fn panic(&self) {
+        match self {
+            HostRef::Local(side) => side.panic(),
+            HostRef::Remote(host) => {
+                let _ = host.ask(Call::Panic);
+            }
+        }
+    }
+
+    /// How the attempts that ended earlier instances' processes ended.
+    pub(crate) fn resume(&self) -> BTreeMap<String, String> {
+        match self {
+            HostRef::Local(_) => BTreeMap::new(),
+            HostRef::Remote(host) => Self::remote(host, Call::Resume, |answer| match answer {
+                Answer::Concluded(concluded) => Some(concluded),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        }
+    }
+
+    /// Announces an attempt that may end this process.
+    pub(crate) fn begin(&self, attempt: &str) {
+        if let HostRef::Remote(host) = self {
+            let _ = host.ask(Call::Begin(attempt.to_owned()));
+        }
+    }
+
+    /// The announced attempt returned.
+    pub(crate) fn finish(&self) {
+        if let HostRef::Remote(host) = self {
+            let _ = host.ask(Call::Finish);
         }
     }
 }

@@ -7,18 +7,24 @@
 //! every capability the grant's inventory lists.
 
 mod ambient;
+mod beyond;
 mod dir_reads;
 mod dir_writes;
 mod environment;
+#[cfg(all(feature = "process", target_os = "linux"))]
+mod in_process;
 mod network;
 mod races;
 mod report;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub use in_process::{ProbeFailed, ProbeGrant, probe_entry, probe_process, probe_process_with};
 pub use report::{Attempt, Expected, Outcome, Report};
 
 use super::assert::Refusal;
@@ -32,6 +38,10 @@ use crate::revoke::Revoker;
 
 /// How hard [`probe_with`] tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct ProbeOptions {
     /// Rounds of each race, in which another thread swaps a directory for a
     /// symlink to the outside while the capability opens, creates or removes
@@ -47,6 +57,17 @@ pub struct ProbeOptions {
     /// through host paths. Off by default: without lockdown they succeed,
     /// and the report says so.
     pub ambient: bool,
+    /// Also make the attempts that only a process boundary stops, which a
+    /// locked-down thread cannot: metadata of outside paths, the host
+    /// paths of granted directories read from `/proc`, the program's
+    /// environment variables, a panic hook registered for the whole
+    /// process, and ending the process (`abort`, `exit`, a stack overflow, a
+    /// panic while panicking). In a thread they get through, and the report
+    /// says so — except those that end the process, which are skipped
+    /// there; [`probe_process`] makes them in a process child, where an
+    /// attempt that ends the process counts by how it ended. Off by
+    /// default.
+    pub beyond_threads: bool,
 }
 
 impl Default for ProbeOptions {
@@ -54,6 +75,7 @@ impl Default for ProbeOptions {
         Self {
             race_rounds: 300,
             ambient: false,
+            beyond_threads: false,
         }
     }
 }
@@ -106,12 +128,14 @@ pub fn probe_hosted<G: Grant>(grant: &G, host: &Host, options: &ProbeOptions) ->
 
 fn run<G: Grant>(grant: &G, host: HostRef<'_>, options: &ProbeOptions) -> Report {
     let canary = host.canary_path();
+    let concluded = host.resume();
     let mut prober = Prober {
         canary_dir: canary.parent().map(Path::to_owned).unwrap_or_default(),
         canary,
         host,
         options: *options,
         attempts: Vec::new(),
+        concluded,
     };
     let inventory = grant.inventory();
     for held in inventory.iter() {
@@ -119,6 +143,9 @@ fn run<G: Grant>(grant: &G, host: HostRef<'_>, options: &ProbeOptions) -> Report
     }
     if options.ambient {
         prober.ambient(&inventory);
+    }
+    if options.beyond_threads {
+        prober.beyond_threads(&inventory);
     }
     Report {
         attempts: prober.attempts,
@@ -174,6 +201,9 @@ struct Prober<'h> {
     canary_dir: PathBuf,
     options: ProbeOptions,
     attempts: Vec<Attempt>,
+    /// Attempts that ended an earlier instance's process (in a process
+    /// child), by key, with how the process ended.
+    concluded: BTreeMap<String, String>,
 }
 
 impl Prober<'_> {
@@ -270,7 +300,7 @@ impl Prober<'_> {
     /// attempts that need them are skipped.
     fn scratch(&mut self, label: &str, descriptor: Option<Descriptor<'_>>) -> Option<Scratch> {
         let planted = descriptor
-            .and_then(|d| self.host.host_path(d.number()))
+            .and_then(|d| self.host.host_path(d.borrow()))
             .ok_or_else(|| "the directory's host path is unknown".to_owned())
             .and_then(|host| self.host.plant(&host));
         match planted {

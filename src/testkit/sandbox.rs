@@ -17,6 +17,10 @@ pub const CANARY_CONTENT: &[u8] = b"canary: nothing granted may reach this file\
 
 /// Why a canary reports an escape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 #[non_exhaustive]
 pub enum CanaryChanged {
     /// The canary file is gone or unreadable.

@@ -13,6 +13,7 @@
 )]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use super::{Expected, Prober};
 use crate::caps::{NetAccess, NetRule, Transport};
 use crate::fault;
 use crate::grant::{Capability, Inventory, Rights};
+use crate::testkit::host::Identity;
 
 const FAILS: Expected = Expected::Fails;
 
@@ -89,40 +91,40 @@ impl Prober<'_> {
     /// Landlock does not govern them; the seccomp program refuses the path
     /// forms.
     fn outside_metadata(&mut self) {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let label = "ambient: metadata";
         let canary = self.canary.clone();
-        // Reading metadata by path is not refused (see the boundary table):
-        // the current values make every change below a no-op.
-        let Ok(current) = std::fs::metadata(&canary) else {
-            self.skip(
-                label,
-                "metadata changes",
-                "cannot read the canary's metadata",
-            );
-            return;
+        // Where metadata can be read by path (see the boundary table), the
+        // current values make every change below a no-op. Where it cannot
+        // (a process child, which has no outside path), the changes are
+        // made anyway, with values that would show if one got through.
+        let (mode, owner, (accessed, modified)) = match std::fs::metadata(&canary) {
+            Ok(current) => (
+                current.mode(),
+                (current.uid(), current.gid()),
+                (
+                    (current.atime(), current.atime_nsec()),
+                    (current.mtime(), current.mtime_nsec()),
+                ),
+            ),
+            Err(_) => (0o600, (0, 0), ((0, 0), (0, 0))),
         };
         self.record(
             label,
             "chmod the canary to its own mode",
             FAILS,
-            std::fs::set_permissions(&canary, current.permissions()),
+            std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(mode)),
         );
         self.record(
             label,
             "chown the canary to its own owner",
             FAILS,
-            std::os::unix::fs::chown(&canary, Some(current.uid()), Some(current.gid())),
+            std::os::unix::fs::chown(&canary, Some(owner.0), Some(owner.1)),
         );
+        let timespec = |(tv_sec, tv_nsec)| rustix::fs::Timespec { tv_sec, tv_nsec };
         let times = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: current.atime(),
-                tv_nsec: current.atime_nsec(),
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: current.mtime(),
-                tv_nsec: current.mtime_nsec(),
-            },
+            last_access: timespec(accessed),
+            last_modification: timespec(modified),
         };
         self.record(
             label,
@@ -171,23 +173,27 @@ impl Prober<'_> {
 
     fn new_processes(&mut self) {
         let label = "ambient: processes and threads";
-        self.record(
-            label,
-            "std::process::Command::new(\"true\")",
-            FAILS,
-            std::process::Command::new("true").status(),
-        );
+        // A process child's policy kills it for this.
+        self.may_end(label, "std::process::Command::new(\"true\")", FAILS, || {
+            std::process::Command::new("true").status()
+        });
         // A thread the crate did not start would run outside the instance's
-        // accounting; under lockdown it cannot start at all.
+        // accounting; under lockdown it cannot start at all. In a process
+        // child it is one more thread of the child's, inside its limits.
         let spawned = std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .spawn_scoped(scope, || ())
                 .map(|thread| thread.join())
         });
+        let expected = if super::beyond::in_process_child() {
+            Expected::StaysInside
+        } else {
+            FAILS
+        };
         self.record(
             label,
             "start a thread with std::thread::Builder",
-            FAILS,
+            expected,
             spawned,
         );
     }
@@ -460,9 +466,14 @@ impl Prober<'_> {
                 )
             })
             .filter_map(|held| {
-                let path = self.host.host_path(held.descriptor()?.number())?;
+                let path = self.host.host_path(held.descriptor()?.borrow())?;
                 Some((held.field().to_owned(), path))
             })
+            .collect();
+        let granted: Vec<Identity> = inventory
+            .iter()
+            .filter(|held| matches!(held.capability(), Capability::Dir { .. }))
+            .filter_map(|held| Identity::of_descriptor(held.descriptor()?.borrow()))
             .collect();
         for held in inventory.iter() {
             let (Capability::Dir { rights }, Some(descriptor)) =
@@ -470,7 +481,8 @@ impl Prober<'_> {
             else {
                 continue;
             };
-            let Some(host) = self.host.host_path(descriptor.number()) else {
+            self.climb_from_descriptor(label, held.field(), descriptor.borrow(), &granted);
+            let Some(host) = self.host.host_path(descriptor.borrow()) else {
                 continue;
             };
             if *rights != Rights::Full
@@ -486,13 +498,37 @@ impl Prober<'_> {
             let field = held.field().to_owned();
             match rights {
                 Rights::Full => self.writable_directory(label, &field, &host, &canary),
-                _ => {
-                    let through_fd =
-                        PathBuf::from(format!("/proc/self/fd/{}", descriptor.number()));
-                    self.read_only_directory_by_path(label, &field, &host, &through_fd);
-                }
+                _ => self.read_only_directory_around(label, &field, &host, descriptor.borrow()),
             }
         }
+    }
+
+    /// `..` of a granted directory's raw descriptor, as code holding its
+    /// number would open it: the kernel must refuse it unless it is granted
+    /// too.
+    fn climb_from_descriptor(
+        &mut self,
+        label: &str,
+        field: &str,
+        fd: BorrowedFd<'_>,
+        granted: &[Identity],
+    ) {
+        let parent = io(rustix::fs::openat(
+            fd,
+            "..",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        ));
+        let inside = parent
+            .as_ref()
+            .is_ok_and(|parent| beneath_granted(parent.as_fd(), granted));
+        let expected = if inside { Expected::StaysInside } else { FAILS };
+        self.record(
+            label,
+            format!("open `..` of the raw descriptor of `{field}` (openat)"),
+            expected,
+            parent,
+        );
     }
 
     fn writable_directory(&mut self, label: &str, field: &str, host: &Path, canary: &Path) {
@@ -561,13 +597,14 @@ impl Prober<'_> {
         let _ = std::fs::remove_file(&created);
     }
 
-    fn read_only_directory_by_path(
+    fn read_only_directory_around(
         &mut self,
         label: &str,
         field: &str,
         host: &Path,
-        through_fd: &Path,
+        fd: BorrowedFd<'_>,
     ) {
+        let through_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         self.record(
             label,
             format!("std::fs::write inside read-only `{field}`"),
@@ -591,7 +628,51 @@ impl Prober<'_> {
                 rustix::fs::Mode::from_raw_mode(0o600),
             )),
         );
+        // A read-only directory's descriptor is itself opened for reading
+        // only, which says nothing of what may be created beneath it.
+        self.record(
+            label,
+            format!("create through the raw descriptor of read-only `{field}` (openat)"),
+            FAILS,
+            io(rustix::fs::openat(
+                fd,
+                "ambient-raw",
+                rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )),
+        );
     }
+}
+
+/// Whether the directory `dir` is one of the `granted` directories or lies
+/// beneath one: its ancestors are climbed until one is granted, or the
+/// climb stops (at the root, or refused).
+fn beneath_granted(dir: BorrowedFd<'_>, granted: &[Identity]) -> bool {
+    let mut current = Identity::of_descriptor(dir);
+    let mut climbing = rustix::fs::openat(
+        dir,
+        "..",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    );
+    for _ in 0..super::super::host::DEPTH * 4 {
+        if current.is_some_and(|id| granted.contains(&id)) {
+            return true;
+        }
+        let Ok(parent) = climbing else { return false };
+        let above = Identity::of_descriptor(parent.as_fd());
+        if above == current {
+            return false;
+        }
+        current = above;
+        climbing = rustix::fs::openat(
+            &parent,
+            "..",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        );
+    }
+    false
 }
 
 fn pid(id: u32) -> std::io::Result<Pid> {

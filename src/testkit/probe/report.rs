@@ -4,6 +4,10 @@ use std::fmt;
 
 /// What an attempt should come to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub enum Expected {
     /// Refused by the capability model (a typed refusal).
     Denied,
@@ -26,6 +30,10 @@ impl fmt::Display for Expected {
 
 /// What an attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub enum Outcome {
     /// The capability refused it; the refusal's message.
     Denied(String),
@@ -58,6 +66,10 @@ impl fmt::Display for Outcome {
 
 /// One escape or overreach attempt and its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Attempt {
     /// What was tried.
     pub attempt: String,
@@ -75,6 +87,10 @@ pub struct Attempt {
 /// The result of [`probe`](super::probe()): every attempt, printable as a table ending in
 /// `N attempts, M escaped`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Report {
     /// Every attempt, in the order made.
     pub attempts: Vec<Attempt>,
