@@ -410,22 +410,32 @@ pub(crate) fn confine_process(
 /// id (in its own pid namespace) is `pid`, each instruction packed into a
 /// `u64` (code, jt, jf, k) to cross to the child: compiled once per child
 /// specification on the supervisor's side, attached in each child.
+///
+/// The program depends on the grant only through which transports its
+/// network rules name, so each of the few there are is compiled once per
+/// process and kept.
 #[cfg(feature = "process")]
 pub(crate) fn process_program(grant: &Inventory<'_>, pid: u32) -> Result<Vec<u64>, LockdownError> {
+    type Compiled = Vec<((Sockets, u32), Vec<u64>)>;
+    static COMPILED: parking_lot::Mutex<Compiled> = parking_lot::Mutex::new(Vec::new());
+    let key = (sockets(grant), pid);
+    if let Some((_, program)) = COMPILED.lock().iter().find(|(k, _)| *k == key) {
+        return Ok(program.clone());
+    }
     let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
         missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
     })?;
-    Ok(
-        bpf_program(rules::process_table(arch, sockets(grant), pid))?
-            .into_iter()
-            .map(|insn| {
-                (u64::from(insn.code) << 48)
-                    | (u64::from(insn.jt) << 40)
-                    | (u64::from(insn.jf) << 32)
-                    | u64::from(insn.k)
-            })
-            .collect(),
-    )
+    let program: Vec<u64> = bpf_program(rules::process_table(arch, key.0, pid))?
+        .into_iter()
+        .map(|insn| {
+            (u64::from(insn.code) << 48)
+                | (u64::from(insn.jt) << 40)
+                | (u64::from(insn.jf) << 32)
+                | u64::from(insn.k)
+        })
+        .collect();
+    COMPILED.lock().push((key, program.clone()));
+    Ok(program)
 }
 
 /// A table compiled into the form seccompiler installs.

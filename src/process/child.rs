@@ -42,6 +42,10 @@ static IN_CHILD: AtomicBool = AtomicBool::new(false);
 /// Whether the calling code runs in a process child: its faults end only
 /// this process (the testkit's battery makes attempts here that would end
 /// any other).
+#[cfg_attr(
+    not(feature = "testkit"),
+    allow(dead_code, reason = "read by the testkit")
+)]
 pub(crate) fn in_child() -> bool {
     IN_CHILD.load(Ordering::Relaxed)
 }
