@@ -1,17 +1,20 @@
 //! A process child's side: confining itself, rebuilding its grant, running
 //! its entry and reporting how it ended.
 //!
-//! Three processes make one child:
+//! What every child shares is made once, by the zygote (or by a program
+//! started again as a child, which acts as a zygote for that one child):
+//! a user namespace with an empty network namespace, and a mount namespace
+//! whose root is an empty read-only tmpfs ([`prepare`]). Each child is
+//! then two processes:
 //!
-//! - the zygote's clone, the *middle*: it enters the new namespaces, forks,
-//!   waits, and ends the way the component ended — which is what the
-//!   supervisor's pidfd sees;
-//! - the first process of the new pid namespace, its *init*: the kernel
+//! - the zygote's clone, created in new user, mount, pid, ipc and uts
+//!   namespaces (its mount namespace a copy of the zygote's empty one) and
+//!   so the first process of its pid namespace, its *init*: the kernel
 //!   ignores signals whose default action would end a namespace's first
 //!   process when they come from inside it, so `abort` there would not
-//!   abort. The init only forks the component, waits, and passes its wait
-//!   status to the middle; when it ends, the kernel kills whatever is left
-//!   in the namespace;
+//!   abort. The init maps its ids, forks the component, waits for it and
+//!   tells the supervisor how it ended; when the init ends, the kernel
+//!   kills whatever is left in the namespace;
 //! - the *component*, which confines itself before it rebuilds the grant
 //!   and starts any thread, so that every thread inherits the policy.
 
@@ -26,7 +29,7 @@ use rustix::process::{Resource, Rlimit, Signal};
 use super::bridge::ChildPump;
 use super::portable::{Portable, Unpacking};
 use super::sys::{self, Spawned};
-use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
+use super::wire::{self, ComponentExit, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use crate::caps::MonotonicClock;
 use crate::component::BoxError;
 use crate::context::Context;
@@ -50,25 +53,119 @@ pub(crate) fn in_child() -> bool {
     IN_CHILD.load(Ordering::Relaxed)
 }
 
+/// What a zygote made ready once for every child it starts.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The namespaces each child is cloned into: user, mount, pid, ipc and
+    /// uts, and network where the zygote has no empty one to share; none
+    /// where the host refuses user namespaces.
+    namespaces: u64,
+    /// The host's `/proc`, opened before the zygote's root was replaced:
+    /// where each child writes its id maps.
+    proc: Option<OwnedFd>,
+    /// Whether the zygote's root, which its children's mount namespaces
+    /// copy, is an empty read-only tmpfs.
+    root: bool,
+    /// The ids the children's root maps to, as the zygote sees them.
+    uid: u32,
+    gid: u32,
+    /// What every child lacks, and why.
+    missing: Vec<String>,
+}
+
+/// Makes ready, in the calling single-threaded process (the zygote, or a
+/// program started again as a child), what its children share: its own
+/// user namespace with an empty network namespace, and an empty read-only
+/// root. Where the host refuses part of it, the children lack that part,
+/// and their confinement says so.
+pub(crate) fn prepare() -> Prepared {
+    let mut missing = Vec::new();
+    let shared = enter_user_namespace(libc::CLONE_NEWNET | libc::CLONE_NEWNS);
+    let (namespaces, uid, gid) = match &shared {
+        // Children nest their user namespaces in this one, mapping their
+        // root to its root.
+        Ok(()) => (CHILD_NAMESPACES, 0, 0),
+        Err(err) => {
+            missing.push(format!("namespaces ({err})"));
+            let uid = rustix::process::getuid().as_raw();
+            let gid = rustix::process::getgid().as_raw();
+            (0, uid, gid)
+        }
+    };
+    let proc = rustix::fs::open(
+        "/proc",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    );
+    let proc = match proc {
+        Ok(proc) => Some(proc),
+        Err(err) => {
+            missing.push(format!("/proc to map ids ({err})"));
+            None
+        }
+    };
+    let root = match shared.and_then(|()| empty_root()) {
+        Ok(()) => true,
+        Err(err) => {
+            missing.push(format!("an empty read-only root ({err})"));
+            false
+        }
+    };
+    Prepared {
+        namespaces,
+        proc,
+        root,
+        uid,
+        gid,
+        missing,
+    }
+}
+
+/// The namespaces a child is cloned into when its zygote has its own
+/// (network included: the children share the zygote's empty one).
+const CHILD_NAMESPACES: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS) as u64;
+
+impl Prepared {
+    /// Creates a child beside the caller (its parent is the caller's
+    /// parent, the supervisor), in new namespaces when the host allows.
+    /// Returns whether the child got them.
+    pub(super) fn clone_child(&self) -> io::Result<(Spawned, bool)> {
+        if self.namespaces != 0 {
+            match sys::clone_beside(self.namespaces) {
+                Ok(spawned) => return Ok((spawned, true)),
+                // The host allowed the zygote's namespaces but refuses a
+                // child's (a limit on nesting): the child says so.
+                Err(err) if err.raw_os_error() == Some(libc::EPERM) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        sys::clone_beside(0).map(|spawned| (spawned, false))
+    }
+}
+
 /// What the zygote hands a new child: the request and its descriptors.
 #[doc(hidden)]
-pub struct Launch {
+pub struct Launch<'p> {
     pub(crate) request: SpawnRequest,
     /// The control socket, the output pipe, then the grant's.
     pub(crate) descriptors: Vec<OwnedFd>,
-    /// The zygote's own socket, which the child closes (none when the
-    /// program was started again instead).
-    pub(crate) zygote: Option<RawFd>,
-    /// Whether the zygote is in an empty network namespace of its own,
-    /// which its children share.
-    pub(crate) network_shared: bool,
+    /// The zygote's own socket, which the child closes.
+    pub(crate) zygote: RawFd,
+    pub(crate) prepared: &'p Prepared,
+    /// Whether the child was cloned into its own namespaces.
+    pub(crate) in_namespaces: bool,
 }
 
-impl fmt::Debug for Launch {
+impl fmt::Debug for Launch<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Launch")
             .field("entry", &self.request.entry)
             .field("descriptors", &self.descriptors.len())
+            .field("in_namespaces", &self.in_namespaces)
             .finish_non_exhaustive()
     }
 }
@@ -89,8 +186,8 @@ impl Report {
     }
 }
 
-/// Runs in the zygote's clone: the middle process. Never returns.
-pub(crate) fn run<G, E>(entry: fn(G, &Context) -> Result<(), E>, launch: Launch) -> !
+/// Runs in the zygote's clone: the child's init. Never returns.
+pub(crate) fn run<G, E>(entry: fn(G, &Context) -> Result<(), E>, launch: Launch<'_>) -> !
 where
     G: Portable,
     E: Into<BoxError> + 'static,
@@ -99,7 +196,8 @@ where
         request,
         descriptors,
         zygote,
-        network_shared: launch_network_shared,
+        prepared,
+        in_namespaces,
     } = launch;
     let mut descriptors = descriptors.into_iter();
     let (Some(control), Some(output)) = (descriptors.next(), descriptors.next()) else {
@@ -107,122 +205,87 @@ where
     };
     let grant_fds: Vec<OwnedFd> = descriptors.collect();
     // The zygote's socket is the zygote's alone.
-    if let Some(zygote) = zygote.and_then(|fd| u32::try_from(fd).ok()) {
+    if let Ok(zygote) = u32::try_from(zygote) {
         let _ = sys::close_range(zygote, zygote);
     }
-    let dies_with_parent = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
-    let parent = rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get());
-    if dies_with_parent.is_err() || parent != Some(request.supervisor) {
-        sys::exit_now(70);
-    }
     let mut report = Report::default();
-    // The zygote entered an empty network namespace once, for every child
-    // (making one costs more than the rest of the namespaces together);
-    // without it, the child makes its own.
-    let own_network = if launch_network_shared {
-        0
-    } else {
-        libc::CLONE_NEWNET
-    };
-    report.record(
-        "new user, mount, pid, ipc, uts and network namespaces",
-        enter_user_namespace(
-            libc::CLONE_NEWNS
-                | libc::CLONE_NEWPID
-                | libc::CLONE_NEWIPC
-                | libc::CLONE_NEWUTS
-                | own_network,
-        ),
-    );
-    // No process of the child leaves a core dump.
-    report.record("no core dumps", limit(Resource::Core, 0));
-    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
-    let ((lifeline, lifeline_held), (status_read, status_write)) =
-        match pipe().and_then(|a| Ok((a, pipe()?))) {
-            Ok(pipes) => pipes,
-            Err(err) => refuse(&control, &format!("a pipe ({err})")),
-        };
-    match sys::fork() {
-        Ok(Spawned::Child) => {
-            drop((lifeline_held, status_read));
-            init(
-                entry,
-                request,
-                control,
-                output,
-                grant_fds,
-                lifeline,
-                status_write,
-                report,
-            )
-        }
-        Ok(Spawned::Parent { pid, .. }) => {
-            // This process keeps the lifeline, whose closing tells the init
-            // it is gone, and where the init writes the component's status.
-            let keep = [lifeline_held.as_raw_fd(), status_read.as_raw_fd()];
-            std::mem::forget((control, output, grant_fds, lifeline, status_write));
-            let _ = close_all_except(&keep);
-            let init_status = sys::wait_raw(pid);
-            let mut status = [0u8; 4];
-            let passed = rustix::io::read(&status_read, &mut status);
-            match (passed, init_status) {
-                (Ok(4), _) => sys::exit_like(i32::from_ne_bytes(status)),
-                (_, Ok(status)) => sys::exit_like(status),
-                (_, Err(_)) => sys::exit_now(72),
-            }
-        }
-        Err(err) => refuse(
-            &control,
-            &format!("a process in the new pid namespace ({err})"),
-        ),
-    }
-}
-
-/// The first process of the child's pid namespace: forks the component,
-/// waits for it and passes its wait status on.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one child, passed down once"
-)]
-fn init<G, E>(
-    entry: fn(G, &Context) -> Result<(), E>,
-    request: SpawnRequest,
-    control: OwnedFd,
-    output: OwnedFd,
-    grant_fds: Vec<OwnedFd>,
-    lifeline: OwnedFd,
-    status_write: OwnedFd,
-    mut report: Report,
-) -> !
-where
-    G: Portable,
-    E: Into<BoxError> + 'static,
-{
     report.record(
         "killed with its supervisor",
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(Into::into),
     );
-    // The middle process may have ended before the line above took effect.
-    if middle_is_gone(&lifeline) {
+    // The supervisor may have ended before the line above took effect.
+    if supervisor_is_gone(&control) {
         sys::exit_now(0);
     }
-    drop(lifeline);
+    report.missing.extend(prepared.missing.iter().cloned());
+    if prepared.root {
+        // The zygote's, copied with its mount namespace.
+        report.enforced.push("an empty read-only root".to_owned());
+    }
+    if in_namespaces {
+        report.record(
+            "new user, mount, pid, ipc, uts and network namespaces",
+            map_ids(prepared),
+        );
+    } else if prepared.missing.is_empty() {
+        report
+            .missing
+            .push("new user, mount, pid, ipc and uts namespaces (refused)".to_owned());
+    }
+    // No process of the child leaves a core dump.
+    report.record("no core dumps", limit(Resource::Core, 0));
     match sys::fork() {
-        Ok(Spawned::Child) => {
-            drop(status_write);
-            component(entry, request, control, output, grant_fds, report)
-        }
+        Ok(Spawned::Child) => component(entry, request, control, output, grant_fds, report),
         Ok(Spawned::Parent { pid, .. }) => {
-            let keep = [status_write.as_raw_fd()];
-            std::mem::forget((control, output, grant_fds));
+            // The init keeps only the control socket, to say how the
+            // component ended.
+            let keep = [control.as_raw_fd()];
+            std::mem::forget((output, grant_fds));
             let _ = close_all_except(&keep);
-            if let Ok(status) = sys::wait_raw(pid) {
-                let _ = rustix::io::write(&status_write, &status.to_ne_bytes());
+            let exit = sys::wait_raw(pid).map(ComponentExit::of);
+            if let Ok(exit) = exit {
+                let _ = wire::send(&control, &FromChild::Exited(exit));
             }
             sys::exit_now(0)
         }
         Err(err) => refuse(&control, &format!("a process for the component ({err})")),
     }
+}
+
+/// Whether the supervisor's end of the control socket is closed.
+fn supervisor_is_gone(control: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        control,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(1))
+        && fds[0].revents().contains(rustix::event::PollFlags::HUP)
+}
+
+/// Maps the child's root to the zygote's ids, through the `/proc` the
+/// zygote opened (the child's own root has none).
+fn map_ids(prepared: &Prepared) -> io::Result<()> {
+    let proc = prepared
+        .proc
+        .as_ref()
+        .ok_or_else(|| io::Error::other("no /proc to map ids through"))?;
+    let write = |file: &str, content: String| -> io::Result<()> {
+        let fd = rustix::fs::openat(
+            proc,
+            file,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        rustix::io::write(&fd, content.as_bytes())?;
+        Ok(())
+    };
+    write("self/setgroups", "deny".to_owned())?;
+    write("self/uid_map", format!("0 {} 1", prepared.uid))?;
+    write("self/gid_map", format!("0 {} 1", prepared.gid))
 }
 
 /// The component's process: the second of its pid namespace.
@@ -240,14 +303,15 @@ where
 {
     IN_CHILD.store(true, Ordering::Relaxed);
     let confinement = request.confinement;
-    // When the init ends, the kernel kills every process of the namespace.
+    // When the init ends, the kernel kills every process of the namespace;
+    // where there is none, the component dies with its init.
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let redirected = rustix::stdio::dup2_stdout(&output).and(rustix::stdio::dup2_stderr(&output));
     report.record("output captured", redirected.map_err(Into::into));
     drop(output);
     let mut keep: Vec<RawFd> = vec![1, 2, control.as_raw_fd()];
     keep.extend(grant_fds.iter().map(AsRawFd::as_raw_fd));
     report.record("no descriptor but the grant's", close_all_except(&keep));
-    report.record("an empty read-only root", empty_root());
     report.record("resource limits", limits(confinement));
     if confinement.require && !report.missing.is_empty() {
         refuse(&control, &report.missing.join("; "));
@@ -440,19 +504,6 @@ fn refuse(control: &OwnedFd, missing: &str) -> ! {
 fn end(control: &OwnedFd, ending: Ending) -> ! {
     let _ = wire::send(control, &FromChild::Ended(ending));
     sys::exit_now(0)
-}
-
-/// Whether the write end of the lifeline pipe is closed.
-fn middle_is_gone(lifeline: &OwnedFd) -> bool {
-    let mut fds = [rustix::event::PollFd::new(
-        lifeline,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
 }
 
 /// Enters a new user namespace and the namespaces `others` names, mapping

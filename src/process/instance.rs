@@ -17,7 +17,7 @@ use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
 use super::reexec::{self, Spawning};
 use super::usage::RunningProcess;
-use super::wire::{self, Confinement, Ending, FromChild, SpawnRequest, ToChild};
+use super::wire::{self, ComponentExit, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
 use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
 use crate::context::Context;
@@ -258,23 +258,32 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         let control = Arc::new(control);
         let hooks = watch(&running, &control, &packing, &self.revokers, cx);
         let gone = Arc::new(Signal::new());
-        // The bridges start once the child has said how it is confined, so
-        // that nothing it sends overtakes what `status()` shows of it.
-        let (pumps, early) = match receive(&control) {
+        // The bridges' threads start while the child confines itself, and
+        // serve once it has said how it is confined, so that nothing it
+        // sends overtakes what `status()` shows of it.
+        let (opening, opened) = crossbeam_channel::bounded(packing.pumps.len());
+        let pumps = start_pumps(&mut packing, &gone, &opened, cx, &running);
+        let (verdict, early) = match receive(&control) {
             Some(FromChild::Confined { enforced, missing }) => {
                 cx.threads().set_process(Some(RunningProcess {
                     pid,
                     enforced,
                     missing,
                 }));
-                (start_pumps(&mut packing, &gone, cx, &running), None)
+                (true, None)
             }
             // It refused, or died, before it was confined.
-            early => (Vec::new(), early),
+            early => (false, early),
         };
-        let (reported, tail) = serve(&control, &output);
+        for _ in 0..pumps.len() {
+            let _ = opening.send(verdict);
+        }
+        let (reported, component, tail) = serve(&control, &output);
         let reported = reported.or(early);
+        // The init ends once the component has; how the component ended is
+        // what the init said — or, if it was killed first, how it ended.
         let status = wait(&running.pidfd);
+        let status = component.map(Some).unwrap_or(status);
         cx.threads().set_process(None);
         gone.raise();
         let in_flight: Vec<Tracked> = pumps
@@ -357,20 +366,27 @@ fn watch(
     hooks
 }
 
-/// Starts a thread per bridged endpoint; a pump that cannot start kills
-/// the child (its endpoint would never move).
+/// Starts a thread per bridged endpoint, which serves once `opened` says
+/// the child is confined (or ends if it never was); a pump that cannot
+/// start kills the child (its endpoint would never move).
 fn start_pumps(
     packing: &mut Packing,
     gone: &Arc<Signal>,
+    opened: &crossbeam_channel::Receiver<bool>,
     cx: &Context,
     running: &Killable,
 ) -> Vec<JoinHandle<Option<Tracked>>> {
     let mut started = Vec::new();
     for pump in packing.pumps.drain(..) {
         let gone = Arc::clone(gone);
+        let opened = opened.clone();
         let mailbox = Arc::clone(cx.mailbox());
         let name = format!("{}-bridge", cx.path());
-        match crate::ceiling::spawn(name, move || pump.run(&gone, &mailbox)) {
+        let serve = move || match opened.recv() {
+            Ok(true) => pump.run(&gone, &mailbox),
+            _ => None,
+        };
+        match crate::ceiling::spawn(name, serve) {
             Ok(handle) => started.push(handle),
             Err(err) => running.kill(format!("a bridge thread could not start: {err}")),
         }
@@ -386,10 +402,15 @@ fn receive(control: &OwnedFd) -> Option<FromChild> {
 }
 
 /// Reads the child's reports and output until it has closed both; returns
-/// its last report and the tail of its output.
-fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
+/// the component's last report, how its init said it ended, and the tail
+/// of its output.
+fn serve(
+    control: &OwnedFd,
+    output: &OwnedFd,
+) -> (Option<FromChild>, Option<ComponentExit>, String) {
     use rustix::event::{PollFd, PollFlags, poll};
     let mut reported = None;
+    let mut exited = None;
     let mut tail: Vec<u8> = Vec::new();
     let (mut control_open, mut output_open) = (true, true);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -411,6 +432,7 @@ fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
         let mut ready = ready.into_iter();
         if control_open && ready.next() == Some(true) {
             match receive(control) {
+                Some(FromChild::Exited(exit)) => exited = Some(exit),
                 Some(report) => reported = Some(report),
                 None => control_open = false,
             }
@@ -427,18 +449,21 @@ fn serve(control: &OwnedFd, output: &OwnedFd) -> (Option<FromChild>, String) {
             }
         }
     }
-    (reported, String::from_utf8_lossy(&tail).into_owned())
+    (
+        reported,
+        exited,
+        String::from_utf8_lossy(&tail).into_owned(),
+    )
 }
 
-/// How the process ended: `Ok(code)` for an exit, `Err(signal)` for a
-/// signal; `None` if it could not be waited for.
-fn wait(pidfd: &OwnedFd) -> Option<Result<i32, i32>> {
+/// How the process ended; `None` if it could not be waited for.
+fn wait(pidfd: &OwnedFd) -> Option<ComponentExit> {
     loop {
         match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED) {
             Ok(Some(status)) => {
                 return match (status.exit_status(), status.terminating_signal()) {
-                    (_, Some(signal)) => Some(Err(signal)),
-                    (Some(code), None) => Some(Ok(code)),
+                    (_, Some(signal)) => Some(ComponentExit::Signal(signal)),
+                    (Some(code), None) => Some(ComponentExit::Code(code)),
                     (None, None) => None,
                 };
             }
@@ -484,14 +509,15 @@ fn ended(ending: Ending) -> Result<(), BoxError> {
 
 /// A child that ended without a report, as a fault kind: a budget its
 /// resource limits enforced, or how the process ended.
-fn died(status: Option<Result<i32, i32>>, output: String, limits: &Limits) -> FaultKind {
+fn died(status: Option<ComponentExit>, output: String, limits: &Limits) -> FaultKind {
+    use ComponentExit::{Code, Signal};
     let budget = match status {
         // `SIGXCPU` at the budget, `SIGKILL` a second later if it was caught.
-        Some(Err(libc::SIGXCPU | libc::SIGKILL)) => limits
+        Some(Signal(libc::SIGXCPU | libc::SIGKILL)) => limits
             .cpu_budget()
             .map(|limit| Budget::Cpu { used: limit, limit }),
         // The standard library aborts when an allocation fails.
-        Some(Err(libc::SIGABRT)) if output.contains("memory allocation of") => limits
+        Some(Signal(libc::SIGABRT)) if output.contains("memory allocation of") => limits
             .memory_quota()
             .map(|limit| Budget::Memory { held: limit, limit }),
         _ => None,
@@ -503,9 +529,9 @@ fn died(status: Option<Result<i32, i32>>, output: String, limits: &Limits) -> Fa
         };
     }
     let exit = match status {
-        Some(Ok(code)) => ProcessExit::Code(code),
-        Some(Err(libc::SIGSYS)) => ProcessExit::PolicyViolation,
-        Some(Err(number)) => ProcessExit::Signal {
+        Some(Code(code)) => ProcessExit::Code(code),
+        Some(Signal(libc::SIGSYS)) => ProcessExit::PolicyViolation,
+        Some(Signal(number)) => ProcessExit::Signal {
             number,
             name: signal_name(number),
         },

@@ -6,19 +6,20 @@
 //! The supervisor starts its own executable with a clean environment that
 //! names the role, its standard input a packet socket; it sends the spawn
 //! request and the grant's descriptors over that socket, as it would to the
-//! zygote, and opens a pidfd for the new process, its own child. The new
-//! process reaches [`init`](super::init) at the top of `main`, finds the
-//! role, reads its request and continues exactly as a zygote's clone does
-//! (namespaces, init, component). A fresh program image costs a start of
-//! about a millisecond more than a clone of the zygote.
+//! zygote. The new process reaches [`init`](super::init) at the top of
+//! `main`, finds the role, makes itself ready as a zygote does (its own
+//! user namespace, an empty network namespace and root), clones the child
+//! beside itself, answers with the child's pidfd, and ends. A fresh program
+//! image costs a start of about a millisecond more than a clone of the
+//! zygote.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 
-use super::child::Launch;
+use super::child;
 use super::entry::Registered;
 use super::wire::{self, SpawnRequest};
-use super::zygote::Started;
+use super::zygote::{self, Started};
 
 /// The environment variable that tells a program it was started as a
 /// process child; its value is the protocol's version.
@@ -40,19 +41,19 @@ pub enum Spawning {
     Reexec,
 }
 
-/// Starts this program again as a process child for `request`.
+/// Starts this program again as a process child for `request`: the new
+/// program acts as a zygote for that one child, which it clones beside
+/// itself (the supervisor is the child's parent) before it ends.
 pub(crate) fn spawn(request: &SpawnRequest, descriptors: &[&OwnedFd]) -> Result<Started, String> {
-    let bytes = wire::encode(request).map_err(|err| err.to_string())?;
     let (ours, theirs) =
         wire::packet_pair().map_err(|err| format!("a socket for the child: {err}"))?;
     #[allow(
         clippy::disallowed_methods,
         reason = "the supervisor, on the granting side, starts its own program again as a process child"
     )]
-    let child = {
-        let program =
-            std::env::current_exe().map_err(|err| format!("this program's path: {err}"))?;
-        Command::new(program)
+    let mut program = {
+        let path = std::env::current_exe().map_err(|err| format!("this program's path: {err}"))?;
+        Command::new(path)
             .env_clear()
             .env(ROLE, VERSION)
             .stdin(Stdio::from(theirs))
@@ -61,30 +62,18 @@ pub(crate) fn spawn(request: &SpawnRequest, descriptors: &[&OwnedFd]) -> Result<
             .spawn()
             .map_err(|err| format!("this program could not be started again: {err}"))?
     };
-    let pid = child.id();
-    // Our own child, not yet waited for: its id cannot have been reused.
-    let pidfd = rustix::process::Pid::from_raw(pid as i32)
-        .ok_or_else(|| "the child has no process id".to_owned())
-        .and_then(|pid| {
-            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-                .map_err(|err| format!("a pidfd for the child: {err}"))
-        })?;
-    // The pidfd waits for it; the `Child` handle is not needed (dropping it
-    // neither waits nor kills).
-    drop(child);
-    let borrowed: Vec<_> = descriptors.iter().map(|fd| fd.as_fd()).collect();
-    if let Err(err) = wire::send_packet(ours.as_fd(), &bytes, &borrowed) {
-        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-        return Err(format!("the child could not be handed its request: {err}"));
+    let started = zygote::ask(ours.as_fd(), request, descriptors);
+    // It ends once it has answered (or failed to); the child it started is
+    // the supervisor's own.
+    if started.is_err() {
+        let _ = program.kill();
     }
-    Ok(Started {
-        pid: pid as i32,
-        pidfd,
-    })
+    let _ = program.wait();
+    started?.ok_or_else(|| "the program started again could not create a process".to_owned())
 }
 
-/// In a program started by [`spawn`]: runs the request it was sent and
-/// never returns. Returns at once in any other program.
+/// In a program started by [`spawn`]: starts the child it is asked for and
+/// ends. Returns at once in any other program.
 pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
     #[allow(
         clippy::disallowed_methods,
@@ -99,30 +88,13 @@ pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
     // Started with nothing but the role, which the child has no use for.
     super::sys::clear_environment();
     // The request comes on standard input, the socket `spawn` handed over.
-    let Ok(Some((bytes, descriptors))) = wire::recv_packet(std::io::stdin().as_fd()) else {
+    let Ok(socket) = std::io::stdin().as_fd().try_clone_to_owned() else {
         super::sys::exit_now(75)
     };
-    let Ok(request) = wire::decode::<SpawnRequest>(&bytes) else {
+    let Ok(Some(packet)) = wire::recv_packet(socket.as_fd()) else {
         super::sys::exit_now(75)
     };
-    let Some(entry) = entries
-        .iter()
-        .find(|entry| entry.name() == request.entry && entry.fingerprint() == request.fingerprint)
-    else {
-        // The control socket came first: say why, as the zygote would.
-        if let Some(control) = descriptors.first() {
-            let missing = format!(
-                "no entry `{}` with this child's types was passed to compartment::process::init",
-                request.entry
-            );
-            let _ = wire::send(control, &wire::FromChild::Refused { missing });
-        }
-        super::sys::exit_now(76)
-    };
-    entry.launch(Launch {
-        request,
-        descriptors,
-        zygote: None,
-        network_shared: false,
-    })
+    let prepared = child::prepare();
+    let answered = zygote::answer(entries, packet, &socket, &prepared);
+    super::sys::exit_now(if answered.is_ok() { 0 } else { 75 })
 }

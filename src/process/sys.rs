@@ -56,16 +56,18 @@ pub(super) fn fork() -> io::Result<Spawned> {
 }
 
 /// Creates a process whose parent is the caller's parent (the supervisor,
-/// when the zygote calls it), with a pidfd for it returned to the caller.
+/// when the zygote calls it), in the new namespaces `namespaces` names
+/// (`CLONE_NEW*` flags), with a pidfd for it returned to the caller.
 ///
 /// The new process is a copy of the single-threaded caller. Its C-library
 /// thread record still names the caller's thread, so it must not use
-/// anything that reads it (`raise`, `abort`, `pthread_kill`): the process
-/// tier's middle process only waits, forks through [`fork`] and exits.
-pub(super) fn clone_beside() -> io::Result<Spawned> {
+/// anything that reads it (`raise`, `abort`, `pthread_kill`): a child's
+/// init only maps its ids, forks through [`fork`] (which brings the
+/// record up to date in its child), waits and exits.
+pub(super) fn clone_beside(namespaces: u64) -> io::Result<Spawned> {
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
-        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
+        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64 | namespaces,
         pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
         // With `CLONE_PARENT` the kernel uses the caller's own exit signal.
         exit_signal: 0,
@@ -136,32 +138,6 @@ pub(super) fn close_range(first: u32, last: u32) -> io::Result<()> {
 pub(super) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it never returns.
     unsafe { libc::_exit(code) }
-}
-
-/// Ends the calling process the way `status` (from `waitpid`) says another
-/// process ended: by the same signal, with its default action and no core
-/// dump, or with the same exit code.
-pub(super) fn exit_like(status: libc::c_int) -> ! {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        // SAFETY: restoring a default disposition, unblocking the signal and
-        // signalling the calling process take no pointers beyond `set`,
-        // which lives on this stack; nothing here runs after a fatal signal.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, signal);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::kill(libc::getpid(), signal);
-        }
-        exit_now(128 + signal)
-    }
-    exit_now(if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        1
-    })
 }
 
 /// Waits for the child `pid` and returns its raw wait status.

@@ -7,7 +7,7 @@ use crate::supervisor::ProcessUsage;
 /// A process child's running process, as its proxy records it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunningProcess {
-    /// The middle process, which the supervisor waits on.
+    /// The child's init, which the supervisor waits on.
     pub(crate) pid: u32,
     /// What its confinement enforces, and what the host could not give,
     /// once the child has said.
@@ -16,11 +16,10 @@ pub(crate) struct RunningProcess {
 }
 
 /// The usage of a running process child. The component's process is the
-/// middle's grandchild (the middle forks the namespace's init, which forks
-/// the component).
+/// init's child.
 pub(crate) fn usage(running: &RunningProcess) -> ProcessUsage {
     let pid = running.pid;
-    let component = child_of(pid).and_then(child_of);
+    let component = child_of(pid);
     let measured = component.unwrap_or(pid);
     ProcessUsage {
         pid,

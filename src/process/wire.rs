@@ -98,6 +98,31 @@ pub(crate) enum FromChild {
     Refused { missing: String },
     /// The entry ended.
     Ended(Ending),
+    /// The component's process ended (from the child's init, which waited
+    /// for it).
+    Exited(ComponentExit),
+}
+
+/// How a component's process ended, as its init's `waitpid` saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ComponentExit {
+    /// It exited with this code.
+    Code(i32),
+    /// This signal ended it.
+    Signal(i32),
+}
+
+impl ComponentExit {
+    /// The exit a raw `waitpid` status describes.
+    pub(crate) fn of(status: libc::c_int) -> Self {
+        if libc::WIFSIGNALED(status) {
+            Self::Signal(libc::WTERMSIG(status))
+        } else if libc::WIFEXITED(status) {
+            Self::Code(libc::WEXITSTATUS(status))
+        } else {
+            Self::Code(1)
+        }
+    }
 }
 
 /// How an entry ended, as the child saw it.
@@ -185,7 +210,20 @@ pub(crate) fn send_packet(
 /// Receives one packet and the descriptors attached to it; `None` when the
 /// other side has closed.
 pub(crate) fn recv_packet(socket: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let mut bytes = vec![0u8; MAX_PACKET];
+    // The next packet's length, without taking it: most are a few bytes,
+    // and a buffer of the largest would be cleared for each.
+    let length = loop {
+        match rustix::net::recv(
+            socket,
+            &mut [0u8; 0][..],
+            RecvFlags::PEEK | RecvFlags::TRUNC,
+        ) {
+            Ok((_, length)) => break length,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    let mut bytes = vec![0u8; length.clamp(1, MAX_PACKET)];
     let mut space =
         vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_DESCRIPTORS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);

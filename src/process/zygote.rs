@@ -8,12 +8,12 @@
 //! packet socket, clones a child beside itself for each (the supervisor's
 //! process is the child's parent), and answers with the child's pidfd.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use super::child::{self, Launch};
+use super::child::{self, Launch, Prepared};
 use super::entry::Registered;
 use super::reexec;
 use super::sys::{self, Spawned};
@@ -69,23 +69,32 @@ impl Zygote {
         request: &SpawnRequest,
         descriptors: &[&OwnedFd],
     ) -> Result<Option<Started>, String> {
-        let bytes = wire::encode(request).map_err(|err| err.to_string())?;
-        let borrowed: Vec<_> = descriptors.iter().map(|fd| fd.as_fd()).collect();
-        let socket = self.socket.lock();
-        wire::send_packet(socket.as_fd(), &bytes, &borrowed)
-            .map_err(|err| format!("the zygote could not be asked: {err}"))?;
-        let (reply, mut fds) = wire::recv_packet(socket.as_fd())
-            .map_err(|err| format!("the zygote did not answer: {err}"))?
-            .ok_or_else(|| "the zygote has ended".to_owned())?;
-        drop(socket);
-        match wire::decode::<ZygoteReply>(&reply).map_err(|err| err.to_string())? {
-            ZygoteReply::Spawned { pid } => match fds.pop() {
-                Some(pidfd) => Ok(Some(Started { pid, pidfd })),
-                None => Err("the zygote answered without a pidfd".to_owned()),
-            },
-            ZygoteReply::Refused { reason } => Err(reason),
-            ZygoteReply::CannotClone { .. } => Ok(None),
-        }
+        ask(self.socket.lock().as_fd(), request, descriptors)
+    }
+}
+
+/// Asks the zygote (or a program started again as one) on `socket` to
+/// start a child for `request`, handing it `descriptors`. `Ok(None)`: it
+/// cannot clone here.
+pub(crate) fn ask(
+    socket: BorrowedFd<'_>,
+    request: &SpawnRequest,
+    descriptors: &[&OwnedFd],
+) -> Result<Option<Started>, String> {
+    let bytes = wire::encode(request).map_err(|err| err.to_string())?;
+    let borrowed: Vec<_> = descriptors.iter().map(|fd| fd.as_fd()).collect();
+    wire::send_packet(socket, &bytes, &borrowed)
+        .map_err(|err| format!("the zygote could not be asked: {err}"))?;
+    let (reply, mut fds) = wire::recv_packet(socket)
+        .map_err(|err| format!("the zygote did not answer: {err}"))?
+        .ok_or_else(|| "the zygote has ended".to_owned())?;
+    match wire::decode::<ZygoteReply>(&reply).map_err(|err| err.to_string())? {
+        ZygoteReply::Spawned { pid } => match fds.pop() {
+            Some(pidfd) => Ok(Some(Started { pid, pidfd })),
+            None => Err("the zygote answered without a pidfd".to_owned()),
+        },
+        ZygoteReply::Refused { reason } => Err(reason),
+        ZygoteReply::CannotClone { .. } => Ok(None),
     }
 }
 
@@ -174,24 +183,32 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
     }
     // What the zygote starts sees only what its grant says.
     sys::clear_environment();
-    // One empty network namespace for every child: no interface, no route.
-    // Where user namespaces are refused, each child reports what it lacks.
-    let network_shared = child::enter_user_namespace(libc::CLONE_NEWNET).is_ok();
+    let prepared = child::prepare();
     loop {
-        let (bytes, descriptors) = match wire::recv_packet(socket.as_fd()) {
+        let packet = match wire::recv_packet(socket.as_fd()) {
             Ok(Some(packet)) => packet,
             Ok(None) | Err(_) => sys::exit_now(0),
         };
-        let reply = match start(entries, &bytes, descriptors, socket, network_shared) {
-            Ok((pid, pidfd)) => {
-                let reply = wire::encode(&ZygoteReply::Spawned { pid });
-                reply.and_then(|reply| wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()]))
-            }
-            Err(refusal) => wire::send(socket, &refusal),
-        };
-        if reply.is_err() {
+        if answer(entries, packet, socket, &prepared).is_err() {
             sys::exit_now(0);
         }
+    }
+}
+
+/// Starts one child for the request in `packet`, which came on `socket`,
+/// and answers there: with the child's id and pidfd, or why not.
+pub(crate) fn answer(
+    entries: &[&dyn Registered],
+    (bytes, descriptors): (Vec<u8>, Vec<OwnedFd>),
+    socket: &OwnedFd,
+    prepared: &Prepared,
+) -> std::io::Result<()> {
+    match start(entries, &bytes, descriptors, socket, prepared) {
+        Ok((pid, pidfd)) => {
+            let reply = wire::encode(&ZygoteReply::Spawned { pid })?;
+            wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()])
+        }
+        Err(refusal) => wire::send(socket, &refusal),
     }
 }
 
@@ -202,7 +219,7 @@ fn start(
     bytes: &[u8],
     descriptors: Vec<OwnedFd>,
     socket: &OwnedFd,
-    network_shared: bool,
+    prepared: &Prepared,
 ) -> Result<(i32, OwnedFd), ZygoteReply> {
     let refused = |reason: String| ZygoteReply::Refused { reason };
     let request: SpawnRequest = wire::decode(bytes).map_err(|err| refused(err.to_string()))?;
@@ -221,14 +238,15 @@ fn start(
             request.entry
         )));
     }
-    match sys::clone_beside() {
-        Ok(Spawned::Child) => entry.launch(Launch {
+    match prepared.clone_child() {
+        Ok((Spawned::Child, in_namespaces)) => entry.launch(Launch {
             request,
             descriptors,
-            zygote: Some(socket.as_raw_fd()),
-            network_shared,
+            zygote: socket.as_raw_fd(),
+            prepared,
+            in_namespaces,
         }),
-        Ok(Spawned::Parent { pid, pidfd }) => pidfd
+        Ok((Spawned::Parent { pid, pidfd }, _)) => pidfd
             .map(|pidfd| (pid, pidfd))
             .ok_or_else(|| refused("no pidfd".to_owned())),
         Err(err) => Err(ZygoteReply::CannotClone {

@@ -65,7 +65,7 @@ pub enum NodeKind {
 /// confined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessUsage {
-    /// The process's id (the middle process the supervisor waits on).
+    /// The process's id (the child's init, which the supervisor waits on).
     pub pid: u32,
     /// Resident memory of the component's process, in bytes.
     pub resident: Option<u64>,
