@@ -106,12 +106,17 @@ impl Backoff {
 ///
 /// | mode | a restart | thread-locals | kernel policy | cost |
 /// |---|---|---|---|---|
-/// | `FreshThread` (default) | joins the old thread, spawns a new one | fresh | applied afresh from the new grant | a thread spawn per restart |
-/// | `InPlace` | the thread that unwound runs the entry again with a re-issued grant | survive from the previous instance | the one applied at the first start, still in force (it was derived from the same grant; rules follow directories, not descriptors) | a hand-over between the supervisor and the waiting thread |
+/// | `FreshThread` (default) | a new thread runs the next instance | fresh | applied afresh from the new grant | a thread spawn per restart |
+/// | `InPlace` | the thread that unwound runs the entry again with a re-issued grant | survive from the previous instance | the one applied at the first start, still in force (it was derived from the same grant; rules follow directories, not descriptors) | none beyond the re-issue |
 ///
-/// Either way the supervisor decides every restart (strategy, intensity,
-/// backoff), the grant is re-issued and the old one revoked with its
-/// instance, and the old and new instances never run at once.
+/// Either way the restart follows the supervisor's rules (strategy,
+/// intensity, backoff), the grant is re-issued and the old one revoked with
+/// its instance, and the old and new instances never run at once. Where
+/// the restart concerns the child alone — a one-for-one supervisor, no
+/// backoff, no kernel policy, no limits — the ending instance starts its
+/// successor itself, recording the restart in the supervisor's restart
+/// window, and the supervisor reports it (`Restarting`, `Restarted`) as
+/// soon as it hears; otherwise the supervisor's thread starts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum RestartMode {
     /// A new thread per instance.
@@ -197,23 +202,41 @@ pub(crate) trait WorkerFactory: Send {
         false
     }
 
+    /// How instances can be made from another thread than the
+    /// supervisor's, when they can: an instance of a thread child that
+    /// ends may start its successor itself.
+    fn reissuer(&self) -> Option<Arc<dyn Reissue>> {
+        None
+    }
+
     /// Takes how a process child is started; nothing for other children.
     #[cfg(all(feature = "process", target_os = "linux"))]
     fn spawn_by(&mut self, _spawning: crate::process::Spawning) {}
 }
 
-struct Worker<G, E> {
-    entry: fn(G, &Context) -> Result<(), E>,
-    grant: G,
+/// Makes instances from a specification's grant, from any thread: the
+/// supervisor's, or — when an instance that ended starts its successor
+/// itself (see `supervisor::relaunch`) — the instance's own.
+pub(crate) trait Reissue: Send + Sync {
+    /// Re-issues the grant (subject to every one of `revokers`) and binds it
+    /// to the entry.
+    fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError>;
 }
 
-impl<G, E> WorkerFactory for Worker<G, E>
+/// A thread child's entry and original grant. The grant is behind a lock
+/// because the supervisor and an ending instance may both re-issue it.
+struct Shared<G, E> {
+    entry: fn(G, &Context) -> Result<(), E>,
+    grant: parking_lot::Mutex<G>,
+}
+
+impl<G, E> Reissue for Shared<G, E>
 where
     G: Grant,
     E: Into<BoxError> + 'static,
 {
     fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError> {
-        let mut grant = self.grant.reissue()?;
+        let mut grant = self.grant.lock().reissue()?;
         for revoker in revokers {
             grant.attach_revoker(revoker);
         }
@@ -222,20 +245,47 @@ where
             grant,
         }))
     }
+}
+
+struct Worker<G, E> {
+    shared: Arc<Shared<G, E>>,
+}
+
+impl<G, E> Worker<G, E> {
+    fn new(entry: fn(G, &Context) -> Result<(), E>, grant: G) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                entry,
+                grant: parking_lot::Mutex::new(grant),
+            }),
+        }
+    }
+}
+
+impl<G, E> WorkerFactory for Worker<G, E>
+where
+    G: Grant,
+    E: Into<BoxError> + 'static,
+{
+    fn instance(&self, revokers: &[&Revoker]) -> Result<Box<dyn Instance>, ReissueError> {
+        self.shared.instance(revokers)
+    }
 
     fn compile_policy(&self, lockdown: Lockdown) -> Result<Policy, LockdownError> {
-        Policy::compile(lockdown, &self.grant.inventory())
+        Policy::compile(lockdown, &self.shared.grant.lock().inventory())
     }
 
     fn capabilities(&self) -> Vec<(String, Capability)> {
-        capabilities_of(&self.grant)
+        capabilities_of(&*self.shared.grant.lock())
     }
 
     fn duplicate(&self) -> Result<Box<dyn WorkerFactory>, ReissueError> {
-        Ok(Box::new(Worker {
-            entry: self.entry,
-            grant: self.grant.reissue()?,
-        }))
+        let grant = self.shared.grant.lock().reissue()?;
+        Ok(Box::new(Worker::new(self.shared.entry, grant)))
+    }
+
+    fn reissuer(&self) -> Option<Arc<dyn Reissue>> {
+        Some(Arc::clone(&self.shared) as Arc<dyn Reissue>)
     }
 }
 
@@ -332,7 +382,7 @@ impl Child {
     {
         Self {
             settings: default_settings(name.into()),
-            factory: Box::new(Worker { entry, grant }),
+            factory: Box::new(Worker::new(entry, grant)),
             lockdown: None,
         }
     }

@@ -33,6 +33,7 @@ mod intensity;
 mod launch;
 mod node;
 mod plan;
+mod relaunch;
 mod slot;
 mod spec;
 mod status;

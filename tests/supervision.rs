@@ -1428,6 +1428,108 @@ fn ten_thousand_restarts_leak_no_threads_and_no_descriptors() {
     );
 }
 
+// ----- restarts decided on the failing thread ------------------------------------------
+
+/// Opened by the test; a grant whose data is cloned waits for it.
+static RELEASE_CLONES: (Mutex<bool>, std::sync::Condvar) =
+    (Mutex::new(false), std::sync::Condvar::new());
+/// Raised while a clone waits.
+static CLONE_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// Data whose `Clone` — run by the supervisor's thread when it re-issues
+/// the grant for a start — waits until the test releases it.
+#[derive(Debug)]
+struct ClonesSlowly;
+
+impl Clone for ClonesSlowly {
+    fn clone(&self) -> Self {
+        CLONE_WAITING.store(true, Ordering::SeqCst);
+        let (released, changed) = &RELEASE_CLONES;
+        let mut released = released.lock().unwrap();
+        while !*released {
+            released = changed.wait(released).unwrap();
+        }
+        ClonesSlowly
+    }
+}
+
+#[derive(Grant)]
+struct Slow {
+    #[grant(data)]
+    _slow: ClonesSlowly,
+}
+
+fn waits_with(_: Slow, cx: &Context) -> Result<(), compartment::Cancelled> {
+    cx.sleep(Duration::from_secs(3600))
+}
+
+#[test]
+fn a_one_for_one_child_restarts_itself_while_its_supervisor_is_busy() {
+    let troupe = troupe(&["crasher"]);
+    let supervisor = supervisor_of("busy", troupe.children);
+    let events = supervisor.events(64);
+    let system = std::sync::Arc::new(supervisor.start().unwrap());
+    assert_eq!(next_start(&troupe.starts), ("busy/crasher".to_owned(), 1));
+    // The supervisor's thread starts a child whose grant takes as long to
+    // re-issue as the test wants: until then it serves nothing else.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test's own thread, on the granting side, waits for the supervisor's answer"
+    )]
+    let adding = std::thread::spawn({
+        let system = std::sync::Arc::clone(&system);
+        move || {
+            system.add_child(
+                "busy",
+                Child::new(
+                    "slow",
+                    waits_with,
+                    Slow {
+                        _slow: ClonesSlowly,
+                    },
+                ),
+            )
+        }
+    });
+    eventually("the supervisor is busy re-issuing", || {
+        CLONE_WAITING.load(Ordering::SeqCst)
+    });
+    troupe.commands[0].send(Cmd::Panic).unwrap();
+    // The crashed instance restarted itself: the supervisor had no hand in
+    // it, being busy.
+    assert_eq!(next_start(&troupe.starts), ("busy/crasher".to_owned(), 2));
+    assert!(!adding.is_finished());
+    let (released, changed) = &RELEASE_CLONES;
+    *released.lock().unwrap() = true;
+    changed.notify_all();
+    adding.join().unwrap().unwrap();
+    // Once free, the supervisor tells what happened, in order.
+    let (_, before) = wait_for(&events, "busy/crasher#2 restarted", |e| {
+        e.path == "busy/crasher" && e.instance == Some(2) && restarted(&e.kind)
+    });
+    let crasher: Vec<&Event> = before
+        .iter()
+        .filter(|e| e.path == "busy/crasher" || matches!(e.kind, EventKind::Restarting { .. }))
+        .collect();
+    assert!(
+        matches!(crasher.last().map(|e| &e.kind), Some(EventKind::Restarting { cause, children }) if cause == "busy/crasher" && children == &["busy/crasher".to_owned()]),
+        "{before:?}"
+    );
+    assert!(
+        crasher
+            .iter()
+            .any(|e| e.instance == Some(1) && matches!(e.kind, EventKind::Faulted { .. })),
+        "{before:?}"
+    );
+    let status = system.status();
+    let child = status.find("busy/crasher").unwrap();
+    assert_eq!((child.instance, child.restarts), (2, 1));
+    match std::sync::Arc::try_unwrap(system) {
+        Ok(system) => assert_eq!(system.shutdown(), SystemExit::Shutdown),
+        Err(_) => panic!("the adding thread still holds the system"),
+    }
+}
+
 // ----- the capability map ------------------------------------------------------------
 
 #[derive(Grant)]

@@ -5,6 +5,7 @@ use crossbeam_channel as cb;
 use super::dead_letter::DeadLetter;
 use super::error::{ControlError, StartError};
 use super::plan::Ending;
+use super::relaunch::Successor;
 use super::slot::ChildId;
 use super::spec::{Node, Supervisor};
 use crate::fault::Fault;
@@ -52,6 +53,9 @@ pub(crate) struct ExitReport {
     /// start it again (`None` for workers, and for a supervisor whose
     /// thread died).
     pub(crate) spec: Option<Box<Supervisor>>,
+    /// The successor the instance started itself (see `relaunch`), if it
+    /// did.
+    pub(crate) successor: Option<Successor>,
 }
 
 /// A request to a supervisor's thread. Every request carries its own reply

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome};
+use super::launch::spawn_successor;
+use super::relaunch::Relaunch;
 use super::slot::ChildId;
-use crate::component::{BoxError, Instance};
+use crate::component::{BoxError, Instance, RestartMode};
 use crate::context::Context;
 use crate::fault::{self, Fault, FaultKind};
 use crate::limits::Meter;
 use crate::lockdown::{Enforcement, LockdownError, Policy};
 use crate::mailbox::{self, InFlightCell, Mailbox};
+use crate::revoke::Revoker;
 
 /// Where an instance says whether its kernel policy is in force.
 pub(crate) type LockdownReply = cb::Sender<Result<Enforcement, LockdownError>>;
@@ -33,6 +36,11 @@ pub(crate) struct InstanceRun {
     pub(crate) lockdown: Option<(Arc<Policy>, LockdownReply)>,
     /// Where the watchdog reads this instance's resource use.
     pub(crate) meter: Option<Arc<Meter>>,
+    /// The instance's own revoker, revoked before a successor it starts
+    /// itself runs.
+    pub(crate) revoker: Revoker,
+    /// The child's permit to restart itself, when it is eligible.
+    pub(crate) relaunch: Option<Arc<Relaunch>>,
 }
 
 /// Sends the instance's exit report when dropped — also when the thread
@@ -66,6 +74,7 @@ impl Drop for ExitReporter {
             )),
             dead_letter: None,
             spec: None,
+            successor: None,
         });
         // The supervisor may be gone (this instance was detached after a
         // shutdown timeout); then nobody is waiting for the report.
@@ -82,7 +91,39 @@ impl Drop for ExitReporter {
 /// that the thread touches afterwards: the returned error's `Display`,
 /// `source` and `Drop`, the handled message's `Debug` and `Drop`, the
 /// grant's `Drop`. The exit report goes out from a drop guard.
-pub(crate) fn run_instance(run: InstanceRun) {
+///
+/// Returns the successor to run on this thread, when the instance started
+/// one itself in place (see `relaunch`); a successor on a fresh thread is
+/// started here, once the exit report is on its way.
+///
+/// What runs before and after the entry is kept out of this function's
+/// frame: an idle component's stack is this frame and the entry's, and
+/// every page of it counts.
+pub(crate) fn run_instance(run: Box<InstanceRun>) -> Option<Box<InstanceRun>> {
+    let mut begun = begin(run)?;
+    let body = begun.body.take()?;
+    let result = fault::contain(|| body.run(&begun.context));
+    conclude(begun, result)
+}
+
+/// An instance about to run its entry: what the rest of its run needs.
+struct Begun {
+    context: Context,
+    body: Option<Box<dyn Instance>>,
+    mailbox: Arc<Mailbox>,
+    in_flight: Arc<InFlightCell>,
+    poison_threshold: u32,
+    meter: Option<Arc<Meter>>,
+    revoker: Revoker,
+    relaunch: Option<Arc<Relaunch>>,
+    exit: ExitReporter,
+}
+
+/// Confines the thread when the instance is locked down and takes the
+/// instance's parts apart; `None` when the entry must not run (its policy
+/// was refused, and the supervisor reports the failed start).
+#[inline(never)]
+fn begin(run: Box<InstanceRun>) -> Option<Begun> {
     let InstanceRun {
         context,
         body,
@@ -95,7 +136,9 @@ pub(crate) fn run_instance(run: InstanceRun) {
         report_to,
         lockdown,
         meter,
-    } = run;
+        revoker,
+        relaunch,
+    } = *run;
     let mut exit = ExitReporter {
         report_to,
         slot,
@@ -123,10 +166,40 @@ pub(crate) fn run_instance(run: InstanceRun) {
                 meter.finish();
             }
             let _ = fault::drop_contained(body);
-            return;
+            return None;
         }
     }
-    let result = fault::contain(|| body.run(&context));
+    Some(Begun {
+        context,
+        body: Some(body),
+        mailbox,
+        in_flight,
+        poison_threshold,
+        meter,
+        revoker,
+        relaunch,
+        exit,
+    })
+}
+
+/// What the entry returned, made into the instance's exit report (and a
+/// successor it starts itself, when it may).
+#[inline(never)]
+fn conclude(
+    begun: Begun,
+    result: Result<Result<(), BoxError>, fault::Caught>,
+) -> Option<Box<InstanceRun>> {
+    let Begun {
+        context,
+        body: _,
+        mailbox,
+        in_flight,
+        poison_threshold,
+        meter,
+        revoker,
+        relaunch,
+        mut exit,
+    } = begun;
     // The instance has ended once its own threads have; a panic in one that
     // nobody joined is its fault.
     let unclaimed = context.threads().finish();
@@ -182,11 +255,56 @@ pub(crate) fn run_instance(run: InstanceRun) {
         poison_threshold,
     );
     drop(context);
+    let started = relaunch
+        .as_ref()
+        .and_then(|relaunch| relaunch.successor(instance, &outcome));
+    let Some(started) = started else {
+        exit.report = Some(ExitReport {
+            outcome,
+            dead_letter,
+            spec: None,
+            successor: None,
+        });
+        return None;
+    };
+    // Nothing this instance kept of its grant outlives it into its
+    // successor's run.
+    revoker.revoke();
+    let mode = started.mode;
+    let (mut successor, next) = started.split();
+    let mut gate = None;
+    let next = match (mode, next) {
+        (RestartMode::InPlace, Some(mut next)) => {
+            next.relaunch = relaunch;
+            Some(next)
+        }
+        (RestartMode::FreshThread, Some(mut next)) => {
+            next.relaunch = relaunch;
+            let (open, wait) = cb::bounded(1);
+            match spawn_successor(&exit.path, successor.instance, next, wait) {
+                Ok(()) => gate = Some(open),
+                Err(kind) => {
+                    if let Ok(handle) = std::mem::replace(&mut successor.started, Err(kind)) {
+                        handle.abandon();
+                    }
+                }
+            }
+            None
+        }
+        (_, None) => None,
+    };
     exit.report = Some(ExitReport {
         outcome,
         dead_letter,
         spec: None,
+        successor: Some(successor),
     });
+    // The report reaches the supervisor before anything the successor does.
+    drop(exit);
+    if let Some(open) = gate {
+        let _ = open.send(());
+    }
+    next
 }
 
 /// An error a component returned, as a fault kind. Its `Display`, `source`

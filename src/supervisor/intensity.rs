@@ -25,19 +25,33 @@ impl Intensity {
         }
     }
 
-    /// How many restarts `period` may hold.
-    pub(crate) fn max_restarts(&self) -> u32 {
-        self.max_restarts
-    }
-
-    /// The length of the window.
-    pub(crate) fn period(&self) -> Duration {
-        self.period
+    /// How many restarts the window may hold, and its length.
+    pub(crate) fn bounds(&self) -> (u32, Duration) {
+        (self.max_restarts, self.period)
     }
 
     /// Records a restart at `now`; `false` when that exceeds the intensity.
     pub(crate) fn record(&mut self, now: Instant) -> bool {
         self.restarts.push_back(now);
+        self.forget_before(now);
+        self.restarts.len() <= self.max_restarts as usize
+    }
+
+    /// Records a restart at `now` only if that stays within the intensity;
+    /// `false` (and nothing recorded) otherwise, so that [`record`]
+    /// (Self::record) of the same restart then gives up.
+    pub(crate) fn try_record(&mut self, now: Instant) -> bool {
+        self.forget_before(now);
+        if self.restarts.len() < self.max_restarts as usize {
+            self.restarts.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets the restarts older than one period before `now`.
+    fn forget_before(&mut self, now: Instant) {
         while let Some(&oldest) = self.restarts.front() {
             if now.saturating_duration_since(oldest) > self.period {
                 self.restarts.pop_front();
@@ -45,7 +59,6 @@ impl Intensity {
                 break;
             }
         }
-        self.restarts.len() <= self.max_restarts as usize
     }
 }
 
@@ -80,6 +93,24 @@ mod tests {
         let mut past = Intensity::new(1, period);
         assert!(past.record(t0));
         assert!(past.record(t0 + period + Duration::from_nanos(1)));
+    }
+
+    #[test]
+    fn a_tried_restart_is_recorded_only_within_the_intensity() {
+        let t0 = Instant::now();
+        let mut intensity = Intensity::new(2, Duration::from_secs(10));
+        assert!(intensity.try_record(t0));
+        assert!(intensity.try_record(t0 + Duration::from_secs(1)));
+        // One more would exceed it: not recorded, so recording it gives up
+        // exactly as if it had never been tried.
+        assert!(!intensity.try_record(t0 + Duration::from_secs(2)));
+        assert!(!intensity.record(t0 + Duration::from_secs(2)));
+        let mut fresh = Intensity::new(2, Duration::from_secs(10));
+        assert!(fresh.try_record(t0));
+        assert!(fresh.try_record(t0 + Duration::from_secs(1)));
+        assert!(!fresh.record(t0 + Duration::from_secs(2)));
+        // Once the oldest has left the window, there is room again.
+        assert!(intensity.try_record(t0 + Duration::from_secs(11) + Duration::from_nanos(1)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::control::{Control, Outcome};
 use super::error::StartError;
 use super::instance::{InstanceRun, run_instance};
 use super::node::{NodeStart, run};
+use super::relaunch::Relaunch;
 use super::slot::{ChildId, Handle};
 use super::spec::Supervisor;
 use super::status::StatusBoard;
@@ -34,22 +35,167 @@ pub(crate) const CONTROL_CAPACITY: usize = 1024;
 /// A thread whose in-place instance ended, waiting for its next one. It
 /// ends on its own once this (its resume channel) is dropped.
 pub(crate) struct Parked {
-    pub(crate) resume: cb::Sender<InstanceRun>,
+    pub(crate) resume: cb::Sender<Box<InstanceRun>>,
     /// The kernel policy it already carries (a policy cannot be lifted).
     pub(crate) enforcement: Option<Enforcement>,
 }
 
-/// The body of an instance thread: one instance, or — for in-place
-/// restarts — each next instance the supervisor hands over, until it stops
+/// The body of an instance thread: one instance, then each successor it
+/// starts itself in place, or — for in-place restarts the supervisor
+/// decides — each next instance the supervisor hands over, until it stops
 /// handing them.
-fn instance_thread(mut run: InstanceRun, resume: Option<cb::Receiver<InstanceRun>>) {
+fn instance_thread(mut run: Box<InstanceRun>, resume: Option<cb::Receiver<Box<InstanceRun>>>) {
     loop {
-        run_instance(run);
+        if let Some(next) = run_instance(run) {
+            run = next;
+            continue;
+        }
         let Some(resume) = &resume else { return };
         match resume.recv() {
             Ok(next) => run = next,
             Err(_) => return,
         }
+    }
+}
+
+/// What every instance of one child is made with: what does not change
+/// from one instance to the next.
+pub(crate) struct InstanceSource {
+    pub(crate) tree: Arc<Tree>,
+    pub(crate) path: Arc<str>,
+    pub(crate) slot: ChildId,
+    pub(crate) control: cb::Sender<Control>,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) limits: crate::limits::Limits,
+    pub(crate) poison_threshold: u32,
+}
+
+/// An instance ready to run, and its supervisor's handle on it.
+pub(crate) struct Prepared {
+    pub(crate) run: Box<InstanceRun>,
+    pub(crate) handle: Handle,
+}
+
+impl InstanceSource {
+    pub(crate) fn of(
+        tree: &Arc<Tree>,
+        child: &Child,
+        path: &str,
+        slot: ChildId,
+        control: &cb::Sender<Control>,
+        mailbox: Arc<Mailbox>,
+    ) -> Self {
+        Self {
+            tree: Arc::clone(tree),
+            path: Arc::from(path),
+            slot,
+            control: control.clone(),
+            mailbox,
+            limits: child.settings.limits,
+            poison_threshold: child.settings.poison_threshold,
+        }
+    }
+
+    /// Makes instance `instance` with a grant from `reissue`: its revoker,
+    /// cancellation, context, in-flight cell and meter (watched from here
+    /// on). `continues` says it runs on a thread whose instance ended.
+    pub(crate) fn prepare(
+        &self,
+        instance: u64,
+        continues: bool,
+        reissue: impl FnOnce(
+            &[&Revoker],
+        )
+            -> Result<Box<dyn crate::component::Instance>, crate::grant::ReissueError>,
+    ) -> Result<Prepared, FaultKind> {
+        let failed = |message: String| FaultKind::StartFailed { message };
+        let tree = &self.tree;
+        let revoker = Revoker::new();
+        let cancel = Arc::new(Signal::new());
+        // Cancelling the instance also ends the blocking waits of its grant's
+        // endpoints, so a raw `recv` (or `for m in inbox.iter()`) stops with it.
+        let waker = Revoker::waker(Arc::clone(&cancel));
+        // Re-issuing runs the grant's `reissue` and its data's `Clone`.
+        let body = match fault::contain(|| reissue(&[&revoker, &tree.revoker, &waker])) {
+            Ok(Ok(body)) => body,
+            Ok(Err(err)) => {
+                return Err(failed(fault::describe_contained("an error", || {
+                    fault::with_sources(&err)
+                })));
+            }
+            Err(caught) => return Err(caught.start_failed("re-issuing its grant")),
+        };
+        let in_flight = Arc::new(InFlightCell::default());
+        let limits = self.limits;
+        let meter = if !limits.is_watched() {
+            None
+        } else {
+            let memory = MemorySlot::claim();
+            if limits.memory_quota().is_some() && memory.is_none() {
+                return Err(failed("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned()));
+            }
+            Some(Arc::new(Meter::new(limits, memory, continues)))
+        };
+        // Watched before the thread starts, so that nothing is left to undo
+        // but the meter if the watchdog cannot run.
+        if let Some(meter) = &meter {
+            let watched = Watched::new(
+                Arc::clone(meter),
+                Arc::clone(&cancel),
+                tree.clock.read(),
+                self.control.clone(),
+                self.slot,
+                instance,
+            );
+            let path = &*self.path;
+            tree.watchdog
+                .watch(watched, path.split('/').next().unwrap_or(path))
+                .map_err(failed)?;
+        }
+        let threads = Arc::new(ThreadGroup::new(
+            Arc::clone(&self.path),
+            Arc::clone(&cancel),
+            limits.thread_limit(),
+            meter.clone(),
+            tree.forward_panics,
+            tree.backtraces,
+        ));
+        let context = Context::new(
+            Arc::clone(&self.path),
+            instance,
+            Arc::clone(&cancel),
+            tree.clock.clone(),
+            Arc::clone(&self.mailbox),
+            Arc::clone(&in_flight),
+            Arc::clone(&threads),
+        );
+        let run = Box::new(InstanceRun {
+            context,
+            body,
+            mailbox: Arc::clone(&self.mailbox),
+            in_flight: Arc::clone(&in_flight),
+            poison_threshold: self.poison_threshold,
+            forward_panics: tree.forward_panics,
+            backtraces: tree.backtraces,
+            slot: self.slot,
+            report_to: self.control.clone(),
+            lockdown: None,
+            meter: meter.clone(),
+            revoker: revoker.clone(),
+            relaunch: None,
+        });
+        Ok(Prepared {
+            run,
+            handle: Handle::Worker {
+                cancel,
+                revoker,
+                in_flight,
+                threads,
+                resume: None,
+                enforcement: None,
+                meter,
+            },
+        })
     }
 }
 
@@ -66,6 +212,7 @@ pub(crate) fn spawn_worker(
     slot: ChildId,
     control: &cb::Sender<Control>,
     parked: Option<Parked>,
+    relaunch: Option<&Arc<Relaunch>>,
 ) -> Result<Handle, FaultKind> {
     let failed = |message: String| FaultKind::StartFailed { message };
     // A parked thread keeps the policy it was confined with. Compiling a
@@ -78,86 +225,21 @@ pub(crate) fn spawn_worker(
             Err(caught) => return Err(caught.start_failed("listing its grant")),
         },
     };
-    let revoker = Revoker::new();
-    let cancel = Arc::new(Signal::new());
-    // Cancelling the instance also ends the blocking waits of its grant's
-    // endpoints, so a raw `recv` (or `for m in inbox.iter()`) stops with it.
-    let waker = Revoker::waker(Arc::clone(&cancel));
-    // Re-issuing runs the grant's `reissue` and its data's `Clone`.
-    let body = match fault::contain(|| child.factory.instance(&[&revoker, &tree.revoker, &waker])) {
-        Ok(Ok(body)) => body,
-        Ok(Err(err)) => {
-            return Err(failed(fault::describe_contained("an error", || {
-                fault::with_sources(&err)
-            })));
-        }
-        Err(caught) => return Err(caught.start_failed("re-issuing its grant")),
-    };
-    let in_flight = Arc::new(InFlightCell::default());
-    let limits = child.settings.limits;
-    let meter = if !limits.is_watched() {
-        None
-    } else {
-        let memory = MemorySlot::claim();
-        if limits.memory_quota().is_some() && memory.is_none() {
-            return Err(failed("a memory quota needs `compartment::alloc::Accounting` as the global allocator (or its table of 4096 instances is full)".to_owned()));
-        }
-        Some(Arc::new(Meter::new(limits, memory, parked.is_some())))
-    };
-    // Watched before the thread starts, so that nothing is left to undo
-    // but the meter if the watchdog cannot run.
-    if let Some(meter) = &meter {
-        let watched = Watched::new(
-            Arc::clone(meter),
-            Arc::clone(&cancel),
-            tree.clock.read(),
-            control.clone(),
-            slot,
-            instance,
-        );
-        tree.watchdog
-            .watch(watched, path.split('/').next().unwrap_or(path))
-            .map_err(failed)?;
-    }
-    let path: Arc<str> = Arc::from(path);
-    let threads = Arc::new(ThreadGroup::new(
-        Arc::clone(&path),
-        Arc::clone(&cancel),
-        limits.thread_limit(),
-        meter.clone(),
-        tree.forward_panics,
-        tree.backtraces,
-    ));
-    let context = Context::new(
-        Arc::clone(&path),
-        instance,
-        Arc::clone(&cancel),
-        tree.clock.clone(),
-        Arc::clone(&mailbox),
-        Arc::clone(&in_flight),
-        Arc::clone(&threads),
-    );
-    let path = &*path;
+    let source = InstanceSource::of(tree, child, path, slot, control, mailbox);
+    let factory = &child.factory;
+    let Prepared { mut run, handle } = source.prepare(instance, parked.is_some(), |revokers| {
+        factory.instance(revokers)
+    })?;
+    let (ready_tx, ready) = cb::bounded(1);
+    run.lockdown = policy.clone().map(|policy| (policy, ready_tx));
+    run.relaunch = relaunch.cloned();
+    let meter = run.meter.clone();
     // The watchdog forgets a finished meter; an instance that never ran
     // cannot finish its own.
     let unwatch = || {
         if let Some(meter) = &meter {
             meter.finish();
         }
-    };
-    let (ready_tx, ready) = cb::bounded(1);
-    let run = InstanceRun {
-        context,
-        body,
-        mailbox,
-        in_flight: Arc::clone(&in_flight),
-        poison_threshold: child.settings.poison_threshold,
-        forward_panics: tree.forward_panics,
-        backtraces: tree.backtraces,
-        slot,
-        report_to: control.clone(),
-        lockdown: policy.clone().map(|policy| (policy, ready_tx)),
-        meter: meter.clone(),
     };
     let locked = run.lockdown.is_some();
     let mode = child.settings.restart_mode;
@@ -192,15 +274,44 @@ pub(crate) fn spawn_worker(
             return Err(failed(message));
         }
     }
-    Ok(Handle::Worker {
-        cancel,
-        revoker,
-        in_flight,
-        threads,
-        resume,
-        enforcement,
-        meter,
-    })
+    let mut handle = handle;
+    if let Handle::Worker {
+        resume: handed_over,
+        enforcement: enforced,
+        ..
+    } = &mut handle
+    {
+        *handed_over = resume;
+        *enforced = enforcement;
+    }
+    Ok(handle)
+}
+
+/// Starts a successor an ending instance prepared on a thread of its own;
+/// the thread waits for `gate` (until the ending instance's exit report is
+/// on its way, which must reach the supervisor first).
+pub(crate) fn spawn_successor(
+    path: &str,
+    instance: u64,
+    run: Box<InstanceRun>,
+    gate: cb::Receiver<()>,
+) -> Result<(), FaultKind> {
+    let name = format!("{path}#{instance}");
+    let body = move || {
+        let _ = gate.recv();
+        instance_thread(run, None);
+    };
+    ceiling::spawn(name, body)
+        .map(|_| ())
+        .map_err(|err| match SpawnError::from(err) {
+            SpawnError::Ceiling { ceiling } => FaultKind::CeilingReached { ceiling },
+            other => FaultKind::StartFailed {
+                message: format!(
+                    "could not spawn its thread: {}",
+                    fault::with_sources(&other)
+                ),
+            },
+        })
 }
 
 /// Spawns a thread named after the path and first instance it runs, if the
@@ -211,10 +322,10 @@ pub(crate) fn spawn_worker(
 fn spawn_thread(
     path: &str,
     instance: u64,
-    run: InstanceRun,
+    run: Box<InstanceRun>,
     mode: RestartMode,
     policy: Option<&Policy>,
-) -> Result<Option<cb::Sender<InstanceRun>>, FaultKind> {
+) -> Result<Option<cb::Sender<Box<InstanceRun>>>, FaultKind> {
     let (resume, next) = match mode {
         RestartMode::InPlace => {
             let (resume, next) = cb::bounded(1);

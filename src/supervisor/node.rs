@@ -26,7 +26,8 @@ use crossbeam_channel as cb;
 use super::control::{Control, ExitReport, Outcome, StartReply};
 use super::error::StartError;
 use super::intensity::Intensity;
-use super::launch::{spawn_supervisor, spawn_worker};
+use super::launch::{InstanceSource, spawn_supervisor, spawn_worker};
+use super::relaunch::Relaunch;
 use super::slot::{ChildId, Handle, Slot, SlotState, Spec};
 use super::spec::{AutoShutdown, Escalation, Node, Strategy, Supervisor};
 use super::status::StatusBoard;
@@ -64,7 +65,9 @@ struct NodeState {
     strategy: Strategy,
     auto_shutdown: AutoShutdown,
     escalation: Escalation,
-    intensity: Intensity,
+    /// The restart window, shared with the instances that may restart
+    /// themselves (see `relaunch`).
+    intensity: Arc<parking_lot::Mutex<Intensity>>,
     pool: Option<Child>,
     as_child: ChildSettings,
     bus_of_spec: Arc<crate::event::EventBus>,
@@ -131,6 +134,7 @@ pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
                     outcome,
                     dead_letter: None,
                     spec,
+                    successor: None,
                 },
             });
         }
@@ -175,6 +179,9 @@ fn unregister(tree: &Tree, path: &str, control: &cb::Sender<Control>) {
 impl Drop for NodeState {
     fn drop(&mut self) {
         for slot in &self.slots {
+            if let Some(relaunch) = &slot.relaunch {
+                relaunch.close();
+            }
             if let SlotState::Running { handle, .. } = &slot.state {
                 handle.ask_to_stop();
                 if let Handle::Worker { revoker, .. } = handle {
@@ -215,7 +222,10 @@ impl NodeState {
             strategy,
             auto_shutdown,
             escalation,
-            intensity: Intensity::new(max_restarts, period),
+            intensity: Arc::new(parking_lot::Mutex::new(Intensity::new(
+                max_restarts,
+                period,
+            ))),
             next_member: children.len(),
             pool,
             as_child,
@@ -270,6 +280,7 @@ impl NodeState {
             mailbox: Arc::new(Mailbox::default()),
             capabilities,
             parked: None,
+            relaunch: None,
             initial,
             retired: false,
         });
@@ -293,10 +304,11 @@ impl NodeState {
                 self.drop_slot(slot);
             }
         }
+        let (max_restarts, period) = self.intensity.lock().bounds();
         Supervisor {
             strategy: self.strategy,
-            max_restarts: self.intensity.max_restarts(),
-            period: self.intensity.period(),
+            max_restarts,
+            period,
             auto_shutdown: self.auto_shutdown,
             children,
             pool: self.pool.take(),
@@ -386,6 +398,7 @@ impl NodeState {
         let id = self.slots[i].id;
         let mailbox = Arc::clone(&self.slots[i].mailbox);
         let parked = self.slots[i].parked.take();
+        let relaunch = self.relaunch_of(i);
         let slot = &mut self.slots[i];
         let handle = match (&slot.capabilities, &mut slot.spec) {
             (Err(message), _) => Err(FaultKind::StartFailed {
@@ -400,6 +413,7 @@ impl NodeState {
                 id,
                 &self.control,
                 parked,
+                relaunch.as_ref(),
             ),
             (
                 Ok(_),
@@ -441,6 +455,9 @@ impl NodeState {
                     handle,
                     started_at: self.tree.clock.read(),
                 };
+                if let Some(relaunch) = &relaunch {
+                    relaunch.open(instance);
+                }
                 if let Some(enforcement) = enforcement {
                     self.emit_child(i, Some(instance), EventKind::LockedDown { enforcement });
                 }
@@ -459,6 +476,49 @@ impl NodeState {
                 Err(Box::new(fault))
             }
         }
+    }
+
+    /// Child `i`'s permit to restart itself on its own thread, if it may:
+    /// a thread child of a one-for-one supervisor whose restart the planner
+    /// would decide from the child alone — no backoff, no kernel policy
+    /// (its threads come from a carrier), no limits (a watchdog's meter),
+    /// not temporary — while the supervisor is not ending.
+    fn relaunch_of(&mut self, i: usize) -> Option<Arc<Relaunch>> {
+        if self.strategy != Strategy::OneForOne || self.exit.is_some() {
+            return None;
+        }
+        let slot = &mut self.slots[i];
+        let Spec::Worker(child) = &slot.spec else {
+            return None;
+        };
+        let settings = &child.settings;
+        let eligible = settings.backoff.is_none()
+            && child.lockdown.is_none()
+            && !settings.limits.is_watched()
+            && settings.restart != crate::component::Restart::Temporary
+            && !child.factory.runs_in_process();
+        if !eligible {
+            return None;
+        }
+        if slot.relaunch.is_none() {
+            let reissue = child.factory.reissuer()?;
+            let source = InstanceSource::of(
+                &self.tree,
+                child,
+                &slot.path,
+                slot.id,
+                &self.control,
+                Arc::clone(&slot.mailbox),
+            );
+            slot.relaunch = Some(Arc::new(Relaunch::new(
+                source,
+                reissue,
+                settings.restart,
+                settings.restart_mode,
+                Arc::clone(&self.intensity),
+            )));
+        }
+        slot.relaunch.clone()
     }
 
     /// Starts the slots `ids` in order (a restart set); returns the starts

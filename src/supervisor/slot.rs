@@ -10,6 +10,7 @@ use crossbeam_channel as cb;
 use super::control::Control;
 use super::launch::Parked;
 use super::plan::Member;
+use super::relaunch::Relaunch;
 use super::spec::{Strategy, Supervisor};
 use super::status::StatusBoard;
 use crate::caps::Capability;
@@ -48,7 +49,7 @@ pub(crate) enum Handle {
         meter: Option<Arc<Meter>>,
         /// For in-place restarts: where the next instance is handed to this
         /// thread.
-        resume: Option<cb::Sender<super::instance::InstanceRun>>,
+        resume: Option<cb::Sender<Box<super::instance::InstanceRun>>>,
     },
     Supervisor {
         control: cb::Sender<Control>,
@@ -56,6 +57,19 @@ pub(crate) enum Handle {
 }
 
 impl Handle {
+    /// Gives up an instance nobody supervises (it will not run, or its
+    /// report came too late): its grant revoked, it cancelled, its meter
+    /// finished.
+    pub(crate) fn abandon(&self) {
+        self.ask_to_stop();
+        if let Handle::Worker { revoker, meter, .. } = self {
+            revoker.revoke();
+            if let Some(meter) = meter {
+                meter.finish();
+            }
+        }
+    }
+
     /// Asks the instance to stop: cancels a worker, sends a nested
     /// supervisor `Shutdown`.
     pub(crate) fn ask_to_stop(&self) {
@@ -118,6 +132,8 @@ pub(crate) struct Slot {
     pub(crate) capabilities: Result<Vec<(String, Capability)>, String>,
     /// An in-place child's thread, waiting for its next instance.
     pub(crate) parked: Option<Parked>,
+    /// Its permit to restart itself, once it has been eligible.
+    pub(crate) relaunch: Option<Arc<Relaunch>>,
     /// Part of the specification (restored when this supervisor restarts),
     /// as opposed to added at run time.
     pub(crate) initial: bool,

@@ -10,13 +10,14 @@ use crate::fault::{self, Fault, FaultKind};
 use crate::supervisor::control::{ExitReport, Outcome};
 use crate::supervisor::launch::Parked;
 use crate::supervisor::plan::{self, Plan};
+use crate::supervisor::relaunch::Successor;
 use crate::supervisor::slot::{ChildId, Handle, Slot, SlotState, Spec};
 use crate::supervisor::spec::Escalation;
 
 use super::NodeState;
 
 impl NodeState {
-    pub(super) fn on_exit(&mut self, id: ChildId, instance: u64, report: ExitReport) {
+    pub(super) fn on_exit(&mut self, id: ChildId, instance: u64, mut report: ExitReport) {
         let Some(i) = self.index_of(id) else {
             self.discard(report);
             return;
@@ -26,12 +27,80 @@ impl NodeState {
             self.discard(report);
             return;
         }
+        let successor = report.successor.take();
         let outcome = self.finish(i, report);
-        self.react(vec![(id, outcome)]);
+        match successor {
+            // The instance restarted itself: what the planner would have
+            // decided has happened; the tree hears of it in order.
+            Some(successor) => {
+                if let Some(failed) = self.adopt(i, successor) {
+                    self.react(vec![(id, failed)]);
+                }
+            }
+            None => self.react(vec![(id, outcome)]),
+        }
     }
 
-    /// Drops what a stale exit report carries, under the panic guard.
-    pub(super) fn discard(&self, report: ExitReport) {
+    /// Records the successor an ended instance of child `i` started itself:
+    /// `Restarting`, then `Restarted` — or, if it could not start, its
+    /// fault, returned for the planner as any failed start is.
+    pub(super) fn adopt(&mut self, i: usize, successor: Successor) -> Option<Outcome> {
+        let path = self.slots[i].path.clone();
+        self.emit(
+            &self.path,
+            Some(self.instance),
+            EventKind::Restarting {
+                cause: path.clone(),
+                children: vec![path.clone()],
+            },
+        );
+        let now = self.now();
+        let slot = &mut self.slots[i];
+        slot.failures_in_row = slot.failures_in_row.saturating_add(1);
+        slot.restarts += 1;
+        slot.instance = successor.instance;
+        match successor.started {
+            Ok(mut handle) => {
+                // An in-place thread runs its successor itself; the channel
+                // the supervisor hands it instances on stays with it.
+                if let Handle::Worker { resume, .. } = &mut handle {
+                    *resume = slot.parked.take().map(|parked| parked.resume);
+                }
+                slot.enforcement = None;
+                slot.state = SlotState::Running {
+                    instance: successor.instance,
+                    handle,
+                    started_at: now,
+                };
+                self.emit_child(i, Some(successor.instance), EventKind::Restarted);
+                None
+            }
+            Err(kind) => {
+                slot.state = SlotState::Stopped;
+                let fault = Fault::new(&path, successor.instance, kind);
+                slot.last_fault = Some(fault.clone());
+                self.emit_child(
+                    i,
+                    Some(successor.instance),
+                    EventKind::Faulted {
+                        fault: fault.clone(),
+                    },
+                );
+                Some(Outcome::Failed(fault))
+            }
+        }
+    }
+
+    /// Drops what a stale exit report carries, under the panic guard; a
+    /// successor it started is given up (revoked and cancelled).
+    pub(super) fn discard(&self, mut report: ExitReport) {
+        if let Some(Successor {
+            started: Ok(handle),
+            ..
+        }) = report.successor.take()
+        {
+            handle.abandon();
+        }
         let path = self.path.clone();
         if let Err(caught) = fault::drop_contained(report) {
             self.report_contained(&path, self.instance, caught, "dropping a late exit report");
@@ -45,7 +114,16 @@ impl NodeState {
             outcome,
             dead_letter,
             spec: returned_spec,
+            successor,
         } = report;
+        // A successor is the caller's to adopt or give up.
+        if let Some(Successor {
+            started: Ok(handle),
+            ..
+        }) = successor
+        {
+            handle.abandon();
+        }
         let state = std::mem::replace(&mut self.slots[i].state, SlotState::Stopped);
         let slot = &mut self.slots[i];
         if let Spec::Supervisor { spec, .. } = &mut slot.spec
@@ -155,7 +233,7 @@ impl NodeState {
                 &members,
                 i,
                 outcome.ending(),
-                &mut self.intensity,
+                &mut self.intensity.lock(),
                 now,
             );
             match plan {
@@ -261,12 +339,13 @@ impl NodeState {
     }
 
     pub(super) fn give_up(&mut self, outcome: Outcome) {
+        let (max_restarts, period) = self.intensity.lock().bounds();
         self.emit(
             &self.path,
             Some(self.instance),
             EventKind::GaveUp {
-                max_restarts: self.intensity.max_restarts(),
-                period: self.intensity.period(),
+                max_restarts,
+                period,
             },
         );
         self.stop_all();

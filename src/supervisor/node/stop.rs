@@ -2,6 +2,7 @@
 //! each within its shutdown timeout; an instance that ignores it (or its
 //! budget) is revoked, detached and counted, and its message settled.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::event::EventKind;
@@ -39,26 +40,45 @@ impl NodeState {
     /// until its own deadline.
     pub(super) fn stop_parallel(&mut self, indices: &[usize]) {
         let now = self.now();
-        let mut waiting = Vec::new();
+        let mut waiting = VecDeque::new();
         for &i in indices {
             let slot = &mut self.slots[i];
+            // From here on every restart of it is the supervisor's.
+            if let Some(relaunch) = &slot.relaunch {
+                relaunch.close();
+            }
             match &slot.state {
                 SlotState::Running {
                     instance, handle, ..
                 } => {
                     handle.ask_to_stop();
                     let timeout = slot.settings().shutdown;
-                    waiting.push((slot.id, *instance, now.checked_add(timeout), timeout));
+                    waiting.push_back((slot.id, *instance, now.checked_add(timeout), timeout));
                 }
                 SlotState::BackingOff | SlotState::Restarting => slot.state = SlotState::Stopped,
                 SlotState::Stopped => {}
             }
         }
-        for (id, instance, deadline, timeout) in waiting {
+        while let Some((id, instance, deadline, timeout)) = waiting.pop_front() {
             match self.wait_exit(id, instance, deadline) {
-                Some(report) => {
-                    if let Some(i) = self.index_of(id) {
-                        self.finish(i, report);
+                Some(mut report) => {
+                    let Some(i) = self.index_of(id) else {
+                        self.discard(report);
+                        continue;
+                    };
+                    let successor = report.successor.take();
+                    self.finish(i, report);
+                    // It restarted itself before its permit was closed: the
+                    // successor is stopped in turn, with its own timeout.
+                    if let Some(successor) = successor
+                        && self.adopt(i, successor).is_none()
+                        && let SlotState::Running {
+                            instance, handle, ..
+                        } = &self.slots[i].state
+                    {
+                        handle.ask_to_stop();
+                        let deadline = self.now().checked_add(timeout);
+                        waiting.push_back((id, *instance, deadline, timeout));
                     }
                 }
                 None => {
