@@ -9,7 +9,7 @@
 //! only ever read as a flag or waited on by parking, and a channel costs
 //! hundreds of bytes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{OnceLock, Weak};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -24,14 +24,21 @@ pub(crate) enum Never {}
 #[derive(Debug)]
 pub(crate) struct Signal {
     raised: AtomicBool,
-    /// Dropped (set to `None`) when raised; that disconnects `watch`.
-    waker: Mutex<Option<Sender<Never>>>,
-    /// Made on the first `watch`.
-    watch: OnceLock<Receiver<Never>>,
+    /// Made on the first `watch`, in an allocation of its own: most signals
+    /// never need it, and every instance has two.
+    watch: OnceLock<Box<Watch>>,
     /// Run once when the flag is raised: how a blocked socket call is woken
-    /// (the socket is shut down). Held weakly: a dropped socket's hook is
-    /// gone.
+    /// (the socket is shut down), or a sleeping thread unparked. Held
+    /// weakly: a dropped socket's hook is gone.
     hooks: Mutex<Vec<Weak<RaiseHook>>>,
+}
+
+/// A signal's watch channel.
+#[derive(Debug)]
+struct Watch {
+    /// Dropped (set to `None`) when raised; that disconnects `receiver`.
+    sender: Mutex<Option<Sender<Never>>>,
+    receiver: Receiver<Never>,
 }
 
 /// Something to do when a [`Signal`] is raised.
@@ -41,7 +48,6 @@ impl Signal {
     pub(crate) fn new() -> Self {
         Self {
             raised: AtomicBool::new(false),
-            waker: Mutex::new(None),
             watch: OnceLock::new(),
             hooks: Mutex::new(Vec::new()),
         }
@@ -50,7 +56,11 @@ impl Signal {
     /// Raises the flag and wakes every waiter. Idempotent.
     pub(crate) fn raise(&self) {
         self.raised.store(true, Ordering::SeqCst);
-        drop(self.waker.lock().take());
+        // See `watch`.
+        fence(Ordering::SeqCst);
+        if let Some(watch) = self.watch.get() {
+            drop(watch.sender.lock().take());
+        }
         let hooks = std::mem::take(&mut *self.hooks.lock());
         for hook in hooks.iter().filter_map(Weak::upgrade) {
             hook();
@@ -70,6 +80,9 @@ impl Signal {
             return;
         }
         hooks.retain(|hook| hook.strong_count() > 0);
+        // Most signals get one hook (a sleeper's); room for four would be
+        // the first push's default.
+        hooks.reserve_exact(1);
         hooks.push(hook);
     }
 
@@ -80,17 +93,21 @@ impl Signal {
     /// A receiver that becomes disconnected when the flag is raised; use it in
     /// a `Select` next to the operation that should be interrupted.
     pub(crate) fn watch(&self) -> &Receiver<Never> {
-        self.watch.get_or_init(|| {
-            let (waker, watch) = crossbeam_channel::bounded(1);
-            // Checked under the lock `raise` takes after setting the flag:
-            // either `raise` drops this sender, or this sees the flag and
-            // drops it here — the watch starts disconnected.
-            let mut slot = self.waker.lock();
-            if !self.is_raised() {
-                *slot = Some(waker);
-            }
-            watch
-        })
+        let watch = self.watch.get_or_init(|| {
+            let (sender, receiver) = crossbeam_channel::bounded(1);
+            Box::new(Watch {
+                sender: Mutex::new(Some(sender)),
+                receiver,
+            })
+        });
+        // `raise` sets the flag, then looks for the watch; this made the
+        // watch, then looks at the flag. With a fence on each side, one of
+        // the two sees the other's write, and the sender is dropped.
+        fence(Ordering::SeqCst);
+        if self.is_raised() {
+            drop(watch.sender.lock().take());
+        }
+        &watch.receiver
     }
 }
 

@@ -66,7 +66,9 @@ pub(crate) enum Control {
     Exited {
         slot: ChildId,
         instance: u64,
-        report: ExitReport,
+        /// Boxed: every message of the control channel's capacity is
+        /// allocated up front, at the size of the largest.
+        report: Box<ExitReport>,
     },
     /// The watchdog cancelled this instance for going over a budget: wait
     /// for it within its shutdown timeout, or treat it as a runaway.
@@ -75,7 +77,7 @@ pub(crate) enum Control {
     Shutdown,
     /// Start a new child at the end of the child list.
     Add {
-        node: Node,
+        node: Box<Node>,
         reply: cb::Sender<Result<(), ControlError>>,
     },
     /// Stop a child and forget it.

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use crossbeam_channel as cb;
 
 use super::control::{Control, ExitReport, Outcome};
-use super::launch::spawn_successor;
+use super::launch::{InstanceSource, spawn_successor};
 use super::relaunch::Relaunch;
 use super::slot::ChildId;
+use super::tree::Tree;
 use crate::component::{BoxError, Instance, RestartMode};
 use crate::context::Context;
 use crate::fault::{self, Fault, FaultKind};
-use crate::limits::Meter;
+use crate::limits::{Limits, Meter};
 use crate::lockdown::{Enforcement, LockdownError, Policy};
 use crate::mailbox::{self, InFlightCell, Mailbox};
 use crate::revoke::Revoker;
@@ -41,6 +42,9 @@ pub(crate) struct InstanceRun {
     pub(crate) revoker: Revoker,
     /// The child's permit to restart itself, when it is eligible.
     pub(crate) relaunch: Option<Arc<Relaunch>>,
+    /// The tree and the child's limits, for a successor it starts itself.
+    pub(crate) tree: Arc<Tree>,
+    pub(crate) limits: Limits,
 }
 
 /// Sends the instance's exit report when dropped — also when the thread
@@ -81,7 +85,7 @@ impl Drop for ExitReporter {
         let _ = self.report_to.send(Control::Exited {
             slot: self.slot,
             instance: self.instance,
-            report,
+            report: Box::new(report),
         });
     }
 }
@@ -116,6 +120,8 @@ struct Begun {
     meter: Option<Arc<Meter>>,
     revoker: Revoker,
     relaunch: Option<Arc<Relaunch>>,
+    tree: Arc<Tree>,
+    limits: Limits,
     exit: ExitReporter,
 }
 
@@ -138,6 +144,8 @@ fn begin(run: Box<InstanceRun>) -> Option<Begun> {
         meter,
         revoker,
         relaunch,
+        tree,
+        limits,
     } = *run;
     let mut exit = ExitReporter {
         report_to,
@@ -178,6 +186,8 @@ fn begin(run: Box<InstanceRun>) -> Option<Begun> {
         meter,
         revoker,
         relaunch,
+        tree,
+        limits,
         exit,
     })
 }
@@ -198,6 +208,8 @@ fn conclude(
         meter,
         revoker,
         relaunch,
+        tree,
+        limits,
         mut exit,
     } = begun;
     // The instance has ended once its own threads have; a panic in one that
@@ -255,9 +267,17 @@ fn conclude(
         poison_threshold,
     );
     drop(context);
-    let started = relaunch
-        .as_ref()
-        .and_then(|relaunch| relaunch.successor(instance, &outcome));
+    let started = relaunch.as_ref().and_then(|relaunch| {
+        relaunch.successor(instance, &outcome, || InstanceSource {
+            tree,
+            path: Arc::clone(&exit.path),
+            slot: exit.slot,
+            control: exit.report_to.clone(),
+            mailbox: Arc::clone(&mailbox),
+            limits,
+            poison_threshold,
+        })
+    });
     let Some(started) = started else {
         exit.report = Some(ExitReport {
             outcome,

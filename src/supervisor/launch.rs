@@ -80,14 +80,14 @@ impl InstanceSource {
     pub(crate) fn of(
         tree: &Arc<Tree>,
         child: &Child,
-        path: &str,
+        path: &Arc<str>,
         slot: ChildId,
         control: &cb::Sender<Control>,
         mailbox: Arc<Mailbox>,
     ) -> Self {
         Self {
             tree: Arc::clone(tree),
-            path: Arc::from(path),
+            path: Arc::clone(path),
             slot,
             control: control.clone(),
             mailbox,
@@ -183,6 +183,8 @@ impl InstanceSource {
             meter: meter.clone(),
             revoker: revoker.clone(),
             relaunch: None,
+            tree: Arc::clone(tree),
+            limits,
         });
         Ok(Prepared {
             run,
@@ -206,7 +208,7 @@ impl InstanceSource {
 pub(crate) fn spawn_worker(
     tree: &Arc<Tree>,
     child: &mut Child,
-    path: &str,
+    path: &Arc<str>,
     instance: u64,
     mailbox: Arc<Mailbox>,
     slot: ChildId,

@@ -26,7 +26,7 @@ use crossbeam_channel as cb;
 use super::control::{Control, ExitReport, Outcome, StartReply};
 use super::error::StartError;
 use super::intensity::Intensity;
-use super::launch::{InstanceSource, spawn_supervisor, spawn_worker};
+use super::launch::{spawn_supervisor, spawn_worker};
 use super::relaunch::Relaunch;
 use super::slot::{ChildId, Handle, Slot, SlotState, Spec};
 use super::spec::{AutoShutdown, Escalation, Node, Strategy, Supervisor};
@@ -130,12 +130,12 @@ pub(crate) fn run(start: NodeStart) -> Option<Supervisor> {
             let _ = parent.send(Control::Exited {
                 slot,
                 instance,
-                report: ExitReport {
+                report: Box::new(ExitReport {
                     outcome,
                     dead_letter: None,
                     spec,
                     successor: None,
-                },
+                }),
             });
         }
         (None, Some(done)) => {
@@ -252,6 +252,7 @@ impl NodeState {
         let (spec, capabilities) = match node {
             Node::Worker(child) => {
                 let capabilities = fault::contain(|| child.factory.capabilities())
+                    .map(Arc::from)
                     .map_err(|caught| caught.explain("listing its grant"));
                 (Spec::Worker(child), capabilities)
             }
@@ -263,12 +264,12 @@ impl NodeState {
                     spec: Some(supervisor),
                     board: None,
                 },
-                Ok(Vec::new()),
+                Ok(Arc::from([])),
             ),
         };
         self.slots.push(Slot {
             id: ChildId(self.next_slot),
-            path,
+            path: path.into(),
             spec,
             state: SlotState::Stopped,
             instance: 0,
@@ -472,7 +473,7 @@ impl NodeState {
             Err(kind) => {
                 slot.state = SlotState::Stopped;
                 let fault = Fault::new(&path, instance, kind);
-                slot.last_fault = Some(fault.clone());
+                slot.last_fault = Some(Arc::new(fault.clone()));
                 Err(Box::new(fault))
             }
         }
@@ -501,18 +502,8 @@ impl NodeState {
             return None;
         }
         if slot.relaunch.is_none() {
-            let reissue = child.factory.reissuer()?;
-            let source = InstanceSource::of(
-                &self.tree,
-                child,
-                &slot.path,
-                slot.id,
-                &self.control,
-                Arc::clone(&slot.mailbox),
-            );
             slot.relaunch = Some(Arc::new(Relaunch::new(
-                source,
-                reissue,
+                child.factory.reissuer()?,
                 settings.restart,
                 settings.restart_mode,
                 Arc::clone(&self.intensity),
@@ -621,7 +612,7 @@ impl NodeState {
                 slot,
                 instance,
                 report,
-            } => self.on_exit(slot, instance, report),
+            } => self.on_exit(slot, instance, *report),
             Control::OverBudget { slot, instance } => self.over_budget(slot, instance),
             Control::Shutdown => {
                 self.stop_all();
@@ -629,7 +620,7 @@ impl NodeState {
             }
             // Each reply goes out after the status board shows the change.
             Control::Add { node, reply } => {
-                let result = self.add(node);
+                let result = self.add(*node);
                 self.sync_added();
                 let _ = reply.send(result);
             }

@@ -38,10 +38,10 @@ use super::plan;
 use crate::component::{Reissue, Restart, RestartMode};
 use crate::fault::FaultKind;
 
-/// A child's permit to restart itself, and what a restart needs.
+/// A child's permit to restart itself, and how its instances are made.
+/// The rest of what a successor needs comes from the instance that ends.
 pub(crate) struct Relaunch {
     permit: Mutex<Option<u64>>,
-    source: InstanceSource,
     reissue: Arc<dyn Reissue>,
     restart: Restart,
     mode: RestartMode,
@@ -67,7 +67,6 @@ impl std::fmt::Debug for Successor {
 
 impl Relaunch {
     pub(crate) fn new(
-        source: InstanceSource,
         reissue: Arc<dyn Reissue>,
         restart: Restart,
         mode: RestartMode,
@@ -75,7 +74,6 @@ impl Relaunch {
     ) -> Self {
         Self {
             permit: Mutex::new(None),
-            source,
             reissue,
             restart,
             mode,
@@ -95,9 +93,15 @@ impl Relaunch {
         *self.permit.lock() = None;
     }
 
-    /// For `instance`, which ended with `outcome`: the successor to run, if
-    /// it may start it. The restart is recorded in the supervisor's window.
-    pub(crate) fn successor(&self, instance: u64, outcome: &Outcome) -> Option<Started> {
+    /// For `instance`, which ended with `outcome` and whose child's
+    /// instances `source` makes: the successor to run, if it may start it.
+    /// The restart is recorded in the supervisor's window.
+    pub(crate) fn successor(
+        &self,
+        instance: u64,
+        outcome: &Outcome,
+        source: impl FnOnce() -> InstanceSource,
+    ) -> Option<Started> {
         // A stop is the supervisor's; only a fault, or a permanent child's
         // normal end, restarts.
         if matches!(outcome, Outcome::Shutdown | Outcome::GaveUp(_))
@@ -105,12 +109,13 @@ impl Relaunch {
         {
             return None;
         }
+        let source = source();
         {
             let mut permit = self.permit.lock();
             if *permit != Some(instance) {
                 return None;
             }
-            let now = self.source.tree.clock.read();
+            let now = source.tree.clock.read();
             if !self.intensity.lock().try_record(now) {
                 // The supervisor's planner gives up on it.
                 return None;
@@ -118,11 +123,9 @@ impl Relaunch {
             *permit = Some(instance + 1);
         }
         let next = instance + 1;
-        let prepared = self
-            .source
-            .prepare(next, self.mode == RestartMode::InPlace, |revokers| {
-                self.reissue.instance(revokers)
-            });
+        let prepared = source.prepare(next, self.mode == RestartMode::InPlace, |revokers| {
+            self.reissue.instance(revokers)
+        });
         Some(Started {
             instance: next,
             prepared,

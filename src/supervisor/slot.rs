@@ -116,20 +116,20 @@ pub(crate) enum Spec {
 
 pub(crate) struct Slot {
     pub(crate) id: ChildId,
-    pub(crate) path: String,
+    pub(crate) path: Arc<str>,
     pub(crate) spec: Spec,
     pub(crate) state: SlotState,
     pub(crate) instance: u64,
     pub(crate) restarts: u64,
     pub(crate) failures_in_row: u32,
-    pub(crate) last_fault: Option<Fault>,
+    pub(crate) last_fault: Option<Arc<Fault>>,
     pub(crate) leaked: usize,
     /// What the kernel enforces for the current (or last) instance.
     pub(crate) enforcement: Option<Enforcement>,
     pub(crate) mailbox: Arc<Mailbox>,
     /// The grant's capabilities, or why they could not be listed (its
     /// `visit` panicked: the child cannot start).
-    pub(crate) capabilities: Result<Vec<(String, Capability)>, String>,
+    pub(crate) capabilities: Result<Arc<[(String, Capability)]>, String>,
     /// An in-place child's thread, waiting for its next instance.
     pub(crate) parked: Option<Parked>,
     /// Its permit to restart itself, once it has been eligible.

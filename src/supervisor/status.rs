@@ -232,11 +232,21 @@ pub(crate) struct StatusBoard {
     pub(crate) entries: Mutex<Vec<Option<BoardEntry>>>,
 }
 
-/// One child on a board: its status without children, and where to find
-/// them if it is a supervisor.
+/// One child on a board: what its status is made of, sharing what the
+/// slot holds (a board has an entry for every child, and a pool has
+/// thousands); the status itself is made when a snapshot is taken.
 #[derive(Debug, Clone)]
 pub(crate) struct BoardEntry {
-    pub(crate) status: ChildStatus,
+    pub(crate) path: Arc<str>,
+    pub(crate) kind: NodeKind,
+    pub(crate) state: ChildState,
+    pub(crate) instance: u64,
+    pub(crate) restarts: u64,
+    pub(crate) last_fault: Option<Arc<Fault>>,
+    pub(crate) leaked: usize,
+    pub(crate) lockdown: Option<Enforcement>,
+    pub(crate) capabilities: Arc<[(String, Capability)]>,
+    /// A supervisor's own board, for its children.
     pub(crate) nested: Option<Arc<StatusBoard>>,
     /// The running instance's meter: usage is read live at snapshot time.
     pub(crate) meter: Option<Arc<Meter>>,
@@ -252,21 +262,32 @@ impl StatusBoard {
             .into_iter()
             .flatten()
             .map(|entry| {
-                let mut status = entry.status;
-                if let Some(nested) = entry.nested {
-                    status.children = nested.snapshot();
-                }
-                status.usage = entry.meter.map(|meter| meter.usage());
                 #[cfg(all(feature = "process", target_os = "linux"))]
-                {
-                    status.process = entry
-                        .threads
-                        .as_ref()
-                        .and_then(|threads| threads.process())
-                        .map(|running| crate::process::usage(&running));
+                let process = entry
+                    .threads
+                    .as_ref()
+                    .and_then(|threads| threads.process())
+                    .map(|running| crate::process::usage(&running));
+                #[cfg(not(all(feature = "process", target_os = "linux")))]
+                let process = None;
+                ChildStatus {
+                    path: entry.path.to_string(),
+                    kind: entry.kind,
+                    state: entry.state,
+                    instance: entry.instance,
+                    restarts: entry.restarts,
+                    last_fault: entry.last_fault.as_deref().cloned(),
+                    leaked_threads: entry.leaked,
+                    threads: entry.threads.map_or(0, |threads| threads.live()),
+                    lockdown: entry.lockdown,
+                    usage: entry.meter.map(|meter| meter.usage()),
+                    process,
+                    capabilities: entry.capabilities.to_vec(),
+                    children: entry
+                        .nested
+                        .map(|nested| nested.snapshot())
+                        .unwrap_or_default(),
                 }
-                status.threads = entry.threads.map_or(0, |threads| threads.live());
-                status
             })
             .collect()
     }

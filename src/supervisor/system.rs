@@ -232,7 +232,7 @@ impl System {
     /// fails to start.
     pub fn add_child(&self, supervisor: &str, child: Child) -> Result<(), ControlError> {
         self.request(supervisor, |reply| Control::Add {
-            node: Node::Worker(child),
+            node: Box::new(Node::Worker(child)),
             reply,
         })
     }
@@ -244,7 +244,7 @@ impl System {
     /// As [`add_child`](Self::add_child).
     pub fn add_supervisor(&self, parent: &str, supervisor: Supervisor) -> Result<(), ControlError> {
         self.request(parent, |reply| Control::Add {
-            node: Node::Supervisor(Box::new(supervisor)),
+            node: Box::new(Node::Supervisor(Box::new(supervisor))),
             reply,
         })
     }

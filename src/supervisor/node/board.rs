@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::supervisor::slot::{Handle, Slot, SlotState, Spec};
-use crate::supervisor::status::{BoardEntry, ChildState, ChildStatus, NodeKind};
+use crate::supervisor::status::{BoardEntry, ChildState, NodeKind};
 
 use super::NodeState;
 
@@ -79,29 +79,26 @@ impl NodeState {
             _ => (None, None),
         };
         Some(BoardEntry {
-            meter,
-            threads,
-            status: ChildStatus {
-                path: slot.path.clone(),
-                kind,
-                state: match slot.state {
-                    SlotState::Running { .. } => ChildState::Running,
-                    SlotState::Restarting => ChildState::Restarting,
-                    SlotState::BackingOff => ChildState::BackingOff,
-                    SlotState::Stopped => ChildState::Stopped,
-                },
-                instance: slot.instance,
-                restarts: slot.restarts,
-                last_fault: slot.last_fault.clone(),
-                leaked_threads: slot.leaked,
-                threads: 0,
-                lockdown: slot.enforcement,
-                usage: None,
-                process: None,
-                capabilities: slot.capabilities.clone().unwrap_or_default(),
-                children: Vec::new(),
+            path: Arc::clone(&slot.path),
+            kind,
+            state: match slot.state {
+                SlotState::Running { .. } => ChildState::Running,
+                SlotState::Restarting => ChildState::Restarting,
+                SlotState::BackingOff => ChildState::BackingOff,
+                SlotState::Stopped => ChildState::Stopped,
+            },
+            instance: slot.instance,
+            restarts: slot.restarts,
+            last_fault: slot.last_fault.clone(),
+            leaked: slot.leaked,
+            lockdown: slot.enforcement,
+            capabilities: match &slot.capabilities {
+                Ok(capabilities) => Arc::clone(capabilities),
+                Err(_) => Arc::from([]),
             },
             nested,
+            meter,
+            threads,
         })
     }
 }

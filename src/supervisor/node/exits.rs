@@ -3,6 +3,7 @@
 //! endings (never a recursion) that stops at the first give-up.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::{Disposal, EventKind, ExitReason};
@@ -50,8 +51,8 @@ impl NodeState {
             &self.path,
             Some(self.instance),
             EventKind::Restarting {
-                cause: path.clone(),
-                children: vec![path.clone()],
+                cause: path.to_string(),
+                children: vec![path.to_string()],
             },
         );
         let now = self.now();
@@ -78,7 +79,7 @@ impl NodeState {
             Err(kind) => {
                 slot.state = SlotState::Stopped;
                 let fault = Fault::new(&path, successor.instance, kind);
-                slot.last_fault = Some(fault.clone());
+                slot.last_fault = Some(Arc::new(fault.clone()));
                 self.emit_child(
                     i,
                     Some(successor.instance),
@@ -162,7 +163,7 @@ impl NodeState {
                 slot.failures_in_row = 0;
             }
             if let Some(fault) = outcome.fault() {
-                slot.last_fault = Some(fault.clone());
+                slot.last_fault = Some(Arc::new(fault.clone()));
             }
             let kind = match &outcome {
                 Outcome::Normal => EventKind::Exited {
@@ -250,7 +251,9 @@ impl NodeState {
                     self.emit(
                         &self.path,
                         Some(self.instance),
-                        EventKind::AutoShutdown { trigger },
+                        EventKind::AutoShutdown {
+                            trigger: trigger.to_string(),
+                        },
                     );
                     self.stop_all();
                     self.exit = Some(Outcome::Normal);
@@ -287,13 +290,13 @@ impl NodeState {
             .iter()
             .chain(retire)
             .filter_map(|id| self.index_of(*id))
-            .map(|j| self.slots[j].path.clone())
+            .map(|j| self.slots[j].path.to_string())
             .collect();
         self.emit(
             &self.path,
             Some(self.instance),
             EventKind::Restarting {
-                cause: self.slots[i].path.clone(),
+                cause: self.slots[i].path.to_string(),
                 children: names,
             },
         );

@@ -3,6 +3,7 @@
 //! budget) is revoked, detached and counted, and its message settled.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::event::EventKind;
@@ -134,7 +135,7 @@ impl NodeState {
             matches!(message, Control::Exited { slot, instance: inst, .. } if *slot == id && *inst == instance)
         }) && let Some(Control::Exited { report, .. }) = self.deferred.remove(position)
         {
-            return Some(report);
+            return Some(*report);
         }
         loop {
             match self.receive(deadline)? {
@@ -142,7 +143,7 @@ impl NodeState {
                     slot,
                     instance: inst,
                     report,
-                } if slot == id && inst == instance => return Some(report),
+                } if slot == id && inst == instance => return Some(*report),
                 other => self.deferred.push_back(other),
             }
         }
@@ -234,7 +235,7 @@ impl NodeState {
                     return;
                 };
                 if let Some(fault) = outcome.fault() {
-                    self.slots[i].last_fault = Some(fault.clone());
+                    self.slots[i].last_fault = Some(Arc::new(fault.clone()));
                     self.emit_child(
                         i,
                         Some(instance),
