@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{OnceLock, Weak};
+use std::thread::Thread;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -27,10 +28,21 @@ pub(crate) struct Signal {
     /// Made on the first `watch`, in an allocation of its own: most signals
     /// never need it, and every instance has two.
     watch: OnceLock<Box<Watch>>,
+    /// Who to wake when the flag is raised.
+    waiting: Mutex<Waiting>,
+}
+
+/// What a raise wakes.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// A thread parked until the raise: the common case (an idle
+    /// component), which needs no allocation — an idle component's thread
+    /// never allocates, so it costs no allocator state of its own.
+    sleeper: Option<Thread>,
     /// Run once when the flag is raised: how a blocked socket call is woken
-    /// (the socket is shut down), or a sleeping thread unparked. Held
+    /// (the socket is shut down), or further sleepers unparked. Held
     /// weakly: a dropped socket's hook is gone.
-    hooks: Mutex<Vec<Weak<RaiseHook>>>,
+    hooks: Vec<Weak<RaiseHook>>,
 }
 
 /// A signal's watch channel.
@@ -49,7 +61,7 @@ impl Signal {
         Self {
             raised: AtomicBool::new(false),
             watch: OnceLock::new(),
-            hooks: Mutex::new(Vec::new()),
+            waiting: Mutex::new(Waiting::default()),
         }
     }
 
@@ -61,29 +73,61 @@ impl Signal {
         if let Some(watch) = self.watch.get() {
             drop(watch.sender.lock().take());
         }
-        let hooks = std::mem::take(&mut *self.hooks.lock());
+        let Waiting { sleeper, hooks } = std::mem::take(&mut *self.waiting.lock());
+        if let Some(sleeper) = sleeper {
+            sleeper.unpark();
+        }
         for hook in hooks.iter().filter_map(Weak::upgrade) {
             hook();
         }
     }
 
+    /// Unparks `thread` when the flag is raised (at once if it is), until
+    /// [`forget_sleeper`](Self::forget_sleeper). `false` when another
+    /// thread already waits here: the caller needs a hook instead.
+    pub(crate) fn wake_sleeper(&self, thread: &Thread) -> bool {
+        let mut waiting = self.waiting.lock();
+        // Checked under the lock `raise` takes after setting the flag.
+        if self.is_raised() {
+            drop(waiting);
+            thread.unpark();
+            return true;
+        }
+        match &waiting.sleeper {
+            Some(other) if other.id() != thread.id() => false,
+            _ => {
+                waiting.sleeper = Some(thread.clone());
+                true
+            }
+        }
+    }
+
+    /// Stops waking `thread` (it is no longer parked here).
+    pub(crate) fn forget_sleeper(&self, thread: &Thread) {
+        let mut waiting = self.waiting.lock();
+        if waiting
+            .sleeper
+            .as_ref()
+            .is_some_and(|sleeper| sleeper.id() == thread.id())
+        {
+            waiting.sleeper = None;
+        }
+    }
+
     /// Runs `hook` when the flag is raised — at once if it already is.
     pub(crate) fn on_raise(&self, hook: Weak<RaiseHook>) {
-        let mut hooks = self.hooks.lock();
+        let mut waiting = self.waiting.lock();
         // Checked under the lock `raise` takes after setting the flag: either
         // `raise` sees this hook, or this sees the flag.
         if self.is_raised() {
-            drop(hooks);
+            drop(waiting);
             if let Some(hook) = hook.upgrade() {
                 hook();
             }
             return;
         }
-        hooks.retain(|hook| hook.strong_count() > 0);
-        // Most signals get one hook (a sleeper's); room for four would be
-        // the first push's default.
-        hooks.reserve_exact(1);
-        hooks.push(hook);
+        waiting.hooks.retain(|hook| hook.strong_count() > 0);
+        waiting.hooks.push(hook);
     }
 
     pub(crate) fn is_raised(&self) -> bool {

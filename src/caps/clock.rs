@@ -214,22 +214,34 @@ fn park_until(
     now: impl Fn() -> Instant,
 ) -> Result<(), usize> {
     let thread = std::thread::current();
-    let wake: Arc<RaiseHook> = Arc::new(move || thread.unpark());
+    // Each signal wakes this thread from its sleeper slot; one where another
+    // thread already sleeps gets a hook (held until this returns).
+    let mut hook: Option<Arc<RaiseHook>> = None;
     for signal in interrupts {
-        signal.on_raise(Arc::downgrade(&wake));
+        if !signal.wake_sleeper(&thread) {
+            let hook = hook.get_or_insert_with(|| {
+                let thread = thread.clone();
+                Arc::new(move || thread.unpark())
+            });
+            signal.on_raise(Arc::downgrade(hook));
+        }
     }
-    loop {
+    let woken = loop {
         if let Some(i) = interrupts.iter().position(|signal| signal.is_raised()) {
-            return Err(i);
+            break Err(i);
         }
         let now = now();
         if now >= deadline {
-            return Ok(());
+            break Ok(());
         }
         // An unpark (a raise, or a stray one) ends the park early: the loop
         // looks again.
         std::thread::park_timeout(deadline - now);
+    };
+    for signal in interrupts {
+        signal.forget_sleeper(&thread);
     }
+    woken
 }
 
 grant_by_clone!(MonotonicClock, |_clock| Capability::MonotonicClock);

@@ -55,8 +55,10 @@ struct ExitReporter {
     slot: ChildId,
     instance: u64,
     path: Arc<str>,
-    /// The report, once the instance has ended normally.
-    report: Option<ExitReport>,
+    /// The report, once the instance has ended normally (boxed as the
+    /// control message carries it: the reporter sits in the instance's
+    /// frame, under its entry, for as long as it runs).
+    report: Option<Box<ExitReport>>,
     /// `false` when nobody waits for a report (the start was refused).
     armed: bool,
 }
@@ -66,26 +68,28 @@ impl Drop for ExitReporter {
         if !self.armed {
             return;
         }
-        let report = self.report.take().unwrap_or_else(|| ExitReport {
-            outcome: Outcome::Failed(Fault::new(
-                &self.path,
-                self.instance,
-                FaultKind::Panic {
-                    message: "the instance thread unwound outside its panic guard".to_owned(),
-                    location: None,
-                    backtrace: None,
-                },
-            )),
-            dead_letter: None,
-            spec: None,
-            successor: None,
+        let report = self.report.take().unwrap_or_else(|| {
+            Box::new(ExitReport {
+                outcome: Outcome::Failed(Fault::new(
+                    &self.path,
+                    self.instance,
+                    FaultKind::Panic {
+                        message: "the instance thread unwound outside its panic guard".to_owned(),
+                        location: None,
+                        backtrace: None,
+                    },
+                )),
+                dead_letter: None,
+                spec: None,
+                successor: None,
+            })
         });
         // The supervisor may be gone (this instance was detached after a
         // shutdown timeout); then nobody is waiting for the report.
         let _ = self.report_to.send(Control::Exited {
             slot: self.slot,
             instance: self.instance,
-            report: Box::new(report),
+            report,
         });
     }
 }
@@ -279,12 +283,12 @@ fn conclude(
         })
     });
     let Some(started) = started else {
-        exit.report = Some(ExitReport {
+        exit.report = Some(Box::new(ExitReport {
             outcome,
             dead_letter,
             spec: None,
             successor: None,
-        });
+        }));
         return None;
     };
     // Nothing this instance kept of its grant outlives it into its
@@ -313,12 +317,12 @@ fn conclude(
         }
         (_, None) => None,
     };
-    exit.report = Some(ExitReport {
+    exit.report = Some(Box::new(ExitReport {
         outcome,
         dead_letter,
         spec: None,
         successor: Some(successor),
-    });
+    }));
     // The report reaches the supervisor before anything the successor does.
     drop(exit);
     if let Some(open) = gate {

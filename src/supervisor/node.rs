@@ -235,7 +235,9 @@ impl NodeState {
             inbox,
             advances,
             board,
-            slots: Vec::new(),
+            // Sized once: a pool's thousands of slots grown one by one would
+            // leave the smaller arrays behind in the allocator.
+            slots: Vec::with_capacity(children.len()),
             next_slot: 1,
             deferred: VecDeque::new(),
             timers: Vec::new(),

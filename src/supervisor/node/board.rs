@@ -25,6 +25,9 @@ impl NodeState {
             return;
         }
         let known = entries.len();
+        // Starting the initial children appends one entry each: room for
+        // all of them at once.
+        entries.reserve_exact(self.slots.len() - known);
         entries.extend(
             self.slots[known..]
                 .iter()
