@@ -41,8 +41,11 @@
 //! the hard limit is a process boundary (a separate process with its own
 //! cgroup or `RLIMIT_AS`).
 //!
-//! Each allocation costs a header of 16 bytes (more for over-aligned
-//! layouts) and a thread-local update; every 64 KiB, one atomic add.
+//! Each allocation costs a header of 8 bytes (its alignment, for an
+//! over-aligned layout) — the C library rounds every block to 16 bytes with
+//! an 8-byte header of its own, so most sizes stay in the size class they
+//! had — and a thread-local read; an accounted one also a thread-local
+//! update, and every 64 KiB one atomic add.
 
 #![allow(unsafe_code)]
 
@@ -53,8 +56,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// How many instances can be accounted at once.
 const SLOTS: usize = 4096;
 
-/// Bytes reserved before each allocation for its owner.
-const HEADER: usize = 16;
+/// Bytes reserved before each allocation for its owner: the owner record
+/// itself.
+const HEADER: usize = size_of::<Owner>();
 
 /// One accounted instance: its generation and the bytes it holds, in one
 /// atomic word so that a charge checks the generation and updates the count
@@ -266,6 +270,7 @@ impl Drop for MemorySlot {
 /// Charges `bytes` (negative for a free) to `owner`: batched in the
 /// thread-local when this thread runs the owning instance, straight to the
 /// shared counter otherwise (a free elsewhere).
+#[inline]
 fn charge(owner: Owner, bytes: i64) {
     if owner.slot == 0 {
         return;
@@ -288,6 +293,7 @@ fn charge(owner: Owner, bytes: i64) {
 
 /// For a new allocation of `bytes` on this thread: its owner (the instance
 /// running here, if any), charged in the same thread-local access.
+#[inline]
 fn charge_new(bytes: i64) -> Owner {
     CURRENT
         .try_with(|current| {
@@ -328,6 +334,7 @@ fn publish(owner: Owner, bytes: i64) {
 
 /// The header's size for `layout`: at least [`HEADER`], and a multiple of
 /// the alignment so the user pointer stays aligned.
+#[inline]
 fn header_for(layout: Layout) -> usize {
     HEADER.max(layout.align())
 }
@@ -348,14 +355,35 @@ impl<A> Accounting<A> {
 
 impl<A> Accounting<A> {
     /// The layout asked of `inner` for `layout`: the header in front, and
-    /// an alignment of at least 16 so the owner record is aligned too.
+    /// an alignment at least the owner record's.
+    #[inline]
     fn outer(layout: Layout) -> Option<(Layout, usize)> {
         let header = header_for(layout);
         let size = layout.size().checked_add(header)?;
         Some((
-            Layout::from_size_align(size, layout.align().max(HEADER)).ok()?,
+            Layout::from_size_align(size, layout.align().max(align_of::<Owner>())).ok()?,
             header,
         ))
+    }
+
+    /// [`outer`](Self::outer) for a layout `alloc` (or `realloc`) already
+    /// found it for, without checking it again.
+    ///
+    /// # Safety
+    ///
+    /// `outer(layout)` must be `Some`: a block of `layout` was handed out.
+    #[inline]
+    unsafe fn known_outer(layout: Layout) -> (Layout, usize) {
+        let header = header_for(layout);
+        // SAFETY: the caller's promise: this size and alignment made a
+        // valid layout when the block was handed out.
+        let outer = unsafe {
+            Layout::from_size_align_unchecked(
+                layout.size() + header,
+                layout.align().max(align_of::<Owner>()),
+            )
+        };
+        (outer, header)
     }
 }
 
@@ -382,8 +410,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
         // SAFETY: `base` points to `outer.size() >= header` bytes, so
         // `base + header` is within (or one past the end of) the
         // allocation, and the owner record (8 bytes, alignment 4) fits in
-        // the 16 bytes before it, which are 16-aligned because `base` and
-        // `header` are multiples of 16.
+        // the `HEADER` (8) bytes before it, which are aligned to 4 because
+        // `base` is (the outer alignment is at least the record's) and
+        // `header` is a multiple of 8.
         unsafe {
             let user = base.add(header);
             user.sub(HEADER).cast::<Owner>().write(owner);
@@ -392,13 +421,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let Some((outer, header)) = Self::outer(layout) else {
-            return;
-        };
         // SAFETY: `ptr` came from `alloc` or `realloc` with this layout, so
-        // the owner record sits 16 bytes before it and the allocation starts
-        // `header` bytes before it.
+        // the outer layout was computed and found valid then (`known_outer`),
+        // the owner record sits `HEADER` bytes before `ptr` and the
+        // allocation starts `header` bytes before it.
         unsafe {
+            let (outer, header) = Self::known_outer(layout);
             let owner = ptr.sub(HEADER).cast::<Owner>().read();
             charge(owner, -(layout.size() as i64));
             self.inner.dealloc(ptr.sub(header), outer);
@@ -421,7 +449,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
         // SAFETY: as in `dealloc`, `ptr - header` is the pointer `inner`
         // returned for `outer`; the header size depends only on the
         // alignment, which `realloc` keeps, so the owner record moves with
-        // the data and stays 16 bytes before the new user pointer.
+        // the data and stays `HEADER` bytes before the new user pointer.
         unsafe {
             let owner = ptr.sub(HEADER).cast::<Owner>().read();
             let base = self.inner.realloc(ptr.sub(header), outer, new_outer_size);
@@ -463,12 +491,14 @@ pub fn churn<A: GlobalAlloc>(allocator: &A, sizes: &[usize], rounds: usize) -> u
             // written before it is read, and it is freed once, with the same
             // layout, by the allocator that returned it.
             unsafe {
-                let ptr = allocator.alloc(layout);
+                // Opaque to the optimiser, which would otherwise drop an
+                // allocation it can see is freed unused.
+                let ptr = std::hint::black_box(allocator.alloc(layout));
                 if ptr.is_null() {
                     continue;
                 }
                 ptr.write(7);
-                sum += u64::from(ptr.read());
+                sum += u64::from(std::hint::black_box(ptr).read());
                 allocator.dealloc(ptr, layout);
             }
         }
@@ -489,6 +519,35 @@ mod tests {
         assert_eq!(churn(&Accounting::new(System), &[16, 4096], 100), 200 * 7);
         assert!(!installed());
         assert!(MemorySlot::claim().is_none());
+    }
+
+    #[test]
+    fn every_alignment_keeps_its_alignment_and_its_bytes_across_realloc() {
+        let accounting = Accounting::new(System);
+        for align in [1usize, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1usize, 7, 8, 16, 24, 1024, 1032, 5000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes; each block is written within its
+                // size, reallocated with the layout it has, and freed once
+                // with the layout it has then.
+                unsafe {
+                    let ptr = accounting.alloc(layout);
+                    assert!(!ptr.is_null());
+                    assert_eq!(ptr as usize % align, 0, "align {align}, size {size}");
+                    for i in 0..size {
+                        ptr.add(i).write((i % 251) as u8);
+                    }
+                    let grown_size = size * 3 + 5;
+                    let grown = accounting.realloc(ptr, layout, grown_size);
+                    assert!(!grown.is_null());
+                    assert_eq!(grown as usize % align, 0, "align {align}, size {size}");
+                    for i in 0..size {
+                        assert_eq!(grown.add(i).read(), (i % 251) as u8);
+                    }
+                    accounting.dealloc(grown, Layout::from_size_align(grown_size, align).unwrap());
+                }
+            }
+        }
     }
 
     #[test]
