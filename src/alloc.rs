@@ -166,9 +166,10 @@ thread_local! {
     };
 }
 
-/// The owner recorded in an allocation's header.
+/// The owner recorded in an allocation's header: one aligned word, one
+/// store and one load.
 #[derive(Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(8))]
 struct Owner {
     slot: u32,
     generation: u32,
@@ -409,8 +410,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Accounting<A> {
         let owner = charge_new(layout.size() as i64);
         // SAFETY: `base` points to `outer.size() >= header` bytes, so
         // `base + header` is within (or one past the end of) the
-        // allocation, and the owner record (8 bytes, alignment 4) fits in
-        // the `HEADER` (8) bytes before it, which are aligned to 4 because
+        // allocation, and the owner record (8 bytes, alignment 8) fits in
+        // the `HEADER` (8) bytes before it, which are aligned to 8 because
         // `base` is (the outer alignment is at least the record's) and
         // `header` is a multiple of 8.
         unsafe {
