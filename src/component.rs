@@ -431,6 +431,39 @@ impl Child {
         }
     }
 
+    /// A child that runs a WebAssembly module whose only imports are its
+    /// grant: the same tree, the same restart rules and events, a boundary
+    /// that holds against hostile code inside the process (see
+    /// [`wasm`](crate::wasm)). Each instance instantiates `module` afresh
+    /// on a supervised thread, with the grant's capabilities as its
+    /// handles.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::wasm::WasmModule;
+    /// use compartment::{Child, Restart, Supervisor};
+    ///
+    /// let module = WasmModule::new(&wat::parse_str(r#"(module (func (export "_start")))"#)?)?;
+    /// let system = Supervisor::new("host")
+    ///     .child(Child::wasm("plugin", module, ()).restart(Restart::Transient))
+    ///     .start()?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(all(feature = "wasm", target_os = "linux"))]
+    pub fn wasm<G: Grant>(
+        name: impl Into<String>,
+        module: crate::wasm::WasmModule,
+        grant: G,
+    ) -> Self {
+        Self {
+            settings: default_settings(name.into()),
+            factory: Box::new(crate::wasm::WasmWorker::new(module, grant)),
+            lockdown: None,
+        }
+    }
+
     /// How a [process child](Self::process) is started: cloned from the
     /// zygote (the default) or by running the program again (see
     /// [`Spawning`](crate::process::Spawning)). Has no effect on a thread

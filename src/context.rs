@@ -132,8 +132,26 @@ impl Context {
         }
     }
 
+    /// Another handle on this instance's context, for the crate's own code
+    /// that runs for it and must own what it holds (a wasm module's store).
+    #[cfg_attr(
+        not(all(feature = "wasm", target_os = "linux")),
+        allow(dead_code, reason = "used by the wasm tier")
+    )]
+    pub(crate) fn share(&self) -> Context {
+        Context {
+            path: Arc::clone(&self.path),
+            instance: self.instance,
+            cancel: Arc::clone(&self.cancel),
+            clock: self.clock.clone(),
+            mailbox: Arc::clone(&self.mailbox),
+            in_flight: Arc::clone(&self.in_flight),
+            threads: Arc::clone(&self.threads),
+        }
+    }
+
     /// The signal raised when the instance is cancelled.
-    #[cfg(all(feature = "process", target_os = "linux"))]
+    #[cfg(all(any(feature = "process", feature = "wasm"), target_os = "linux"))]
     pub(crate) fn cancellation(&self) -> &Arc<Signal> {
         &self.cancel
     }

@@ -96,6 +96,17 @@ pub enum FaultKind {
         /// The last lines it wrote to its standard output and error.
         output: String,
     },
+    /// A wasm child's module trapped: an `unreachable` (a guest's panic),
+    /// an access out of its memory's bounds, its stack exhausted. Only a
+    /// wasm child ends this way, and the trap ends only its instance.
+    Trapped {
+        /// The trap, in the runtime's words.
+        trap: String,
+        /// The module's frames when it trapped, innermost first.
+        backtrace: Vec<String>,
+        /// The last of what it wrote to its standard output and error.
+        output: String,
+    },
 }
 
 /// How a process child ended when its entry could not report it.
@@ -187,6 +198,7 @@ impl Fault {
             FaultKind::BudgetExceeded { budget, .. } => budget.to_string(),
             FaultKind::CeilingReached { ceiling } => ceiling.to_string(),
             FaultKind::Died { exit, .. } => exit.to_string(),
+            FaultKind::Trapped { trap, .. } => trap.clone(),
         }
     }
 }
@@ -221,9 +233,18 @@ impl fmt::Display for Fault {
             }
             FaultKind::Died { exit, output } => {
                 write!(f, "{exit}")?;
-                if let Some(last) = output.lines().rev().find(|line| !line.trim().is_empty()) {
-                    write!(f, " (last output: {})", last.trim())?;
+                last_output(f, output)?;
+            }
+            FaultKind::Trapped {
+                trap,
+                backtrace,
+                output,
+            } => {
+                write!(f, "trapped: {trap}")?;
+                if let Some(innermost) = backtrace.first() {
+                    write!(f, " in {innermost}")?;
                 }
+                last_output(f, output)?;
             }
         }
         if let Some(in_flight) = &self.in_flight {
@@ -238,6 +259,14 @@ impl fmt::Display for Fault {
 }
 
 impl std::error::Error for Fault {}
+
+/// The last line of a child's output that says anything, in parentheses.
+fn last_output(f: &mut fmt::Formatter<'_>, output: &str) -> fmt::Result {
+    match output.lines().rev().find(|line| !line.trim().is_empty()) {
+        Some(last) => write!(f, " (last output: {})", last.trim()),
+        None => Ok(()),
+    }
+}
 
 /// An error's message followed by its `source` chain: `a: b: c`.
 pub(crate) fn with_sources(err: &(dyn std::error::Error + 'static)) -> String {

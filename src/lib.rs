@@ -119,6 +119,8 @@ pub mod supervisor;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod threads;
+#[cfg(all(feature = "wasm", target_os = "linux"))]
+pub mod wasm;
 
 pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
 pub use context::{Cancelled, Context, ContextError, ContextSendError};

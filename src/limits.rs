@@ -140,6 +140,19 @@ impl Limits {
 
     /// Whether a limit needs the watchdog (CPU, deadline, memory); the
     /// thread limit is checked when a thread is spawned.
+    /// These limits but the memory quota (a child that holds its memory
+    /// itself: a wasm module's linear memory).
+    #[cfg_attr(
+        not(all(feature = "wasm", target_os = "linux")),
+        allow(dead_code, reason = "used by the wasm tier")
+    )]
+    pub(crate) fn without_memory(self) -> Limits {
+        Limits {
+            memory: None,
+            ..self
+        }
+    }
+
     pub(crate) fn is_watched(&self) -> bool {
         Self {
             threads: None,

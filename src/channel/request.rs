@@ -180,6 +180,25 @@ impl<A> PendingReply<A> {
         })
     }
 
+    /// Waits for the answer, or until `cancelled` is raised (an instance
+    /// that waits for a call it made).
+    #[cfg_attr(
+        not(all(feature = "wasm", target_os = "linux")),
+        allow(dead_code, reason = "used by the wasm tier")
+    )]
+    pub(crate) fn recv_or_cancelled(
+        self,
+        cancelled: &crate::signal::Signal,
+    ) -> Result<A, crate::context::ContextError> {
+        use super::Interrupted;
+        use crate::context::ContextError;
+        super::recv_interruptible(&self.inner, &[cancelled.watch()], None).map_err(|e| match e {
+            Interrupted::By(_) => ContextError::Cancelled,
+            Interrupted::Timeout => ContextError::Timeout,
+            Interrupted::Disconnected => ContextError::Disconnected,
+        })
+    }
+
     /// The answer, if it has arrived.
     ///
     /// # Errors

@@ -1,0 +1,129 @@
+//! The process's wasm engine: one compiler, one pool of instance slots, one
+//! set of imports, and the ticker that lets a running module be
+//! interrupted.
+//!
+//! One engine serves every tree: a module is compiled when its child is
+//! specified, before any tree exists, and the pool's address space is
+//! reserved once. Modules run with epoch interruption: the ticker advances
+//! the epoch every millisecond while any module runs, and at each tick a
+//! module checks whether its instance was cancelled (by its supervisor, or
+//! by the watchdog for its CPU budget or deadline) and traps if it was.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+use super::WasmError;
+use super::host::Host;
+
+/// How often the epoch advances while modules run: how long a module that
+/// never calls the host can run on after its instance was cancelled.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Instances that may run at once, process-wide: the pool's slots.
+pub(crate) const POOL_SLOTS: u32 = 1000;
+
+/// The largest linear memory a module may have (a 32-bit memory's whole
+/// range); a child's memory limit is usually far below it.
+const MAX_MEMORY: usize = 4 << 30;
+
+/// How many frames of a trap's backtrace a fault keeps.
+const BACKTRACE_FRAMES: usize = 32;
+
+struct Runtime {
+    engine: Engine,
+    linker: Linker<Host>,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+fn runtime() -> Result<&'static Runtime, WasmError> {
+    RUNTIME
+        .get_or_init(|| {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(POOL_SLOTS)
+                .total_memories(POOL_SLOTS)
+                .total_tables(POOL_SLOTS)
+                .max_memory_size(MAX_MEMORY);
+            let mut config = Config::new();
+            config
+                .epoch_interruption(true)
+                .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES))
+                .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            let engine = Engine::new(&config).map_err(|err| err.to_string())?;
+            let mut linker = Linker::new(&engine);
+            super::wasi::add(&mut linker).map_err(|err| err.to_string())?;
+            super::channels::add(&mut linker).map_err(|err| err.to_string())?;
+            Ok(Runtime { engine, linker })
+        })
+        .as_ref()
+        .map_err(|reason| WasmError::Engine {
+            reason: reason.clone(),
+        })
+}
+
+/// The process's engine.
+pub(crate) fn engine() -> Result<&'static Engine, WasmError> {
+    runtime().map(|runtime| &runtime.engine)
+}
+
+/// The imports every module may use: WASI preview 1 and `compartment`.
+pub(crate) fn linker() -> Result<&'static Linker<Host>, WasmError> {
+    runtime().map(|runtime| &runtime.linker)
+}
+
+/// Modules running now.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// The ticker's thread, once started.
+static TICKER: OnceLock<Result<std::thread::Thread, String>> = OnceLock::new();
+
+/// A module running: the ticker advances the epoch while one exists.
+#[derive(Debug)]
+pub(crate) struct Running(());
+
+impl Running {
+    /// Counts a module as running, starting the ticker on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::Ticker`] when its thread cannot start: without it a
+    /// running module could not be interrupted.
+    pub(crate) fn start() -> Result<Running, WasmError> {
+        let ticker = TICKER
+            .get_or_init(|| {
+                let engine = engine().map_err(|err| err.to_string())?;
+                crate::ceiling::spawn("compartment-wasm-epoch".to_owned(), move || tick(engine))
+                    .map(|handle| handle.thread().clone())
+                    .map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(|reason| WasmError::Ticker {
+                reason: reason.clone(),
+            })?;
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+        ticker.unpark();
+        Ok(Running(()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The ticker: advances the epoch every [`TICK`] while modules run, and
+/// parks while none does.
+fn tick(engine: &'static Engine) {
+    loop {
+        if RUNNING.load(Ordering::Acquire) == 0 {
+            std::thread::park();
+            continue;
+        }
+        std::thread::sleep(TICK);
+        engine.increment_epoch();
+    }
+}
