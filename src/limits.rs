@@ -203,7 +203,8 @@ pub enum Budget {
     },
     /// Memory held over the quota.
     Memory {
-        /// Bytes held when the watchdog looked.
+        /// Bytes held when the watchdog looked; for a wasm module, the
+        /// linear memory it asked to grow to.
         held: u64,
         /// The quota.
         limit: u64,

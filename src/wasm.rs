@@ -187,8 +187,17 @@ pub enum WasmError {
         #[source]
         source: crate::grant::ReissueError,
     },
-    /// The module could not be instantiated (the pool's slots are taken,
-    /// its initial memory is over its limit, its start function trapped).
+    /// Every slot of the process's pool of instances is taken: as many
+    /// modules as it has slots are running.
+    #[error(
+        "the module could not be instantiated: all {slots} instance slots of the process are in use"
+    )]
+    PoolFull {
+        /// How many modules may run at once.
+        slots: u32,
+    },
+    /// The module could not be instantiated (its initial memory is over
+    /// its limit, its start function trapped).
     #[error("the module could not be instantiated: {reason}")]
     Instantiate {
         /// What the runtime said.

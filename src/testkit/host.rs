@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 
 use cap_std::AmbientAuthority;
 
+#[cfg(all(feature = "process", target_os = "linux"))]
 use super::probe::Report;
 use super::sandbox::{Canary, CanaryChanged, Planter, SandboxError, TempTree, relative_path};
 use crate::channel::{self, Receiver, Request, Sender};
@@ -320,10 +321,13 @@ pub(crate) enum Call {
     /// once the death of the last one is known.
     Resume,
     /// The prober's process ended, as its supervisor reported.
+    #[cfg(all(feature = "process", target_os = "linux"))]
     Ended(String),
     /// The finished report.
+    #[cfg(all(feature = "process", target_os = "linux"))]
     Finished(Report),
     /// The finished report, for the one who started the battery.
+    #[cfg(all(feature = "process", target_os = "linux"))]
     TakeReport,
 }
 
@@ -343,6 +347,7 @@ pub(crate) enum Answer {
     Bystander(Result<u32, String>),
     /// Attempts whose process ended, by key, with how it ended.
     Concluded(BTreeMap<String, String>),
+    #[cfg(all(feature = "process", target_os = "linux"))]
     Report(Option<Report>),
 }
 
@@ -409,10 +414,12 @@ struct Journal {
     /// Instances asking how the last attempt ended, before its death was
     /// reported.
     waiting: Vec<channel::ReplyTo<Answer>>,
+    #[cfg(all(feature = "process", target_os = "linux"))]
     report: Option<Report>,
 }
 
 impl Journal {
+    #[cfg(all(feature = "process", target_os = "linux"))]
     fn ended(&mut self, how: String) {
         if let Some(attempt) = self.begun.take() {
             self.concluded.insert(attempt, how);
@@ -465,14 +472,17 @@ fn serve(side: &mut HostSide, journal: &mut Journal, call: Call, reply: channel:
             return;
         }
         Call::Resume => Answer::Concluded(journal.concluded.clone()),
+        #[cfg(all(feature = "process", target_os = "linux"))]
         Call::Ended(how) => {
             journal.ended(how);
             Answer::Done
         }
+        #[cfg(all(feature = "process", target_os = "linux"))]
         Call::Finished(report) => {
             journal.report = Some(report);
             Answer::Done
         }
+        #[cfg(all(feature = "process", target_os = "linux"))]
         Call::TakeReport => Answer::Report(journal.report.take()),
     };
     let _ = reply.send(answer);

@@ -34,12 +34,13 @@ impl fmt::Debug for Host {
     }
 }
 
-/// How far a module's memory and tables may grow, and whether growth past
-/// it was refused (the fault is then the memory budget).
+/// How far a module's memory and tables may grow, and the largest memory
+/// it asked for past that (a module that then fails is faulted with the
+/// memory budget).
 #[derive(Debug, Default)]
 pub(crate) struct Limiter {
     pub(crate) memory: Option<usize>,
-    pub(crate) refused: bool,
+    pub(crate) refused: Option<usize>,
 }
 
 impl ResourceLimiter for Limiter {
@@ -50,7 +51,9 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.memory.is_none_or(|limit| desired <= limit);
-        self.refused |= !allowed;
+        if !allowed {
+            self.refused = self.refused.max(Some(desired));
+        }
         Ok(allowed)
     }
 

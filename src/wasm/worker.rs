@@ -128,7 +128,7 @@ impl<G: Grant> Instance for WasmInstance<G> {
             memory: None,
             limits: Limiter {
                 memory: memory_limit,
-                refused: false,
+                refused: None,
             },
             args: vec![cx.path().to_owned()],
         };
@@ -146,9 +146,20 @@ impl<G: Grant> Instance for WasmInstance<G> {
             .pre()
             .instantiate(&mut store)
             .map_err(|err| {
-                Err(WasmError::Instantiate {
-                    reason: err.to_string(),
-                })
+                Err(
+                    if err
+                        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                        .is_some()
+                    {
+                        WasmError::PoolFull {
+                            slots: super::engine::POOL_SLOTS,
+                        }
+                    } else {
+                        WasmError::Instantiate {
+                            reason: format!("{err:#}"),
+                        }
+                    },
+                )
             })
             .and_then(|instance| {
                 store.data_mut().memory = instance.get_memory(&mut store, "memory");
@@ -178,6 +189,22 @@ impl<G: Grant> Instance for WasmInstance<G> {
 /// exit status, an interrupt for cancellation (the instance runner tells
 /// shutdown from a budget), the memory budget, or a trap.
 fn ended(err: wasmtime::Error, host: &Host, memory: Option<u64>) -> BoxError {
+    if host.cx.is_cancelled() {
+        // Stopped because it was asked to, or by the watchdog: the
+        // instance runner knows which.
+        return Box::new(Cancelled);
+    }
+    // However a module ends after its memory could not grow (a trap, an
+    // exit after a failed allocation), the memory budget ended it.
+    if let (Some(asked), Some(limit)) = (host.limits.refused, memory) {
+        return Box::new(Decided(FaultKind::BudgetExceeded {
+            budget: Budget::Memory {
+                held: asked as u64,
+                limit,
+            },
+            runaway: false,
+        }));
+    }
     let output = String::from_utf8_lossy(&host.table.output).into_owned();
     if let Some(exit) = err.downcast_ref::<Exit>() {
         let sources = if output.is_empty() {
@@ -188,19 +215,6 @@ fn ended(err: wasmtime::Error, host: &Host, memory: Option<u64>) -> BoxError {
         return Box::new(Decided(FaultKind::Error {
             message: exit.to_string(),
             sources,
-        }));
-    }
-    if host.cx.is_cancelled() {
-        // Stopped because it was asked to, or by the watchdog: the
-        // instance runner knows which.
-        return Box::new(Cancelled);
-    }
-    if host.limits.refused
-        && let Some(limit) = memory
-    {
-        return Box::new(Decided(FaultKind::BudgetExceeded {
-            budget: Budget::Memory { held: limit, limit },
-            runaway: false,
         }));
     }
     let backtrace = err
