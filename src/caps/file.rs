@@ -186,6 +186,12 @@ impl OpenOptions {
         Ok(())
     }
 
+    /// Whether these options would change the file system: write, append,
+    /// create or truncate.
+    pub(crate) fn changes(&self) -> bool {
+        self.write || self.append || self.truncate || self.create || self.create_new
+    }
+
     /// Whether the file is truncated on open, which a writer defers until it
     /// has checked the file (see `Dir::open_with`).
     pub(crate) fn truncates(&self) -> bool {

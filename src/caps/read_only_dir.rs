@@ -6,7 +6,7 @@ use cap_std::AmbientAuthority;
 use cap_std::fs::Metadata;
 
 use super::entries::{Entries, ReadOnlyDirEntry};
-use super::file::ReadOnlyFile;
+use super::file::{OpenOptions, ReadOnlyFile};
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::GuardedDir;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -95,6 +95,62 @@ impl ReadOnlyDir {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<ReadOnlyFile, FsError> {
         let path = path.as_ref();
         let file = self.dir.run(FsOp::Open, path, |d| d.open(path))?;
+        Ok(ReadOnlyFile::new(
+            file,
+            self.dir.gate.clone(),
+            path.to_owned(),
+        ))
+    }
+
+    /// Opens a file for reading with the given options: whether to follow
+    /// a final symlink, custom flags such as `O_NONBLOCK` (so that opening
+    /// a fifo does not wait for a writer). Options that would write,
+    /// append, create or truncate are refused.
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let full = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # full.write("notes.txt", "notes")?;
+    /// # full.symlink("notes.txt", "latest")?;
+    /// # let dir = full.into_read_only();
+    /// use compartment::caps::{FollowSymlinks, OpenOptions};
+    ///
+    /// let mut own = OpenOptions::new();
+    /// own.read(true).follow(FollowSymlinks::No);
+    /// assert!(dir.open_with("notes.txt", &own).is_ok());
+    /// assert!(dir.open_with("latest", &own).is_err()); // a symlink, not followed
+    /// let mut write = OpenOptions::new();
+    /// write.write(true);
+    /// assert!(dir.open_with("notes.txt", &write).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] (`InvalidInput`) for options that change the file
+    /// system; otherwise as [`open`](Self::open).
+    pub fn open_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<ReadOnlyFile, FsError> {
+        let path = path.as_ref();
+        options.check(path)?;
+        if options.changes() {
+            return Err(FsError::from_io(
+                FsOp::Open,
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a read-only directory opens files for reading only",
+                ),
+            ));
+        }
+        let mut reading = options.to_cap_std();
+        reading.read(true);
+        let file = self
+            .dir
+            .run(FsOp::Open, path, |d| d.open_with(path, &reading))?;
         Ok(ReadOnlyFile::new(
             file,
             self.dir.gate.clone(),

@@ -110,10 +110,10 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         "send",
         |mut c: Caller<'_, Host>, fd: i32, ptr: i32, len: i32| {
             with(&mut c, |guest, host| {
-                let message = guest.bytes(ptr, len)?.to_vec();
                 let Some(Handle::Sender(tx)) = host.table.get(fd) else {
                     return Err(Errno::BADF);
                 };
+                let message = guest.bytes(ptr, len)?.to_vec();
                 host.cx
                     .send(tx, message)
                     .map_err(|err| context_errno(err.error))
@@ -125,10 +125,10 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         "try_send",
         |mut c: Caller<'_, Host>, fd: i32, ptr: i32, len: i32| {
             with(&mut c, |guest, host| {
-                let message = guest.bytes(ptr, len)?.to_vec();
                 let Some(Handle::Sender(tx)) = host.table.get(fd) else {
                     return Err(Errno::BADF);
                 };
+                let message = guest.bytes(ptr, len)?.to_vec();
                 tx.try_send(message).map_err(|err| match err {
                     TrySendError::Full(_) => Errno::AGAIN,
                     TrySendError::Disconnected(_) => Errno::PIPE,
@@ -170,10 +170,10 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                     // The answer to the last call, which did not fit.
                     Some(kept) => kept,
                     None => {
-                        let body = guest.bytes(req, req_len)?.to_vec();
                         let Some(Handle::Caller(tx)) = host.table.get(fd) else {
                             return Err(Errno::BADF);
                         };
+                        let body = guest.bytes(req, req_len)?.to_vec();
                         let (request, pending) = Request::new(body);
                         host.cx
                             .send(tx, request)
@@ -197,6 +197,11 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         "serve",
         |mut c: Caller<'_, Host>, fd: i32, buf: i32, len: i32, out_len: i32, out_reply: i32| {
             with(&mut c, |guest, host| {
+                // Room for the reply handle first: a request taken is never
+                // dropped for want of it.
+                if !host.table.has_room() {
+                    return Err(Errno::MFILE);
+                }
                 let request = match host.table.pending_requests.remove(&(fd as u32)) {
                     Some(kept) => kept,
                     None => {
@@ -206,13 +211,22 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                         host.cx.recv_untracked(rx).map_err(context_errno)?
                     }
                 };
-                guest.put_u32(out_len, request.body.len() as u32)?;
-                if request.body.len() > len as usize {
+                let delivered = guest
+                    .put_u32(out_len, request.body.len() as u32)
+                    .and_then(|()| {
+                        if request.body.len() > len as usize {
+                            Err(Errno::TOOBIG)
+                        } else {
+                            guest.write(buf, &request.body)
+                        }
+                    })
+                    .and_then(|()| guest.put_u32(out_reply, 0));
+                if let Err(errno) = delivered {
+                    // Kept for the next `serve` on this handle.
                     host.table.pending_requests.insert(fd as u32, request);
-                    return Err(Errno::TOOBIG);
+                    return Err(errno);
                 }
-                guest.write(buf, &request.body)?;
-                let number = host.table.insert(Handle::Reply(request.reply));
+                let number = host.table.place(Handle::Reply(request.reply));
                 guest.put_u32(out_reply, number)
             })
         },
@@ -222,11 +236,11 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         "reply",
         |mut c: Caller<'_, Host>, fd: i32, ptr: i32, len: i32| {
             with(&mut c, |guest, host| {
-                let answer = guest.bytes(ptr, len)?.to_vec();
                 match host.table.get(fd) {
                     Some(Handle::Reply(_)) => {}
                     _ => return Err(Errno::BADF),
                 }
+                let answer = guest.bytes(ptr, len)?.to_vec();
                 let Some(Handle::Reply(reply)) = host.table.remove(fd) else {
                     return Err(Errno::BADF);
                 };

@@ -24,6 +24,7 @@ impl Errno {
     pub(crate) const IO: Errno = Errno(29);
     pub(crate) const ISDIR: Errno = Errno(31);
     pub(crate) const LOOP: Errno = Errno(32);
+    pub(crate) const MFILE: Errno = Errno(33);
     pub(crate) const MLINK: Errno = Errno(34);
     pub(crate) const NAMETOOLONG: Errno = Errno(37);
     pub(crate) const NOENT: Errno = Errno(44);
@@ -128,6 +129,7 @@ fn from_raw(raw: i32) -> Errno {
         Host::NOSPC => Errno::NOSPC,
         Host::SPIPE => Errno::SPIPE,
         Host::ROFS => Errno::ROFS,
+        Host::MFILE => Errno::MFILE,
         Host::MLINK => Errno::MLINK,
         Host::PIPE => Errno::PIPE,
         Host::NAMETOOLONG => Errno::NAMETOOLONG,

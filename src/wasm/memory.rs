@@ -4,6 +4,21 @@
 
 use super::errno::Errno;
 
+/// The longest path or name a module may pass.
+const PATH_MAX: usize = 4096;
+
+/// The most buffers one read or write may name.
+const IOV_MAX: u32 = 1024;
+
+/// The address `offset` bytes past `ptr`; past the 32-bit address space is
+/// `EFAULT` (it never wraps round to the start of memory).
+pub(crate) fn at(ptr: i32, offset: u32) -> Result<i32, Errno> {
+    (ptr as u32)
+        .checked_add(offset)
+        .map(|address| address as i32)
+        .ok_or(Errno::FAULT)
+}
+
 /// A view of the calling module's memory for one host call.
 pub(crate) struct Guest<'m> {
     memory: &'m mut [u8],
@@ -35,8 +50,12 @@ impl<'m> Guest<'m> {
         Ok(&mut self.memory[range])
     }
 
-    /// A UTF-8 string of `len` bytes at `ptr` (a path, a name).
+    /// A UTF-8 string of `len` bytes at `ptr` (a path, a name): longer
+    /// than a path may be is `ENAMETOOLONG`, before it is read.
     pub(crate) fn str(&self, ptr: i32, len: i32) -> Result<&str, Errno> {
+        if len as u32 as usize > PATH_MAX {
+            return Err(Errno::NAMETOOLONG);
+        }
         std::str::from_utf8(self.bytes(ptr, len)?).map_err(|_| Errno::ILSEQ)
     }
 
@@ -66,13 +85,16 @@ impl<'m> Guest<'m> {
     }
 
     /// The `(pointer, length)` pairs of a WASI `iovec` array of `count`
-    /// entries at `ptr`.
+    /// entries at `ptr`; more than [`IOV_MAX`] is `EINVAL`, as POSIX has it.
     pub(crate) fn iovecs(&self, ptr: i32, count: i32) -> Result<Vec<(i32, i32)>, Errno> {
         let count = u32::try_from(count).map_err(|_| Errno::INVAL)?;
+        if count > IOV_MAX {
+            return Err(Errno::INVAL);
+        }
         (0..count)
             .map(|i| {
-                let at = (ptr as u32).wrapping_add(i * 8) as i32;
-                Ok((self.u32(at)? as i32, self.u32(at.wrapping_add(4))? as i32))
+                let entry = at(ptr, i * 8)?;
+                Ok((self.u32(entry)? as i32, self.u32(at(entry, 4)?)? as i32))
             })
             .collect()
     }
@@ -86,12 +108,15 @@ impl<'m> Guest<'m> {
         pointers: i32,
         buffer: i32,
     ) -> Result<(), Errno> {
-        let mut at = buffer as u32;
+        let mut next = buffer;
         for (i, string) in strings.iter().enumerate() {
-            self.put_u32((pointers as u32).wrapping_add(i as u32 * 4) as i32, at)?;
-            self.write(at as i32, string.as_bytes())?;
-            self.write((at as usize + string.len()) as i32, &[0])?;
-            at = at.wrapping_add(string.len() as u32 + 1);
+            let pointer = u32::try_from(i * 4).map_err(|_| Errno::FAULT)?;
+            self.put_u32(at(pointers, pointer)?, next as u32)?;
+            self.write(next, string.as_bytes())?;
+            let len = u32::try_from(string.len()).map_err(|_| Errno::FAULT)?;
+            let end = at(next, len)?;
+            self.write(end, &[0])?;
+            next = at(end, 1)?;
         }
         Ok(())
     }
@@ -111,6 +136,10 @@ mod tests {
         guest.put_u32(12, 0xdead_beef).unwrap();
         assert_eq!(guest.u32(12).unwrap(), 0xdead_beef);
         assert_eq!(guest.str(0, 2).unwrap(), "\0\0");
+        assert_eq!(at(-4, 8).unwrap_err(), Errno::FAULT, "no wrapping round");
+        assert_eq!(guest.str(0, 1 << 20).unwrap_err(), Errno::NAMETOOLONG);
+        assert_eq!(guest.iovecs(0, 1 << 20).unwrap_err(), Errno::INVAL);
+        assert_eq!(guest.iovecs(8, 2).unwrap_err(), Errno::FAULT);
     }
 
     #[test]

@@ -14,10 +14,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::WasmError;
+use super::errno::Errno;
 use crate::caps::{Dir, Env, File, MonotonicClock, Random, ReadOnlyDir, ReadOnlyFile, SystemClock};
 use crate::channel::{Receiver, Sender};
 use crate::channel::{ReplyTo, Request};
 use crate::grant::{Grant, Inventory};
+
+/// The most handles a module may hold, its grant's among them (a grant
+/// larger than this still becomes handles; the module opens no more).
+pub(crate) const MAX_HANDLES: usize = 1024;
 
 /// Bytes of the module's output a fault keeps: the last of them.
 pub(crate) const OUTPUT_TAIL: usize = 4096;
@@ -186,7 +191,7 @@ impl Table {
         } else {
             return self.import_other(field, object, capability);
         };
-        let number = self.insert(handle);
+        let number = self.place(handle);
         self.names.insert(field.to_owned(), number);
         Ok(())
     }
@@ -222,8 +227,24 @@ impl Table {
         Ok(())
     }
 
-    /// Puts `handle` at the lowest free number.
-    pub(crate) fn insert(&mut self, handle: Handle) -> u32 {
+    /// Puts `handle` at the lowest free number, if the module may hold
+    /// one more: `EMFILE` past [`MAX_HANDLES`], so that a module cannot
+    /// take the process's descriptors from everyone else.
+    pub(crate) fn insert(&mut self, handle: Handle) -> Result<u32, Errno> {
+        if !self.has_room() {
+            return Err(Errno::MFILE);
+        }
+        Ok(self.place(handle))
+    }
+
+    /// Whether the module may hold one more handle.
+    pub(crate) fn has_room(&self) -> bool {
+        self.handles.len() < MAX_HANDLES || self.handles.iter().any(Option::is_none)
+    }
+
+    /// Puts `handle` at the lowest free number, room or not: for the
+    /// grant's own, and for a caller that checked [`has_room`](Self::has_room).
+    pub(crate) fn place(&mut self, handle: Handle) -> u32 {
         match self.handles.iter().position(Option::is_none) {
             Some(free) => {
                 self.handles[free] = Some(handle);
@@ -274,7 +295,8 @@ impl Table {
 
     /// Keeps the last [`OUTPUT_TAIL`] bytes of what the module wrote.
     pub(crate) fn record_output(&mut self, bytes: &[u8]) {
-        self.output.extend_from_slice(bytes);
+        let tail = &bytes[bytes.len().saturating_sub(OUTPUT_TAIL)..];
+        self.output.extend_from_slice(tail);
         if self.output.len() > OUTPUT_TAIL {
             let cut = self.output.len() - OUTPUT_TAIL;
             self.output.drain(..cut);

@@ -19,7 +19,7 @@ use wasmtime::{Caller, Linker};
 
 use super::errno::{Answer, Errno};
 use super::host::{Exit, Host, with};
-use super::memory::Guest;
+use super::memory::{Guest, at};
 use super::table::Handle;
 use crate::caps::{FileType, FollowSymlinks, Metadata, OpenOptions, SystemTimeSpec};
 
@@ -43,6 +43,14 @@ const FD_APPEND: i32 = 1;
 const FD_DSYNC: i32 = 2;
 const FD_RSYNC: i32 = 8;
 const FD_SYNC: i32 = 16;
+
+/// Every file is opened without waiting: opening a fifo would otherwise
+/// wait for its other end, on the instance's thread, where cancellation
+/// cannot reach. Reads and writes that would wait answer `EAGAIN`.
+const NEVER_WAIT: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+
+/// The most subscriptions one `poll_oneoff` may make.
+const MAX_SUBSCRIPTIONS: u32 = 4096;
 
 // `lookupflags`.
 const SYMLINK_FOLLOW: i32 = 1;
@@ -262,22 +270,22 @@ fn put_filestat(guest: &mut Guest<'_>, out: i32, meta: &Metadata) -> Answer {
         time.map_or(0, |time| nanos_since_epoch(time.into_std()))
     };
     guest.put_u64(out, meta.dev())?;
-    guest.put_u64(out + 8, meta.ino())?;
+    guest.put_u64(at(out, 8)?, meta.ino())?;
     guest.write(
-        out + 16,
+        at(out, 16)?,
         &[file_type(meta.file_type()), 0, 0, 0, 0, 0, 0, 0],
     )?;
-    guest.put_u64(out + 24, meta.nlink())?;
-    guest.put_u64(out + 32, meta.len())?;
-    guest.put_u64(out + 40, time(meta.accessed()))?;
-    guest.put_u64(out + 48, time(meta.modified()))?;
-    guest.put_u64(out + 56, time(meta.created()))
+    guest.put_u64(at(out, 24)?, meta.nlink())?;
+    guest.put_u64(at(out, 32)?, meta.len())?;
+    guest.put_u64(at(out, 40)?, time(meta.accessed()))?;
+    guest.put_u64(at(out, 48)?, time(meta.modified()))?;
+    guest.put_u64(at(out, 56)?, time(meta.created()))
 }
 
 /// A `filestat` for a stream without metadata (standard input and output).
 fn put_device_filestat(guest: &mut Guest<'_>, out: i32) -> Answer {
     guest.write(out, &[0; 64])?;
-    guest.write(out + 16, &[CHARACTER_DEVICE])
+    guest.write(at(out, 16)?, &[CHARACTER_DEVICE])
 }
 
 fn add_descriptors(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
@@ -393,9 +401,9 @@ fn add_descriptors(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                     _ => (UNKNOWN, 0, 0),
                 };
                 guest.write(out, &[kind, 0])?;
-                guest.write(out + 2, &flags.to_le_bytes())?;
-                guest.write(out + 4, &[0; 4])?;
-                guest.put_u64(out + 8, rights)?;
+                guest.write(at(out, 2)?, &flags.to_le_bytes())?;
+                guest.write(at(out, 4)?, &[0; 4])?;
+                guest.put_u64(at(out, 8)?, rights)?;
                 // What is opened beneath a directory may have its rights.
                 let inheriting = if kind == DIRECTORY {
                     rights
@@ -408,7 +416,7 @@ fn add_descriptors(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                 } else {
                     0
                 };
-                guest.put_u64(out + 16, inheriting)
+                guest.put_u64(at(out, 16)?, inheriting)
             })
         },
     )?;
@@ -511,7 +519,7 @@ fn add_descriptors(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             with(&mut c, |guest, host| {
                 let name = preopen(host, fd)?;
                 guest.write(out, &[0, 0, 0, 0])?;
-                guest.put_u32(out + 4, name.len() as u32)
+                guest.put_u32(at(out, 4)?, name.len() as u32)
             })
         },
     )?;
@@ -588,21 +596,27 @@ fn fd_write(
     let mut written = 0u32;
     match host.table.get_mut(fd).ok_or(Errno::BADF)? {
         Handle::Output => {
-            let mut bytes = Vec::new();
             for (ptr, len) in iovs {
-                bytes.extend_from_slice(guest.bytes(ptr, len)?);
+                let bytes = guest.bytes(ptr, len)?;
+                host.table.record_output(bytes);
+                written = written.checked_add(len as u32).ok_or(Errno::INVAL)?;
             }
-            written = bytes.len() as u32;
-            host.table.record_output(&bytes);
         }
         Handle::File { file, .. } => {
             for (ptr, len) in iovs {
                 let bytes = guest.bytes(ptr, len)?;
                 let n = match at {
-                    Some(offset) => file.write_at(bytes, offset + u64::from(written))?,
+                    Some(offset) => {
+                        let offset = offset
+                            .checked_add(u64::from(written))
+                            .ok_or(Errno::OVERFLOW)?;
+                        file.write_at(bytes, offset)?
+                    }
                     None => file.write(bytes)?,
                 };
-                written += n as u32;
+                // Within one call, less than 4 GiB: the count is refused
+                // before it would not fit.
+                written = written.checked_add(n as u32).ok_or(Errno::INVAL)?;
                 if n < bytes.len() {
                     break;
                 }
@@ -628,7 +642,9 @@ fn fd_read(
     let handle = host.table.get_mut(fd).ok_or(Errno::BADF)?;
     for (ptr, len) in iovs {
         let buf = guest.bytes_mut(ptr, len)?;
-        let offset = at.map(|offset| offset + u64::from(read));
+        let offset = at
+            .map(|offset| offset.checked_add(u64::from(read)).ok_or(Errno::OVERFLOW))
+            .transpose()?;
         let n = match (&mut *handle, offset) {
             (Handle::Stdin, _) => 0,
             (Handle::File { file, .. }, Some(offset)) => file.read_at(buf, offset)?,
@@ -638,7 +654,7 @@ fn fd_read(
             (Handle::Dir { .. } | Handle::ReadOnlyDir { .. }, _) => return Err(Errno::ISDIR),
             _ => return Err(Errno::BADF),
         };
-        read += n as u32;
+        read = read.checked_add(n as u32).ok_or(Errno::INVAL)?;
         if n < buf.len() {
             break;
         }
@@ -728,7 +744,7 @@ fn add_paths(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             with(&mut c, |guest, host| {
                 let path = guest.str(path, len)?.to_owned();
                 let opened = open(host, fd, dirflags, &path, oflags, rights as u64, fdflags)?;
-                let number = host.table.insert(opened);
+                let number = host.table.insert(opened)?;
                 guest.put_u32(out, number)
             })
         },
@@ -935,7 +951,12 @@ fn open(
                     preopen: None,
                 });
             }
-            Ok(Handle::ReadOnlyFile(dir.open(path)?))
+            let mut options = OpenOptions::new();
+            options.read(true).custom_flags(NEVER_WAIT);
+            if !follow {
+                options.follow(FollowSymlinks::No);
+            }
+            Ok(Handle::ReadOnlyFile(dir.open_with(path, &options)?))
         }
         Handle::Dir { dir, .. } => {
             let wants_dir = oflags & O_DIRECTORY != 0 || (!changes && dir.is_dir(path));
@@ -956,6 +977,7 @@ fn open(
             let mut options = OpenOptions::new();
             let append = fdflags & FD_APPEND != 0;
             options
+                .custom_flags(NEVER_WAIT)
                 .read(rights & RIGHT_FD_READ != 0 || !write)
                 .write(write && !append)
                 .append(append)
@@ -1003,23 +1025,23 @@ fn poll(
     count: i32,
 ) -> Result<u32, Errno> {
     let count = u32::try_from(count).map_err(|_| Errno::INVAL)?;
-    if count == 0 {
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
         return Err(Errno::INVAL);
     }
     let mut ready: Vec<(u64, u8)> = Vec::new();
     let mut earliest: Option<(u64, Duration)> = None;
     for i in 0..count {
-        let at = (subscriptions as u32).wrapping_add(i * 48) as i32;
-        let userdata = guest.u64(at)?;
-        let tag = guest.bytes(at + 8, 1)?[0];
+        let entry = at(subscriptions, i.checked_mul(48).ok_or(Errno::FAULT)?)?;
+        let userdata = guest.u64(entry)?;
+        let tag = guest.bytes(at(entry, 8)?, 1)?[0];
         match tag {
             0 => {
-                let timeout = guest.u64(at + 24)?;
-                let flags = guest.u32(at + 40)? & 0xffff;
+                let timeout = guest.u64(at(entry, 24)?)?;
+                let flags = guest.u32(at(entry, 40)?)? & 0xffff;
                 let wait = if flags & 1 != 0 {
                     // An absolute time on the clock named; without that
                     // clock, the wait cannot be measured.
-                    let id = guest.u32(at + 16)? as i32;
+                    let id = guest.u32(at(entry, 16)?)? as i32;
                     let now = clock(host, id, 1)?;
                     Duration::from_nanos(timeout.saturating_sub(now))
                 } else {
@@ -1042,10 +1064,10 @@ fn poll(
         }
     }
     for (i, (userdata, kind)) in ready.iter().enumerate() {
-        let at = (events as u32).wrapping_add(i as u32 * 32) as i32;
-        guest.put_u64(at, *userdata)?;
-        guest.write(at + 8, &[0, 0, *kind, 0, 0, 0, 0, 0])?;
-        guest.write(at + 16, &[0; 16])?;
+        let entry = at(events, u32::try_from(i * 32).map_err(|_| Errno::FAULT)?)?;
+        guest.put_u64(entry, *userdata)?;
+        guest.write(at(entry, 8)?, &[0, 0, *kind, 0, 0, 0, 0, 0])?;
+        guest.write(at(entry, 16)?, &[0; 16])?;
     }
     Ok(ready.len() as u32)
 }
