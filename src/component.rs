@@ -202,6 +202,15 @@ pub(crate) trait WorkerFactory: Send {
         false
     }
 
+    /// What status and maps show the child as.
+    fn tier(&self) -> crate::supervisor::NodeKind {
+        if self.runs_in_process() {
+            crate::supervisor::NodeKind::Process
+        } else {
+            crate::supervisor::NodeKind::Worker
+        }
+    }
+
     /// How instances can be made from another thread than the
     /// supervisor's, when they can: an instance of a thread child that
     /// ends may start its successor itself.
@@ -436,7 +445,9 @@ impl Child {
     /// that holds against hostile code inside the process (see
     /// [`wasm`](crate::wasm)). Each instance instantiates `module` afresh
     /// on a supervised thread, with the grant's capabilities as its
-    /// handles.
+    /// handles. Its restarts are [`RestartMode::InPlace`] unless set
+    /// otherwise: a module reaches no state of its thread, so a trap
+    /// leaves nothing there for the next instance to inherit.
     ///
     /// # Examples
     ///
@@ -457,8 +468,10 @@ impl Child {
         module: crate::wasm::WasmModule,
         grant: G,
     ) -> Self {
+        let mut settings = default_settings(name.into());
+        settings.restart_mode = RestartMode::InPlace;
         Self {
-            settings: default_settings(name.into()),
+            settings,
             factory: Box::new(crate::wasm::WasmWorker::new(module, grant)),
             lockdown: None,
         }

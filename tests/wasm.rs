@@ -22,6 +22,7 @@ use std::time::Duration;
 use compartment::caps::{Dir, Env, ReadOnlyDir, SystemClock};
 use compartment::channel::{self, Receiver, Request, Sender};
 use compartment::event::{EventKind, Events, ExitReason};
+use compartment::supervisor::NodeKind;
 use compartment::testkit::{Outcome, Report, Sandbox};
 use compartment::wasm::WasmModule;
 use compartment::{
@@ -96,6 +97,23 @@ fn an_ordinary_program_works_with_exactly_its_grant() {
         .start()
         .unwrap();
     let line = String::from_utf8(reports.recv_timeout(PATIENCE).unwrap()).unwrap();
+    // Status and the capability map show the module and its grant.
+    let status = system.status();
+    let files = status.find("host/files").unwrap();
+    assert_eq!(files.kind, NodeKind::Wasm);
+    assert_eq!(
+        files
+            .capabilities
+            .iter()
+            .map(|(field, _)| field.as_str())
+            .collect::<Vec<_>>(),
+        ["data", "docs", "env", "clock", "report"]
+    );
+    let map = system.capability_map().text();
+    assert!(
+        map.contains("files (wasm)") && map.contains("docs: directory (read-only)"),
+        "{map}"
+    );
     system.shutdown();
     assert_eq!(
         line,

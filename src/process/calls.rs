@@ -89,10 +89,10 @@ impl<A> Table<A> {
 /// Sends `answer` to its caller; with no answer, the dropped endpoint tells
 /// the caller none will come.
 fn deliver<A>(reply: ReplyTo<A>, answer: Option<A>) {
-    if let Some(answer) = answer {
-        if let Err(unsent) = reply.send(answer) {
-            let _ = fault::drop_contained(unsent);
-        }
+    if let Some(answer) = answer
+        && let Err(unsent) = reply.send(answer)
+    {
+        let _ = fault::drop_contained(unsent);
     }
 }
 

@@ -484,10 +484,10 @@ fn settle(taken: Vec<Tracked>, cx: &Context) {
     for other in taken {
         cx.mailbox().deliver_again(other);
     }
-    if let Some(taken) = in_flight {
-        if let Ok(Some(previous)) = cx.in_flight().track(taken) {
-            let _ = fault::drop_contained(previous);
-        }
+    if let Some(taken) = in_flight
+        && let Ok(Some(previous)) = cx.in_flight().track(taken)
+    {
+        let _ = fault::drop_contained(previous);
     }
 }
 

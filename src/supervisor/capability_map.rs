@@ -168,6 +168,7 @@ impl CapabilityMap {
             NodeKind::Supervisor { strategy, .. } => format!("{} ({strategy})", node.name()),
             NodeKind::Worker => node.name().to_owned(),
             NodeKind::Process => format!("{} (process)", node.name()),
+            NodeKind::Wasm => format!("{} (wasm)", node.name()),
         }
     }
 
@@ -202,6 +203,8 @@ impl CapabilityMap {
             } else if node.kind == NodeKind::Process {
                 // A process: Mermaid's "subroutine" shape, double-edged.
                 let _ = writeln!(out, "{indent}{id}[[\"{}\"]]", escape(node.name()));
+            } else if node.kind == NodeKind::Wasm {
+                let _ = writeln!(out, "{indent}{id}{{{{\"{}\"}}}}", escape(node.name()));
             } else {
                 let _ = writeln!(out, "{indent}{id}[\"{}\"]", escape(node.name()));
             }
@@ -251,10 +254,10 @@ impl CapabilityMap {
                 }
                 let _ = writeln!(out, "{indent}}}");
             } else {
-                let shape = if node.kind == NodeKind::Process {
-                    "box3d"
-                } else {
-                    "box"
+                let shape = match node.kind {
+                    NodeKind::Process => "box3d",
+                    NodeKind::Wasm => "hexagon",
+                    _ => "box",
                 };
                 let _ = writeln!(
                     out,

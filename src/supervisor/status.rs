@@ -52,6 +52,9 @@ pub enum NodeKind {
     /// A component in a child process
     /// ([`Child::process`](crate::Child::process)).
     Process,
+    /// A component that is a WebAssembly module (`Child::wasm`, feature
+    /// `wasm`), run on a thread.
+    Wasm,
     /// A supervisor, with its strategy.
     Supervisor {
         /// Its restart strategy.

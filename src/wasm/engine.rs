@@ -10,7 +10,7 @@
 //! by the watchdog for its CPU budget or deadline) and traps if it was.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
@@ -29,6 +29,13 @@ pub(crate) const POOL_SLOTS: u32 = 1000;
 /// range); a child's memory limit is usually far below it.
 const MAX_MEMORY: usize = 4 << 30;
 
+/// Bytes of each slot's memory and table zeroed in place rather than given
+/// back to the kernel when its instance ends: one wasm page.
+const KEEP_RESIDENT: usize = 64 << 10;
+
+/// How many slots' decommits are batched into one flush.
+const DECOMMIT_BATCH: usize = 16;
+
 /// How many frames of a trap's backtrace a fault keeps.
 const BACKTRACE_FRAMES: usize = 32;
 
@@ -46,7 +53,15 @@ fn runtime() -> Result<&'static Runtime, WasmError> {
             pool.total_core_instances(POOL_SLOTS)
                 .total_memories(POOL_SLOTS)
                 .total_tables(POOL_SLOTS)
-                .max_memory_size(MAX_MEMORY);
+                .max_memory_size(MAX_MEMORY)
+                // A slot's first pages are zeroed in place when its instance
+                // ends, and what lies beyond is decommitted in batches:
+                // giving pages back to the kernel flushes every core's TLB,
+                // which would otherwise cost each restart more than the
+                // instantiation does.
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT)
+                .decommit_batch_size(DECOMMIT_BATCH);
             let mut config = Config::new();
             config
                 .epoch_interruption(true)
@@ -77,6 +92,13 @@ pub(crate) fn linker() -> Result<&'static Linker<Host>, WasmError> {
 /// Modules running now.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the ticker has parked (or is about to), for want of modules.
+static PARKED: AtomicBool = AtomicBool::new(false);
+
+/// How many ticks with no module running the ticker waits before it
+/// parks: a module restarting does not have to wake it.
+const IDLE_TICKS: u32 = 100;
+
 /// The ticker's thread, once started.
 static TICKER: OnceLock<Result<std::thread::Thread, String>> = OnceLock::new();
 
@@ -103,27 +125,77 @@ impl Running {
             .map_err(|reason| WasmError::Ticker {
                 reason: reason.clone(),
             })?;
-        RUNNING.fetch_add(1, Ordering::AcqRel);
-        ticker.unpark();
+        // Sequentially consistent with the ticker's store of `PARKED` and
+        // load of `RUNNING`: either it sees this module, or this sees it
+        // parked and wakes it.
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        if PARKED.load(Ordering::SeqCst) {
+            ticker.unpark();
+        }
         Ok(Running(()))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// The ticker: advances the epoch every [`TICK`] while modules run, and
-/// parks while none does.
+/// parks once none has for [`IDLE_TICKS`].
 fn tick(engine: &'static Engine) {
+    let mut idle = 0;
     loop {
-        if RUNNING.load(Ordering::Acquire) == 0 {
-            std::thread::park();
+        std::thread::sleep(TICK);
+        if RUNNING.load(Ordering::SeqCst) > 0 {
+            idle = 0;
+            engine.increment_epoch();
             continue;
         }
-        std::thread::sleep(TICK);
-        engine.increment_epoch();
+        idle += 1;
+        if idle < IDLE_TICKS {
+            continue;
+        }
+        PARKED.store(true, Ordering::SeqCst);
+        while RUNNING.load(Ordering::SeqCst) == 0 {
+            std::thread::park();
+        }
+        PARKED.store(false, Ordering::SeqCst);
+        idle = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `condition` for up to a minute: the ticker runs on its own.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test's patience is wall-clock time"
+    )]
+    fn eventually(what: &str, condition: impl Fn() -> bool) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(60);
+        while !condition() {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "never happened: {what}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_parked_ticker_wakes_for_the_next_module() {
+        drop(Running::start().unwrap());
+        eventually("the ticker parks with no module running", || {
+            PARKED.load(Ordering::SeqCst)
+        });
+        let running = Running::start().unwrap();
+        eventually("the ticker wakes for the next", || {
+            !PARKED.load(Ordering::SeqCst)
+        });
+        drop(running);
     }
 }

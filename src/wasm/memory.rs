@@ -84,19 +84,21 @@ impl<'m> Guest<'m> {
         self.write(ptr, &value.to_le_bytes())
     }
 
-    /// The `(pointer, length)` pairs of a WASI `iovec` array of `count`
-    /// entries at `ptr`; more than [`IOV_MAX`] is `EINVAL`, as POSIX has it.
-    pub(crate) fn iovecs(&self, ptr: i32, count: i32) -> Result<Vec<(i32, i32)>, Errno> {
-        let count = u32::try_from(count).map_err(|_| Errno::INVAL)?;
-        if count > IOV_MAX {
-            return Err(Errno::INVAL);
+    /// Checks a WASI `iovec` array's length: more than [`IOV_MAX`] is
+    /// `EINVAL`, as POSIX has it. Its entries are read one at a time with
+    /// [`iovec`](Self::iovec), so a call allocates nothing for them.
+    pub(crate) fn iovec_count(count: i32) -> Result<u32, Errno> {
+        match u32::try_from(count) {
+            Ok(count) if count <= IOV_MAX => Ok(count),
+            _ => Err(Errno::INVAL),
         }
-        (0..count)
-            .map(|i| {
-                let entry = at(ptr, i * 8)?;
-                Ok((self.u32(entry)? as i32, self.u32(at(entry, 4)?)? as i32))
-            })
-            .collect()
+    }
+
+    /// The `(pointer, length)` of entry `index` of the `iovec` array at
+    /// `ptr`.
+    pub(crate) fn iovec(&self, ptr: i32, index: u32) -> Result<(i32, i32), Errno> {
+        let entry = at(ptr, index.checked_mul(8).ok_or(Errno::FAULT)?)?;
+        Ok((self.u32(entry)? as i32, self.u32(at(entry, 4)?)? as i32))
     }
 
     /// Writes `strings` as a NUL-terminated list into `buffer`, with a
@@ -138,8 +140,10 @@ mod tests {
         assert_eq!(guest.str(0, 2).unwrap(), "\0\0");
         assert_eq!(at(-4, 8).unwrap_err(), Errno::FAULT, "no wrapping round");
         assert_eq!(guest.str(0, 1 << 20).unwrap_err(), Errno::NAMETOOLONG);
-        assert_eq!(guest.iovecs(0, 1 << 20).unwrap_err(), Errno::INVAL);
-        assert_eq!(guest.iovecs(8, 2).unwrap_err(), Errno::FAULT);
+        assert_eq!(Guest::iovec_count(1 << 20).unwrap_err(), Errno::INVAL);
+        assert_eq!(Guest::iovec_count(-1).unwrap_err(), Errno::INVAL);
+        assert_eq!(guest.iovec(8, 1).unwrap_err(), Errno::FAULT);
+        assert_eq!(guest.iovec(0, u32::MAX).unwrap_err(), Errno::FAULT);
     }
 
     #[test]

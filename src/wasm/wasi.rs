@@ -592,18 +592,20 @@ fn fd_write(
     count: i32,
     at: Option<u64>,
 ) -> Result<u32, Errno> {
-    let iovs = guest.iovecs(iovs, count)?;
+    let count = Guest::iovec_count(count)?;
     let mut written = 0u32;
     match host.table.get_mut(fd).ok_or(Errno::BADF)? {
         Handle::Output => {
-            for (ptr, len) in iovs {
+            for index in 0..count {
+                let (ptr, len) = guest.iovec(iovs, index)?;
                 let bytes = guest.bytes(ptr, len)?;
                 host.table.record_output(bytes);
                 written = written.checked_add(len as u32).ok_or(Errno::INVAL)?;
             }
         }
         Handle::File { file, .. } => {
-            for (ptr, len) in iovs {
+            for index in 0..count {
+                let (ptr, len) = guest.iovec(iovs, index)?;
                 let bytes = guest.bytes(ptr, len)?;
                 let n = match at {
                     Some(offset) => {
@@ -637,10 +639,11 @@ fn fd_read(
     count: i32,
     at: Option<u64>,
 ) -> Result<u32, Errno> {
-    let iovs = guest.iovecs(iovs, count)?;
+    let count = Guest::iovec_count(count)?;
     let mut read = 0u32;
     let handle = host.table.get_mut(fd).ok_or(Errno::BADF)?;
-    for (ptr, len) in iovs {
+    for index in 0..count {
+        let (ptr, len) = guest.iovec(iovs, index)?;
         let buf = guest.bytes_mut(ptr, len)?;
         let offset = at
             .map(|offset| offset.checked_add(u64::from(read)).ok_or(Errno::OVERFLOW))
@@ -1055,13 +1058,13 @@ fn poll(
             _ => return Err(Errno::INVAL),
         }
     }
-    if ready.is_empty() {
-        if let Some((userdata, wait)) = earliest {
-            if host.cx.sleep(wait).is_err() {
-                return Err(Errno::CANCELED);
-            }
-            ready.push((userdata, 0));
+    if ready.is_empty()
+        && let Some((userdata, wait)) = earliest
+    {
+        if host.cx.sleep(wait).is_err() {
+            return Err(Errno::CANCELED);
         }
+        ready.push((userdata, 0));
     }
     for (i, (userdata, kind)) in ready.iter().enumerate() {
         let entry = at(events, u32::try_from(i * 32).map_err(|_| Errno::FAULT)?)?;

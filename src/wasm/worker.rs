@@ -82,6 +82,10 @@ impl<G: Grant> WorkerFactory for WasmWorker<G> {
         Some(Arc::clone(&self.shared) as Arc<dyn Reissue>)
     }
 
+    fn tier(&self) -> crate::supervisor::NodeKind {
+        crate::supervisor::NodeKind::Wasm
+    }
+
     fn take_limits(&mut self, limits: Limits) -> Limits {
         // The module's memory is its linear memory, which the store's
         // limiter bounds; the watchdog keeps the CPU budget and deadline

@@ -59,8 +59,7 @@ impl NodeState {
             return None;
         }
         let (kind, nested) = match &slot.spec {
-            Spec::Worker(child) if child.factory.runs_in_process() => (NodeKind::Process, None),
-            Spec::Worker(_) => (NodeKind::Worker, None),
+            Spec::Worker(child) => (child.factory.tier(), None),
             Spec::Supervisor {
                 strategy,
                 pool,
