@@ -121,7 +121,19 @@
 //!   cancels the instance, and cancellation interrupts a running module
 //!   within a millisecond (epoch interruption), however it loops.
 //! - At most a thousand module instances run at once in a process (the
-//!   pool's slots); one more fails to start, saying so.
+//!   pool's slots); one more fails to start, saying so
+//!   ([`WasmError::PoolFull`]).
+//! - A module holds at most 1024 handles, its grant's among them: opening
+//!   more answers `EMFILE`, so a module cannot take the process's
+//!   descriptors from everyone else. Files open without waiting (a fifo
+//!   with no writer reads as empty rather than wedging the instance's
+//!   thread), and what the host reads for a call is bounded before it is
+//!   read: paths of 4096 bytes, 1024 buffers per read or write, 4096
+//!   subscriptions per `poll_oneoff`.
+//! - Restarts are in place by default
+//!   ([`RestartMode::InPlace`](crate::RestartMode::InPlace)): a module
+//!   reaches no state of its thread, so nothing is left there for the
+//!   next instance.
 
 mod channels;
 mod engine;

@@ -105,31 +105,13 @@ impl ReadOnlyDir {
     /// Opens a file for reading with the given options: whether to follow
     /// a final symlink, custom flags such as `O_NONBLOCK` (so that opening
     /// a fifo does not wait for a writer). Options that would write,
-    /// append, create or truncate are refused.
+    /// append, create or truncate are refused with `InvalidInput`.
     ///
-    /// ```
-    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
-    /// # let full = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
-    /// # full.write("notes.txt", "notes")?;
-    /// # full.symlink("notes.txt", "latest")?;
-    /// # let dir = full.into_read_only();
-    /// use compartment::caps::{FollowSymlinks, OpenOptions};
-    ///
-    /// let mut own = OpenOptions::new();
-    /// own.read(true).follow(FollowSymlinks::No);
-    /// assert!(dir.open_with("notes.txt", &own).is_ok());
-    /// assert!(dir.open_with("latest", &own).is_err()); // a symlink, not followed
-    /// let mut write = OpenOptions::new();
-    /// write.write(true);
-    /// assert!(dir.open_with("notes.txt", &write).is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`FsError::Io`] (`InvalidInput`) for options that change the file
-    /// system; otherwise as [`open`](Self::open).
-    pub fn open_with(
+    /// Crate-internal on purpose: the public type offers no `open_with`, so
+    /// that "a read-only directory cannot open for writing" stays a compile
+    /// error (`tests/ui/read_only_dir_has_no_write_methods.rs`), not a
+    /// runtime check.
+    pub(crate) fn open_for_reading_with(
         &self,
         path: impl AsRef<Path>,
         options: &OpenOptions,
@@ -185,5 +167,54 @@ impl Grant for ReadOnlyDir {
 
     fn visit<'g>(&'g self, inventory: &mut Inventory<'g>) {
         self.dir.visit(self, Rights::ReadOnly, inventory);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::{Dir, FollowSymlinks};
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test is the granting side of its scratch directory"
+    )]
+    fn notes() -> (cap_tempfile::TempDir, ReadOnlyDir) {
+        let tmp = cap_tempfile::tempdir(cap_std::ambient_authority()).unwrap();
+        let full = Dir::from_cap_std(tmp.try_clone().unwrap());
+        full.write("notes.txt", "notes").unwrap();
+        full.symlink("notes.txt", "latest").unwrap();
+        (tmp, full.into_read_only())
+    }
+
+    #[test]
+    fn opening_for_reading_honours_the_symlink_choice() {
+        let (_tmp, dir) = notes();
+        let mut own = OpenOptions::new();
+        own.read(true).follow(FollowSymlinks::No);
+        assert!(dir.open_for_reading_with("notes.txt", &own).is_ok());
+        assert!(dir.open_for_reading_with("latest", &own).is_err());
+    }
+
+    #[test]
+    fn options_that_change_the_tree_are_refused() {
+        let (_tmp, dir) = notes();
+        let mut writes = Vec::new();
+        let changing: [fn(&mut OpenOptions) -> &mut OpenOptions; 5] = [
+            |o| o.write(true),
+            |o| o.append(true),
+            |o| o.write(true).truncate(true),
+            |o| o.write(true).create(true),
+            |o| o.write(true).create_new(true),
+        ];
+        for set in changing {
+            let mut options = OpenOptions::new();
+            set(&mut options);
+            writes.push(dir.open_for_reading_with("fresh", &options).is_err());
+            writes.push(dir.open_for_reading_with("notes.txt", &options).is_err());
+        }
+        assert!(writes.iter().all(|refused| *refused));
+        assert!(!dir.exists("fresh"));
+        assert_eq!(dir.read_to_string("notes.txt").unwrap(), "notes");
     }
 }

@@ -9,6 +9,12 @@
 //! to write. The arguments are the child's path; the environment is the
 //! grant's [`Env`](crate::caps::Env); clocks and randomness are the
 //! grant's, and refused when it holds none. There are no sockets.
+//!
+//! Answered `ENOTSUP`, because a capability has no such operation: setting
+//! a file's times through its handle (`fd_filestat_set_times`; set them by
+//! path, `path_filestat_set_times`), `fd_allocate`, changing a handle's
+//! flags after it was opened, and the process and thread CPU clocks;
+//! `proc_raise` is `ENOSYS`.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -959,7 +965,9 @@ fn open(
             if !follow {
                 options.follow(FollowSymlinks::No);
             }
-            Ok(Handle::ReadOnlyFile(dir.open_with(path, &options)?))
+            Ok(Handle::ReadOnlyFile(
+                dir.open_for_reading_with(path, &options)?,
+            ))
         }
         Handle::Dir { dir, .. } => {
             let wants_dir = oflags & O_DIRECTORY != 0 || (!changes && dir.is_dir(path));
