@@ -1,8 +1,8 @@
 //! The cost of isolation, measured with criterion: each part of
 //! `compartment` next to the raw primitive or peer it replaces.
 //!
-//! Run with `cargo bench --features lockdown`; `BENCHMARKS.md` records a run
-//! and `examples/bench_report.rs` prints the ratios against the targets.
+//! Run with `cargo bench -p compartment-benches`; `BENCHMARKS.md` records a
+//! run and `bench_report.rs` prints the ratios against the targets.
 
 #![allow(
     clippy::disallowed_methods,

@@ -331,7 +331,7 @@ fn main() -> Result {
         "== plugin host: tenant plugins as process children and wasm modules, the host's own components as threads\n"
     );
     // Compiled once; every restart of the plugin is a new instance of it.
-    let initech = WasmModule::new(&wat::parse_str(INITECH)?)?;
+    let initech = WasmModule::new(INITECH)?;
     let workspace = std::env::temp_dir().join(format!("plugin-host-{}", std::process::id()));
     std::fs::create_dir_all(workspace.join("acme"))?;
     std::fs::create_dir_all(workspace.join("globex"))?;

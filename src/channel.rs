@@ -41,7 +41,9 @@ pub use error::{
     CapacityError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-pub use request::{CallError, PendingReply, ReplyError, ReplyTo, Request};
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) use request::Reply;
+pub use request::{CallError, HandlerCrash, PendingReply, ReplyError, ReplyTo, Request};
 
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;

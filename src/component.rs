@@ -455,7 +455,7 @@ impl Child {
     /// use compartment::wasm::WasmModule;
     /// use compartment::{Child, Restart, Supervisor};
     ///
-    /// let module = WasmModule::new(&wat::parse_str(r#"(module (func (export "_start")))"#)?)?;
+    /// let module = WasmModule::new(r#"(module (func (export "_start")))"#)?;
     /// let system = Supervisor::new("host")
     ///     .child(Child::wasm("plugin", module, ()).restart(Restart::Transient))
     ///     .start()?;

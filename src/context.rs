@@ -77,6 +77,29 @@ fn context_error(wake: Wake) -> ContextError {
     }
 }
 
+/// A message that [`Context::recv`] can track while it is handled: cloned
+/// (so the copy is delivered again if the instance dies mid-message) and
+/// described (so a fault names it). Every `Clone + Debug + Send + 'static`
+/// type is one; there is nothing to implement.
+///
+/// A [`Request`] is not: its reply endpoint is one of a kind. Serve
+/// requests with [`Context::serve`] or receive them with
+/// [`Context::recv_untracked`].
+///
+/// ```
+/// fn tracked<T: compartment::TrackedMessage>() {}
+/// tracked::<String>();
+/// tracked::<(u32, Vec<u8>)>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received as a tracked message",
+    label = "a tracked receive keeps a copy of the message in flight, so it must be `Clone + Debug + Send + 'static`",
+    note = "a `Request` carries a one-of-a-kind reply endpoint: serve requests with `Context::serve`, or receive them with `Context::recv_untracked`"
+)]
+pub trait TrackedMessage: Clone + fmt::Debug + Send + 'static {}
+
+impl<T: Clone + fmt::Debug + Send + 'static> TrackedMessage for T {}
+
 /// What a running instance may ask: who it is, whether it should stop, and
 /// blocking helpers that wake when it should.
 ///
@@ -219,7 +242,7 @@ impl Context {
     /// [`ContextError::Revoked`].
     pub fn recv<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError>
     where
-        T: Clone + fmt::Debug + Send + 'static,
+        T: TrackedMessage,
     {
         self.recv_tracked(rx, None)
     }
@@ -231,15 +254,17 @@ impl Context {
     /// As [`recv`](Self::recv), plus [`ContextError::Timeout`].
     pub fn recv_timeout<T>(&self, rx: &Receiver<T>, timeout: Duration) -> Result<T, ContextError>
     where
-        T: Clone + fmt::Debug + Send + 'static,
+        T: TrackedMessage,
     {
         self.recv_tracked(rx, crate::channel::deadline_after(timeout))
     }
 
     /// Receives the next message, waking on cancellation, without tracking
     /// it: for messages that cannot be cloned, such as requests carrying a
-    /// reply endpoint. A crash while handling one loses it (its reply
-    /// endpoint is dropped, so the caller learns of it).
+    /// reply endpoint. A crash while handling one loses it: a caller whose
+    /// request it was gets [`CallError::Crashed`](crate::channel::CallError::Crashed)
+    /// with the panic, or [`CallError::NoReply`](crate::channel::CallError::NoReply)
+    /// when the instance returned an error instead.
     ///
     /// # Errors
     ///
@@ -255,8 +280,10 @@ impl Context {
     /// stopped waiting is not an error.
     ///
     /// Requests are received untracked (a reply endpoint is one of a kind
-    /// and cannot be delivered twice): a crash while handling one drops it,
-    /// and its caller gets [`CallError::NoReply`](crate::channel::CallError::NoReply).
+    /// and cannot be delivered twice): a panic in `handle` is not retried,
+    /// and its caller gets [`CallError::Crashed`](crate::channel::CallError::Crashed)
+    /// with the panic's message and location, while the instance restarts
+    /// as its restart type says (see [`HandlerCrash`](crate::channel::HandlerCrash)).
     ///
     /// # Errors
     ///
@@ -301,7 +328,7 @@ impl Context {
     /// disconnection or revocation.
     pub fn recv_iter<'a, T>(&'a self, rx: &'a Receiver<T>) -> impl Iterator<Item = T> + 'a
     where
-        T: Clone + fmt::Debug + Send + 'static,
+        T: TrackedMessage,
     {
         std::iter::from_fn(move || self.recv(rx).ok())
     }
@@ -406,7 +433,7 @@ impl Context {
         deadline: Option<Instant>,
     ) -> Result<T, ContextError>
     where
-        T: Clone + fmt::Debug + Send + 'static,
+        T: TrackedMessage,
     {
         self.check()?;
         self.done();

@@ -12,6 +12,8 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind};
 use std::sync::Once;
 
+use crate::channel::HandlerCrash;
+
 /// Where a panic happened.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PanicLocation {
@@ -412,6 +414,9 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
 /// What the panic hook saw on a supervised thread, taken by the runner.
 #[derive(Debug)]
 pub(crate) struct PanicReport {
+    /// The payload's text, when it is a string (read while unwinding, when
+    /// the payload itself is out of reach).
+    message: Option<String>,
     pub(crate) location: Option<PanicLocation>,
     pub(crate) backtrace: Option<String>,
 }
@@ -447,6 +452,28 @@ pub(crate) fn mark_supervised(forward: bool, backtrace: bool) {
 /// The report of the last panic on this (supervised) thread, if any.
 fn take_panic_report() -> Option<PanicReport> {
     SUPERVISED.with(|slot| slot.borrow_mut().as_mut().and_then(|t| t.report.take()))
+}
+
+/// The panic this supervised thread is unwinding from, if it is: what a
+/// request's reply endpoint, dropped by the unwinding, tells its caller.
+pub(crate) fn panic_in_progress() -> Option<HandlerCrash> {
+    if !std::thread::panicking() {
+        return None;
+    }
+    SUPERVISED
+        .try_with(|slot| {
+            let slot = slot.try_borrow().ok()?;
+            let report = slot.as_ref()?.report.as_ref()?;
+            Some(HandlerCrash {
+                message: report
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "a panic whose payload is not a string".to_owned()),
+                location: report.location.clone(),
+            })
+        })
+        .ok()
+        .flatten()
 }
 
 /// Chains the crate's hook in front of whatever hook is installed, once.
@@ -489,6 +516,11 @@ fn record(info: &PanicHookInfo<'_>) -> bool {
                 .backtrace
                 .then(|| std::backtrace::Backtrace::force_capture().to_string());
             thread.report = Some(PanicReport {
+                message: info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned()),
                 location: info.location().map(|l| PanicLocation {
                     file: l.file().to_owned(),
                     line: l.line(),

@@ -123,14 +123,15 @@ pub mod threads;
 pub mod wasm;
 
 pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
-pub use context::{Cancelled, Context, ContextError, ContextSendError};
+pub use context::{Cancelled, Context, ContextError, ContextSendError, TrackedMessage};
 pub use fault::{Fault, FaultKind, InFlight, PanicLocation, ProcessExit};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
 pub use limits::{Budget, Limits, Usage};
 pub use lockdown::Lockdown;
 pub use revoke::{Revoked, Revoker};
 pub use supervisor::{
-    AutoShutdown, ControlError, SpecError, StartError, Strategy, Supervisor, System, SystemExit,
+    AutoShutdown, ChildPath, ControlError, SpecError, StartError, Strategy, Supervisor, System,
+    SystemExit,
 };
 pub use threads::{Cancellation, InstanceThread, SpawnError, ThreadPanicked};
 

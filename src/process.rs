@@ -98,8 +98,10 @@
 //!
 //! Request/reply channels cross in both directions: a child can serve
 //! `Request`s made on the supervisor's side, and call servers there. A
-//! caller whose request was in a child that died gets `CallError::NoReply`,
-//! as the caller of a thread that crashed does.
+//! handler that panics holding a request answers its caller with the panic
+//! (`CallError::Crashed`), across the boundary in either direction; a
+//! caller whose request was in a child that died without unwinding (an
+//! abort, a signal) gets `CallError::NoReply`.
 
 mod bridge;
 mod broker;

@@ -25,6 +25,7 @@
 //! [`Restart`]: crate::Restart
 
 mod capability_map;
+mod child_path;
 pub(crate) mod control;
 pub(crate) mod dead_letter;
 mod error;
@@ -42,6 +43,7 @@ mod tree;
 
 pub use crate::ceiling::Ceiling;
 pub use capability_map::CapabilityMap;
+pub use child_path::ChildPath;
 pub use dead_letter::DeadLetter;
 pub use error::{ControlError, SpecError, StartError};
 pub use spec::{AutoShutdown, Escalation, Strategy, Supervisor};

@@ -25,7 +25,7 @@
 //! use compartment::{Child, Grant, Restart, Supervisor};
 //!
 //! // A plugin that answers every message with its length, in one byte.
-//! let module = WasmModule::new(&wat::parse_str(r#"
+//! let module = WasmModule::new(r#"
 //!     (module
 //!       (import "compartment" "lookup" (func $lookup (param i32 i32 i32) (result i32)))
 //!       (import "compartment" "recv" (func $recv (param i32 i32 i32 i32) (result i32)))
@@ -41,7 +41,7 @@
 //!               (i32.store8 (i32.const 32) (i32.load (i32.const 24)))
 //!               (drop (call $send (i32.load (i32.const 20)) (i32.const 32) (i32.const 1)))
 //!               (br $next))))))
-//! "#)?)?;
+//! "#)?;
 //!
 //! #[derive(Grant)]
 //! struct Plugin {
@@ -113,7 +113,9 @@
 //!
 //! - A trap is a [`FaultKind::Trapped`](crate::FaultKind::Trapped) with the
 //!   trap, the module's backtrace and its output's tail; `proc_exit(0)` is
-//!   a return, another status a fault.
+//!   a return, another status a fault. The callers of requests the module
+//!   held unanswered get [`CallError::Crashed`](crate::channel::CallError::Crashed)
+//!   with the trap, as a thread's panic answers them.
 //! - [`Limits::memory`](crate::Limits::memory) bounds the module's linear
 //!   memory: a `memory.grow` past it fails, and a module that then traps
 //!   is faulted with the memory budget.
@@ -232,7 +234,7 @@ pub enum WasmError {
 /// ```
 /// use compartment::wasm::WasmModule;
 ///
-/// let module = WasmModule::new(&wat::parse_str(r#"(module (func (export "_start")))"#)?)?;
+/// let module = WasmModule::new(r#"(module (func (export "_start")))"#)?;
 /// assert_eq!(module.entry(), "_start");
 /// let run = module.with_entry("run");
 /// assert!(run.is_err(), "no such export");
@@ -256,19 +258,21 @@ impl fmt::Debug for WasmModule {
 const COMMAND_ENTRY: &str = "_start";
 
 impl WasmModule {
-    /// Compiles `binary`, a module in WebAssembly's binary format, and
-    /// checks that the host provides its imports. It runs its `_start`
-    /// export (a WASI command's entry); see [`with_entry`](Self::with_entry).
+    /// Compiles `module`, in WebAssembly's binary or text format (the
+    /// bytes of a `.wasm` file or the source of a `.wat` one), and checks
+    /// that the host provides its imports. It runs its `_start` export (a
+    /// WASI command's entry); see [`with_entry`](Self::with_entry).
     ///
     /// # Errors
     ///
     /// [`WasmError::Compile`], [`WasmError::Link`] for an import neither
     /// WASI preview 1 nor `compartment` provides, [`WasmError::Engine`].
-    pub fn new(binary: &[u8]) -> Result<Self, WasmError> {
+    pub fn new(module: impl AsRef<[u8]>) -> Result<Self, WasmError> {
         let engine = engine::engine()?;
-        let module = wasmtime::Module::new(engine, binary).map_err(|err| WasmError::Compile {
-            reason: format!("{err:#}"),
-        })?;
+        let module =
+            wasmtime::Module::new(engine, module.as_ref()).map_err(|err| WasmError::Compile {
+                reason: format!("{err:#}"),
+            })?;
         let pre = engine::linker()?
             .instantiate_pre(&module)
             .map_err(|err| WasmError::Link {

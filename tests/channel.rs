@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use compartment::channel::{
-    self, CallError, CapacityError, MAX_CAPACITY, RecvTimeoutError, Request, SendTimeoutError,
-    TryRecvError, TrySendError,
+    self, CallError, CapacityError, HandlerCrash, MAX_CAPACITY, RecvTimeoutError, Request,
+    SendTimeoutError, TryRecvError, TrySendError,
 };
+use compartment::{Child, Context, Supervisor};
 
 #[test]
 fn capacity_n_refuses_message_n_plus_one_and_hands_it_back() {
@@ -132,6 +133,67 @@ fn request_reply_round_trips_and_reports_a_dropped_reply() {
             Err(CallError::NoReply)
         ));
         drop(tx); // disconnects, ending the server loop
+    });
+}
+
+/// Answers `n` with `100 / n`; panics on 0, fails on 1 (without answering).
+fn divides(
+    requests: channel::Receiver<Request<u32, u32>>,
+    cx: &Context,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    loop {
+        let Request { body, reply } = cx.recv_untracked(&requests)?;
+        match body {
+            0 => panic!("division by zero"),
+            1 => return Err("one is refused".into()),
+            n => {
+                let _ = reply.send(100 / n);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_handler_that_panics_answers_its_caller_with_the_panic() {
+    let (server, requests) = channel::bounded(4).unwrap();
+    let system = Supervisor::new("app")
+        .intensity(10, Duration::from_secs(60))
+        .child(Child::new("divider", divides, requests))
+        .start()
+        .unwrap();
+    assert_eq!(server.call(4).unwrap(), 25);
+    match server.call(0) {
+        Err(CallError::Crashed(crash)) => {
+            assert_eq!(crash.message, "division by zero");
+            let at = crash.location.expect("a supervised panic's location");
+            assert!(at.file.ends_with("channel.rs"), "{at}");
+            let shown = CallError::<u32>::Crashed(HandlerCrash {
+                message: crash.message.clone(),
+                location: Some(at),
+            })
+            .to_string();
+            assert!(shown.contains("division by zero at tests"), "{shown}");
+        }
+        other => panic!("expected the panic, got {other:?}"),
+    }
+    // An error is not a panic: its caller learns only that no answer comes.
+    assert!(matches!(server.call(1), Err(CallError::NoReply)));
+    // The restarted instance serves the next call.
+    assert_eq!(server.call(5).unwrap(), 20);
+    system.shutdown();
+}
+
+#[test]
+fn a_panic_on_a_thread_nobody_supervises_is_no_reply() {
+    let (tx, rx) = channel::bounded::<Request<u8, u8>>(1).unwrap();
+    std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            let Request { reply, .. } = rx.recv().unwrap();
+            let _held = reply;
+            panic!("unsupervised");
+        });
+        assert!(matches!(tx.call(1), Err(CallError::NoReply)));
+        assert!(server.join().is_err());
     });
 }
 

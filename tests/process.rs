@@ -193,6 +193,7 @@ fn doubles(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
     while let Ok(request) = cx.recv_untracked(&requests) {
         match request.body {
             0 => drop(request),
+            777 => panic!("777 is not doubled"),
             999 => std::process::abort(),
             n => {
                 let _ = request.reply.send(n * 2);
@@ -208,17 +209,24 @@ struct Caller {
     results: Sender<u64>,
 }
 
-/// Calls a server on the supervisor's side and reports the answers.
+/// Calls a server on the supervisor's side and reports the answers; then
+/// makes the call the server panics on, and fails with what it was told.
 fn calls_out(grant: Caller, _: &Context) -> Result {
     for n in 1..=20 {
         let answer = grant.server.call(n).map_err(|e| e.to_string())?;
         grant.results.send(answer)?;
     }
-    Ok(())
+    match grant.server.call(0) {
+        Err(CallError::Crashed(crash)) => Err(format!("told: {crash}").into()),
+        other => Err(format!("expected the server's panic, got {other:?}").into()),
+    }
 }
 
 fn squares(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
     while let Ok(request) = cx.recv_untracked(&requests) {
+        if request.body == 0 {
+            panic!("zero is not squared");
+        }
         let _ = request.reply.send(request.body * request.body);
     }
     Ok(())
@@ -780,6 +788,16 @@ fn a_process_child_serves_calls() {
         server.call_timeout(0, PATIENCE),
         Err(CallError::NoReply)
     ));
+    // A panic holding the request: the caller gets the panic, across the
+    // process boundary.
+    match server.call_timeout(777, PATIENCE) {
+        Err(CallError::Crashed(crash)) => {
+            assert_eq!(crash.message, "777 is not doubled");
+            let at = crash.location.expect("the panic's location crosses");
+            assert!(at.file.ends_with("process.rs"), "{at}");
+        }
+        other => panic!("expected the panic, got {other:?}"),
+    }
     // A crash mid-request: the caller learns it too, and the restarted child
     // serves the next call.
     assert!(matches!(
@@ -793,18 +811,31 @@ fn a_process_child_serves_calls() {
 fn a_process_child_calls_a_thread_component() {
     let (server, requests) = channel::bounded(4).unwrap();
     let (results, answers) = channel::bounded(32).unwrap();
-    let system = Supervisor::new("host")
+    let sup = Supervisor::new("host")
         .child(Child::new("squares", squares, requests))
         .child(
             Child::process("caller", entry!(calls_out), Caller { server, results })
-                .restart(Restart::Transient),
-        )
-        .start()
-        .unwrap();
+                .restart(Restart::Temporary),
+        );
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
     let got: Vec<u64> = (0..20)
         .map(|_| answers.recv_timeout(PATIENCE).expect("each answer arrives"))
         .collect();
     assert_eq!(got, (1..=20u64).map(|n| n * n).collect::<Vec<_>>());
+    // The server's panic reached the caller in its process.
+    let (told, seen) = events.wait_for(
+        PATIENCE,
+        |e| matches!(&e.kind, EventKind::Faulted { fault } if fault.path.ends_with("caller")),
+    );
+    let Some(EventKind::Faulted { fault }) = told.map(|e| e.kind) else {
+        panic!("{seen:#?}")
+    };
+    let message = fault.message();
+    assert!(
+        message.contains("told: zero is not squared at tests"),
+        "{message}"
+    );
     system.shutdown();
 }
 

@@ -18,8 +18,8 @@ use compartment::channel::{self, Receiver, Sender};
 use compartment::event::{Event, EventKind, Events, ExitReason};
 use compartment::supervisor::{ChildState, DeadLetter};
 use compartment::{
-    AutoShutdown, Backoff, Child, Context, FaultKind, Grant, Inventory, ReissueError, Restart,
-    Revoker, SpecError, StartError, Strategy, Supervisor, SystemExit,
+    AutoShutdown, Backoff, Child, Context, ControlError, FaultKind, Grant, Inventory, ReissueError,
+    Restart, Revoker, SpecError, StartError, Strategy, Supervisor, SystemExit,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -112,9 +112,9 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 /// (here, removing a child that does not exist) comes after every exit
 /// report already queued, and after the restart decisions they led to.
 fn barrier(system: &compartment::System, supervisor: &str) {
-    let answer = system.remove_child(&format!("{supervisor}/no such child"));
+    let answer = system.remove_child(format!("{supervisor}/no such child"));
     assert!(
-        matches!(answer, Err(compartment::ControlError::NotFound { .. })),
+        matches!(answer, Err(ControlError::NotFound { .. })),
         "{answer:?}"
     );
 }
@@ -1735,13 +1735,19 @@ fn a_raw_blocking_receive_ends_with_its_instance() {
         .child(Child::new("raw", iterates_raw, inbox).shutdown(Duration::from_secs(30)))
         .start()
         .unwrap();
+    let raw = system.child("app/raw").unwrap();
+    assert_eq!(raw.name(), "raw");
+    assert!(matches!(
+        system.child("app/rwa"),
+        Err(ControlError::NotFound { path }) if path == "app/rwa"
+    ));
     let (started, seen) = events.wait_for(Duration::from_secs(30), |e| {
-        matches!(e.kind, EventKind::Started) && e.path == "app/raw"
+        matches!(e.kind, EventKind::Started) && e.is_about(&raw)
     });
     assert!(started.is_some(), "{seen:#?}");
-    system.remove_child("app/raw").unwrap();
+    system.remove_child(&raw).unwrap();
     let (exited, seen) = events.wait_for(Duration::from_secs(60), |e| {
-        e.path == "app/raw"
+        e.path == raw
             && matches!(
                 e.kind,
                 EventKind::Exited { .. } | EventKind::ShutdownTimedOut { .. }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use compartment::caps::{Dir, Env, ReadOnlyDir, SystemClock};
-use compartment::channel::{self, Receiver, Request, Sender};
+use compartment::channel::{self, CallError, Receiver, Request, Sender};
 use compartment::event::{EventKind, Events, ExitReason};
 use compartment::supervisor::NodeKind;
 use compartment::testkit::{Outcome, Report, Sandbox};
@@ -61,12 +61,12 @@ fn guest(name: &str) -> Option<WasmModule> {
             }
         }
     }
-    Some(WasmModule::new(&std::fs::read(&out).unwrap()).unwrap())
+    Some(WasmModule::new(std::fs::read(&out).unwrap()).unwrap())
 }
 
 /// A module in the text format.
 fn wat(text: &str) -> WasmModule {
-    WasmModule::new(&wat::parse_str(text).unwrap()).unwrap()
+    WasmModule::new(text).unwrap()
 }
 
 #[derive(Grant)]
@@ -447,6 +447,45 @@ fn a_trap_restarts_the_child_and_no_message_is_lost() {
     assert_eq!(system.shutdown(), SystemExit::Shutdown);
 }
 
+#[derive(Grant)]
+struct Serving {
+    requests: Receiver<Request<Vec<u8>, Vec<u8>>>,
+}
+
+/// Takes one request and traps while it holds the reply endpoint.
+const TRAPS_SERVING: &str = r#"
+(module
+  (import "compartment" "lookup" (func $lookup (param i32 i32 i32) (result i32)))
+  (import "compartment" "serve" (func $serve (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "requests")
+  (func $holding_a_reply (unreachable))
+  (func (export "_start")
+    (drop (call $lookup (i32.const 0) (i32.const 8) (i32.const 16)))
+    (drop (call $serve (i32.load (i32.const 16)) (i32.const 64) (i32.const 256)
+                       (i32.const 24) (i32.const 28)))
+    (call $holding_a_reply)))
+"#;
+
+#[test]
+fn a_trap_holding_a_request_answers_its_caller_with_the_trap() {
+    let (server, requests) = channel::bounded(4).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::wasm("s", wat(TRAPS_SERVING), Serving { requests }).restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    match server.call_timeout(b"question".to_vec(), PATIENCE) {
+        Err(CallError::Crashed(crash)) => {
+            assert!(crash.message.contains("unreachable"), "{crash}");
+            assert!(crash.message.contains("holding_a_reply"), "{crash}");
+        }
+        other => panic!("expected the trap, got {other:?}"),
+    }
+    system.shutdown();
+}
+
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
@@ -459,15 +498,30 @@ fn resident() -> u64 {
 }
 
 /// Polls `condition` (status is not an event): for counting restarts.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    eventually_or(|| what.to_owned(), condition);
+}
+
+/// As `eventually`, describing what never happened when it gives up.
+fn eventually_or(what: impl Fn() -> String, mut condition: impl FnMut() -> bool) {
     let give_up = std::time::Instant::now() + PATIENCE * 5;
     while !condition() {
         assert!(
             std::time::Instant::now() < give_up,
-            "never happened: {what}"
+            "never happened: {}",
+            what()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
 }
 
 #[derive(Grant)]
@@ -494,6 +548,11 @@ fn ten_thousand_wasm_restarts_scenario() {
         .start()
         .unwrap();
     assert_eq!(warm.shutdown(), SystemExit::Shutdown);
+    // Its threads may still be ending (on a loaded machine, for a while).
+    eventually_or(
+        || format!("the warm-up's threads gone; left: {:?}", thread_names()),
+        || !thread_names().iter().any(|name| name.starts_with("warm")),
+    );
     let threads_before = count("/proc/self/task");
     let fds_before = count("/proc/self/fd");
     let system = Supervisor::new("churn")
@@ -514,9 +573,10 @@ fn ten_thousand_wasm_restarts_scenario() {
     eventually("10,000 restarts", || restarts() >= 10_000);
     let resident_at_10000 = resident();
     assert_eq!(system.shutdown(), SystemExit::Shutdown);
-    eventually("every instance thread gone", || {
-        count("/proc/self/task") == threads_before
-    });
+    eventually_or(
+        || format!("every instance thread gone; left: {:?}", thread_names()),
+        || count("/proc/self/task") == threads_before,
+    );
     assert_eq!(count("/proc/self/fd"), fds_before, "file descriptors");
     let growth = resident_at_10000.saturating_sub(resident_at_2000);
     println!(

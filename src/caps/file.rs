@@ -188,6 +188,7 @@ impl OpenOptions {
 
     /// Whether these options would change the file system: write, append,
     /// create or truncate.
+    #[cfg(feature = "wasm")]
     pub(crate) fn changes(&self) -> bool {
         self.write || self.append || self.truncate || self.create || self.create_new
     }

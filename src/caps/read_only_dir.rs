@@ -6,7 +6,7 @@ use cap_std::AmbientAuthority;
 use cap_std::fs::Metadata;
 
 use super::entries::{Entries, ReadOnlyDirEntry};
-use super::file::{OpenOptions, ReadOnlyFile};
+use super::file::ReadOnlyFile;
 use super::fs_error::{FsError, FsOp};
 use super::guarded_dir::GuardedDir;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -111,10 +111,11 @@ impl ReadOnlyDir {
     /// that "a read-only directory cannot open for writing" stays a compile
     /// error (`tests/ui/read_only_dir_has_no_write_methods.rs`), not a
     /// runtime check.
+    #[cfg(feature = "wasm")]
     pub(crate) fn open_for_reading_with(
         &self,
         path: impl AsRef<Path>,
-        options: &OpenOptions,
+        options: &super::OpenOptions,
     ) -> Result<ReadOnlyFile, FsError> {
         let path = path.as_ref();
         options.check(path)?;
@@ -170,10 +171,10 @@ impl Grant for ReadOnlyDir {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "wasm"))]
 mod tests {
     use super::*;
-    use crate::caps::{Dir, FollowSymlinks};
+    use crate::caps::{Dir, FollowSymlinks, OpenOptions};
 
     #[allow(
         clippy::disallowed_methods,

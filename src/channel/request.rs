@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel as cb;
 
 use super::{SendTimeoutError, Sender, deadline_after};
+use crate::fault::{self, PanicLocation};
 
 /// A message that expects an answer: the body and where to send the answer.
 ///
@@ -37,7 +38,7 @@ impl<Q, A> Request<Q, A> {
             Self {
                 body,
                 reply: ReplyTo {
-                    inner: ReplyPath::Local(tx),
+                    inner: Some(ReplyPath::Local(tx)),
                     deadline: None,
                 },
             },
@@ -56,10 +57,13 @@ impl<Q: fmt::Debug, A> fmt::Debug for Request<Q, A> {
 
 /// A one-shot endpoint for the answer to one [`Request`].
 ///
-/// Dropping it without answering (for example because the handler panicked)
-/// tells the caller [`CallError::NoReply`] instead of leaving it waiting.
+/// Dropping it without answering tells the caller [`CallError::NoReply`]
+/// instead of leaving it waiting; dropping it because the handler panicked
+/// (on a supervised thread) tells the caller [`CallError::Crashed`], with
+/// the panic's message and location.
 pub struct ReplyTo<A> {
-    inner: ReplyPath<A>,
+    /// `None` once answered.
+    inner: Option<ReplyPath<A>>,
     /// When the caller stops waiting, if it set a deadline.
     pub(crate) deadline: Option<Instant>,
 }
@@ -87,19 +91,105 @@ impl<A> ReplyTo<A> {
     /// # Errors
     ///
     /// The answer is handed back when the caller stopped waiting.
-    pub fn send(self, answer: A) -> Result<(), A> {
-        match self.inner {
-            ReplyPath::Local(inner) => inner.try_send(answer).map_err(|e| e.into_inner()),
+    pub fn send(mut self, answer: A) -> Result<(), A> {
+        match self.inner.take() {
+            Some(ReplyPath::Local(inner)) => {
+                inner
+                    .try_send(Reply::Answer(answer))
+                    .map_err(|e| match e.into_inner() {
+                        Reply::Answer(answer) => answer,
+                        Reply::Crashed(_) => unreachable!("only an answer was sent"),
+                    })
+            }
             #[cfg(all(feature = "process", target_os = "linux"))]
-            ReplyPath::Bridged(bridged) => bridged.send(answer),
+            Some(ReplyPath::Bridged(bridged)) => bridged.send(answer),
+            None => Err(answer),
         }
+    }
+
+    /// Tells the caller that its handler crashed: a panic while the
+    /// endpoint was held, a process child's panic across the bridge, a
+    /// module's trap.
+    pub(crate) fn crashed(mut self, crash: HandlerCrash) {
+        match self.inner.take() {
+            Some(ReplyPath::Local(inner)) => {
+                let _ = inner.try_send(Reply::Crashed(crash));
+            }
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            Some(ReplyPath::Bridged(bridged)) => bridged.crashed(&crash),
+            None => {}
+        }
+    }
+}
+
+impl<A> Drop for ReplyTo<A> {
+    /// Dropped by a panic's unwinding: the caller learns of the panic, not
+    /// only that no answer comes.
+    fn drop(&mut self) {
+        if self.inner.is_some()
+            && let Some(crash) = fault::panic_in_progress()
+        {
+            let unanswered = ReplyTo {
+                inner: self.inner.take(),
+                deadline: self.deadline,
+            };
+            unanswered.crashed(crash);
+        }
+    }
+}
+
+/// What crosses a reply channel.
+pub(crate) enum Reply<A> {
+    Answer(A),
+    Crashed(HandlerCrash),
+}
+
+/// How the handler of a request crashed before it answered.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, CallError, Receiver, Request};
+/// use compartment::{Child, Context, ContextError, Restart, Supervisor};
+///
+/// fn fragile(requests: Receiver<Request<u32, u32>>, cx: &Context) -> Result<(), ContextError> {
+///     cx.serve(&requests, |n| if n == 0 { panic!("division by zero") } else { 100 / n })
+/// }
+///
+/// let (server, requests) = channel::bounded(8)?;
+/// let system = Supervisor::new("app")
+///     .child(Child::new("divider", fragile, requests).restart(Restart::Permanent))
+///     .start()?;
+/// match server.call(0) {
+///     Err(CallError::Crashed(crash)) => assert_eq!(crash.message, "division by zero"),
+///     other => panic!("expected the crash, got {other:?}"),
+/// }
+/// assert_eq!(server.call(4)?, 25); // served by the restarted instance
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandlerCrash {
+    /// The panic's message (or, for a wasm module, its trap).
+    pub message: String,
+    /// Where it panicked, when known.
+    pub location: Option<PanicLocation>,
+}
+
+impl fmt::Display for HandlerCrash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(location) = &self.location {
+            write!(f, " at {location}")?;
+        }
+        Ok(())
     }
 }
 
 /// Where a reply goes: the caller's one-shot channel, or, in a process
 /// child serving requests from the supervisor's side, across the bridge.
 enum ReplyPath<A> {
-    Local(cb::Sender<A>),
+    Local(cb::Sender<Reply<A>>),
     #[cfg(all(feature = "process", target_os = "linux"))]
     Bridged(crate::process::BridgedReply<A>),
 }
@@ -112,7 +202,7 @@ impl<A> ReplyTo<A> {
         deadline: Option<Instant>,
     ) -> Self {
         Self {
-            inner: ReplyPath::Bridged(reply),
+            inner: Some(ReplyPath::Bridged(reply)),
             deadline,
         }
     }
@@ -128,7 +218,7 @@ impl<A> fmt::Debug for ReplyTo<A> {
 
 /// The caller's end of a [`Request`]: where its answer arrives.
 pub struct PendingReply<A> {
-    pub(crate) inner: cb::Receiver<A>,
+    pub(crate) inner: cb::Receiver<Reply<A>>,
 }
 
 impl<A> fmt::Debug for PendingReply<A> {
@@ -142,7 +232,8 @@ impl<A> PendingReply<A> {
     ///
     /// # Errors
     ///
-    /// [`ReplyError::NoReply`] when the [`ReplyTo`] was dropped unanswered.
+    /// [`ReplyError::NoReply`] when the [`ReplyTo`] was dropped unanswered,
+    /// [`ReplyError::Crashed`] when its handler panicked holding it.
     ///
     /// # Examples
     ///
@@ -154,14 +245,15 @@ impl<A> PendingReply<A> {
     /// assert_eq!(pending.recv(), Err(ReplyError::NoReply));
     /// ```
     pub fn recv(self) -> Result<A, ReplyError> {
-        self.inner.recv().map_err(|_| ReplyError::NoReply)
+        self.recv_until(None)
     }
 
     /// Waits at most `timeout` for the answer.
     ///
     /// # Errors
     ///
-    /// [`ReplyError::NoReply`], [`ReplyError::Timeout`].
+    /// [`ReplyError::NoReply`], [`ReplyError::Crashed`],
+    /// [`ReplyError::Timeout`].
     pub fn recv_timeout(self, timeout: Duration) -> Result<A, ReplyError> {
         self.recv_until(deadline_after(timeout))
     }
@@ -174,10 +266,11 @@ impl<A> PendingReply<A> {
                 .map_err(|_| cb::RecvTimeoutError::Disconnected),
             Some(deadline) => self.inner.recv_deadline(deadline),
         };
-        result.map_err(|e| match e {
-            cb::RecvTimeoutError::Timeout => ReplyError::Timeout,
-            cb::RecvTimeoutError::Disconnected => ReplyError::NoReply,
-        })
+        match result {
+            Ok(reply) => reply.into_result(),
+            Err(cb::RecvTimeoutError::Timeout) => Err(ReplyError::Timeout),
+            Err(cb::RecvTimeoutError::Disconnected) => Err(ReplyError::NoReply),
+        }
     }
 
     /// Waits for the answer, or until `cancelled` is raised (an instance
@@ -192,11 +285,15 @@ impl<A> PendingReply<A> {
     ) -> Result<A, crate::context::ContextError> {
         use super::Interrupted;
         use crate::context::ContextError;
-        super::recv_interruptible(&self.inner, &[cancelled.watch()], None).map_err(|e| match e {
-            Interrupted::By(_) => ContextError::Cancelled,
-            Interrupted::Timeout => ContextError::Timeout,
-            Interrupted::Disconnected => ContextError::Disconnected,
-        })
+        let reply = super::recv_interruptible(&self.inner, &[cancelled.watch()], None).map_err(
+            |e| match e {
+                Interrupted::By(_) => ContextError::Cancelled,
+                Interrupted::Timeout => ContextError::Timeout,
+                Interrupted::Disconnected => ContextError::Disconnected,
+            },
+        )?;
+        // A module learns only that no answer comes.
+        reply.into_result().map_err(|_| ContextError::Disconnected)
     }
 
     /// The answer, if it has arrived.
@@ -204,24 +301,37 @@ impl<A> PendingReply<A> {
     /// # Errors
     ///
     /// `Err(self)` while no answer has arrived; [`ReplyError::NoReply`]
-    /// once the [`ReplyTo`] was dropped unanswered.
+    /// once the [`ReplyTo`] was dropped unanswered, [`ReplyError::Crashed`]
+    /// once its handler panicked holding it.
     pub fn try_recv(self) -> Result<Result<A, ReplyError>, Self> {
         match self.inner.try_recv() {
-            Ok(answer) => Ok(Ok(answer)),
+            Ok(reply) => Ok(reply.into_result()),
             Err(cb::TryRecvError::Disconnected) => Ok(Err(ReplyError::NoReply)),
             Err(cb::TryRecvError::Empty) => Err(self),
         }
     }
 }
 
+impl<A> Reply<A> {
+    fn into_result(self) -> Result<A, ReplyError> {
+        match self {
+            Reply::Answer(answer) => Ok(answer),
+            Reply::Crashed(crash) => Err(ReplyError::Crashed(crash)),
+        }
+    }
+}
+
 /// Why a [`PendingReply`] got no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplyError {
-    /// The reply endpoint was dropped unanswered (the handler failed or
-    /// panicked).
+    /// The reply endpoint was dropped unanswered (the handler returned an
+    /// error, or its instance ended, while it held the request).
     #[error("the request was dropped without a reply")]
     NoReply,
+    /// The handler panicked while it held the request.
+    #[error("the handler panicked before it replied: {0}")]
+    Crashed(HandlerCrash),
     /// No answer arrived in time.
     #[error("timed out waiting for a reply")]
     Timeout,
@@ -231,6 +341,7 @@ impl<Q> From<ReplyError> for CallError<Q> {
     fn from(err: ReplyError) -> Self {
         match err {
             ReplyError::NoReply => CallError::NoReply,
+            ReplyError::Crashed(crash) => CallError::Crashed(crash),
             ReplyError::Timeout => CallError::Timeout,
         }
     }
@@ -244,9 +355,13 @@ pub enum CallError<Q> {
     #[error("the request could not be sent: {0}")]
     Send(#[source] SendTimeoutError<Q>),
     /// The request was sent, but its reply endpoint was dropped unanswered
-    /// (the handler failed or panicked).
+    /// (the handler returned an error, or its instance ended, while it held
+    /// the request).
     #[error("the request was dropped without a reply")]
     NoReply,
+    /// The request was sent, and its handler panicked while it held it.
+    #[error("the handler panicked before it replied: {0}")]
+    Crashed(HandlerCrash),
     /// No answer arrived in time.
     #[error("timed out waiting for a reply")]
     Timeout,
@@ -257,6 +372,7 @@ impl<Q> fmt::Debug for CallError<Q> {
         match self {
             CallError::Send(e) => f.debug_tuple("Send").field(e).finish(),
             CallError::NoReply => f.write_str("NoReply"),
+            CallError::Crashed(crash) => f.debug_tuple("Crashed").field(crash).finish(),
             CallError::Timeout => f.write_str("Timeout"),
         }
     }
@@ -268,7 +384,8 @@ impl<Q, A> Sender<Request<Q, A>> {
     /// # Errors
     ///
     /// [`CallError::Send`] (with the body) when the request cannot be sent,
-    /// [`CallError::NoReply`] when it was dropped unanswered.
+    /// [`CallError::NoReply`] when it was dropped unanswered,
+    /// [`CallError::Crashed`] when its handler panicked holding it.
     ///
     /// # Examples
     ///

@@ -5,8 +5,9 @@
 //! A request crosses as its body and the time left before its caller's
 //! deadline, under a number; its reply endpoint stays on the side of the
 //! caller, in a table under that number, until the answer crosses back.
-//! When the child ends, the tables are dropped: every caller still waiting
-//! gets `CallError::NoReply`, as a caller of a thread that crashed does.
+//! A handler that panics holding a request answers its caller with the
+//! panic, across the bridge too. When the child ends, the tables are
+//! dropped: every caller still waiting gets `CallError::NoReply`.
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -25,7 +26,7 @@ use super::bridge::{
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{read_frame, write_frame};
-use crate::channel::{PendingReply, Receiver, ReplyTo, Request, Sender};
+use crate::channel::{HandlerCrash, PendingReply, Receiver, Reply, ReplyTo, Request, Sender};
 use crate::fault;
 use crate::mailbox::{Mailbox, Tracked};
 use crate::signal::Signal;
@@ -36,6 +37,8 @@ const REQUEST: u8 = 4;
 const ANSWER: u8 = 5;
 /// The request's reply endpoint was dropped unanswered.
 const NO_REPLY: u8 = 6;
+/// The request's handler panicked: its number, then the message and where.
+const CRASHED: u8 = 7;
 
 /// Reply endpoints waiting for their answer, by request number.
 type Waiting<A> = Arc<Mutex<Table<A>>>;
@@ -46,7 +49,7 @@ type Waiting<A> = Arc<Mutex<Table<A>>>;
 struct Table<A> {
     replies: HashMap<u64, ReplyTo<A>>,
     /// `None`: the reply endpoint on the other side was dropped unanswered.
-    early: HashMap<u64, Option<A>>,
+    early: HashMap<u64, Option<Reply<A>>>,
 }
 
 impl<A> Default for Table<A> {
@@ -71,7 +74,7 @@ impl<A> Table<A> {
     }
 
     /// Answers request `number`, or keeps the answer until it is filed.
-    fn answer(&mut self, number: u64, answer: Option<A>) {
+    fn answer(&mut self, number: u64, answer: Option<Reply<A>>) {
         match self.replies.remove(&number) {
             Some(reply) => deliver(reply, answer),
             None => {
@@ -88,12 +91,36 @@ impl<A> Table<A> {
 
 /// Sends `answer` to its caller; with no answer, the dropped endpoint tells
 /// the caller none will come.
-fn deliver<A>(reply: ReplyTo<A>, answer: Option<A>) {
-    if let Some(answer) = answer
-        && let Err(unsent) = reply.send(answer)
-    {
-        let _ = fault::drop_contained(unsent);
+fn deliver<A>(reply: ReplyTo<A>, answer: Option<Reply<A>>) {
+    match answer {
+        Some(Reply::Answer(answer)) => {
+            if let Err(unsent) = reply.send(answer) {
+                let _ = fault::drop_contained(unsent);
+            }
+        }
+        Some(Reply::Crashed(crash)) => reply.crashed(crash),
+        None => drop(reply),
     }
+}
+
+/// A crash as it crosses: the message, and the file, line and column.
+type CrashOnWire = (String, Option<(String, u32, u32)>);
+
+fn crashed_frame(number: u64, crash: &HandlerCrash) -> Option<Vec<u8>> {
+    let location = crash
+        .location
+        .as_ref()
+        .map(|at| (at.file.clone(), at.line, at.column));
+    let on_wire: CrashOnWire = (crash.message.clone(), location);
+    numbered(CRASHED, number, &on_wire)
+}
+
+fn decode_crash(payload: &[u8]) -> Option<HandlerCrash> {
+    let (message, location) = decode::<CrashOnWire>(payload)?;
+    Some(HandlerCrash {
+        message,
+        location: location.map(|(file, line, column)| crate::PanicLocation { file, line, column }),
+    })
 }
 
 /// `[tag][number][payload]`.
@@ -130,11 +157,18 @@ fn deadline_in(left: Option<Duration>) -> Option<Instant> {
     left.and_then(|left| Instant::now().checked_add(left))
 }
 
-/// Answers a caller from a numbered frame's payload: the answer, or nothing
-/// (the caller then sees `NoReply`).
-fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, number: u64, payload: Option<&[u8]>) {
-    let answer = payload.and_then(decode::<A>);
+/// Answers a caller from a numbered frame: the answer, the crash, or
+/// nothing (the caller then sees `NoReply`). Returns `false` for a frame
+/// that is none of these.
+fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, tag: u8, number: u64, payload: &[u8]) -> bool {
+    let answer = match tag {
+        ANSWER => decode::<A>(payload).map(Reply::Answer),
+        CRASHED => decode_crash(payload).map(Reply::Crashed),
+        NO_REPLY => None,
+        _ => return false,
+    };
     waiting.lock().answer(number, answer);
+    true
 }
 
 /// How a process child answers a request it serves: across the bridge,
@@ -156,6 +190,14 @@ impl<A> BridgedReply<A> {
             Ok(())
         } else {
             Err(answer)
+        }
+    }
+
+    pub(crate) fn crashed(mut self, crash: &HandlerCrash) {
+        if let Some(frame) = crashed_frame(self.number, crash)
+            && write_frame(&mut *self.writer.lock(), &frame).is_ok()
+        {
+            self.answered = true;
         }
     }
 }
@@ -204,8 +246,7 @@ where
                     continue;
                 }
                 match split(&frame) {
-                    Some((ANSWER, number, payload)) => answer(&answers, number, Some(payload)),
-                    Some((NO_REPLY, number, _)) => answer(&answers, number, None),
+                    Some((tag, number, payload)) if answer(&answers, tag, number, payload) => {}
                     _ => break,
                 }
             }
@@ -378,11 +419,12 @@ fn wait_for_answers<A: Serialize>(
         let answered = ready.recv(&waiting[index - first].1.inner);
         let (number, _) = waiting.swap_remove(index - first);
         let frame = match answered {
-            Ok(answer) => {
+            Ok(Reply::Answer(answer)) => {
                 let frame = numbered(ANSWER, number, &answer);
                 let _ = fault::drop_contained(answer);
                 frame
             }
+            Ok(Reply::Crashed(crash)) => crashed_frame(number, &crash),
             Err(_) => Some(no_reply(number)),
         };
         if let Some(frame) = frame {
@@ -431,8 +473,7 @@ fn pump_answers<A: DeserializeOwned>(
             continue;
         }
         match split(&frame) {
-            Some((ANSWER, number, payload)) => answer(&waiting, number, Some(payload)),
-            Some((NO_REPLY, number, _)) => answer(&waiting, number, None),
+            Some((tag, number, payload)) if answer(&waiting, tag, number, payload) => {}
             _ => break,
         }
     }

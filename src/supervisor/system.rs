@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel as cb;
 
 use super::capability_map::CapabilityMap;
+use super::child_path::ChildPath;
 use super::control::{Control, Outcome};
 use super::error::{ControlError, StartError};
 use super::launch::{Launched, launch};
@@ -184,6 +185,22 @@ impl System {
         CapabilityMap::from_status(&self.status())
     }
 
+    /// The child or supervisor at `path` (such as `app/workers/resizer`),
+    /// checked against the live tree: a value to match its events with
+    /// and to pass where a path is taken. See [`ChildPath`].
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] when nothing is running at `path`.
+    pub fn child(&self, path: &str) -> Result<ChildPath, ControlError> {
+        match self.status().find(path) {
+            Some(_) => Ok(ChildPath::new(path)),
+            None => Err(ControlError::NotFound {
+                path: path.to_owned(),
+            }),
+        }
+    }
+
     /// Threads detached because their instance ignored shutdown.
     pub fn leaked_threads(&self) -> usize {
         self.tree.leaked()
@@ -255,7 +272,8 @@ impl System {
     /// # Errors
     ///
     /// [`ControlError::NotFound`] when no child has that path.
-    pub fn remove_child(&self, path: &str) -> Result<(), ControlError> {
+    pub fn remove_child(&self, path: impl AsRef<str>) -> Result<(), ControlError> {
+        let path = path.as_ref();
         let (parent, name) = path
             .rsplit_once('/')
             .ok_or_else(|| ControlError::NotFound {

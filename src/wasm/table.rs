@@ -16,8 +16,8 @@ use std::time::Instant;
 use super::WasmError;
 use super::errno::Errno;
 use crate::caps::{Dir, Env, File, MonotonicClock, Random, ReadOnlyDir, ReadOnlyFile, SystemClock};
+use crate::channel::{HandlerCrash, ReplyTo, Request};
 use crate::channel::{Receiver, Sender};
-use crate::channel::{ReplyTo, Request};
 use crate::grant::{Grant, Inventory};
 
 /// The most handles a module may hold, its grant's among them (a grant
@@ -289,6 +289,18 @@ impl Table {
     }
 
     /// The handle the grant's field `name` became.
+    /// Answers every request the module held when it trapped with the
+    /// trap, as a thread's panic answers the requests it held.
+    pub(crate) fn crash_replies(&mut self, crash: &HandlerCrash) {
+        for slot in &mut self.handles {
+            if matches!(slot, Some(Handle::Reply(_)))
+                && let Some(Handle::Reply(reply)) = slot.take()
+            {
+                reply.crashed(crash.clone());
+            }
+        }
+    }
+
     pub(crate) fn lookup(&self, name: &str) -> Option<u32> {
         self.names.get(name).copied()
     }

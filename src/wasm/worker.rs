@@ -10,6 +10,7 @@ use super::engine::{Running, engine};
 use super::host::{Exit, Host, Limiter};
 use super::table::Table;
 use super::{WasmError, WasmModule};
+use crate::channel::HandlerCrash;
 use crate::component::{BoxError, Instance, Reissue, WorkerFactory, capabilities_of};
 use crate::context::Context;
 use crate::fault::{Decided, FaultKind};
@@ -177,14 +178,14 @@ impl<G: Grant> Instance for WasmInstance<G> {
                     })?;
                 entry.call(&mut store, ()).map_err(Ok)
             });
-        let host = store.into_data();
+        let mut host = store.into_data();
         drop(running);
         match result {
             Ok(()) => Ok(()),
             Err(Err(err)) => Err(start_failed(err)),
             // `proc_exit(0)` is a return.
             Err(Ok(err)) if matches!(err.downcast_ref::<Exit>(), Some(Exit(0))) => Ok(()),
-            Err(Ok(err)) => Err(ended(err, &host, memory)),
+            Err(Ok(err)) => Err(ended(err, &mut host, memory)),
         }
     }
 }
@@ -192,7 +193,7 @@ impl<G: Grant> Instance for WasmInstance<G> {
 /// How a module that did not return ended, as the instance's error: an
 /// exit status, an interrupt for cancellation (the instance runner tells
 /// shutdown from a budget), the memory budget, or a trap.
-fn ended(err: wasmtime::Error, host: &Host, memory: Option<u64>) -> BoxError {
+fn ended(err: wasmtime::Error, host: &mut Host, memory: Option<u64>) -> BoxError {
     if host.cx.is_cancelled() {
         // Stopped because it was asked to, or by the watchdog: the
         // instance runner knows which.
@@ -221,7 +222,7 @@ fn ended(err: wasmtime::Error, host: &Host, memory: Option<u64>) -> BoxError {
             sources,
         }));
     }
-    let backtrace = err
+    let backtrace: Vec<String> = err
         .downcast_ref::<WasmBacktrace>()
         .map(|backtrace| {
             backtrace
@@ -244,6 +245,14 @@ fn ended(err: wasmtime::Error, host: &Host, memory: Option<u64>) -> BoxError {
         Some(trap) => trap.to_string(),
         None => err.to_string(),
     };
+    let message = match backtrace.first() {
+        Some(innermost) => format!("trapped: {trap} in {innermost}"),
+        None => format!("trapped: {trap}"),
+    };
+    host.table.crash_replies(&HandlerCrash {
+        message,
+        location: None,
+    });
     Box::new(Decided(FaultKind::Trapped {
         trap,
         backtrace,

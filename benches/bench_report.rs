@@ -2,12 +2,12 @@
 //! the raw primitive or peer it replaces, measured in the same run, with the
 //! ratio and the project's target.
 //!
-//! Run it with `cargo run --release --example bench_report --features lockdown`;
+//! Run it with `cargo run --release -p compartment-benches --bin bench_report`;
 //! with `--features process` it adds the process tier's rows, with
 //! `--features wasm` the wasm tier's.
 //! It takes well under a minute, prints `met` or `missed` for each target,
 //! and exits non-zero only on an error — a missed target is a finding, not a
-//! failure. `cargo bench --features lockdown` runs the full criterion
+//! failure. `cargo bench -p compartment-benches` runs the full criterion
 //! benchmarks; `BENCHMARKS.md` records one such run.
 
 #![allow(
@@ -15,7 +15,6 @@
     reason = "a benchmark driver is the granting side and measures real time"
 )]
 
-#[path = "../benches/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -610,7 +609,7 @@ mod wasm_rows {
     }
 
     fn module(text: &str) -> WasmModule {
-        WasmModule::new(&wat::parse_str(text).unwrap()).unwrap()
+        WasmModule::new(text).unwrap()
     }
 
     /// How long `n` rounds of the module's loop take, from `go` to `done`.
@@ -742,7 +741,7 @@ mod wasm_rows {
             .unwrap()
             .func_wrap("compartment", "recv", |_: i32, _: i32, _: i32, _: i32| 0)
             .unwrap();
-        let compiled = wasmtime::Module::new(&plain, wat::parse_str(WORK).unwrap()).unwrap();
+        let compiled = wasmtime::Module::new(&plain, WORK).unwrap();
         let mut store = wasmtime::Store::new(&plain, ());
         let instance = linker.instantiate(&mut store, &compiled).unwrap();
         let work = instance

@@ -1,8 +1,0 @@
-//! Compile-time guarantees, pinned with trybuild: what the type system
-//! refuses must stay refused.
-
-#[test]
-fn type_level_guarantees() {
-    let cases = trybuild::TestCases::new();
-    cases.compile_fail("tests/ui/*.rs");
-}
