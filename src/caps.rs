@@ -35,7 +35,6 @@ mod net;
 mod random;
 mod read_only_dir;
 mod shared_dir_methods;
-mod socket;
 
 pub use clock::{ClockControl, MonotonicClock, SystemClock};
 pub use dir::Dir;
@@ -45,10 +44,11 @@ pub use env::{Env, EnvError};
 pub use file::{File, OpenOptions, ReadOnlyFile};
 pub use fs_error::{FsError, FsOp, InvalidPath};
 pub use metadata_spec::{AccessModes, AccessType, FollowSymlinks, SystemTimeSpec};
-pub use net::{Net, NetAccess, NetError, NetOp, NetRule, Transport};
+pub use net::{
+    Net, NetAccess, NetError, NetOp, NetRule, TcpListener, TcpStream, Transport, UdpSocket,
+};
 pub use random::{Random, RandomError, RandomSource};
 pub use read_only_dir::ReadOnlyDir;
-pub use socket::{TcpListener, TcpStream, UdpSocket};
 
 pub use crate::grant::{Capability, FileRights, Rights, short_type_name};
 /// cap-std's Unix view of [`Permissions`] (`mode`, `from_mode`).

@@ -49,5 +49,3 @@ pub use error::{ControlError, SpecError, StartError};
 pub use spec::{AutoShutdown, Escalation, Strategy, Supervisor};
 pub use status::{ChildState, ChildStatus, NodeKind, ProcessUsage, Status};
 pub use system::{System, SystemExit};
-
-pub(crate) use slot::ChildId;

@@ -10,7 +10,10 @@ use std::time::Duration;
 use cap_std::AmbientAuthority;
 use ipnet::IpNet;
 
-use super::socket::{TcpListener, TcpStream, UdpSocket};
+mod socket;
+
+pub use socket::{TcpListener, TcpStream, UdpSocket};
+
 use crate::grant::Capability;
 use crate::grant::grant_by_clone;
 #[cfg(all(feature = "process", target_os = "linux"))]

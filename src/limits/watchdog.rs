@@ -5,14 +5,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel as cb;
 use parking_lot::Mutex;
 
 use super::{Budget, Meter};
 use crate::caps::MonotonicClock;
 use crate::signal::Signal;
-use crate::supervisor::ChildId;
-use crate::supervisor::control::Control;
 
 /// One instance the watchdog measures.
 pub(crate) struct Watched {
@@ -20,10 +17,9 @@ pub(crate) struct Watched {
     pub(crate) cancel: Arc<Signal>,
     /// When the instance started, on the tree's clock (for its deadline).
     pub(crate) started: Instant,
-    /// Its supervisor, told when the instance goes over budget.
-    pub(crate) control: cb::Sender<Control>,
-    pub(crate) slot: ChildId,
-    pub(crate) instance: u64,
+    /// Tells its supervisor that the instance went over budget (and was
+    /// cancelled); called outside the watchdog's lock.
+    over_budget: Arc<dyn Fn() + Send + Sync>,
     /// (real time, CPU used) samples within the rolling period.
     samples: VecDeque<(Instant, Duration)>,
     /// The thread's CPU clock when first read, for a thread that ran earlier
@@ -36,17 +32,13 @@ impl Watched {
         meter: Arc<Meter>,
         cancel: Arc<Signal>,
         started: Instant,
-        control: cb::Sender<Control>,
-        slot: ChildId,
-        instance: u64,
+        over_budget: Arc<dyn Fn() + Send + Sync>,
     ) -> Self {
         Self {
             meter,
             cancel,
             started,
-            control,
-            slot,
-            instance,
+            over_budget,
             samples: VecDeque::new(),
             baseline: None,
         }
@@ -61,8 +53,7 @@ struct Shared {
 impl std::fmt::Debug for Watched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watched")
-            .field("slot", &self.slot)
-            .field("instance", &self.instance)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }
@@ -124,27 +115,18 @@ fn run(shared: Weak<Shared>, period: Duration, clock: MonotonicClock) {
         // Supervisors are told outside the lock: one that is busy (or
         // itself waiting to register an instance here) must not stall the
         // watchdog, nor the watchdog it.
-        let over: Vec<(cb::Sender<Control>, Control)> = {
+        let over: Vec<Arc<dyn Fn() + Send + Sync>> = {
             let mut entries = shared.entries.lock();
             entries.retain(|watched| !watched.meter.is_finished());
             entries
                 .iter_mut()
                 .filter_map(|watched| {
-                    check(watched, &clock).then(|| {
-                        (
-                            watched.control.clone(),
-                            Control::OverBudget {
-                                slot: watched.slot,
-                                instance: watched.instance,
-                            },
-                        )
-                    })
+                    check(watched, &clock).then(|| Arc::clone(&watched.over_budget))
                 })
                 .collect()
         };
-        for (control, message) in over {
-            // A supervisor that is gone has nobody left to tell.
-            let _ = control.send(message);
+        for tell in over {
+            tell();
         }
     }
 }

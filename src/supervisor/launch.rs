@@ -139,13 +139,15 @@ impl InstanceSource {
         // Watched before the thread starts, so that nothing is left to undo
         // but the meter if the watchdog cannot run.
         if let Some(meter) = &meter {
+            let (control, slot) = (self.control.clone(), self.slot);
             let watched = Watched::new(
                 Arc::clone(meter),
                 Arc::clone(&cancel),
                 tree.clock.read(),
-                self.control.clone(),
-                self.slot,
-                instance,
+                Arc::new(move || {
+                    // A supervisor that is gone has nobody left to tell.
+                    let _ = control.send(Control::OverBudget { slot, instance });
+                }),
             );
             let path = &*self.path;
             tree.watchdog

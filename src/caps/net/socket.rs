@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::net::{Net, NetError, NetOp};
+use super::{Net, NetError, NetOp};
 use crate::revoke::Gate;
 use crate::signal::RaiseHook;
 
