@@ -73,6 +73,19 @@ pub struct ClockControl {
 
 impl ClockControl {
     /// Moves the clock forward by `by`, waking anything waiting on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::caps::MonotonicClock;
+    ///
+    /// let (clock, control) = MonotonicClock::manual();
+    /// let start = clock.now()?;
+    /// control.advance(Duration::from_secs(5));
+    /// assert_eq!(clock.elapsed(start)?, Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn advance(&self, by: Duration) {
         let mut offset = self.time.offset.lock();
         *offset = offset.saturating_add(by);
@@ -83,6 +96,14 @@ impl ClockControl {
     }
 
     /// The clock's current reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (clock, control) = compartment::caps::MonotonicClock::manual();
+    /// assert_eq!(control.now(), clock.now()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn now(&self) -> Instant {
         self.time.now()
     }
@@ -94,6 +115,18 @@ impl MonotonicClock {
     /// # Ambient Authority
     ///
     /// Reading real time is a side channel; grant it deliberately.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::MonotonicClock;
+    ///
+    /// let clock = MonotonicClock::new(compartment::ambient_authority());
+    /// let start = clock.now()?;
+    /// assert!(clock.now()? >= start);
+    /// assert!(!clock.is_manual());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(ambient_authority: AmbientAuthority) -> Self {
         let _ = ambient_authority;
         Self {
@@ -103,6 +136,20 @@ impl MonotonicClock {
     }
 
     /// A manual clock starting now, and the control that advances it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::caps::MonotonicClock;
+    ///
+    /// // A test drives time; the component under test holds the clock.
+    /// let (clock, control) = MonotonicClock::manual();
+    /// let start = clock.now()?;
+    /// control.advance(Duration::from_millis(250));
+    /// assert_eq!(clock.elapsed(start)?, Duration::from_millis(250));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(
         clippy::disallowed_methods,
         reason = "a manual clock needs a real instant as its origin; it never reads time again"
@@ -122,6 +169,15 @@ impl MonotonicClock {
 
     /// The current instant.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (clock, _control) = compartment::caps::MonotonicClock::manual();
+    /// let a = clock.now()?;
+    /// assert_eq!(clock.now()?, a); // a manual clock stands still until advanced
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Revoked`] after revocation.
@@ -132,6 +188,17 @@ impl MonotonicClock {
 
     /// Time passed since `earlier` (zero if `earlier` is in the future).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (clock, control) = compartment::caps::MonotonicClock::manual();
+    /// let start = clock.now()?;
+    /// control.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.elapsed(start)?, Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Revoked`] after revocation.
@@ -140,6 +207,15 @@ impl MonotonicClock {
     }
 
     /// Whether this is a manual clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::MonotonicClock;
+    /// assert!(MonotonicClock::manual().0.is_manual());
+    /// assert!(!MonotonicClock::new(compartment::ambient_authority()).is_manual());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_manual(&self) -> bool {
         matches!(self.source, MonotonicSource::Manual(_))
     }
@@ -270,6 +346,16 @@ impl SystemClock {
     /// # Ambient Authority
     ///
     /// Reading the date is a side channel; grant it deliberately.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::SystemClock;
+    ///
+    /// let clock = SystemClock::new(compartment::ambient_authority());
+    /// assert!(clock.now()? > std::time::UNIX_EPOCH);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(ambient_authority: AmbientAuthority) -> Self {
         let _ = ambient_authority;
         Self {
@@ -279,6 +365,17 @@ impl SystemClock {
     }
 
     /// A clock that always reads `at`, for tests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use compartment::caps::SystemClock;
+    ///
+    /// let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// assert_eq!(SystemClock::fixed(at).now()?, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fixed(at: SystemTime) -> Self {
         Self {
             fixed: Some(at),
@@ -287,6 +384,15 @@ impl SystemClock {
     }
 
     /// The current date and time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// let clock = compartment::caps::SystemClock::fixed(UNIX_EPOCH);
+    /// assert_eq!(clock.now()?, UNIX_EPOCH);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -99,6 +99,16 @@ impl Dir {
 
     /// Wraps a cap-std directory handle. No ambient authority is needed: the
     /// handle already is the authority.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// use compartment::caps::Dir;
+    /// let dir = Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("notes.txt", "hello")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_cap_std(dir: cap_std::fs::Dir) -> Self {
         Self {
             dir: GuardedDir::new(dir),
@@ -106,6 +116,18 @@ impl Dir {
     }
 
     /// A read-only capability on the same directory (a new descriptor).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hello")?;
+    /// let reader = dir.read_only()?;
+    /// assert_eq!(reader.read("notes.txt")?, b"hello");
+    /// dir.write("notes.txt", "changed")?; // the full handle still writes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -118,11 +140,35 @@ impl Dir {
     }
 
     /// Turns this capability into a read-only one (no new descriptor).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hello")?;
+    /// let reader = dir.into_read_only();
+    /// assert_eq!(reader.read_to_string("notes.txt")?, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_read_only(self) -> ReadOnlyDir {
         ReadOnlyDir { dir: self.dir }
     }
 
     /// Opens a file for reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hello")?;
+    /// use std::io::Read;
+    /// let mut text = String::new();
+    /// dir.open("notes.txt")?.read_to_string(&mut text)?;
+    /// assert_eq!(text, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -166,6 +212,17 @@ impl Dir {
 
     /// Creates (or truncates) a file and opens it for writing.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// dir.create("audit.log")?.write_all(b"started")?;
+    /// assert_eq!(dir.read("audit.log")?, b"started");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
@@ -176,6 +233,17 @@ impl Dir {
     }
 
     /// Writes a whole file, creating or truncating it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("notes.txt", "hello")?;
+    /// assert!(dir.write("../escaped.txt", "x").is_err());
+    /// assert_eq!(dir.read("notes.txt")?, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -191,6 +259,19 @@ impl Dir {
 
     /// Narrows to a subdirectory, keeping full rights and revocation.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("logs")?;
+    /// let logs = dir.open_dir("logs")?;
+    /// logs.write("today.log", "up")?;
+    /// assert!(logs.read("../today.log").is_err()); // the narrowed handle ends at logs/
+    /// assert!(dir.is_file("logs/today.log"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
@@ -202,6 +283,17 @@ impl Dir {
 
     /// Creates one directory.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("logs")?;
+    /// assert!(dir.is_dir("logs"));
+    /// assert!(dir.create_dir("logs").is_err()); // already there
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
@@ -212,6 +304,16 @@ impl Dir {
 
     /// Creates a directory and any missing parents. The empty path names
     /// this directory, which exists: `Ok(())`, as in cap-std.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir_all("a/b/c")?;
+    /// assert!(dir.is_dir("a/b/c"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -267,6 +369,17 @@ impl Dir {
 
     /// Removes a file or a symlink (never what a symlink points to).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("old.txt", "x")?;
+    /// dir.remove_file("old.txt")?;
+    /// assert!(!dir.exists("old.txt"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
@@ -301,6 +414,17 @@ impl Dir {
 
     /// Removes an empty directory.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("empty")?;
+    /// dir.remove_dir("empty")?;
+    /// assert!(!dir.exists("empty"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
@@ -311,6 +435,18 @@ impl Dir {
 
     /// Removes a directory and everything below it, without following
     /// symlinks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir_all("cache/a")?;
+    /// dir.write("cache/a/entry", "x")?;
+    /// dir.remove_dir_all("cache")?;
+    /// assert!(!dir.exists("cache"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -324,6 +460,17 @@ impl Dir {
     /// Renames `from` (in this directory) to `to` in `to_dir`, which may be
     /// this directory again. Both sides need full rights, so a rename can
     /// never move a file out of a read-only tree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("draft.txt", "x")?;
+    /// dir.rename("draft.txt", &dir, "final.txt")?;
+    /// assert!(dir.exists("final.txt") && !dir.exists("draft.txt"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -348,6 +495,17 @@ impl Dir {
     /// so it obeys the rule [`symlink`](Self::symlink) does: a symlink whose
     /// target is absolute or contains `..` (planted by someone else) is not
     /// linked to a new name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("data", "x")?;
+    /// dir.hard_link("data", &dir, "alias")?;
+    /// assert_eq!(dir.read("alias")?, b"x");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -381,6 +539,17 @@ impl Dir {
 
     /// Copies the contents of `from` to `to` in `to_dir`, returning the number
     /// of bytes copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("data", "x")?;
+    /// assert_eq!(dir.copy("data", &dir, "backup")?, 1);
+    /// assert_eq!(dir.read("backup")?, b"x");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -37,11 +37,33 @@ impl Default for DirBuilder {
 
 impl DirBuilder {
     /// One directory, mode `0o777` (less the process's umask).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::DirBuilder;
+    ///
+    /// let mut builder = DirBuilder::new();
+    /// builder.recursive(true);
+    /// dir.create_dir_with("a/b", &builder)?;
+    /// assert!(dir.is_dir("a/b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Also create missing parents (they get the same mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut builder = compartment::caps::DirBuilder::new();
+    /// assert!(builder.recursive(true).is_recursive());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recursive(&mut self, recursive: bool) -> &mut Self {
         self.recursive = recursive;
         self
@@ -50,12 +72,32 @@ impl DirBuilder {
     /// The permission bits of the new directories (less the process's
     /// umask). Set-user-ID and set-group-ID bits are refused when the
     /// directory is created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let mut builder = compartment::caps::DirBuilder::new();
+    /// builder.mode(0o750);
+    /// dir.create_dir_with("private", &builder)?;
+    /// assert!(dir.is_dir("private"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode;
         self
     }
 
     /// Whether missing parents are created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = compartment::caps::DirBuilder::new();
+    /// assert!(!builder.is_recursive());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_recursive(&self) -> bool {
         self.recursive
     }

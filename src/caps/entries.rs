@@ -66,17 +66,50 @@ impl fmt::Debug for Listed {
 macro_rules! entry_read_methods {
     () => {
         /// The entry's name inside the listed directory.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hi")?;
+        /// let entry = dir.entries()?.next().expect("one entry")?;
+        /// assert_eq!(entry.name(), "notes.txt");
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn name(&self) -> &OsString {
             &self.listed.name
         }
 
         /// The entry's name, owned (cap-std's `file_name`).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hi")?;
+        /// let entry = dir.entries()?.next().expect("one entry")?;
+        /// assert_eq!(entry.file_name(), "notes.txt");
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn file_name(&self) -> OsString {
             self.listed.name.clone()
         }
 
         /// Whether it is a file, a directory or a symlink (symlinks are not
         /// followed).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.create_dir("logs")?;
+        /// let entry = dir.entries()?.next().expect("one entry")?;
+        /// assert!(entry.file_type().is_dir());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn file_type(&self) -> FileType {
             self.listed.file_type
         }
@@ -219,6 +252,19 @@ impl DirEntry {
     }
 
     /// Removes the entry, a file or a symlink.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("old", "x")?;
+    /// for entry in dir.entries()? {
+    ///     entry?.remove_file()?;
+    /// }
+    /// assert!(!dir.exists("old"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

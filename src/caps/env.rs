@@ -78,6 +78,19 @@ impl Env {
     ///
     /// Reads the process environment: call it on the granting side.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::Env;
+    ///
+    /// // Only the named variables are in the snapshot, set or not.
+    /// let env = Env::snapshot(["PATH", "COMPARTMENT_UNSET_EXAMPLE"], compartment::ambient_authority())?;
+    /// assert_eq!(env.names().count(), 2);
+    /// assert_eq!(env.get("COMPARTMENT_UNSET_EXAMPLE")?, None);
+    /// assert!(env.get("HOME").is_err()); // not granted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`EnvError::InvalidName`] for an empty name or one containing `=` or
@@ -107,6 +120,16 @@ impl Env {
 
     /// A snapshot made of the given pairs, without reading the process
     /// environment; every name given is granted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::Env;
+    ///
+    /// let env = Env::from_vars([("LANG", "C.UTF-8")])?;
+    /// assert_eq!(env.get("LANG")?, Some("C.UTF-8"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -141,6 +164,15 @@ impl Env {
 
     /// The value of a granted variable as UTF-8; `None` if it was unset.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let env = compartment::caps::Env::from_vars([("LANG", "C.UTF-8")])?;
+    /// assert_eq!(env.get("LANG")?, Some("C.UTF-8"));
+    /// assert!(env.get("PATH").is_err()); // not granted: an error, not None
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`EnvError::NotGranted`], [`EnvError::NotUnicode`],
@@ -159,6 +191,14 @@ impl Env {
 
     /// The raw value of a granted variable; `None` if it was unset.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let env = compartment::caps::Env::from_vars([("LANG", "C.UTF-8")])?;
+    /// assert_eq!(env.get_os("LANG")?, Some(std::ffi::OsStr::new("C.UTF-8")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`EnvError::NotGranted`], [`EnvError::Revoked`].
@@ -167,11 +207,28 @@ impl Env {
     }
 
     /// The granted names, set or not, in sorted order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let env = compartment::caps::Env::from_vars([("B", "2"), ("A", "1")])?;
+    /// assert_eq!(env.names().collect::<Vec<_>>(), ["A", "B"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)
     }
 
     /// The granted variables that were set, in name order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let env = compartment::caps::Env::from_vars([("A", "1")])?;
+    /// let vars: Vec<_> = env.vars()?.collect();
+    /// assert_eq!(vars, [("A", std::ffi::OsStr::new("1"))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

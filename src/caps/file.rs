@@ -56,41 +56,133 @@ pub struct OpenOptions {
 
 impl OpenOptions {
     /// All switches off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    ///
+    /// let mut options = OpenOptions::new();
+    /// options.write(true).create(true);
+    /// dir.open_with("new.txt", &options)?;
+    /// assert!(dir.exists("new.txt"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Open for reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("notes.txt", "hi")?;
+    /// let mut options = OpenOptions::new();
+    /// assert!(dir.open_with("notes.txt", options.read(true)).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(&mut self, read: bool) -> &mut Self {
         self.read = read;
         self
     }
 
     /// Open for writing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("notes.txt", "hi")?;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("notes.txt", options.write(true))?.write_all(b"HI")?;
+    /// assert_eq!(dir.read("notes.txt")?, b"HI");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write(&mut self, write: bool) -> &mut Self {
         self.write = write;
         self
     }
 
     /// Open for appending (implies writing).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("log", "a")?;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("log", options.append(true))?.write_all(b"b")?;
+    /// assert_eq!(dir.read("log")?, b"ab");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append(&mut self, append: bool) -> &mut Self {
         self.append = append;
         self
     }
 
     /// Truncate to zero length on open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("cache", "stale")?;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("cache", options.write(true).truncate(true))?;
+    /// assert_eq!(dir.read("cache")?, b"");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn truncate(&mut self, truncate: bool) -> &mut Self {
         self.truncate = truncate;
         self
     }
 
     /// Create the file if it does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("fresh", options.write(true).create(true))?;
+    /// assert!(dir.is_file("fresh"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(&mut self, create: bool) -> &mut Self {
         self.create = create;
         self
     }
 
     /// Create the file, failing if it exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// options.write(true).create_new(true);
+    /// dir.open_with("lock", &options)?;
+    /// assert!(dir.open_with("lock", &options).is_err()); // exists now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create_new(&mut self, create_new: bool) -> &mut Self {
         self.create_new = create_new;
         self
@@ -99,6 +191,19 @@ impl OpenOptions {
     /// The permission bits of a file this creates (less the process's
     /// umask); `0o666` unless set. Set-user-ID and set-group-ID bits are
     /// refused when the file is opened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// options.write(true).create(true).mode(0o600);
+    /// dir.open_with("secret", &options)?;
+    /// assert!(dir.open_with("setuid", options.mode(0o4755)).is_err()); // set-id bits refused
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = Some(mode);
         self
@@ -110,12 +215,36 @@ impl OpenOptions {
     /// `O_TMPFILE`, `O_PATH`) are refused when the file is opened: the
     /// switches decide those, so that the hard-link check comes before any
     /// truncation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("notes.txt", "hi")?;
+    /// let mut options = OpenOptions::new();
+    /// options.read(true).custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32);
+    /// let _ = dir.open_with("notes.txt", &options); // O_NOATIME needs ownership of the file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn custom_flags(&mut self, flags: i32) -> &mut Self {
         self.custom_flags = flags;
         self
     }
 
     /// Every write reaches the device, data and metadata (`O_SYNC`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("journal", options.write(true).create(true).sync(true))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sync(&mut self, sync: bool) -> &mut Self {
         self.sync = sync;
         self
@@ -123,12 +252,35 @@ impl OpenOptions {
 
     /// Every write reaches the device, data and the metadata needed to read
     /// it (`O_DSYNC`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("journal", options.write(true).create(true).dsync(true))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dsync(&mut self, dsync: bool) -> &mut Self {
         self.dsync = dsync;
         self
     }
 
     /// Reads wait for pending synchronous writes (`O_RSYNC`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// # dir.write("journal", "x")?;
+    /// let mut options = OpenOptions::new();
+    /// dir.open_with("journal", options.read(true).rsync(true))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rsync(&mut self, rsync: bool) -> &mut Self {
         self.rsync = rsync;
         self
@@ -137,6 +289,17 @@ impl OpenOptions {
     /// Whether a directory may be opened, as cap-std's `maybe_dir`: on
     /// Windows it is needed to open one; on Unix a directory opens for
     /// reading either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::OpenOptions;
+    /// let mut options = OpenOptions::new();
+    /// assert!(dir.open_with(".", options.read(true).maybe_dir(true)).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maybe_dir(&mut self, maybe_dir: bool) -> &mut Self {
         self.maybe_dir = maybe_dir;
         self
@@ -144,6 +307,21 @@ impl OpenOptions {
 
     /// Whether a final symlink is followed (inside the directory); with
     /// [`FollowSymlinks::No`], opening a symlink fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::{FollowSymlinks, OpenOptions};
+    /// # dir.write("notes.txt", "hi")?;
+    /// # dir.symlink("notes.txt", "latest")?;
+    /// let mut options = OpenOptions::new();
+    /// options.read(true).follow(FollowSymlinks::No);
+    /// assert!(dir.open_with("latest", &options).is_err());
+    /// assert!(dir.open_with("notes.txt", &options).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn follow(&mut self, follow: FollowSymlinks) -> &mut Self {
         self.follow = follow;
         self
@@ -467,11 +645,32 @@ impl File {
     }
 
     /// How the file was opened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hi")?;
+    /// let file = dir.open("notes.txt")?;
+    /// assert!(file.rights().read && !file.rights().write);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rights(&self) -> FileRights {
         self.rights
     }
 
     /// The file's metadata.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hi")?;
+    /// assert_eq!(dir.open("notes.txt")?.metadata()?.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -481,6 +680,19 @@ impl File {
     }
 
     /// A second handle on the same open file, subject to the same revocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// let file = dir.create("log")?;
+    /// let mut other = file.try_clone()?;
+    /// other.write_all(b"both")?;
+    /// assert_eq!(dir.read("log")?, b"both");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -500,6 +712,17 @@ impl File {
 
     /// Truncates or extends the file to `size` bytes.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let file = dir.create("sparse")?;
+    /// file.set_len(4096)?;
+    /// assert_eq!(dir.metadata("sparse")?.len(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`FsError::SharedInode`] when another hard link names the file (it
@@ -512,6 +735,18 @@ impl File {
     }
 
     /// Flushes data and metadata to the device.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use std::io::Write;
+    /// let mut file = dir.create("durable")?;
+    /// file.write_all(b"kept")?;
+    /// file.sync_all()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -620,6 +855,17 @@ impl ReadOnlyFile {
 
     /// The file's metadata.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hi")?;
+    /// let file = dir.read_only()?.open("notes.txt")?;
+    /// assert!(file.metadata()?.is_file());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`FsError::Revoked`] after revocation; [`FsError::Io`] from the OS.
@@ -651,6 +897,20 @@ impl ReadOnlyFile {
     }
 
     /// A second handle on the same open file, subject to the same revocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// # dir.write("notes.txt", "hi")?;
+    /// let file = dir.read_only()?.open("notes.txt")?;
+    /// let copy = file.try_clone()?;
+    /// let mut buf = [0u8; 2];
+    /// copy.read_at(&mut buf, 0)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -194,6 +194,17 @@ impl FsError {
     }
 
     /// The operation that failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// use compartment::caps::FsOp;
+    /// let err = dir.read("missing.txt").unwrap_err();
+    /// assert_eq!(err.op(), FsOp::Read);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn op(&self) -> FsOp {
         match self {
             FsError::Revoked { op, .. }
@@ -207,6 +218,16 @@ impl FsError {
     }
 
     /// The path the operation was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let err = dir.read("missing.txt").unwrap_err();
+    /// assert_eq!(err.path(), std::path::Path::new("missing.txt"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         match self {
             FsError::Revoked { path, .. }
@@ -222,6 +243,16 @@ impl FsError {
     /// The closest [`io::ErrorKind`]: refusals by the capability model are
     /// `PermissionDenied`; an empty path is `NotFound`, as cap-std and
     /// `std::fs` report it; other invalid paths are `InvalidInput`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let err = dir.read("missing.txt").unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             FsError::Revoked { .. }
@@ -241,6 +272,16 @@ impl FsError {
     /// Whether the capability model refused the operation (revoked, escape,
     /// escaping symlink, set-id bits, shared inode), as opposed to the
     /// operating system failing it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// assert!(dir.read("../outside").unwrap_err().is_refusal()); // the capability said no
+    /// assert!(!dir.read("missing.txt").unwrap_err().is_refusal()); // the OS did
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,

@@ -8,6 +8,17 @@ macro_rules! shared_dir_methods {
     ($entry:ty) => {
         /// Reads a whole file.
         ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert_eq!(dir.read("notes.txt")?, b"hello");
+        /// assert!(dir.read("/etc/passwd").is_err()); // absolute: outside
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
         /// # Errors
         ///
         /// [`FsError::Escape`] for paths that lead outside,
@@ -18,6 +29,17 @@ macro_rules! shared_dir_methods {
         }
 
         /// Reads a whole file as UTF-8.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert_eq!(dir.read_to_string("notes.txt")?, "hello");
+        /// assert!(dir.read_to_string("../notes.txt").is_err()); // climbs out
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
         ///
@@ -30,6 +52,20 @@ macro_rules! shared_dir_methods {
 
         /// Lists this directory.
         ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// let names: Vec<std::ffi::OsString> = dir
+        ///     .entries()?
+        ///     .map(|entry| entry.map(|e| e.file_name()))
+        ///     .collect::<Result<_, _>>()?;
+        /// assert_eq!(names, ["notes.txt"]);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
         /// # Errors
         ///
         /// [`FsError::Revoked`], [`FsError::Io`].
@@ -39,6 +75,18 @@ macro_rules! shared_dir_methods {
 
         /// Lists a subdirectory.
         ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.create_dir("logs")?;
+        /// # dir.write("logs/today.log", "up")?;
+        /// let count = dir.read_dir("logs")?.count();
+        /// assert_eq!(count, 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
         /// # Errors
         ///
         /// As [`read`](Self::read).
@@ -47,6 +95,16 @@ macro_rules! shared_dir_methods {
         }
 
         /// Metadata of `path`, following symlinks (inside the directory only).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert_eq!(dir.metadata("notes.txt")?.len(), 5);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
         ///
@@ -58,6 +116,18 @@ macro_rules! shared_dir_methods {
 
         /// Metadata of `path` itself, not following a final symlink.
         ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// # dir.symlink("notes.txt", "latest")?;
+        /// assert!(dir.symlink_metadata("latest")?.file_type().is_symlink());
+        /// assert!(dir.metadata("latest")?.is_file()); // followed, inside
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
         /// # Errors
         ///
         /// As [`read`](Self::read).
@@ -68,6 +138,15 @@ macro_rules! shared_dir_methods {
         }
 
         /// Metadata of this directory.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// assert!(dir.dir_metadata()?.is_dir());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
         ///
@@ -132,6 +211,16 @@ macro_rules! shared_dir_methods {
         /// The canonical form of `path`, relative to this directory, with
         /// symlinks resolved.
         ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.create_dir("logs")?;
+        /// assert_eq!(dir.canonicalize("logs/../logs")?, std::path::Path::new("logs"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
         /// # Errors
         ///
         /// As [`read`](Self::read).
@@ -142,6 +231,17 @@ macro_rules! shared_dir_methods {
         }
 
         /// Whether `path` exists inside the directory.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert!(dir.try_exists("notes.txt")?);
+        /// assert!(!dir.try_exists("missing.txt")?);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
         ///
@@ -211,22 +311,66 @@ macro_rules! shared_dir_methods {
         }
 
         /// Whether `path` exists inside the directory; `false` on any error.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert!(dir.exists("notes.txt"));
+        /// assert!(!dir.exists("/etc/passwd")); // outside: never "exists"
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn exists(&self, path: impl AsRef<Path>) -> bool {
             self.try_exists(path).unwrap_or(false)
         }
 
         /// Whether `path` is a regular file (following symlinks inside).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert!(dir.is_file("notes.txt"));
+        /// assert!(!dir.is_file("."));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn is_file(&self, path: impl AsRef<Path>) -> bool {
             self.metadata(path).is_ok_and(|m| m.is_file())
         }
 
         /// Whether `path` is a directory (following symlinks inside).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// assert!(dir.is_dir("."));
+        /// assert!(!dir.is_dir("notes.txt"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn is_dir(&self, path: impl AsRef<Path>) -> bool {
             self.metadata(path).is_ok_and(|m| m.is_dir())
         }
 
         /// A second handle on the same directory, with the same rights and
         /// revocation.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+        /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+        /// # dir.write("notes.txt", "hello")?;
+        /// let copy = dir.try_clone()?;
+        /// assert_eq!(copy.read("notes.txt")?, b"hello");
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
         ///
