@@ -66,6 +66,14 @@ impl ChannelId {
     }
 
     /// The number, unique within the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// assert_eq!(tx.id().get(), rx.id().get());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(self) -> u64 {
         self.0
     }
@@ -443,31 +451,86 @@ impl<T> fmt::Debug for Receiver<T> {
 macro_rules! endpoint_queries {
     () => {
         /// The channel's id, shared by all its endpoints.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// let (other, _) = compartment::channel::bounded::<u32>(2)?;
+        /// assert_eq!(tx.id(), rx.id());
+        /// assert_ne!(tx.id(), other.id());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn id(&self) -> ChannelId {
             self.id
         }
 
         /// The channel's capacity.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// assert_eq!(tx.capacity(), 2);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn capacity(&self) -> usize {
             self.capacity
         }
 
         /// The number of messages queued now.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// tx.send(1)?;
+        /// assert_eq!(rx.len(), 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn len(&self) -> usize {
             self.inner.len()
         }
 
         /// Whether no message is queued now.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// assert!(rx.is_empty());
+        /// tx.send(1)?;
+        /// assert!(!rx.is_empty());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn is_empty(&self) -> bool {
             self.inner.is_empty()
         }
 
         /// Whether the channel is at capacity now.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// tx.send(1)?;
+        /// tx.send(2)?;
+        /// assert!(tx.is_full());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn is_full(&self) -> bool {
             self.inner.is_full()
         }
 
         /// Whether this endpoint has been revoked.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+        /// assert!(!tx.is_revoked()); // a plain endpoint; a grant's is revoked with its instance
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn is_revoked(&self) -> bool {
             self.gate.check().is_err()
         }
@@ -478,6 +541,17 @@ impl<T> Sender<T> {
     endpoint_queries!();
 
     /// Sends, waiting while the channel is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// tx.send(7)?;
+    /// assert_eq!(rx.recv()?, 7);
+    /// drop(rx);
+    /// assert_eq!(tx.send(8).unwrap_err().into_inner(), 8); // handed back
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -505,6 +579,17 @@ impl<T> Sender<T> {
 
     /// Sends if there is room now.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = compartment::channel::bounded::<u32>(1)?;
+    /// tx.try_send(1)?;
+    /// let full = tx.try_send(2).unwrap_err();
+    /// assert!(full.is_full());
+    /// assert_eq!(full.into_inner(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`TrySendError::Full`], [`TrySendError::Disconnected`],
@@ -528,6 +613,17 @@ impl<T> Sender<T> {
     }
 
     /// Sends, waiting at most `timeout` for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (tx, _rx) = compartment::channel::bounded::<u32>(1)?;
+    /// tx.send(1)?;
+    /// let late = tx.send_timeout(2, Duration::from_millis(10)).unwrap_err();
+    /// assert!(late.is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -647,6 +743,17 @@ impl<T> Receiver<T> {
     /// `for message in inbox.iter()` ends with its instance;
     /// [`RecvError::Revoked`] when this endpoint is (or becomes, while
     /// waiting) revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// tx.send(1)?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// drop(tx);
+    /// assert!(rx.recv().is_err()); // every sender gone
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         if self.gate.is_plain() {
@@ -661,6 +768,16 @@ impl<T> Receiver<T> {
     }
 
     /// Receives a message if one is queued now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// assert!(rx.try_recv().is_err()); // empty
+    /// tx.send(1)?;
+    /// assert_eq!(rx.try_recv()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -679,6 +796,17 @@ impl<T> Receiver<T> {
     }
 
     /// Receives, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// assert!(rx.recv_timeout(Duration::from_millis(10)).is_err());
+    /// tx.send(1)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(1))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -766,11 +894,31 @@ impl<T> Receiver<T> {
 
     /// A blocking iterator that ends when the channel is disconnected or this
     /// endpoint is revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// tx.send(1)?;
+    /// tx.send(2)?;
+    /// drop(tx);
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
 
     /// An iterator over the messages queued now; it never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
+    /// tx.send(1)?;
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]); // does not wait for more
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.try_recv().ok())
     }

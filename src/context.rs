@@ -192,6 +192,26 @@ impl Context {
     }
 
     /// The component's path in the tree, such as `app/workers/resizer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     report.send(cx.path().to_owned())?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Temporary))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "app/c");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -202,22 +222,113 @@ impl Context {
     }
 
     /// The component's name (the last part of its path).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     report.send(cx.name().to_owned())?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Temporary))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "c");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
 
     /// Which instance this is: 1 for the first start, +1 per restart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     report.send(cx.instance().to_string())?;
+    ///     if cx.instance() == 1 {
+    ///         panic!("the first instance fails");
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Transient))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "1");
+    /// assert_eq!(reports.recv()?, "2"); // the restarted instance
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn instance(&self) -> u64 {
         self.instance
     }
 
     /// Whether the supervisor asked this instance to stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     report.send("running".to_owned())?;
+    ///     while !cx.is_cancelled() {
+    ///         std::thread::yield_now(); // a loop that does not block checks instead
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Permanent))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "running");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_raised()
     }
 
     /// `Err(Cancelled)` once the instance was asked to stop; call it in
     /// loops that do not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     report.send("running".to_owned())?;
+    ///     loop {
+    ///         cx.check()?; // Err(Cancelled) once asked to stop
+    ///         std::thread::yield_now();
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Permanent))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "running");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -236,6 +347,26 @@ impl Context {
     /// A message that was in flight when the previous instance died is
     /// delivered first.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::{Child, Context, ContextError, Supervisor};
+    ///
+    /// fn worker(jobs: Receiver<String>, cx: &Context) -> Result<(), ContextError> {
+    ///     loop {
+    ///         let job = cx.recv(&jobs)?; // in flight until the next recv
+    ///         assert!(!job.is_empty());
+    ///     }
+    /// }
+    ///
+    /// let (tx, jobs) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app").child(Child::new("worker", worker, jobs)).start()?;
+    /// tx.send("resize".to_owned())?;
+    /// system.shutdown(); // the worker's recv returns Cancelled
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ContextError::Cancelled`], [`ContextError::Disconnected`],
@@ -248,6 +379,30 @@ impl Context {
     }
 
     /// As [`recv`](Self::recv), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     let (_keep, quiet) = channel::bounded::<u32>(1)?;
+    ///     match cx.recv_timeout(&quiet, std::time::Duration::from_millis(10)) {
+    ///         Err(compartment::ContextError::Timeout) => report.send("timed out".to_owned())?,
+    ///         other => report.send(format!("{other:?}"))?,
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Temporary))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "timed out");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -265,6 +420,26 @@ impl Context {
     /// request it was gets [`CallError::Crashed`](crate::channel::CallError::Crashed)
     /// with the panic, or [`CallError::NoReply`](crate::channel::CallError::NoReply)
     /// when the instance returned an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver, Request};
+    /// use compartment::{Child, Context, ContextError, Supervisor};
+    ///
+    /// fn server(requests: Receiver<Request<u32, u32>>, cx: &Context) -> Result<(), ContextError> {
+    ///     loop {
+    ///         let Request { body, reply } = cx.recv_untracked(&requests)?;
+    ///         let _ = reply.send(body + 1);
+    ///     }
+    /// }
+    ///
+    /// let (tx, requests) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app").child(Child::new("server", server, requests)).start()?;
+    /// assert_eq!(tx.call(1)?, 2);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -326,6 +501,28 @@ impl Context {
 
     /// An iterator over [`recv`](Self::recv) that ends on cancellation,
     /// disconnection or revocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver, Sender};
+    /// use compartment::{Child, Context, Supervisor};
+    ///
+    /// fn doubler((jobs, out): (Receiver<u32>, Sender<u32>), cx: &Context) -> Result<(), std::io::Error> {
+    ///     for n in cx.recv_iter(&jobs) {
+    ///         let _ = cx.send(&out, n * 2);
+    ///     }
+    ///     Ok(()) // cancelled, disconnected or revoked
+    /// }
+    ///
+    /// let (tx, jobs) = channel::bounded(8)?;
+    /// let (out, results) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app").child(Child::new("doubler", doubler, (jobs, out))).start()?;
+    /// tx.send(21)?;
+    /// assert_eq!(results.recv()?, 42);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_iter<'a, T>(&'a self, rx: &'a Receiver<T>) -> impl Iterator<Item = T> + 'a
     where
         T: TrackedMessage,
@@ -385,11 +582,53 @@ impl Context {
 
     /// Marks the message from the last [`recv`](Self::recv) as handled, so a
     /// later crash does not deliver it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::{Child, Context, ContextError, Supervisor};
+    ///
+    /// fn worker(jobs: Receiver<u32>, cx: &Context) -> Result<(), ContextError> {
+    ///     loop {
+    ///         let job = cx.recv(&jobs)?;
+    ///         let _ = job; // handled
+    ///         cx.done(); // no longer in flight: a crash from here on does not redeliver it
+    ///         cx.sleep(std::time::Duration::from_secs(60))?;
+    ///     }
+    /// }
+    ///
+    /// let (tx, jobs) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app").child(Child::new("worker", worker, jobs)).start()?;
+    /// tx.send(1)?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn done(&self) {
         drop(self.in_flight.handled());
     }
 
     /// Sends, waiting while the channel is full, waking on cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     cx.send(&report, "sent".to_owned())?; // waits while full, wakes on cancellation
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Temporary))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "sent");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -411,6 +650,28 @@ impl Context {
 
     /// Sleeps for `duration` on the supervisor's clock (a manual clock in
     /// tests), waking early on cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Sender};
+    /// use compartment::{Child, Context, Restart, Supervisor};
+    ///
+    /// fn component(report: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     cx.sleep(std::time::Duration::from_millis(1))?;
+    ///     report.send("slept".to_owned())?;
+    ///     cx.sleep(std::time::Duration::from_secs(3600))?; // cut short by shutdown
+    ///     Ok(())
+    /// }
+    ///
+    /// let (report, reports) = channel::bounded(4)?;
+    /// let system = Supervisor::new("app")
+    ///     .child(Child::new("c", component, report).restart(Restart::Permanent))
+    ///     .start()?;
+    /// assert_eq!(reports.recv()?, "slept");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

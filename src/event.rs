@@ -201,6 +201,23 @@ pub struct Events {
 
 impl Events {
     /// The next event, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+    /// let events = spec.events(16);
+    /// let system = spec.start()?;
+    /// let first = events.recv_timeout(Duration::from_secs(30)).expect("an event");
+    /// assert_eq!(first.seq, 1);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
         if let Some(kept) = self.skipped.lock().pop_front() {
             return Some(kept);
@@ -209,6 +226,22 @@ impl Events {
     }
 
     /// The next event, if one is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+    /// let events = spec.events(16);
+    /// let system = spec.start()?;
+    /// system.shutdown(); // the tree's events are queued by now
+    /// assert!(events.try_recv().is_some()); // taken without waiting
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_recv(&self) -> Option<Event> {
         if let Some(kept) = self.skipped.lock().pop_front() {
             return Some(kept);
@@ -217,6 +250,23 @@ impl Events {
     }
 
     /// The events waiting now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+    /// let events = spec.events(16);
+    /// let system = spec.start()?;
+    /// system.shutdown();
+    /// let all = events.drain(); // what the buffer held
+    /// assert!(!all.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn drain(&self) -> Vec<Event> {
         let mut events: Vec<Event> = self.skipped.lock().drain(..).collect();
         events.extend(self.inner.try_iter());
@@ -289,6 +339,21 @@ impl Events {
     }
 
     /// How many events this subscriber lost because its buffer was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+    /// let events = spec.events(1); // room for one
+    /// let system = spec.start()?;
+    /// system.shutdown(); // more events than the buffer has room for
+    /// assert!(events.dropped() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

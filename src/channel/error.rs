@@ -102,6 +102,15 @@ message_error! {
 
 impl<T> TrySendError<T> {
     /// Whether the channel was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = compartment::channel::bounded::<u8>(1)?;
+    /// tx.try_send(1)?;
+    /// assert!(tx.try_send(2).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
@@ -109,6 +118,16 @@ impl<T> TrySendError<T> {
 
 impl<T> SendTimeoutError<T> {
     /// Whether the send timed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (tx, _rx) = compartment::channel::bounded::<u8>(1)?;
+    /// tx.try_send(1)?;
+    /// assert!(tx.send_timeout(2, Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
     }

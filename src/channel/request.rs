@@ -71,12 +71,31 @@ pub struct ReplyTo<A> {
 impl<A> ReplyTo<A> {
     /// When the caller stops waiting for the answer, if it called with a
     /// timeout ([`Sender::call_timeout`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::channel::Request;
+    /// let (request, _pending) = Request::<u8, u8>::new(1);
+    /// assert_eq!(request.reply.deadline(), None); // a call without a timeout
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
     /// Whether the caller's deadline has passed, so it no longer waits for
     /// the answer: a handler can skip work nobody will receive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::Request;
+    /// let (request, _pending) = Request::<u8, u8>::new(1);
+    /// assert!(!request.reply.is_expired());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(
         clippy::disallowed_methods,
         reason = "the caller's deadline is real time; reading it reveals nothing the request does not carry"
@@ -87,6 +106,16 @@ impl<A> ReplyTo<A> {
     }
 
     /// Sends the answer, consuming the endpoint.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::Request;
+    /// let (Request { body, reply }, pending) = Request::<u32, u32>::new(20);
+    /// reply.send(body + 1).expect("the caller waits");
+    /// assert_eq!(pending.recv()?, 21);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -250,6 +279,16 @@ impl<A> PendingReply<A> {
 
     /// Waits at most `timeout` for the answer.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::channel::{ReplyError, Request};
+    /// let (_request, pending) = Request::<u8, u8>::new(1);
+    /// assert_eq!(pending.recv_timeout(Duration::from_millis(10)), Err(ReplyError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ReplyError::NoReply`], [`ReplyError::Crashed`],
@@ -297,6 +336,17 @@ impl<A> PendingReply<A> {
     }
 
     /// The answer, if it has arrived.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::Request;
+    /// let (Request { reply, .. }, pending) = Request::<u8, u8>::new(1);
+    /// let pending = pending.try_recv().expect_err("no answer yet");
+    /// reply.send(2).expect("the caller waits");
+    /// assert_eq!(pending.try_recv().ok(), Some(Ok(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -419,6 +469,17 @@ impl<Q, A> Sender<Request<Q, A>> {
 
     /// Sends `body` as a request and waits for the answer, spending at most
     /// `timeout` on both together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::channel::{self, CallError, Request};
+    /// let (tx, _rx) = channel::bounded::<Request<u8, u8>>(1)?;
+    /// // Nobody serves: the call gives up at its deadline.
+    /// assert!(matches!(tx.call_timeout(1, Duration::from_millis(10)), Err(CallError::Timeout)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -181,6 +181,18 @@ impl Supervisor {
     /// As a child of another supervisor it is permanent and waits for its
     /// children to stop however long they take (their own timeouts bound
     /// that).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(
         clippy::disallowed_methods,
         reason = "a supervisor is the granting side: its default clock is the OS's"
@@ -223,6 +235,22 @@ impl Supervisor {
     /// can be added at run time with
     /// [`System::add_pool_member`](crate::System::add_pool_member). This is
     /// OTP's `simple_one_for_one`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// // Four identical members, workers/w-0 to workers/w-3.
+    /// let system = Supervisor::new("app")
+    ///     .supervisor(Supervisor::pool("workers", Child::new("w", idle, ()), 4))
+    ///     .start()?;
+    /// assert_eq!(system.status().find("app/workers").map(|pool| pool.children.len()), Some(4));
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pool(name: impl Into<String>, mut template: Child, size: usize) -> Self {
         let mut pool = Self::new(name);
         // A locked-down template's policy is compiled once and shared by
@@ -248,11 +276,35 @@ impl Supervisor {
     }
 
     /// The supervisor's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(compartment::Supervisor::new("app").name(), "app");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.as_child.name
     }
 
     /// Sets the restart strategy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::Strategy;
+    /// // A crash restarts every child: for children that depend on each other.
+    /// let spec = Supervisor::new("app")
+    ///     .strategy(Strategy::OneForAll)
+    ///     .child(Child::new("db", idle, ()))
+    ///     .child(Child::new("cache", idle, ()));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
@@ -262,6 +314,22 @@ impl Supervisor {
     /// At most `max_restarts` restarts within any window of `period`; one
     /// more makes the supervisor stop its children and fail. The window
     /// includes its boundary: a restart exactly `period` ago still counts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// // More than 5 restarts within 10 s: the supervisor gives up.
+    /// let spec = Supervisor::new("app")
+    ///     .intensity(5, Duration::from_secs(10))
+    ///     .child(Child::new("idle", idle, ()));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
         self.max_restarts = max_restarts;
@@ -270,6 +338,21 @@ impl Supervisor {
     }
 
     /// Sets the auto-shutdown policy for significant children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::AutoShutdown;
+    /// let spec = Supervisor::new("app")
+    ///     .auto_shutdown(AutoShutdown::AllSignificant)
+    ///     .child(Child::new("job", idle, ()).restart(compartment::Restart::Transient).significant(true));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn auto_shutdown(mut self, policy: AutoShutdown) -> Self {
         self.auto_shutdown = policy;
@@ -277,6 +360,20 @@ impl Supervisor {
     }
 
     /// Adds a child; children start in the order they are added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let spec = Supervisor::new("app")
+    ///     .child(Child::new("first", idle, ()))
+    ///     .child(Child::new("second", idle, ())); // started after first, stopped before it
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn child(mut self, child: Child) -> Self {
         self.children.push(Node::Worker(child));
@@ -284,6 +381,21 @@ impl Supervisor {
     }
 
     /// Adds a nested supervisor as a child.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app")
+    ///     .supervisor(Supervisor::new("workers").child(Child::new("w", idle, ())))
+    ///     .start()?;
+    /// assert!(system.status().find("app/workers/w").is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn supervisor(mut self, supervisor: Supervisor) -> Self {
         self.children.push(Node::Supervisor(Box::new(supervisor)));
@@ -291,6 +403,20 @@ impl Supervisor {
     }
 
     /// When this supervisor, as a child, is restarted by its parent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::Restart;
+    /// let spec = Supervisor::new("app")
+    ///     .supervisor(Supervisor::new("batch").restart(Restart::Transient).child(Child::new("w", idle, ())));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn restart(mut self, restart: Restart) -> Self {
         self.as_child.restart = restart;
@@ -299,6 +425,21 @@ impl Supervisor {
 
     /// How this supervisor ends, as its parent sees it, when it exceeds its
     /// restart intensity; see [`Escalation`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::supervisor::Escalation;
+    /// // When this nested supervisor gives up, its parent sees a failure.
+    /// let spec = Supervisor::new("app")
+    ///     .supervisor(Supervisor::new("fragile").escalation(Escalation::Failure).child(Child::new("w", idle, ())));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn escalation(mut self, escalation: Escalation) -> Self {
         self.escalation = escalation;
@@ -306,6 +447,20 @@ impl Supervisor {
     }
 
     /// How long this supervisor, as a child, may take to stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// let spec = Supervisor::new("app")
+    ///     .supervisor(Supervisor::new("workers").shutdown(Duration::from_secs(30)).child(Child::new("w", idle, ())));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn shutdown(mut self, timeout: Duration) -> Self {
         self.as_child.shutdown = timeout;
@@ -313,6 +468,21 @@ impl Supervisor {
     }
 
     /// Marks this supervisor significant for its parent's auto-shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::{AutoShutdown, Restart};
+    /// let spec = Supervisor::new("app")
+    ///     .auto_shutdown(AutoShutdown::AnySignificant)
+    ///     .supervisor(Supervisor::new("job").restart(Restart::Transient).significant(true).child(Child::new("w", idle, ())));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn significant(mut self, significant: bool) -> Self {
         self.as_child.significant = significant;
@@ -322,6 +492,20 @@ impl Supervisor {
     /// The clock for intensity windows, backoff, shutdown timeouts and
     /// [`Context::sleep`](crate::Context::sleep): a manual clock lets tests
     /// of these rules run without sleeping. Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::caps::MonotonicClock;
+    /// let (clock, _control) = MonotonicClock::manual(); // the test advances time
+    /// let system = Supervisor::new("app").clock(clock).child(Child::new("idle", idle, ())).start()?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn clock(mut self, clock: MonotonicClock) -> Self {
         self.tree.clock = clock;
@@ -331,6 +515,21 @@ impl Supervisor {
     /// How often the watchdog measures instances with [`Limits`](crate::Limits)
     /// (10 ms by default): an instance may overrun a limit by up to this
     /// much before it is cancelled. Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use std::time::Duration;
+    /// let spec = Supervisor::new("app")
+    ///     .watchdog_period(Duration::from_millis(5))
+    ///     .child(Child::new("idle", idle, ()));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn watchdog_period(mut self, period: Duration) -> Self {
         self.tree.watchdog_period = period;
@@ -339,6 +538,20 @@ impl Supervisor {
 
     /// The source of backoff jitter (a seeded one makes delays
     /// reproducible). Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::caps::Random;
+    /// // Backoff jitter from a seeded source: the same delays on every run.
+    /// let spec = Supervisor::new("app").random(Random::seeded(42)).child(Child::new("idle", idle, ()));
+    /// spec.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn random(mut self, random: Random) -> Self {
         self.tree.random = Some(random);
@@ -348,6 +561,19 @@ impl Supervisor {
     /// Whether the application's panic hook also runs for panics on
     /// supervised threads (the default), or only the `Faulted` event
     /// reports them. Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// // Panics become Faulted events only; the application's hook does not print them.
+    /// let system = Supervisor::new("app").forward_panics(false).child(Child::new("idle", idle, ())).start()?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn forward_panics(mut self, forward: bool) -> Self {
         self.tree.forward_panics = forward;
@@ -357,6 +583,18 @@ impl Supervisor {
     /// Whether faults from panics carry a backtrace. Off by default:
     /// capturing one costs tens of microseconds per panic, whatever
     /// `RUST_BACKTRACE` says. Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").capture_backtraces(true).child(Child::new("idle", idle, ())).start()?;
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn capture_backtraces(mut self, capture: bool) -> Self {
         self.tree.backtraces = capture;
@@ -365,6 +603,33 @@ impl Supervisor {
 
     /// Where poison messages go. Without a sink they are reported by
     /// `DeadLettered` events and dropped. Tree-wide; taken from the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::{Child, Context, ContextError, Supervisor};
+    ///
+    /// fn fragile(jobs: Receiver<u32>, cx: &Context) -> Result<(), ContextError> {
+    ///     loop {
+    ///         if cx.recv(&jobs)? == 13 {
+    ///             panic!("unlucky");
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let (sink, letters) = channel::bounded(8)?;
+    /// let (tx, jobs) = channel::bounded(8)?;
+    /// let system = Supervisor::new("app")
+    ///     .dead_letters(sink)
+    ///     .child(Child::new("fragile", fragile, jobs).poison_threshold(2))
+    ///     .start()?;
+    /// tx.send(13)?;
+    /// let letter = letters.recv()?; // set aside after two crashes on it
+    /// assert_eq!(letter.description, "13");
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn dead_letters(mut self, sink: Sender<DeadLetter>) -> Self {
         self.tree.dead_letters = Some(sink);
@@ -373,11 +638,41 @@ impl Supervisor {
 
     /// Subscribes to the tree's events, including its start, with a buffer
     /// of `capacity` events. Subscribe on the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::event::EventKind;
+    /// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+    /// let events = spec.events(16); // subscribed before the first start
+    /// let system = spec.start()?;
+    /// let (started, _) = events.wait_for(std::time::Duration::from_secs(30), |e| matches!(e.kind, EventKind::Started));
+    /// assert!(started.is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn events(&self, capacity: usize) -> Events {
         self.bus.subscribe(capacity)
     }
 
     /// Checks the whole tree for invalid names and combinations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::SpecError;
+    /// let twice = Supervisor::new("app").child(Child::new("a", idle, ())).child(Child::new("a", idle, ()));
+    /// assert!(matches!(twice.validate(), Err(SpecError::DuplicateName { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -55,6 +55,19 @@ impl Supervisor {
     /// start, the ones already started are stopped in reverse order and the
     /// error says which failed.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// assert!(system.status().find("app/idle").is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`StartError::Invalid`] for an invalid specification,
@@ -142,11 +155,44 @@ impl Supervisor {
 impl System {
     /// Subscribes to the tree's events from now on, with a buffer of
     /// `capacity` events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::event::EventKind;
+    /// let system = Supervisor::new("app").start()?;
+    /// let events = system.events(16);
+    /// system.add_child("app", Child::new("idle", idle, ()))?;
+    /// let (started, _) = events.wait_for(std::time::Duration::from_secs(30), |e| matches!(e.kind, EventKind::Started));
+    /// assert!(started.is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn events(&self, capacity: usize) -> Events {
         self.tree.bus.subscribe(capacity)
     }
 
     /// A snapshot of the live tree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::supervisor::ChildState;
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// let idle = system.status().find("app/idle").cloned().expect("running");
+    /// assert_eq!(idle.state, ChildState::Running);
+    /// assert_eq!(idle.restarts, 0);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         let running = self.exit.is_none() && self.join.as_ref().is_some_and(|j| !j.is_finished());
         Status {
@@ -181,6 +227,21 @@ impl System {
 
     /// The tree and each component's capabilities, for rendering as
     /// Mermaid, Graphviz DOT or text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// let map = system.capability_map();
+    /// assert!(map.text().contains("idle"));
+    /// assert!(map.mermaid().starts_with("flowchart"));
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capability_map(&self) -> CapabilityMap {
         CapabilityMap::from_status(&self.status())
     }
@@ -202,6 +263,19 @@ impl System {
     }
 
     /// Threads detached because their instance ignored shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// assert_eq!(system.leaked_threads(), 0); // every instance stopped when asked
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn leaked_threads(&self) -> usize {
         self.tree.leaked()
     }
@@ -242,6 +316,21 @@ impl System {
     /// Starts `child` under the supervisor at `supervisor` (a path such as
     /// `app/workers`), after its existing children.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").start()?;
+    /// system.add_child("app", Child::new("late", idle, ()))?;
+    /// assert!(system.status().find("app/late").is_some());
+    /// assert!(system.add_child("nowhere", Child::new("x", idle, ())).is_err());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ControlError::NotFound`], [`ControlError::NotASupervisor`],
@@ -256,6 +345,20 @@ impl System {
 
     /// Starts a nested supervisor under the supervisor at `parent`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").start()?;
+    /// system.add_supervisor("app", Supervisor::new("workers").child(Child::new("w", idle, ())))?;
+    /// assert!(system.status().find("app/workers/w").is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`add_child`](Self::add_child).
@@ -268,6 +371,20 @@ impl System {
 
     /// Stops the child at `path` (within its shutdown timeout) and removes it
     /// from its supervisor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// system.remove_child("app/idle")?;
+    /// assert!(system.status().find("app/idle").is_none());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -285,6 +402,22 @@ impl System {
 
     /// Starts one more member of the pool at `pool`; returns its path.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app")
+    ///     .supervisor(Supervisor::pool("workers", Child::new("w", idle, ()), 2))
+    ///     .start()?;
+    /// let third = system.add_pool_member("app/workers")?;
+    /// assert!(system.status().find(&third).is_some());
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ControlError::NotAPool`], [`ControlError::NotFound`],
@@ -295,6 +428,25 @@ impl System {
 
     /// Waits up to `timeout` for the tree to end on its own (the root gave up
     /// or shut itself down); `None` if it is still running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compartment::{AutoShutdown, Child, Context, Restart, Supervisor, SystemExit};
+    ///
+    /// fn once(_: (), _: &Context) -> Result<(), std::io::Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut system = Supervisor::new("app")
+    ///     .auto_shutdown(AutoShutdown::AnySignificant)
+    ///     .child(Child::new("once", once, ()).restart(Restart::Transient).significant(true))
+    ///     .start()?;
+    /// // The significant child ends, and so does the tree.
+    /// assert_eq!(system.wait_timeout(Duration::from_secs(30)), Some(SystemExit::AutoShutdown));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<SystemExit> {
         if self.exit.is_none()
             && let Ok(outcome) = self.done.recv_timeout(timeout)
@@ -308,6 +460,19 @@ impl System {
     /// children in reverse start order, and waits for it. Instances that
     /// ignore their shutdown timeout are revoked and detached, and the rest
     /// still shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// use compartment::SystemExit;
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// assert_eq!(system.shutdown(), SystemExit::Shutdown);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(mut self) -> SystemExit {
         self.stop()
     }
