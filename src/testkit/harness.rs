@@ -33,11 +33,53 @@ pub struct Run {
 
 impl Run {
     /// Whether it returned `Ok`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// let run = Harness::new("sums", sums, numbers).feed(tx, [1, 2, 3]).run()?;
+    /// assert!(run.completed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn completed(&self) -> bool {
         self.exit == RunExit::Completed
     }
 
     /// Its fault, if it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// let run = Harness::new("sums", sums, numbers).feed(tx, [5, 6]).run()?;
+    /// assert!(run.fault().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fault(&self) -> Option<&Fault> {
         match &self.exit {
             RunExit::Faulted(fault) => Some(fault),
@@ -99,6 +141,27 @@ impl std::fmt::Debug for Harness {
 
 impl Harness {
     /// A harness for `entry` with `grant`, with a 10 s timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// let run = Harness::new("sums", sums, numbers).feed(tx, [1]).run()?;
+    /// assert!(run.completed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new<G, E>(name: &str, entry: fn(G, &Context) -> Result<(), E>, grant: G) -> Self
     where
         G: Grant,
@@ -113,6 +176,30 @@ impl Harness {
 
     /// Bounds the run; a component still running then is cancelled and the
     /// run reports [`RunExit::TimedOut`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// use compartment::testkit::RunExit;
+    /// // Never fed and never disconnected: cancelled at the timeout.
+    /// let run = Harness::new("sums", sums, numbers).timeout(std::time::Duration::from_millis(50)).run()?;
+    /// assert_eq!(run.exit, RunExit::TimedOut);
+    /// drop(tx);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -121,6 +208,27 @@ impl Harness {
 
     /// Sends `messages` through `tx` once the component runs, then drops
     /// `tx`, so its mailbox ends after them (when no other sender is left).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// let run = Harness::new("sums", sums, numbers).feed(tx, 1..=4).run()?;
+    /// assert!(run.completed()); // 10 is not too much
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn feed<T, I>(mut self, tx: Sender<T>, messages: I) -> Self
     where
@@ -146,6 +254,28 @@ impl Harness {
     }
 
     /// Runs the component to its end or the timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::channel::{self, Receiver};
+    /// use compartment::testkit::Harness;
+    /// use compartment::{Context, ContextError};
+    ///
+    /// fn sums(numbers: Receiver<u64>, cx: &Context) -> Result<(), ContextError> {
+    ///     let mut total = 0;
+    ///     for n in cx.recv_iter(&numbers) {
+    ///         total += n;
+    ///     }
+    ///     if total > 10 { Err(ContextError::Disconnected) } else { Ok(()) }
+    /// }
+    ///
+    /// let (tx, numbers) = channel::bounded(4)?;
+    /// let run = Harness::new("sums", sums, numbers).feed(tx, [2, 2]).run()?;
+    /// assert!(run.completed());
+    /// assert!(!run.events.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -105,16 +105,45 @@ impl Canary {
     }
 
     /// The canary's host path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// assert!(!sandbox.canary().path().starts_with(sandbox.root_path())); // outside the root
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The directory holding the canary (outside every granted directory).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// assert!(sandbox.canary().path().starts_with(sandbox.canary().dir()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
     }
 
     /// `Ok` while the canary and its directory are as planted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let dir = sandbox.dir()?;
+    /// let _ = dir.write("../canary", "overwritten"); // refused
+    /// sandbox.canary().check()?; // unchanged
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -141,6 +170,15 @@ impl Canary {
     }
 
     /// Whether [`check`](Self::check) passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// assert!(sandbox.canary().is_intact());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_intact(&self) -> bool {
         self.check().is_ok()
     }
@@ -239,6 +277,16 @@ pub struct SandboxBuilder {
 
 impl SandboxBuilder {
     /// A file with `content`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().file("config.toml", "port = 80").build(compartment::ambient_authority())?;
+    /// assert_eq!(sandbox.dir()?.read_to_string("config.toml")?, "port = 80");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn file(mut self, path: impl AsRef<Path>, content: impl AsRef<[u8]>) -> Self {
         self.entries.push(Entry::File(
             path.as_ref().to_owned(),
@@ -248,6 +296,16 @@ impl SandboxBuilder {
     }
 
     /// A directory (and its parents).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().dir("logs").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.is_dir("logs"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dir(mut self, path: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::Dir(path.as_ref().to_owned()));
         self
@@ -257,6 +315,19 @@ impl SandboxBuilder {
     /// anywhere: this is the host planting it). The target comes first, as
     /// in [`Dir::symlink`](crate::caps::Dir::symlink) and
     /// `std::os::unix::fs::symlink`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder()
+    ///     .file("notes.txt", "hi")
+    ///     .symlink("notes.txt", "latest") // target first, as Dir::symlink
+    ///     .build(compartment::ambient_authority())?;
+    /// assert_eq!(sandbox.dir()?.read("latest")?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn symlink(mut self, target: impl AsRef<Path>, link: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::Symlink(
             link.as_ref().to_owned(),
@@ -266,6 +337,16 @@ impl SandboxBuilder {
     }
 
     /// An absolute symlink to the outside canary.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().to_canary("trap").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.read("trap").is_err()); // an absolute symlink out: refused
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_canary(mut self, link: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::ToCanary {
             link: link.as_ref().to_owned(),
@@ -275,6 +356,16 @@ impl SandboxBuilder {
     }
 
     /// A relative symlink (`../../canary`) to the outside canary.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().to_canary_relative("trap").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.read("trap").is_err()); // climbs out with ..: refused
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_canary_relative(mut self, link: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::ToCanary {
             link: link.as_ref().to_owned(),
@@ -284,6 +375,16 @@ impl SandboxBuilder {
     }
 
     /// An absolute symlink to the directory holding the canary.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().to_outside_dir("door").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.open_dir("door").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_outside_dir(mut self, link: impl AsRef<Path>) -> Self {
         self.entries
             .push(Entry::ToOutsideDir(link.as_ref().to_owned()));
@@ -292,6 +393,16 @@ impl SandboxBuilder {
 
     /// A dangling symlink to a path next to the canary that does not exist:
     /// creating a file through it would create it outside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().dangling_outside("ghost").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.write("ghost", "x").is_err()); // would create a file outside
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dangling_outside(mut self, link: impl AsRef<Path>) -> Self {
         self.entries
             .push(Entry::DanglingOutside(link.as_ref().to_owned()));
@@ -299,6 +410,17 @@ impl SandboxBuilder {
     }
 
     /// A hard link to the canary, as a host might have planted one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().hard_link_to_canary("alias").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.write("alias", "x").is_err()); // the canary, under another name
+    /// sandbox.canary().check()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hard_link_to_canary(mut self, link: impl AsRef<Path>) -> Self {
         self.entries
             .push(Entry::HardLinkToCanary(link.as_ref().to_owned()));
@@ -306,6 +428,16 @@ impl SandboxBuilder {
     }
 
     /// A named pipe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().fifo("pipe").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.dir()?.exists("pipe"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fifo(mut self, path: impl AsRef<Path>) -> Self {
         self.entries.push(Entry::Fifo(path.as_ref().to_owned()));
         self
@@ -317,6 +449,16 @@ impl SandboxBuilder {
     /// # Ambient Authority
     ///
     /// Creates files on the host: test code only, on the granting side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().file("a", "1").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.canary().is_intact());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -440,6 +582,16 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Declares a tree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    ///
+    /// let sandbox = Sandbox::builder().dir("data").build(compartment::ambient_authority())?;
+    /// assert!(sandbox.read_only()?.is_dir("data"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder::default()
     }
@@ -492,6 +644,16 @@ impl Sandbox {
 
     /// A full capability on the sandbox root.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let dir = sandbox.dir()?;
+    /// dir.write("scratch", "x")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`FsError`] when the root cannot be opened.
@@ -501,6 +663,16 @@ impl Sandbox {
 
     /// A read-only capability on the sandbox root.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let dir = sandbox.read_only()?;
+    /// assert!(dir.exists("."));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`FsError`] when the root cannot be opened.
@@ -509,16 +681,43 @@ impl Sandbox {
     }
 
     /// The canary next to the root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// sandbox.canary().check()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn canary(&self) -> &Canary {
         &self.canary
     }
 
     /// The root's host path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// assert!(sandbox.root_path().starts_with(sandbox.outer_path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn root_path(&self) -> &Path {
         &self.root
     }
 
     /// The host path of the directory holding both the root and the canary.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::Sandbox;
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// assert!(sandbox.canary().path().starts_with(sandbox.outer_path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn outer_path(&self) -> &Path {
         &self.tree.path
     }

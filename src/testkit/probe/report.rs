@@ -98,6 +98,16 @@ pub struct Report {
 
 impl Report {
     /// The attempts actually made (not skipped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::{Sandbox, probe};
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let report = probe(&sandbox.read_only()?);
+    /// assert!(report.made().count() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn made(&self) -> impl Iterator<Item = &Attempt> {
         self.attempts
             .iter()
@@ -105,11 +115,31 @@ impl Report {
     }
 
     /// The attempts that escaped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::{Sandbox, probe};
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let report = probe(&sandbox.read_only()?);
+    /// assert!(report.escapes().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn escapes(&self) -> Vec<&Attempt> {
         self.attempts.iter().filter(|a| a.escaped).collect()
     }
 
     /// Panics, printing the whole table, if any attempt escaped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::{Sandbox, probe};
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let report = probe(&sandbox.read_only()?);
+    /// report.assert_contained(); // panics with the whole table on an escape
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Panics
     ///
@@ -123,6 +153,18 @@ impl Report {
     }
 
     /// Adds another report's attempts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::testkit::{Sandbox, probe};
+    /// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+    /// let mut report = probe(&sandbox.read_only()?);
+    /// let before = report.attempts.len();
+    /// report.merge(probe(&sandbox.dir()?));
+    /// assert!(report.attempts.len() > before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn merge(&mut self, other: Report) {
         self.attempts.extend(other.attempts);
     }
