@@ -56,6 +56,14 @@ pub const MAX_CAPACITY: usize = 1 << 24;
 
 /// Identifies one channel; both endpoints (and all their clones) report the
 /// same id, which is how a capability map connects senders to receivers.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = compartment::channel::bounded::<u8>(1)?;
+/// assert_eq!(tx.id(), rx.id()); // both ends name one channel in the capability map
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChannelId(u64);
 
@@ -375,6 +383,16 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// Cloning a sender gives another endpoint on the same channel with the same
 /// revocation; the channel disconnects for receivers when every sender is
 /// dropped.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = compartment::channel::bounded::<&str>(1)?;
+/// tx.send("one")?;
+/// assert!(tx.try_send("two").is_err()); // full: pushed back, handed back
+/// assert_eq!(rx.recv()?, "one");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Sender<T> {
     inner: cb::Sender<T>,
     id: ChannelId,
@@ -391,6 +409,17 @@ pub struct Sender<T> {
 /// pool of workers can share one mailbox). Messages queued in the channel
 /// belong to the channel, not to an endpoint: dropping or revoking one
 /// receiver leaves them for the others.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = compartment::channel::bounded::<u8>(4)?;
+/// let other = rx.clone(); // receivers share the messages
+/// tx.send(1)?;
+/// assert_eq!(other.recv()?, 1);
+/// assert!(rx.try_recv().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Receiver<T> {
     inner: cb::Receiver<T>,
     id: ChannelId,

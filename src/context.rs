@@ -16,6 +16,21 @@ use crate::threads::{Cancellation, InstanceThread, SpawnError, ThreadGroup};
 /// Returned by [`Context::check`] and the blocking helpers once the
 /// supervisor cancels the instance; returning it (or anything else) from the
 /// entry function after cancellation counts as a clean shutdown.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::{Child, Context, Supervisor};
+///
+/// // Returning Cancelled after a shutdown is a clean exit.
+/// fn waits(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+///     cx.sleep(std::time::Duration::from_secs(3600))
+/// }
+///
+/// let system = Supervisor::new("app").child(Child::new("waits", waits, ())).start()?;
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the instance was cancelled")]
 pub struct Cancelled;
@@ -27,6 +42,29 @@ impl From<Cancelled> for std::io::Error {
 }
 
 /// Why a [`Context`] receive ended without a message.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Receiver};
+/// use compartment::{Child, Context, ContextError, Supervisor};
+///
+/// fn drains(inbox: Receiver<u8>, cx: &Context) -> Result<(), ContextError> {
+///     loop {
+///         match cx.recv(&inbox) {
+///             Ok(_) => {}
+///             Err(ContextError::Disconnected) => return Ok(()), // every sender gone
+///             Err(other) => return Err(other), // cancelled, revoked, timed out
+///         }
+///     }
+/// }
+///
+/// let (tx, inbox) = channel::bounded(1)?;
+/// let system = Supervisor::new("app").child(Child::new("drains", drains, inbox)).start()?;
+/// drop(tx);
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
@@ -51,6 +89,26 @@ impl From<Cancelled> for ContextError {
 }
 
 /// A [`Context::send`] failed; the message is handed back.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Sender};
+/// use compartment::{Child, Context, Restart, Supervisor};
+///
+/// fn sends(out: Sender<String>, cx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     if let Err(err) = cx.send(&out, "late".to_owned()) {
+///         let _kept: String = err.message; // handed back, not lost
+///     }
+///     Ok(())
+/// }
+///
+/// let (out, results) = channel::bounded(1)?;
+/// drop(results);
+/// let system = Supervisor::new("app").child(Child::new("sends", sends, out).restart(Restart::Temporary)).start()?;
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(thiserror::Error)]
 #[error("{error}")]
 pub struct ContextSendError<T> {
@@ -114,6 +172,30 @@ impl<T: Clone + fmt::Debug + Send + 'static> TrackedMessage for T {}
 /// names the message and the next instance receives it again, until it has
 /// crashed the component as often as the child's poison threshold allows
 /// and goes to the dead-letter sink instead.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Receiver, Sender};
+/// use compartment::{Child, Context, ContextError, Supervisor};
+///
+/// // Every blocking call goes through the context, so shutdown wakes it.
+/// fn echo((inbox, out): (Receiver<String>, Sender<String>), cx: &Context) -> Result<(), ContextError> {
+///     loop {
+///         let line = cx.recv(&inbox)?;
+///         cx.send(&out, format!("{}: {line}", cx.name()))
+///             .map_err(|unsent| unsent.error)?;
+///     }
+/// }
+///
+/// let (tx, inbox) = channel::bounded(4)?;
+/// let (out, lines) = channel::bounded(4)?;
+/// let system = Supervisor::new("app").child(Child::new("echo", echo, (inbox, out))).start()?;
+/// tx.send("hi".to_owned())?;
+/// assert_eq!(lines.recv()?, "echo: hi");
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Context {
     path: Arc<str>,
     instance: u64,

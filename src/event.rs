@@ -20,6 +20,24 @@ use crate::fault::Fault;
 use crate::lockdown::Enforcement;
 
 /// Why an instance ended without a fault.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use std::time::Duration;
+/// use compartment::event::EventKind;
+/// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+/// let events = spec.events(16);
+/// let system = spec.start()?;
+/// use compartment::event::ExitReason;
+/// system.shutdown();
+/// assert!(events.drain().iter().any(|e| matches!(e.kind, EventKind::Exited { reason: ExitReason::Shutdown, .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExitReason {
     /// The component returned `Ok` on its own.
@@ -29,6 +47,25 @@ pub enum ExitReason {
 }
 
 /// One step in the life of a supervision tree.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use std::time::Duration;
+/// use compartment::event::EventKind;
+/// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+/// let events = spec.events(16);
+/// let system = spec.start()?;
+/// system.shutdown();
+/// let kinds: Vec<EventKind> = events.drain().into_iter().map(|e| e.kind).collect();
+/// assert!(kinds.iter().any(|k| matches!(k, EventKind::Started)));
+/// assert!(kinds.iter().any(|k| matches!(k, EventKind::Exited { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -114,6 +151,26 @@ pub enum Disposal {
 }
 
 /// A lifecycle event.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use std::time::Duration;
+/// use compartment::event::EventKind;
+/// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+/// let events = spec.events(16);
+/// let system = spec.start()?;
+/// let (started, _) = events.wait_for(Duration::from_secs(30), |e| matches!(e.kind, EventKind::Started));
+/// let started = started.expect("the child starts");
+/// assert_eq!((started.path.as_str(), started.instance), ("app/idle", Some(1)));
+/// println!("{started}"); // app/idle#1 started
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Position in the tree's event sequence, from 1.
@@ -190,6 +247,25 @@ impl fmt::Display for FaultSummary<'_> {
 }
 
 /// A subscription to a tree's events.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use std::time::Duration;
+/// use compartment::event::EventKind;
+/// let spec = Supervisor::new("app").child(Child::new("idle", idle, ()));
+/// let events = spec.events(16);
+/// let system = spec.start()?;
+/// let (started, _) = events.wait_for(Duration::from_secs(30), |e| matches!(e.kind, EventKind::Started));
+/// assert!(started.is_some());
+/// system.shutdown();
+/// assert_eq!(events.dropped(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Events {
     inner: cb::Receiver<Event>,

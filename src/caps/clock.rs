@@ -66,6 +66,17 @@ pub struct MonotonicClock {
 }
 
 /// Moves a manual [`MonotonicClock`] forward.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let (clock, control) = compartment::caps::MonotonicClock::manual();
+/// let start = clock.now()?;
+/// control.advance(Duration::from_secs(60));
+/// assert_eq!(clock.elapsed(start)?, Duration::from_secs(60));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClockControl {
     time: Arc<ManualTime>,

@@ -11,6 +11,15 @@ use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 
 /// Reading an environment snapshot failed.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Env, EnvError};
+/// let env = Env::from_vars([("LANG", "C")])?;
+/// assert!(matches!(env.get("HOME"), Err(EnvError::NotGranted { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvError {

@@ -5,6 +5,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// A filesystem operation, named in [`FsError`]s.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::FsOp;
+/// assert_eq!(dir.remove_file("missing").unwrap_err().op(), FsOp::RemoveFile);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[allow(
@@ -95,6 +105,21 @@ impl fmt::Display for InvalidPath {
 ///
 /// Every variant names the operation and the path it was given, relative to
 /// the capability.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::FsError;
+/// match dir.read("../outside") {
+///     Err(err @ FsError::Escape { .. }) => assert!(err.is_refusal()),
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// let missing = dir.read("missing.txt").unwrap_err();
+/// assert!(missing.to_string().contains("No such file or directory"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FsError {

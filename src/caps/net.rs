@@ -236,6 +236,18 @@ impl fmt::Display for NetOp {
 }
 
 /// A network capability refused or failed an operation.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{Net, NetRule};
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let net = Net::new([NetRule::connect(loopback, 443..=443)], compartment::ambient_authority());
+/// let refused = net.connect_tcp(SocketAddr::new(loopback, 22)).unwrap_err();
+/// assert!(refused.is_refusal()); // no rule names port 22
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {

@@ -12,6 +12,14 @@ use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 
 /// Where a [`Random`] capability's bytes come from.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Random, RandomSource};
+/// assert_eq!(Random::os(compartment::ambient_authority()).source(), RandomSource::Os);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RandomSource {
     /// The operating system's cryptographic generator.
@@ -30,6 +38,14 @@ impl fmt::Display for RandomSource {
 }
 
 /// Drawing random data failed.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::RandomError;
+/// assert!(matches!(compartment::caps::Random::seeded(1).below(0), Err(RandomError::ZeroBound)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RandomError {

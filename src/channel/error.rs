@@ -4,6 +4,14 @@
 use std::fmt;
 
 /// Why [`bounded`](super::bounded) refused a capacity.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, CapacityError};
+/// assert!(matches!(channel::bounded::<u8>(usize::MAX), Err(CapacityError::TooLarge { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CapacityError {
@@ -134,6 +142,15 @@ impl<T> SendTimeoutError<T> {
 }
 
 /// [`Receiver::recv`](super::Receiver::recv) failed.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = compartment::channel::bounded::<u8>(1)?;
+/// drop(tx);
+/// assert!(rx.recv().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
 pub enum RecvError {
     /// The channel is empty and every sender is gone.
@@ -145,6 +162,15 @@ pub enum RecvError {
 }
 
 /// [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::TryRecvError;
+/// let (_tx, rx) = compartment::channel::bounded::<u8>(1)?;
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
 pub enum TryRecvError {
     /// The channel is empty.
@@ -159,6 +185,16 @@ pub enum TryRecvError {
 }
 
 /// [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use compartment::channel::RecvTimeoutError;
+/// let (_tx, rx) = compartment::channel::bounded::<u8>(1)?;
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
 pub enum RecvTimeoutError {
     /// No message arrived before the timeout.

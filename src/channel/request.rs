@@ -61,6 +61,16 @@ impl<Q: fmt::Debug, A> fmt::Debug for Request<Q, A> {
 /// instead of leaving it waiting; dropping it because the handler panicked
 /// (on a supervised thread) tells the caller [`CallError::Crashed`], with
 /// the panic's message and location.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::Request;
+/// let (Request { body, reply }, pending) = Request::<&str, usize>::new("four");
+/// reply.send(body.len()).expect("the caller waits");
+/// assert_eq!(pending.recv()?, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ReplyTo<A> {
     /// `None` once answered.
     inner: Option<ReplyPath<A>>,
@@ -246,6 +256,17 @@ impl<A> fmt::Debug for ReplyTo<A> {
 }
 
 /// The caller's end of a [`Request`]: where its answer arrives.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::Request;
+/// let (request, pending) = Request::<u8, u8>::new(1);
+/// let Request { body, reply } = request;
+/// let _ = reply.send(body * 2);
+/// assert_eq!(pending.recv()?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PendingReply<A> {
     pub(crate) inner: cb::Receiver<Reply<A>>,
 }
@@ -372,6 +393,16 @@ impl<A> Reply<A> {
 }
 
 /// Why a [`PendingReply`] got no answer.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{ReplyError, Request};
+/// let (request, pending) = Request::<u8, u8>::new(1);
+/// drop(request); // no answer will come
+/// assert_eq!(pending.recv(), Err(ReplyError::NoReply));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplyError {
@@ -398,6 +429,16 @@ impl<Q> From<ReplyError> for CallError<Q> {
 }
 
 /// A call through [`Sender::call`] or [`Sender::call_timeout`] failed.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, CallError, Request};
+/// let (tx, rx) = channel::bounded::<Request<u8, u8>>(1)?;
+/// drop(rx);
+/// assert!(matches!(tx.call(1), Err(CallError::Send(_)))); // nobody serves
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError<Q> {

@@ -18,23 +18,25 @@ use crate::event::Event;
 /// ```
 /// use std::time::Duration;
 /// use compartment::event::EventKind;
-/// use compartment::{Child, Context, ControlError, Restart, Supervisor};
+/// use compartment::{Child, Context, ControlError, Supervisor};
 ///
-/// fn quick(_: (), _: &Context) -> Result<(), std::io::Error> {
-///     Ok(())
+/// fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+///     loop {
+///         cx.sleep(Duration::from_secs(60))?;
+///     }
 /// }
 ///
-/// let supervisor = Supervisor::new("app")
-///     .child(Child::new("quick", quick, ()).restart(Restart::Temporary));
+/// let supervisor = Supervisor::new("app").child(Child::new("idle", idle, ()));
 /// let events = supervisor.events(16);
 /// let system = supervisor.start()?;
-/// let quick = system.child("app/quick")?;
+/// let idle = system.child("app/idle")?;
+/// system.remove_child(&idle)?;
 /// let (exited, _) = events.wait_for(Duration::from_secs(30), |e| {
-///     e.is_about(&quick) && matches!(e.kind, EventKind::Exited { .. })
+///     e.is_about(&idle) && matches!(e.kind, EventKind::Exited { .. })
 /// });
 /// assert!(exited.is_some());
 /// // A typo is found at once, not by a wait that times out.
-/// assert!(matches!(system.child("app/qiuck"), Err(ControlError::NotFound { .. })));
+/// assert!(matches!(system.child("app/idel"), Err(ControlError::NotFound { .. })));
 /// system.shutdown();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -12,6 +12,22 @@ use crate::event::{EventBus, Events};
 use crate::supervisor::dead_letter::DeadLetter;
 
 /// Which children a supervisor restarts when one fails, as in Erlang/OTP.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use compartment::Strategy;
+/// let spec = Supervisor::new("app")
+///     .strategy(Strategy::RestForOne) // a crash restarts the child and those started after it
+///     .child(Child::new("db", idle, ()))
+///     .child(Child::new("api", idle, ()));
+/// spec.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
     /// Only the failed child.
@@ -41,6 +57,21 @@ impl fmt::Display for Strategy {
 /// A significant child "ends" when it exits and is not restarted: a
 /// transient child that returns `Ok`, or a temporary child that exits any
 /// way. Children stopped by the supervisor itself never trigger it.
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use compartment::{AutoShutdown, Restart};
+/// let spec = Supervisor::new("app")
+///     .auto_shutdown(AutoShutdown::AnySignificant)
+///     .child(Child::new("main", idle, ()).restart(Restart::Transient).significant(true));
+/// spec.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AutoShutdown {
     /// Never; significant children are refused.

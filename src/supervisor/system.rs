@@ -22,6 +22,15 @@ use crate::limits::watchdog::Watchdog;
 use crate::revoke::Revoker;
 
 /// How a tree ended.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::{Supervisor, SystemExit};
+/// let system = Supervisor::new("app").start()?;
+/// assert_eq!(system.shutdown(), SystemExit::Shutdown);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SystemExit {
     /// [`System::shutdown`] stopped it.
@@ -36,6 +45,21 @@ pub enum SystemExit {
 ///
 /// Dropping it shuts the tree down (and waits for that), like
 /// [`shutdown`](Self::shutdown).
+///
+/// # Examples
+///
+/// ```
+/// # use compartment::{Child, Context, Supervisor};
+/// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+/// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+/// # }
+/// use compartment::SystemExit;
+/// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+/// println!("{}", system.capability_map().text());
+/// assert_eq!(system.status().nodes().len(), 2); // app and app/idle
+/// assert_eq!(system.shutdown(), SystemExit::Shutdown);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct System {
     tree: Arc<Tree>,

@@ -12,6 +12,16 @@ use crate::grant::Grant;
 use crate::supervisor::{StartError, Supervisor};
 
 /// How a harnessed component ended.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Harness, RunExit};
+/// use compartment::Context;
+/// fn ok(_: (), _: &Context) -> Result<(), std::io::Error> { Ok(()) }
+/// assert_eq!(Harness::new("ok", ok, ()).run()?.exit, RunExit::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunExit {
     /// It returned `Ok`.
@@ -23,6 +33,17 @@ pub enum RunExit {
 }
 
 /// What a harnessed component did.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::Harness;
+/// use compartment::Context;
+/// fn ok(_: (), _: &Context) -> Result<(), std::io::Error> { Ok(()) }
+/// let run = Harness::new("ok", ok, ()).run()?;
+/// assert!(run.completed() && run.fault().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     /// How it ended.

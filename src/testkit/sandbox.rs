@@ -63,6 +63,15 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxErro
 /// A file outside everything granted, with the directory that holds it:
 /// its content, modification time and its directory's listing prove that
 /// nothing escaped.
+///
+/// # Examples
+///
+/// ```
+/// let sandbox = compartment::testkit::Sandbox::standard(compartment::ambient_authority())?;
+/// let _ = sandbox.dir()?.write("../../canary", "x");
+/// assert!(sandbox.canary().is_intact());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Canary {
     path: PathBuf,
@@ -573,6 +582,18 @@ impl Planter<'_> {
 ///
 /// [`Sandbox::standard`] builds the tree the escape battery and most
 /// boundary tests want; [`Sandbox::builder`] declares any other.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Sandbox, probe};
+///
+/// // A root with traps planted in it, and a canary outside it.
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// probe(&sandbox.dir()?).assert_contained();
+/// sandbox.canary().check()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Sandbox {
     tree: TempTree,

@@ -54,6 +54,27 @@ fn os(op: NetOp, addr: Option<SocketAddr>) -> impl FnOnce(io::Error) -> NetError
 ///
 /// `Read` and `Write` fail after revocation with an `io::Error` that
 /// [`Revoked::caused`](crate::Revoked::caused) recognises.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{Net, NetRule};
+///
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+/// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+/// let at = listener.local_addr()?;
+/// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+/// let mut stream = client.connect_tcp(at)?;
+/// let (mut accepted, _) = listener.accept()?;
+/// stream.write_all(b"ping")?;
+/// let mut buf = [0u8; 4];
+/// accepted.read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"ping");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     inner: Arc<cap_std::net::TcpStream>,
@@ -151,6 +172,22 @@ impl Write for TcpStream {
 }
 
 /// A TCP listener bound through a [`Net`] capability.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{Net, NetRule};
+///
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+/// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+/// let at = listener.local_addr()?;
+/// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+/// let _stream = client.connect_tcp(at)?;
+/// let (_accepted, _peer) = listener.accept()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     inner: Arc<cap_std::net::TcpListener>,
@@ -210,6 +247,19 @@ impl TcpListener {
 
 /// A UDP socket bound through a [`Net`] capability. It sends only to
 /// addresses the capability's `Connect` rules permit.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{Net, NetRule};
+///
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp()], compartment::ambient_authority());
+/// let socket = net.bind_udp(SocketAddr::new(loopback, 0))?;
+/// assert!(socket.local_addr()?.port() > 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UdpSocket {
     inner: Arc<cap_std::net::UdpSocket>,

@@ -86,6 +86,17 @@ pub struct Attempt {
 
 /// The result of [`probe`](super::probe()): every attempt, printable as a table ending in
 /// `N attempts, M escaped`.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Sandbox, probe};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// let report = probe(&sandbox.read_only()?);
+/// println!("{report}"); // one line per attempt: what, expected, outcome
+/// report.assert_contained();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),
