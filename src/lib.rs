@@ -25,6 +25,8 @@
 //! - `process` (feature `process`, Linux): the same components, with the
 //!   same grants and supervision, in confined child processes — for code
 //!   you do not trust;
+//! - `wasm` (feature `wasm`): the same tree running WebAssembly modules
+//!   whose only imports are their grant — for plugins that may be hostile;
 //! - `testkit` (feature `testkit`): sandboxes, a harness, and the escape
 //!   battery for unit tests of permission boundaries.
 //!
@@ -35,52 +37,111 @@
 //! | `derive` | yes | `#[derive(Grant)]` |
 //! | `lockdown` | no | Landlock + seccomp (Linux; `landlock`, `seccompiler`) |
 //! | `process` | no | the process tier (Linux; implies `lockdown`; `serde`, `postcard`) |
+//! | `wasm` | no | the wasm tier (`wasmtime`) |
 //! | `testkit` | no | the `testkit` module |
 //! | `tracing` | no | lifecycle events as `tracing` events |
 //!
-//! # Example
+//! # From zero to a supervised component
+//!
+//! A grant, a component, a tree; a call answered, the tree's status, a
+//! panic that becomes data, and shutdown. Everything here is in this
+//! crate.
 //!
 //! ```
-//! use compartment::caps::{Dir, ReadOnlyDir};
-//! use compartment::channel::{self, Sender};
-//! use compartment::Grant;
+//! use std::time::Duration;
 //!
+//! use compartment::caps::{Dir, ReadOnlyDir};
+//! use compartment::channel::{self, CallError, Receiver, Request};
+//! use compartment::event::EventKind;
+//! use compartment::{Child, Context, ContextError, Grant, Supervisor, ambient_authority};
+//!
+//! // 1. What the component may touch, as a type: read originals, write
+//! //    thumbnails, answer requests. Nothing else exists for it.
 //! #[derive(Grant)]
 //! struct Thumbnailer {
-//!     originals: ReadOnlyDir, // may read originals, nothing else
-//!     thumbs: Dir,            // may write under thumbs/ only
-//!     done: Sender<String>,
+//!     originals: ReadOnlyDir,
+//!     thumbs: Dir,
+//!     requests: Receiver<Request<String, usize>>,
 //! }
 //!
-//! // The granting side (main) is the only place with ambient authority.
-//! # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
-//! # let root = tmp.try_clone()?;
-//! let data = Dir::from_cap_std(root);
-//! data.create_dir_all("originals")?;
-//! data.create_dir_all("thumbs")?;
-//! data.write("originals/cat.jpg", b"meow")?;
+//! // 2. The component: a plain function of its grant and its context.
+//! fn thumbnailer(g: Thumbnailer, cx: &Context) -> Result<(), ContextError> {
+//!     cx.serve(&g.requests, |name| {
+//!         let image = g.originals.read(&name).expect("a granted original");
+//!         g.thumbs.write(format!("{name}.thumb"), &image[..2]).expect("room for thumbnails");
+//!         assert!(g.originals.read("../secret").is_err()); // no way out
+//!         image.len()
+//!     })
+//! }
 //!
-//! let (done, finished) = channel::bounded(16)?;
+//! // 3. The granting side (here, main) is the one place with ambient authority.
+//! let root = std::env::temp_dir().join(format!("compartment-walkthrough-{}", std::process::id()));
+//! std::fs::create_dir_all(root.join("originals"))?;
+//! std::fs::create_dir_all(root.join("thumbs"))?;
+//! let data = Dir::open_ambient_dir(&root, ambient_authority())?;
+//! data.write("originals/cat.jpg", b"meow")?;
+//! let (client, requests) = channel::bounded(16)?;
 //! let grant = Thumbnailer {
 //!     originals: data.open_dir("originals")?.into_read_only(),
 //!     thumbs: data.open_dir("thumbs")?,
-//!     done,
+//!     requests,
 //! };
 //!
-//! fn thumbnail(g: Thumbnailer) -> Result<(), Box<dyn std::error::Error>> {
-//!     let image = g.originals.read("cat.jpg")?;
-//!     g.thumbs.write("cat.png", &image[..2])?;
-//!     assert!(g.thumbs.read("../originals/cat.jpg").is_err()); // no way out
-//!     g.done.send("cat".to_owned())?;
-//!     Ok(())
-//! }
+//! // 4. A tree: the component restarts on failure, with its grant re-issued.
+//! let supervisor = Supervisor::new("app").child(Child::new("thumbnailer", thumbnailer, grant));
+//! let events = supervisor.events(64);
+//! let system = supervisor.start()?;
 //!
-//! thumbnail(grant.reissue()?)?;
-//! assert_eq!(finished.recv()?, "cat");
-//! println!("{}", grant.inventory());
+//! // 5. Request/reply.
+//! assert_eq!(client.call("cat.jpg".to_owned())?, 4);
+//! assert!(data.exists("thumbs/cat.jpg.thumb"));
+//!
+//! // 6. A crash is data: the caller gets the panic, the tree an event, and
+//! //    the restarted instance serves the next call.
+//! assert!(matches!(client.call("missing.jpg".to_owned()), Err(CallError::Crashed(_))));
+//! let (faulted, _) = events.wait_for(Duration::from_secs(30), |e| {
+//!     matches!(e.kind, EventKind::Faulted { .. })
+//! });
+//! assert!(faulted.is_some());
+//! assert_eq!(client.call("cat.jpg".to_owned())?, 4);
+//!
+//! // 7. Who holds what, and how each child is doing.
+//! println!("{}", system.capability_map().text());
+//! let status = system.status();
+//! assert_eq!(status.find("app/thumbnailer").map(|child| child.restarts), Some(1));
+//!
+//! // 8. Shutdown: children stop in reverse start order.
+//! system.shutdown();
+//! std::fs::remove_dir_all(&root)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-
+//!
+//! # Coming from cap-std, crossbeam or kameo
+//!
+//! - **cap-std.** [`caps::Dir`] and [`caps::ReadOnlyDir`] wrap cap-std's
+//!   `Dir` with the same method names (`open_ambient_dir`, `open_with`,
+//!   `create_dir_all`, `read_dir`, `symlink` with the target first) and add
+//!   what a grant needs: read-only attenuation that holds at the type
+//!   level, revocation, no writes through a file that other hard links
+//!   name, no set-id modes, and an inventory entry. `Dir::from_cap_std` takes a cap-std directory you
+//!   already hold. The differences are tested and named, case by case, in
+//!   `tests/capstd_parity.rs`.
+//! - **crossbeam.** [`channel::bounded`] is crossbeam's `bounded`
+//!   (capacity 0 is a rendezvous) with no unbounded variant; `send`,
+//!   `try_send`, `recv`, `recv_timeout`, `iter` and `try_iter` behave as
+//!   crossbeam's, and every send error hands the message back. Inside a
+//!   component, receive through the [`Context`] (`cx.recv`, `cx.serve`):
+//!   those wake on cancellation and track the message in flight, so a
+//!   crash redelivers it. Request/reply ([`channel::Request`],
+//!   `Sender::call`) is built in.
+//! - **kameo** (or another actor library). A component is a function, not
+//!   an actor type: its state is local variables, its mailbox any
+//!   receivers in its grant. Supervision follows OTP — restart types,
+//!   one-for-one, one-for-all and rest-for-one, intensity, backoff,
+//!   significant children — and a restart re-issues the grant, so a
+//!   restarted component holds fresh handles. Components run on threads
+//!   (or processes, or wasm instances), not on an async runtime.
+//!
 #![doc = concat!(
     "# The lint list\n\n",
     "Types keep honest code inside its grant; a lint keeps ambient calls out ",
