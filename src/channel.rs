@@ -857,6 +857,12 @@ impl<T> Receiver<T> {
     /// Receives, also waking when one of `extra` fires (used by
     /// [`Context`](crate::Context) for cancellation).
     #[inline]
+    /// The crossbeam channel underneath, for a selection over several
+    /// endpoints (`Context::select`).
+    pub(crate) fn crossbeam(&self) -> &cb::Receiver<T> {
+        &self.inner
+    }
+
     pub(crate) fn recv_with(
         &self,
         extra: &[&Signal],
@@ -904,7 +910,7 @@ impl<T> Receiver<T> {
     /// unless a request is outstanding. Asking again says the last message
     /// taken was handled.
     #[inline]
-    fn ask(&self) {
+    pub(crate) fn ask(&self) {
         #[cfg(all(feature = "process", target_os = "linux"))]
         if let Some(demand) = &self.demand {
             demand.ask();

@@ -11,6 +11,10 @@ use crate::mailbox::{InFlightCell, Mailbox, Tracked};
 use crate::signal::Signal;
 use crate::threads::{Cancellation, InstanceThread, SpawnError, ThreadGroup};
 
+mod select;
+
+pub use select::Select;
+
 /// The instance was asked to stop.
 ///
 /// Returned by [`Context::check`] and the blocking helpers once the

@@ -184,7 +184,7 @@ pub mod threads;
 pub mod wasm;
 
 pub use component::{Backoff, BoxError, Child, Restart, RestartMode};
-pub use context::{Cancelled, Context, ContextError, ContextSendError, TrackedMessage};
+pub use context::{Cancelled, Context, ContextError, ContextSendError, Select, TrackedMessage};
 pub use fault::{Fault, FaultKind, InFlight, PanicLocation, ProcessExit};
 pub use grant::{Descriptor, Grant, Held, Inventory, ReissueError, Segment};
 pub use limits::{Budget, Limits, Usage};

@@ -62,6 +62,14 @@ impl Mailbox {
         self.redelivery.lock().push(tracked);
     }
 
+    /// Whether a message waits to be delivered again on `channel`.
+    pub(crate) fn holds(&self, channel: ChannelId) -> bool {
+        self.redelivery
+            .lock()
+            .iter()
+            .any(|tracked| tracked.channel == channel)
+    }
+
     /// The message waiting to be delivered again on `channel`, if it is of
     /// type `T`, with the attempts it has cost so far.
     pub(crate) fn take<T: 'static>(&self, channel: ChannelId) -> Option<(T, u32)> {

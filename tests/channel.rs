@@ -7,7 +7,8 @@ use compartment::channel::{
     self, CallError, CapacityError, HandlerCrash, MAX_CAPACITY, RecvTimeoutError, Request,
     SendTimeoutError, TryRecvError, TrySendError,
 };
-use compartment::{Child, Context, Supervisor};
+use compartment::event::EventKind;
+use compartment::{Child, Context, ContextError, Grant, Restart, Supervisor};
 
 #[test]
 fn capacity_n_refuses_message_n_plus_one_and_hands_it_back() {
@@ -236,4 +237,123 @@ fn a_capacity_of_zero_is_a_rendezvous() {
     let sender = std::thread::spawn(move || tx.send(2));
     assert_eq!(rx.recv().unwrap(), 2);
     assert!(sender.join().unwrap().is_ok());
+}
+
+#[derive(Grant)]
+struct TwoInboxes {
+    numbers: channel::Receiver<u32>,
+    words: channel::Receiver<String>,
+    log: channel::Sender<String>,
+}
+
+/// Reports which inbox was ready and what it held; panics on the number 13
+/// the first time it handles it.
+fn selects(g: TwoInboxes, cx: &Context) -> Result<(), ContextError> {
+    loop {
+        let mut select = cx.select();
+        let numbers = select.recv(&g.numbers);
+        let words = select.recv(&g.words);
+        let ready = select.ready()?;
+        let line = if ready == numbers {
+            let n = cx.recv(&g.numbers)?;
+            if n == 13 && cx.instance() == 1 {
+                panic!("unlucky");
+            }
+            format!("number {n} (instance {})", cx.instance())
+        } else if ready == words {
+            match cx.recv(&g.words) {
+                Ok(word) => format!("word {word}"),
+                Err(err) => format!("words: {err}"),
+            }
+        } else {
+            format!("unknown index {ready}")
+        };
+        cx.send(&g.log, line).map_err(|e| e.error)?;
+    }
+}
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[test]
+fn select_returns_the_receiver_that_is_ready() {
+    let (numbers_tx, numbers) = channel::bounded(4).unwrap();
+    let (words_tx, words) = channel::bounded(4).unwrap();
+    let (log, lines) = channel::bounded(16).unwrap();
+    let system = Supervisor::new("app")
+        .intensity(10, Duration::from_secs(60))
+        .child(Child::new(
+            "s",
+            selects,
+            TwoInboxes {
+                numbers,
+                words,
+                log,
+            },
+        ))
+        .start()
+        .unwrap();
+    words_tx.send("hello".to_owned()).unwrap();
+    assert_eq!(lines.recv_timeout(PATIENCE).unwrap(), "word hello");
+    numbers_tx.send(5).unwrap();
+    assert_eq!(
+        lines.recv_timeout(PATIENCE).unwrap(),
+        "number 5 (instance 1)"
+    );
+    // A crash mid-message: the next instance's selection sees the message
+    // to deliver again at once, though its channel is empty.
+    numbers_tx.send(13).unwrap();
+    assert_eq!(
+        lines.recv_timeout(PATIENCE).unwrap(),
+        "number 13 (instance 2)"
+    );
+    // A disconnected inbox is ready too; receiving from it says so.
+    drop(words_tx);
+    assert_eq!(
+        lines.recv_timeout(PATIENCE).unwrap(),
+        "words: the channel is disconnected"
+    );
+    system.shutdown();
+}
+
+#[test]
+fn a_selection_ends_on_cancellation_and_on_revocation() {
+    let (_numbers_tx, numbers) = channel::bounded::<u32>(4).unwrap();
+    let (_words_tx, words) = channel::bounded::<String>(4).unwrap();
+    let (words, revoker) = words.revocable();
+    let (log, lines) = channel::bounded(16).unwrap();
+    let supervisor = Supervisor::new("app").child(
+        Child::new(
+            "s",
+            selects,
+            TwoInboxes {
+                numbers,
+                words,
+                log,
+            },
+        )
+        .restart(Restart::Temporary)
+        .shutdown(PATIENCE),
+    );
+    let events = supervisor.events(64);
+    let system = supervisor.start().unwrap();
+    // Nothing to receive: revoking the inbox ends the wait on it.
+    revoker.revoke();
+    let line = lines.recv_timeout(PATIENCE).unwrap();
+    assert!(
+        line.starts_with("words: ") && line.contains("revoked"),
+        "{line}"
+    );
+    // Nothing at all to receive: cancellation ends the wait.
+    system.remove_child("app/s").unwrap();
+    let (ended, seen) = events.wait_for(PATIENCE, |e| {
+        matches!(
+            e.kind,
+            EventKind::Exited { .. } | EventKind::ShutdownTimedOut { .. }
+        )
+    });
+    assert!(
+        matches!(ended.map(|e| e.kind), Some(EventKind::Exited { .. })),
+        "{seen:#?}"
+    );
+    system.shutdown();
 }
