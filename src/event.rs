@@ -140,6 +140,36 @@ pub enum EventKind {
 }
 
 /// What became of a dead letter.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Receiver};
+/// use compartment::event::{Disposal, EventKind};
+/// use compartment::{Child, Context, ContextError, Supervisor};
+///
+/// fn fragile(jobs: Receiver<u32>, cx: &Context) -> Result<(), ContextError> {
+///     loop {
+///         cx.recv(&jobs)?;
+///         panic!("every job crashes me");
+///     }
+/// }
+///
+/// let (sink, _letters) = channel::bounded(4)?;
+/// let (tx, jobs) = channel::bounded(4)?;
+/// let spec = Supervisor::new("app")
+///     .dead_letters(sink)
+///     .child(Child::new("fragile", fragile, jobs).poison_threshold(1));
+/// let events = spec.events(64);
+/// let system = spec.start()?;
+/// tx.send(1)?;
+/// let (letter, _) = events.wait_for(std::time::Duration::from_secs(30), |e| {
+///     matches!(e.kind, EventKind::DeadLettered { .. })
+/// });
+/// assert!(matches!(letter.map(|e| e.kind), Some(EventKind::DeadLettered { disposal: Disposal::Delivered, .. })));
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Disposal {
     /// The dead-letter sink accepted it.

@@ -82,6 +82,17 @@ impl fmt::Display for FsOp {
 }
 
 /// Why a path was rejected before reaching the operating system.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::{FsError, InvalidPath};
+/// assert!(matches!(dir.read("a\0b"), Err(FsError::InvalidPath { reason: InvalidPath::Nul, .. })));
+/// assert!(matches!(dir.read(""), Err(FsError::InvalidPath { reason: InvalidPath::Empty, .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidPath {

@@ -8,6 +8,20 @@ use std::time::SystemTime;
 ///
 /// The same choice as cap-std's `SystemTimeSpec`, with `std`'s
 /// [`SystemTime`].
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use compartment::caps::SystemTimeSpec;
+/// # dir.write("notes.txt", "hi")?;
+/// let then = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+/// dir.set_times("notes.txt", Some(SystemTimeSpec::SymbolicNow), Some(then.into()))?;
+/// assert_eq!(dir.metadata("notes.txt")?.modified()?.into_std(), then);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SystemTimeSpec {
     /// The current time, read by the kernel when it sets it.
@@ -23,6 +37,18 @@ impl From<SystemTime> for SystemTimeSpec {
 }
 
 /// Which accesses [`Dir::access`](super::Dir::access) asks about.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::{AccessModes, AccessType};
+/// # dir.write("notes.txt", "hi")?;
+/// dir.access("notes.txt", AccessType::Access(AccessModes::READ | AccessModes::WRITE))?;
+/// assert!(dir.access("missing", AccessType::Exists).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccessType {
     /// Whether the file exists (inside the directory).
@@ -33,6 +59,16 @@ pub enum AccessType {
 }
 
 /// A set of accesses for [`AccessType::Access`].
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::AccessModes;
+/// let both = AccessModes::READ | AccessModes::WRITE;
+/// assert!(both.contains(AccessModes::READ));
+/// assert!(!both.contains(AccessModes::EXECUTE));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AccessModes {
     read: bool,
@@ -81,6 +117,20 @@ impl std::ops::BitOr for AccessModes {
 }
 
 /// Whether the last component of a path is followed when it is a symlink.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::caps::{FollowSymlinks, OpenOptions};
+/// # dir.write("notes.txt", "hi")?;
+/// # dir.symlink("notes.txt", "latest")?;
+/// let mut own = OpenOptions::new();
+/// own.read(true).follow(FollowSymlinks::No);
+/// assert!(dir.open_with("latest", &own).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FollowSymlinks {
     /// Follow it (inside the directory only).

@@ -21,6 +21,19 @@ use crate::process::Broker;
 use crate::revoke::Gate;
 
 /// What a [`NetRule`] permits.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{NetAccess, NetRule, Transport};
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let rule = NetRule::bind(loopback, 8000..=8099);
+/// assert_eq!(rule.access(), NetAccess::Bind);
+/// assert!(rule.permits(Transport::Tcp, NetAccess::Bind, SocketAddr::new(loopback, 8080)));
+/// assert!(!rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 8080)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NetAccess {
     /// Outgoing: TCP connect, UDP connect and send.
@@ -43,6 +56,18 @@ impl fmt::Display for NetAccess {
 /// Under lockdown the kernel lets a component create sockets only of the
 /// transports its rules name: TCP rules allow TCP sockets (whose ports
 /// Landlock checks too), UDP rules allow UDP sockets.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{NetAccess, NetRule, Transport};
+/// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// let rule = NetRule::connect(loopback, 53..=53).udp();
+/// assert_eq!(rule.transport(), Transport::Udp);
+/// assert!(!rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 53)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Transport {
     /// TCP streams (the default).
@@ -207,6 +232,17 @@ impl fmt::Display for NetRule {
 }
 
 /// A network operation, named in [`NetError`]s.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use compartment::caps::{Net, NetOp};
+/// let net = Net::new([], compartment::ambient_authority());
+/// let refused = net.connect_tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80)).unwrap_err();
+/// assert!(refused.to_string().contains(&NetOp::Connect.to_string()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[allow(

@@ -12,6 +12,23 @@ use crate::fault::{self, PanicLocation};
 /// A message that expects an answer: the body and where to send the answer.
 ///
 /// Destructure it in the handler: `let Request { body, reply } = request;`.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::channel::{self, Request};
+///
+/// let (tx, rx) = channel::bounded::<Request<String, usize>>(4)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         // The server: destructure, answer through the reply endpoint.
+///         let Request { body, reply } = rx.recv().expect("a request");
+///         let _ = reply.send(body.len());
+///     });
+///     assert_eq!(tx.call("four".to_owned()).expect("an answer"), 4);
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Request<Q, A> {
     /// What is asked.
     pub body: Q,

@@ -12,6 +12,17 @@ use crate::revoke::Revoked;
 /// [`assert_denied!`](crate::assert_denied) passes only for refusals: an
 /// operation that failed for another reason (a missing file, a full disk)
 /// proves nothing about a boundary.
+///
+/// # Examples
+///
+/// ```
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// use compartment::testkit::Refusal;
+/// assert!(dir.read("../outside").unwrap_err().is_refusal()); // the capability refused
+/// assert!(!dir.read("missing").unwrap_err().is_refusal()); // merely failed
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Refusal: std::error::Error {
     /// Whether the capability model refused the operation.
     fn is_refusal(&self) -> bool;

@@ -37,6 +37,16 @@ use crate::grant::{Descriptor, Grant, Held};
 use crate::revoke::Revoker;
 
 /// How hard [`probe_with`] tries.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{ProbeOptions, Sandbox, probe_with};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// let options = ProbeOptions { race_rounds: 10, ..ProbeOptions::default() };
+/// probe_with(&sandbox.dir()?, &options).assert_contained();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),

@@ -3,6 +3,16 @@
 use std::fmt;
 
 /// What an attempt should come to.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Expected, Sandbox, probe};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// let report = probe(&sandbox.read_only()?);
+/// assert!(report.attempts.iter().any(|a| a.expected == Expected::Denied));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),
@@ -29,6 +39,16 @@ impl fmt::Display for Expected {
 }
 
 /// What an attempt came to.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Outcome, Sandbox, probe};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// let report = probe(&sandbox.read_only()?);
+/// assert!(report.attempts.iter().any(|a| matches!(a.outcome, Outcome::Denied(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),
@@ -65,6 +85,17 @@ impl fmt::Display for Outcome {
 }
 
 /// One escape or overreach attempt and its result.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Sandbox, probe};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// for attempt in probe(&sandbox.read_only()?).made() {
+///     assert!(!attempt.escaped, "{}: {}", attempt.attempt, attempt.outcome);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),
