@@ -102,7 +102,6 @@ impl<A> ReplyTo<A> {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
     /// use compartment::channel::Request;
     /// let (request, _pending) = Request::<u8, u8>::new(1);
     /// assert_eq!(request.reply.deadline(), None); // a call without a timeout
