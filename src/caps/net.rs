@@ -114,16 +114,52 @@ pub struct NetRule {
 
 impl NetRule {
     /// Permits TCP connections to `addr` on `ports`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::connect(loopback, 5432..=5432);
+    /// assert!(rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 5432)));
+    /// assert!(!rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 5433)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self::host(NetAccess::Connect, addr, ports)
     }
 
     /// Permits listening for TCP on `addr` on `ports`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::bind(loopback, 8080..=8080);
+    /// assert!(rule.permits(Transport::Tcp, NetAccess::Bind, SocketAddr::new(loopback, 8080)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bind(addr: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self::host(NetAccess::Bind, addr, ports)
     }
 
     /// Permits connecting to any address of the network `addr/prefix_len`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let lan = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0));
+    /// let rule = NetRule::connect_net(lan, 8, 443..=443)?;
+    /// assert!(rule.permits(Transport::Tcp, NetAccess::Connect, "10.1.2.3:443".parse()?));
+    /// assert!(!rule.permits(Transport::Tcp, NetAccess::Connect, "11.0.0.1:443".parse()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -139,6 +175,17 @@ impl NetRule {
 
     /// Permits binding any address of the network `addr/prefix_len`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::bind_net(loopback, 8, 9000..=9100)?;
+    /// assert!(rule.permits(Transport::Tcp, NetAccess::Bind, "127.0.0.2:9000".parse()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`connect_net`](Self::connect_net).
@@ -152,6 +199,18 @@ impl NetRule {
 
     /// The same rule for UDP instead of TCP: `connect` rules permit sending
     /// (and connecting a UDP socket), `bind` rules binding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::connect(loopback, 53..=53).udp();
+    /// assert!(rule.permits(Transport::Udp, NetAccess::Connect, SocketAddr::new(loopback, 53)));
+    /// assert!(!rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 53)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn udp(self) -> Self {
         Self {
@@ -192,26 +251,78 @@ impl NetRule {
     }
 
     /// The transport the rule permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// assert_eq!(NetRule::bind(loopback, 80..=80).transport(), Transport::Tcp);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn transport(&self) -> Transport {
         self.transport
     }
 
     /// What the rule permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// assert_eq!(NetRule::connect(loopback, 80..=80).access(), NetAccess::Connect);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn access(&self) -> NetAccess {
         self.access
     }
 
     /// The network address and prefix length.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// assert_eq!(NetRule::connect(loopback, 80..=80).network_addr(), (loopback, 32));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn network_addr(&self) -> (IpAddr, u8) {
         (self.net.network(), self.net.prefix_len())
     }
 
     /// The inclusive port range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// assert_eq!(NetRule::connect(loopback, 8000..=8099).ports(), 8000..=8099);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ports(&self) -> RangeInclusive<u16> {
         self.ports.clone()
     }
 
     /// Whether the rule permits `access` to `addr` over `transport`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{NetAccess, NetRule, Transport};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::connect(loopback, 443..=443);
+    /// assert!(rule.permits(Transport::Tcp, NetAccess::Connect, SocketAddr::new(loopback, 443)));
+    /// assert!(!rule.permits(Transport::Tcp, NetAccess::Bind, SocketAddr::new(loopback, 443)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn permits(&self, transport: Transport, access: NetAccess, addr: SocketAddr) -> bool {
         self.transport == transport
             && self.access == access
@@ -336,6 +447,17 @@ impl fmt::Display for DisplayAddr<'_> {
 impl NetError {
     /// Whether the capability model refused the operation (not granted or
     /// revoked), as opposed to the operating system failing it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::connect(loopback, 443..=443)], compartment::ambient_authority());
+    /// assert!(net.connect_tcp(SocketAddr::new(loopback, 22)).unwrap_err().is_refusal());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_refusal(&self) -> bool {
         matches!(self, NetError::NotGranted { .. } | NetError::Revoked { .. })
     }
@@ -419,6 +541,18 @@ impl Net {
     ///
     /// Naming addresses grants access to them: build it on the granting
     /// side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// // Connect to one database port on loopback, nothing else.
+    /// let net = Net::new([NetRule::connect(loopback, 5432..=5432)], compartment::ambient_authority());
+    /// assert!(net.connect_tcp(SocketAddr::new(loopback, 80)).unwrap_err().is_refusal());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         rules: impl IntoIterator<Item = NetRule>,
         ambient_authority: AmbientAuthority,
@@ -469,6 +603,18 @@ impl Net {
     }
 
     /// The rules this capability permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let rule = NetRule::connect(loopback, 443..=443);
+    /// let net = Net::new([rule.clone()], compartment::ambient_authority());
+    /// assert_eq!(net.rules(), [rule]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rules(&self) -> &[NetRule] {
         &self.rules.rules
     }
@@ -498,6 +644,22 @@ impl Net {
     }
 
     /// Opens a TCP connection to `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// assert_eq!(stream.peer_addr()?, at);
+    /// assert!(client.connect_tcp(SocketAddr::new(loopback, 1)).is_err()); // no rule for port 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -530,6 +692,21 @@ impl Net {
 
     /// Opens a TCP connection to `addr`, giving up after `timeout`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp_timeout(at, std::time::Duration::from_secs(5))?;
+    /// assert_eq!(stream.peer_addr()?, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`connect_tcp`](Self::connect_tcp); a timeout is an
@@ -544,6 +721,22 @@ impl Net {
     }
 
     /// Listens for TCP connections on `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let _stream = client.connect_tcp(at)?;
+    /// let (_accepted, peer) = listener.accept()?;
+    /// assert_eq!(peer.ip(), loopback);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -570,6 +763,18 @@ impl Net {
 
     /// Binds a UDP socket on `addr`. It can send only where this capability's
     /// `Connect` rules permit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let socket = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// assert_eq!(socket.local_addr()?.ip(), loopback);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
