@@ -95,6 +95,21 @@ impl TcpStream {
 
     /// The remote address.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// assert_eq!(stream.peer_addr()?, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::Revoked`], [`NetError::Io`].
@@ -104,6 +119,21 @@ impl TcpStream {
     }
 
     /// The local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// assert_eq!(stream.local_addr()?.ip(), loopback);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -115,6 +145,26 @@ impl TcpStream {
 
     /// Shuts down the read half, the write half, or both.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// use std::io::Read;
+    /// let (mut accepted, _) = listener.accept()?;
+    /// stream.shutdown(std::net::Shutdown::Write)?;
+    /// let mut rest = Vec::new();
+    /// accepted.read_to_end(&mut rest)?; // ends: the client will write no more
+    /// assert!(rest.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::Io`]. Allowed after revocation: shutting down only gives
@@ -124,6 +174,25 @@ impl TcpStream {
     }
 
     /// Bounds blocking reads; `None` blocks forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// use std::io::Read;
+    /// let mut stream = stream;
+    /// stream.set_read_timeout(Some(std::time::Duration::from_millis(10)))?;
+    /// let mut buf = [0u8; 1];
+    /// assert!(stream.read(&mut buf).is_err()); // nothing sent: timed out
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -136,6 +205,21 @@ impl TcpStream {
     }
 
     /// Bounds blocking writes; `None` blocks forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// stream.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -208,6 +292,21 @@ impl TcpListener {
 
     /// The bound address (useful after binding port 0).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// assert_eq!(listener.local_addr()?, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::Revoked`], [`NetError::Io`].
@@ -218,6 +317,22 @@ impl TcpListener {
 
     /// Waits for a connection. The accepted stream is revoked with this
     /// listener's capability.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// let at = listener.local_addr()?;
+    /// let client = Net::new([NetRule::connect(loopback, at.port()..=at.port())], compartment::ambient_authority());
+    /// let stream = client.connect_tcp(at)?;
+    /// let (_accepted, peer) = listener.accept()?;
+    /// assert_eq!(peer, stream.local_addr()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -233,6 +348,19 @@ impl TcpListener {
     }
 
     /// Switches between blocking and non-blocking `accept`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let server = Net::new([NetRule::bind(loopback, 0..=65535)], compartment::ambient_authority());
+    /// let listener = server.bind_tcp(SocketAddr::new(loopback, 0))?;
+    /// listener.set_nonblocking(true)?;
+    /// assert!(listener.accept().is_err()); // nobody waiting: would block
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -280,6 +408,20 @@ impl UdpSocket {
 
     /// The bound address.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// assert_eq!(a.local_addr()?.ip(), loopback);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::Revoked`], [`NetError::Io`].
@@ -289,6 +431,23 @@ impl UdpSocket {
     }
 
     /// Sends one datagram to `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// a.send_to(b"ping", b.local_addr()?)?;
+    /// let mut buf = [0u8; 4];
+    /// let (n, from) = b.recv_from(&mut buf)?;
+    /// assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -300,6 +459,23 @@ impl UdpSocket {
     /// Fixes the peer, so that [`send`](Self::send) and [`recv`](Self::recv)
     /// talk to `addr` only.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// a.connect(b.local_addr()?)?;
+    /// a.send(b"hi")?;
+    /// let mut buf = [0u8; 2];
+    /// assert_eq!(b.recv(&mut buf)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::NotGranted`], [`NetError::Revoked`], [`NetError::Io`].
@@ -308,6 +484,21 @@ impl UdpSocket {
     }
 
     /// Sends one datagram to the connected peer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// a.connect(b.local_addr()?)?;
+    /// assert_eq!(a.send(b"hi")?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -319,6 +510,23 @@ impl UdpSocket {
     }
 
     /// Receives one datagram from the connected peer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// a.send_to(b"hi", b.local_addr()?)?;
+    /// let mut buf = [0u8; 8];
+    /// let n = b.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -332,6 +540,23 @@ impl UdpSocket {
 
     /// Receives one datagram and its sender.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// a.send_to(b"hi", b.local_addr()?)?;
+    /// let mut buf = [0u8; 8];
+    /// let (_, from) = b.recv_from(&mut buf)?;
+    /// assert_eq!(from, a.local_addr()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`NetError::Revoked`], [`NetError::Io`].
@@ -343,6 +568,23 @@ impl UdpSocket {
     }
 
     /// Bounds blocking receives; `None` blocks forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let net = Net::new([NetRule::bind(loopback, 0..=65535).udp(), NetRule::connect(loopback, 0..=65535).udp()], compartment::ambient_authority());
+    /// let a = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// let b = net.bind_udp(SocketAddr::new(loopback, 0))?;
+    /// # b.set_read_timeout(Some(std::time::Duration::from_secs(60)))?; // never hang a test
+    /// b.set_read_timeout(Some(std::time::Duration::from_millis(10)))?;
+    /// let mut buf = [0u8; 8];
+    /// assert!(b.recv(&mut buf).is_err()); // nothing sent: timed out
+    /// let _ = a;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
