@@ -1,5 +1,5 @@
 //! The measurements behind `benches/isolation.rs` (criterion) and
-//! `examples/bench_report.rs` (the quick table): each compartment operation
+//! `bench_report.rs` (the quick table): each compartment operation
 //! next to the raw primitive or peer it is compared with, measured the same
 //! way in the same run.
 
