@@ -16,6 +16,10 @@ use crate::channel::HandlerCrash;
 
 /// Where a panic happened.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct PanicLocation {
     /// Source file.
     pub file: String,

@@ -224,6 +224,10 @@ pub(crate) enum Reply<A> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    all(feature = "process", target_os = "linux"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct HandlerCrash {
     /// The panic's message (or, for a wasm module, its trap).
     pub message: String,

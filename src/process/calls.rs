@@ -103,26 +103,6 @@ fn deliver<A>(reply: ReplyTo<A>, answer: Option<Reply<A>>) {
     }
 }
 
-/// A crash as it crosses: the message, and the file, line and column.
-type CrashOnWire = (String, Option<(String, u32, u32)>);
-
-fn crashed_frame(number: u64, crash: &HandlerCrash) -> Option<Vec<u8>> {
-    let location = crash
-        .location
-        .as_ref()
-        .map(|at| (at.file.clone(), at.line, at.column));
-    let on_wire: CrashOnWire = (crash.message.clone(), location);
-    numbered(CRASHED, number, &on_wire)
-}
-
-fn decode_crash(payload: &[u8]) -> Option<HandlerCrash> {
-    let (message, location) = decode::<CrashOnWire>(payload)?;
-    Some(HandlerCrash {
-        message,
-        location: location.map(|(file, line, column)| crate::PanicLocation { file, line, column }),
-    })
-}
-
 /// `[tag][number][payload]`.
 fn numbered<T: Serialize>(tag: u8, number: u64, payload: &T) -> Option<Vec<u8>> {
     let mut frame = Vec::with_capacity(64);
@@ -163,7 +143,7 @@ fn deadline_in(left: Option<Duration>) -> Option<Instant> {
 fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, tag: u8, number: u64, payload: &[u8]) -> bool {
     let answer = match tag {
         ANSWER => decode::<A>(payload).map(Reply::Answer),
-        CRASHED => decode_crash(payload).map(Reply::Crashed),
+        CRASHED => decode::<HandlerCrash>(payload).map(Reply::Crashed),
         NO_REPLY => None,
         _ => return false,
     };
@@ -194,7 +174,7 @@ impl<A> BridgedReply<A> {
     }
 
     pub(crate) fn crashed(mut self, crash: &HandlerCrash) {
-        if let Some(frame) = crashed_frame(self.number, crash)
+        if let Some(frame) = numbered(CRASHED, self.number, crash)
             && write_frame(&mut *self.writer.lock(), &frame).is_ok()
         {
             self.answered = true;
@@ -424,7 +404,7 @@ fn wait_for_answers<A: Serialize>(
                 let _ = fault::drop_contained(answer);
                 frame
             }
-            Ok(Reply::Crashed(crash)) => crashed_frame(number, &crash),
+            Ok(Reply::Crashed(crash)) => numbered(CRASHED, number, &crash),
             Err(_) => Some(no_reply(number)),
         };
         if let Some(frame) = frame {

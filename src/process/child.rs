@@ -410,17 +410,10 @@ where
             None => Ending::Returned,
         },
         Ok(Err(err)) => failed(err),
-        Err(caught) => {
-            let location = caught
-                .report
-                .as_ref()
-                .and_then(|report| report.location.as_ref())
-                .map(|at| (at.file.clone(), at.line, at.column));
-            Ending::Panicked {
-                message: caught.message,
-                location,
-            }
-        }
+        Err(caught) => Ending::Panicked {
+            message: caught.message,
+            location: caught.report.and_then(|report| report.location),
+        },
     };
     end(&control, ending)
 }

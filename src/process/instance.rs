@@ -21,7 +21,7 @@ use super::wire::{self, ComponentExit, Confinement, Ending, FromChild, SpawnRequ
 use super::zygote;
 use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
 use crate::context::Context;
-use crate::fault::{self, Decided, FaultKind, PanicLocation, ProcessExit};
+use crate::fault::{self, Decided, FaultKind, ProcessExit};
 use crate::grant::{Capability, Inventory, ReissueError};
 use crate::limits::{Budget, Limits};
 use crate::lockdown::{self, Lockdown, LockdownError, Mode, Policy};
@@ -498,7 +498,7 @@ fn ended(ending: Ending) -> Result<(), BoxError> {
         Ending::Failed { message, sources } => Err(decided(FaultKind::Error { message, sources })),
         Ending::Panicked { message, location } => Err(decided(FaultKind::Panic {
             message,
-            location: location.map(|(file, line, column)| PanicLocation { file, line, column }),
+            location,
             backtrace: None,
         })),
         Ending::Unpacked { reason } => Err(start_failed(format!(

@@ -13,6 +13,8 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::fault::PanicLocation;
+
 /// The most descriptors one packet carries: the kernel's `SCM_MAX_FD`.
 pub(crate) const MAX_DESCRIPTORS: usize = 253;
 
@@ -135,7 +137,7 @@ pub(crate) enum Ending {
     },
     Panicked {
         message: String,
-        location: Option<(String, u32, u32)>,
+        location: Option<PanicLocation>,
     },
     /// Its grant could not be rebuilt in the child.
     Unpacked {
