@@ -387,11 +387,8 @@ pub(crate) fn describe_contained(what: &str, format: impl FnOnce() -> String) ->
 
 /// Describes a panic payload: its text when it is a string, else its type.
 fn payload_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        return (*s).to_owned();
-    }
-    if let Some(s) = payload.downcast_ref::<String>() {
-        return s.clone();
+    if let Some(text) = payload_text(payload) {
+        return text.to_owned();
     }
     macro_rules! known {
         ($($ty:ty),*) => {$(
@@ -413,6 +410,16 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
         "non-string panic payload of an unknown type ({:?})",
         (*payload).type_id()
     )
+}
+
+/// A panic payload's text, when it is a string (`panic!` with or without
+/// arguments): the one description that runs no user code, so the panic
+/// hook can take it.
+fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 /// What the panic hook saw on a supervised thread, taken by the runner.
@@ -520,11 +527,7 @@ fn record(info: &PanicHookInfo<'_>) -> bool {
                 .backtrace
                 .then(|| std::backtrace::Backtrace::force_capture().to_string());
             thread.report = Some(PanicReport {
-                message: info
-                    .payload()
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| info.payload().downcast_ref::<String>().cloned()),
+                message: payload_text(info.payload()).map(str::to_owned),
                 location: info.location().map(|l| PanicLocation {
                     file: l.file().to_owned(),
                     line: l.line(),

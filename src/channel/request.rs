@@ -165,7 +165,7 @@ impl<A> ReplyTo<A> {
     /// Tells the caller that its handler crashed: a panic while the
     /// endpoint was held, a process child's panic across the bridge, a
     /// module's trap.
-    pub(crate) fn crashed(mut self, crash: HandlerCrash) {
+    pub(crate) fn crashed(&mut self, crash: HandlerCrash) {
         match self.inner.take() {
             Some(ReplyPath::Local(inner)) => {
                 let _ = inner.try_send(Reply::Crashed(crash));
@@ -184,11 +184,7 @@ impl<A> Drop for ReplyTo<A> {
         if self.inner.is_some()
             && let Some(crash) = fault::panic_in_progress()
         {
-            let unanswered = ReplyTo {
-                inner: self.inner.take(),
-                deadline: self.deadline,
-            };
-            unanswered.crashed(crash);
+            self.crashed(crash);
         }
     }
 }

@@ -91,7 +91,7 @@ impl<A> Table<A> {
 
 /// Sends `answer` to its caller; with no answer, the dropped endpoint tells
 /// the caller none will come.
-fn deliver<A>(reply: ReplyTo<A>, answer: Option<Reply<A>>) {
+fn deliver<A>(mut reply: ReplyTo<A>, answer: Option<Reply<A>>) {
     match answer {
         Some(Reply::Answer(answer)) => {
             if let Err(unsent) = reply.send(answer) {

@@ -294,7 +294,7 @@ impl Table {
     pub(crate) fn crash_replies(&mut self, crash: &HandlerCrash) {
         for slot in &mut self.handles {
             if matches!(slot, Some(Handle::Reply(_)))
-                && let Some(Handle::Reply(reply)) = slot.take()
+                && let Some(Handle::Reply(mut reply)) = slot.take()
             {
                 reply.crashed(crash.clone());
             }
