@@ -20,7 +20,7 @@
 //! [`AmbientAuthority`](cap_std::AmbientAuthority) token and say so under
 //! "Ambient Authority".
 
-pub(crate) mod clock;
+mod clock;
 mod dir;
 mod dir_builder;
 mod entries;
@@ -50,7 +50,7 @@ pub use net::{
 pub use random::{Random, RandomError, RandomSource};
 pub use read_only_dir::ReadOnlyDir;
 
-pub use crate::grant::{Capability, FileRights, Rights, short_type_name};
+pub use crate::capability::{Capability, FileRights, Rights, short_type_name};
 /// cap-std's Unix view of [`Permissions`] (`mode`, `from_mode`).
 #[cfg(unix)]
 pub use cap_std::fs::PermissionsExt;

@@ -31,7 +31,6 @@ mod request;
 use std::fmt;
 #[cfg(all(feature = "process", target_os = "linux"))]
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
@@ -45,7 +44,8 @@ pub use error::{
 pub(crate) use request::Reply;
 pub use request::{CallError, HandlerCrash, PendingReply, ReplyError, ReplyTo, Request};
 
-use crate::grant::Capability;
+use crate::capability::Capability;
+pub use crate::capability::ChannelId;
 use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 use crate::signal::{Never, Signal};
@@ -53,45 +53,6 @@ use crate::signal::{Never, Signal};
 /// The largest capacity [`bounded`] accepts. The buffer is allocated up
 /// front, so a larger one is almost certainly a mistake.
 pub const MAX_CAPACITY: usize = 1 << 24;
-
-/// Identifies one channel; both endpoints (and all their clones) report the
-/// same id, which is how a capability map connects senders to receivers.
-///
-/// # Examples
-///
-/// ```
-/// let (tx, rx) = compartment::channel::bounded::<u8>(1)?;
-/// assert_eq!(tx.id(), rx.id()); // both ends name one channel in the capability map
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChannelId(u64);
-
-impl ChannelId {
-    fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ChannelId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The number, unique within the process.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = compartment::channel::bounded::<u32>(2)?;
-    /// assert_eq!(tx.id().get(), rx.id().get());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "channel #{}", self.0)
-    }
-}
 
 /// Creates a channel holding at most `capacity` messages; with a capacity
 /// of 0, a rendezvous channel, as crossbeam's: each send waits for a
@@ -221,7 +182,7 @@ pub(crate) fn bridged_sender<T>(outbox: Outbox<T>, id: u64, capacity: usize) -> 
     let (inner, _) = cb::bounded(1);
     Sender {
         inner,
-        id: ChannelId(id),
+        id: ChannelId::of(id),
         capacity,
         gate: Gate::default(),
         outbox: Some(Arc::new(outbox)),
@@ -238,7 +199,7 @@ pub(crate) fn bridged_receiver<T>(
 ) -> Receiver<T> {
     Receiver {
         inner,
-        id: ChannelId(id),
+        id: ChannelId::of(id),
         capacity,
         gate: Gate::default(),
         demand: Some(demand),

@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::capability::Capability;
 use crate::caps::Random;
 use crate::context::Context;
-use crate::grant::{Capability, Grant, Inventory, ReissueError};
+use crate::grant::{Grant, Inventory, ReissueError};
 use crate::limits::Limits;
 use crate::lockdown::{Lockdown, LockdownError, Policy};
 use crate::revoke::Revoker;

@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::caps::MonotonicClock;
 use crate::channel::{Receiver, Request, Sender, Wake};
 use crate::mailbox::{InFlightCell, Mailbox, Tracked};
+use crate::runtime_clock::RuntimeClock;
 use crate::signal::Signal;
 use crate::threads::{Cancellation, InstanceThread, SpawnError, ThreadGroup};
 
@@ -204,7 +204,7 @@ pub struct Context {
     path: Arc<str>,
     instance: u64,
     cancel: Arc<Signal>,
-    clock: MonotonicClock,
+    clock: RuntimeClock,
     mailbox: Arc<Mailbox>,
     in_flight: Arc<InFlightCell>,
     threads: Arc<ThreadGroup>,
@@ -225,7 +225,7 @@ impl Context {
         path: Arc<str>,
         instance: u64,
         cancel: Arc<Signal>,
-        clock: MonotonicClock,
+        clock: RuntimeClock,
         mailbox: Arc<Mailbox>,
         in_flight: Arc<InFlightCell>,
         threads: Arc<ThreadGroup>,
@@ -766,9 +766,9 @@ impl Context {
         self.check()?;
         let deadline = self
             .clock
-            .read()
+            .now()
             .checked_add(duration)
-            .unwrap_or_else(|| far_future(self.clock.read()));
+            .unwrap_or_else(|| far_future(self.clock.now()));
         self.clock
             .wait_until(deadline, &[&*self.cancel])
             .map_err(|_| Cancelled)

@@ -39,9 +39,7 @@ pub(crate) use grant_by_clone;
 
 use std::io;
 
-pub use inventory::{
-    Capability, Descriptor, FileRights, Held, Inventory, Rights, Segment, short_type_name,
-};
+pub use inventory::{Descriptor, Held, Inventory, Segment};
 
 use crate::revoke::Revoker;
 

@@ -161,6 +161,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod alloc;
+mod capability;
 pub mod caps;
 mod ceiling;
 pub mod channel;
@@ -175,6 +176,7 @@ mod mailbox;
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub mod process;
 mod revoke;
+mod runtime_clock;
 mod signal;
 pub mod supervisor;
 #[cfg(feature = "testkit")]

@@ -4,41 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::AmbientAuthority;
-use crossbeam_channel as cb;
-use parking_lot::Mutex;
 
-use crate::grant::Capability;
+use crate::capability::Capability;
 use crate::grant::grant_by_clone;
 use crate::revoke::{Gate, Revoked};
-use crate::signal::{Never, RaiseHook, Signal};
-
-/// Manual time: a fixed origin plus an offset that only the
-/// [`ClockControl`] moves forward; waiters are woken through their channels.
-#[derive(Debug)]
-pub(crate) struct ManualTime {
-    origin: Instant,
-    offset: Mutex<Duration>,
-    waiters: Mutex<Vec<cb::Sender<()>>>,
-}
-
-impl ManualTime {
-    fn now(&self) -> Instant {
-        self.origin + *self.offset.lock()
-    }
-
-    /// A channel that receives a wake-up after every advance.
-    fn subscribe(&self) -> cb::Receiver<()> {
-        let (tx, rx) = cb::bounded(1);
-        self.waiters.lock().push(tx);
-        rx
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum MonotonicSource {
-    Os,
-    Manual(Arc<ManualTime>),
-}
+use crate::runtime_clock::{ManualTime, RuntimeClock};
 
 /// A monotonic clock capability: reads the time, for timeouts and rates.
 ///
@@ -61,7 +31,9 @@ pub(crate) enum MonotonicSource {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MonotonicClock {
-    pub(crate) source: MonotonicSource,
+    /// The clock read behind the gate; a supervisor given this capability
+    /// keeps only this part.
+    pub(crate) time: RuntimeClock,
     pub(crate) gate: Gate,
 }
 
@@ -98,12 +70,7 @@ impl ClockControl {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn advance(&self, by: Duration) {
-        let mut offset = self.time.offset.lock();
-        *offset = offset.saturating_add(by);
-        drop(offset);
-        self.time.waiters.lock().retain(|waiter| {
-            !matches!(waiter.try_send(()), Err(cb::TrySendError::Disconnected(())))
-        });
+        self.time.advance(by);
     }
 
     /// The clock's current reading.
@@ -141,7 +108,7 @@ impl MonotonicClock {
     pub fn new(ambient_authority: AmbientAuthority) -> Self {
         let _ = ambient_authority;
         Self {
-            source: MonotonicSource::Os,
+            time: RuntimeClock::Os,
             gate: Gate::default(),
         }
     }
@@ -161,18 +128,10 @@ impl MonotonicClock {
     /// assert_eq!(clock.elapsed(start)?, Duration::from_millis(250));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "a manual clock needs a real instant as its origin; it never reads time again"
-    )]
     pub fn manual() -> (Self, ClockControl) {
-        let time = Arc::new(ManualTime {
-            origin: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-            waiters: Mutex::new(Vec::new()),
-        });
+        let (clock, time) = RuntimeClock::manual();
         let clock = Self {
-            source: MonotonicSource::Manual(Arc::clone(&time)),
+            time: clock,
             gate: Gate::default(),
         };
         (clock, ClockControl { time })
@@ -194,7 +153,7 @@ impl MonotonicClock {
     /// [`Revoked`] after revocation.
     pub fn now(&self) -> Result<Instant, Revoked> {
         self.gate.check()?;
-        Ok(self.read())
+        Ok(self.time.now())
     }
 
     /// Time passed since `earlier` (zero if `earlier` is in the future).
@@ -228,107 +187,8 @@ impl MonotonicClock {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_manual(&self) -> bool {
-        matches!(self.source, MonotonicSource::Manual(_))
+        self.time.is_manual()
     }
-
-    /// Reads the clock without the revocation gate, for the crate's own
-    /// timekeeping (a supervisor is never revoked).
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "this is the clock capability: the one wrapper of ambient monotonic time"
-    )]
-    pub(crate) fn read(&self) -> Instant {
-        match &self.source {
-            MonotonicSource::Os => Instant::now(),
-            MonotonicSource::Manual(time) => time.now(),
-        }
-    }
-}
-
-impl MonotonicClock {
-    /// For a manual clock, a channel woken after every advance; `None` for
-    /// the OS clock, whose instants are real deadlines.
-    pub(crate) fn advances(&self) -> Option<cb::Receiver<()>> {
-        match &self.source {
-            MonotonicSource::Os => None,
-            MonotonicSource::Manual(time) => Some(time.subscribe()),
-        }
-    }
-
-    /// Waits until the clock reads `deadline`, ignoring revocation (this is
-    /// the crate's own timekeeping). Returns `Err(i)` early when
-    /// `interrupts[i]` is raised.
-    ///
-    /// On the OS clock the thread parks and a raise unparks it, so an idle
-    /// component waits as a parked thread does, with no channel to select
-    /// on. A manual clock also wakes on every advance.
-    pub(crate) fn wait_until(
-        &self,
-        deadline: Instant,
-        interrupts: &[&Signal],
-    ) -> Result<(), usize> {
-        let Some(advances) = self.advances() else {
-            return park_until(deadline, interrupts, || self.read());
-        };
-        let watches: Vec<&cb::Receiver<Never>> =
-            interrupts.iter().map(|signal| signal.watch()).collect();
-        loop {
-            if self.read() >= deadline {
-                return Ok(());
-            }
-            let mut select = cb::Select::new_biased();
-            for watch in &watches {
-                select.recv(watch);
-            }
-            let tick = select.recv(&advances);
-            let operation = select.select();
-            let index = operation.index();
-            if index == tick {
-                let _ = operation.recv(&advances);
-                continue;
-            }
-            let _ = operation.recv(watches[index]);
-            return Err(index);
-        }
-    }
-}
-
-/// Parks the calling thread until `now()` reads `deadline` or one of
-/// `interrupts` is raised (`Err` with its index).
-fn park_until(
-    deadline: Instant,
-    interrupts: &[&Signal],
-    now: impl Fn() -> Instant,
-) -> Result<(), usize> {
-    let thread = std::thread::current();
-    // Each signal wakes this thread from its sleeper slot; one where another
-    // thread already sleeps gets a hook (held until this returns).
-    let mut hook: Option<Arc<RaiseHook>> = None;
-    for signal in interrupts {
-        if !signal.wake_sleeper(&thread) {
-            let hook = hook.get_or_insert_with(|| {
-                let thread = thread.clone();
-                Arc::new(move || thread.unpark())
-            });
-            signal.on_raise(Arc::downgrade(hook));
-        }
-    }
-    let woken = loop {
-        if let Some(i) = interrupts.iter().position(|signal| signal.is_raised()) {
-            break Err(i);
-        }
-        let now = now();
-        if now >= deadline {
-            break Ok(());
-        }
-        // An unpark (a raise, or a stray one) ends the park early: the loop
-        // looks again.
-        std::thread::park_timeout(deadline - now);
-    };
-    for signal in interrupts {
-        signal.forget_sleeper(&thread);
-    }
-    woken
 }
 
 grant_by_clone!(MonotonicClock, |_clock| Capability::MonotonicClock);

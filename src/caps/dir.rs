@@ -23,7 +23,8 @@ use super::metadata_spec::FollowSymlinks;
 use super::metadata_spec::SystemTimeSpec;
 use super::read_only_dir::ReadOnlyDir;
 use super::shared_dir_methods::shared_dir_methods;
-use crate::grant::{Grant, Inventory, ReissueError, Rights};
+use crate::capability::Rights;
+use crate::grant::{Grant, Inventory, ReissueError};
 use crate::revoke::Revoker;
 
 /// A full directory capability: the operations of cap-std's `Dir`, confined

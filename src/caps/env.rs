@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cap_std::AmbientAuthority;
 
-use crate::grant::Capability;
+use crate::capability::Capability;
 use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
 

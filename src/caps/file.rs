@@ -7,7 +7,8 @@ use cap_std::fs::{Metadata, Permissions};
 
 use super::fs_error::{FsError, FsOp};
 use super::metadata_spec::FollowSymlinks;
-use crate::grant::{Capability, Descriptor, FileRights, Grant, Inventory, ReissueError};
+use crate::capability::{Capability, FileRights};
+use crate::grant::{Descriptor, Grant, Inventory, ReissueError};
 use crate::revoke::{Gate, Revoker};
 
 /// Set-user-ID and set-group-ID: never granted through a capability.

@@ -11,7 +11,8 @@ use super::fs_error::{FsError, FsOp, InvalidPath};
 use super::inode::Inode;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use super::metadata_spec::{AccessModes, AccessType, FollowSymlinks};
-use crate::grant::{Capability, Descriptor, Inventory, ReissueError, Rights};
+use crate::capability::{Capability, Rights};
+use crate::grant::{Descriptor, Inventory, ReissueError};
 use crate::revoke::{Gate, Revoker};
 
 #[derive(Debug)]

@@ -1,41 +1,15 @@
 //! `Random`: a source of random bytes, from the OS or from a seed.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
 use cap_std::AmbientAuthority;
 use parking_lot::Mutex;
 
-use crate::grant::Capability;
+use crate::capability::Capability;
+pub use crate::capability::RandomSource;
 use crate::grant::grant_by_clone;
 use crate::revoke::Gate;
-
-/// Where a [`Random`] capability's bytes come from.
-///
-/// # Examples
-///
-/// ```
-/// use compartment::caps::{Random, RandomSource};
-/// assert_eq!(Random::os(compartment::ambient_authority()).source(), RandomSource::Os);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RandomSource {
-    /// The operating system's cryptographic generator.
-    Os,
-    /// A deterministic generator from a seed (not for secrets).
-    Seeded,
-}
-
-impl fmt::Display for RandomSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RandomSource::Os => "os",
-            RandomSource::Seeded => "seeded",
-        })
-    }
-}
 
 /// Drawing random data failed.
 ///

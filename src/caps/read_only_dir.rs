@@ -12,7 +12,8 @@ use super::guarded_dir::GuardedDir;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use super::metadata_spec::AccessType;
 use super::shared_dir_methods::shared_dir_methods;
-use crate::grant::{Grant, Inventory, ReissueError, Rights};
+use crate::capability::Rights;
+use crate::grant::{Grant, Inventory, ReissueError};
 use crate::revoke::Revoker;
 
 /// A read-only directory capability.

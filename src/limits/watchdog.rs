@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::{Budget, Meter};
-use crate::caps::MonotonicClock;
+use crate::runtime_clock::RuntimeClock;
 use crate::signal::Signal;
 
 /// One instance the watchdog measures.
@@ -64,12 +64,12 @@ impl std::fmt::Debug for Watched {
 pub(crate) struct Watchdog {
     shared: Arc<Shared>,
     period: Duration,
-    clock: MonotonicClock,
+    clock: RuntimeClock,
     started: Mutex<bool>,
 }
 
 impl Watchdog {
-    pub(crate) fn new(period: Duration, clock: MonotonicClock) -> Self {
+    pub(crate) fn new(period: Duration, clock: RuntimeClock) -> Self {
         Self {
             shared: Arc::new(Shared {
                 entries: Mutex::new(Vec::new()),
@@ -106,7 +106,7 @@ fn real_now() -> Instant {
     Instant::now()
 }
 
-fn run(shared: Weak<Shared>, period: Duration, clock: MonotonicClock) {
+fn run(shared: Weak<Shared>, period: Duration, clock: RuntimeClock) {
     loop {
         std::thread::sleep(period);
         let Some(shared) = shared.upgrade() else {
@@ -133,7 +133,7 @@ fn run(shared: Weak<Shared>, period: Duration, clock: MonotonicClock) {
 
 /// Measures one instance; on a new breach cancels it and returns `true`
 /// (its supervisor is to be told).
-fn check(watched: &mut Watched, clock: &MonotonicClock) -> bool {
+fn check(watched: &mut Watched, clock: &RuntimeClock) -> bool {
     let meter = &watched.meter;
     let limits = meter.limits();
     if let Some(cpu) = read_cpu(meter.tid()) {
@@ -176,7 +176,7 @@ fn check(watched: &mut Watched, clock: &MonotonicClock) -> bool {
     let budget = budget
         .or_else(|| {
             let limit = limits.wall_deadline()?;
-            (clock.read().saturating_duration_since(watched.started) >= limit)
+            (clock.now().saturating_duration_since(watched.started) >= limit)
                 .then_some(Budget::Deadline { limit })
         })
         .or_else(|| {

@@ -14,8 +14,9 @@ use seccompiler::{BpfProgram, sock_filter};
 use super::carrier::{self, Carrier};
 use super::rules::{self, Sockets, Threads};
 use super::{Enforcement, LandlockLevel, Lockdown, LockdownError, Mode};
+use crate::capability::{Capability, Rights};
 use crate::caps::{NetAccess, Transport};
-use crate::grant::{Capability, Inventory, Rights};
+use crate::grant::Inventory;
 use crate::threads::SpawnError;
 
 /// The highest Landlock ABI the policy uses (the ceiling: 7).

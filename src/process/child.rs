@@ -30,12 +30,12 @@ use super::bridge::ChildPump;
 use super::portable::{Portable, Unpacking};
 use super::sys::{self, Spawned};
 use super::wire::{self, ComponentExit, Confinement, Ending, FromChild, SpawnRequest, ToChild};
-use crate::caps::MonotonicClock;
 use crate::component::BoxError;
 use crate::context::Context;
 use crate::fault;
 use crate::lockdown::{self, Lockdown};
 use crate::mailbox::{InFlightCell, Mailbox};
+use crate::runtime_clock::RuntimeClock;
 use crate::signal::Signal as Flag;
 use crate::threads::ThreadGroup;
 
@@ -392,8 +392,9 @@ where
         path,
         request.instance,
         cancel,
-        // The child's context times its waits, as a supervisor's clock does.
-        MonotonicClock::new(super::portable::granted_again()),
+        // The child's context times its waits on the OS clock, as a
+        // supervisor's does (a manual clock never crosses).
+        RuntimeClock::Os,
         Arc::new(Mailbox::default()),
         Arc::new(InFlightCell::default()),
         Arc::clone(&threads),

@@ -8,7 +8,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bridge::{ChildPump, ParentPump};
-use crate::caps::clock::MonotonicSource;
 use crate::caps::{Dir, Env, File, MonotonicClock, Random, ReadOnlyDir, ReadOnlyFile, SystemClock};
 use crate::grant::Grant;
 use crate::revoke::Gate;
@@ -348,7 +347,7 @@ impl Portable for File {
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
         let fd = unpacking.descriptor()?;
         let (read, write, path): (bool, bool, std::path::PathBuf) = unpacking.data()?;
-        let rights = crate::grant::FileRights { read, write };
+        let rights = crate::capability::FileRights { read, write };
         Ok(File::new(
             cap_std::fs::File::from_std(fd.into()),
             Gate::default(),
@@ -393,7 +392,7 @@ impl Portable for Env {
 impl Portable for MonotonicClock {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
         packing.gate("MonotonicClock", &self.gate)?;
-        if matches!(self.source, MonotonicSource::Manual(_)) {
+        if self.is_manual() {
             return Err(PackError::NotPortable {
                 capability: "manual MonotonicClock",
                 reason: "its time is moved by a ClockControl in the granting process",

@@ -143,7 +143,7 @@ impl InstanceSource {
             let watched = Watched::new(
                 Arc::clone(meter),
                 Arc::clone(&cancel),
-                tree.clock.read(),
+                tree.clock.now(),
                 Arc::new(move || {
                     // A supervisor that is gone has nobody left to tell.
                     let _ = control.send(Control::OverBudget { slot, instance });

@@ -332,7 +332,7 @@ impl NodeState {
     }
 
     fn now(&self) -> Instant {
-        self.tree.clock.read()
+        self.tree.clock.now()
     }
 
     /// Publishes an event after updating the status board, so that whoever
@@ -456,7 +456,7 @@ impl NodeState {
                 slot.state = SlotState::Running {
                     instance,
                     handle,
-                    started_at: self.tree.clock.read(),
+                    started_at: self.tree.clock.now(),
                 };
                 if let Some(relaunch) = &relaunch {
                     relaunch.open(instance);

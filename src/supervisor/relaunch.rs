@@ -115,7 +115,7 @@ impl Relaunch {
             if *permit != Some(instance) {
                 return None;
             }
-            let now = source.tree.clock.read();
+            let now = source.tree.clock.now();
             if !self.intensity.lock().try_record(now) {
                 // The supervisor's planner gives up on it.
                 return None;

@@ -9,6 +9,7 @@ use crate::caps::{MonotonicClock, Random};
 use crate::channel::Sender;
 use crate::component::{Child, ChildSettings, Restart};
 use crate::event::{EventBus, Events};
+use crate::runtime_clock::RuntimeClock;
 use crate::supervisor::dead_letter::DeadLetter;
 
 /// Which children a supervisor restarts when one fails, as in Erlang/OTP.
@@ -143,7 +144,7 @@ impl Node {
 /// The settings that apply to a whole tree, taken from its root.
 #[derive(Debug, Clone)]
 pub(crate) struct TreeSettings {
-    pub(crate) clock: MonotonicClock,
+    pub(crate) clock: RuntimeClock,
     pub(crate) watchdog_period: Duration,
     pub(crate) random: Option<Random>,
     pub(crate) forward_panics: bool,
@@ -249,7 +250,7 @@ impl Supervisor {
             },
             escalation: Escalation::Shutdown,
             tree: TreeSettings {
-                clock: MonotonicClock::new(cap_std::ambient_authority()),
+                clock: RuntimeClock::Os,
                 watchdog_period: Duration::from_millis(10),
                 random: None,
                 forward_panics: true,
@@ -539,7 +540,7 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn clock(mut self, clock: MonotonicClock) -> Self {
-        self.tree.clock = clock;
+        self.tree.clock = clock.time;
         self
     }
 

@@ -9,11 +9,12 @@ use parking_lot::Mutex;
 
 use super::control::Control;
 use super::dead_letter::DeadLetter;
-use crate::caps::{MonotonicClock, Random};
+use crate::caps::Random;
 use crate::channel::Sender;
 use crate::event::{EventBus, EventKind};
 use crate::limits::watchdog::Watchdog;
 use crate::revoke::Revoker;
+use crate::runtime_clock::RuntimeClock;
 
 /// How to reach a running supervisor by path.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ pub(crate) struct SupervisorHandle {
 #[derive(Debug)]
 pub(crate) struct Tree {
     pub(crate) bus: Arc<EventBus>,
-    pub(crate) clock: MonotonicClock,
+    pub(crate) clock: RuntimeClock,
     pub(crate) random: Random,
     pub(crate) forward_panics: bool,
     pub(crate) backtraces: bool,
@@ -45,7 +46,7 @@ pub(crate) struct Tree {
 
 impl Tree {
     pub(crate) fn publish(&self, path: &str, instance: Option<u64>, kind: EventKind) {
-        self.bus.publish(self.clock.read(), path, instance, kind);
+        self.bus.publish(self.clock.now(), path, instance, kind);
     }
 
     pub(crate) fn leaked(&self) -> usize {

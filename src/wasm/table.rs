@@ -156,7 +156,7 @@ impl Table {
         &mut self,
         field: &str,
         object: &dyn std::any::Any,
-        capability: &crate::grant::Capability,
+        capability: &crate::capability::Capability,
     ) -> Result<(), WasmError> {
         let reissued = |err: crate::grant::ReissueError| WasmError::Reissue {
             field: field.to_owned(),
@@ -202,7 +202,7 @@ impl Table {
         &mut self,
         field: &str,
         object: &dyn std::any::Any,
-        capability: &crate::grant::Capability,
+        capability: &crate::capability::Capability,
     ) -> Result<(), WasmError> {
         let reissued = |err: crate::grant::ReissueError| WasmError::Reissue {
             field: field.to_owned(),
@@ -218,7 +218,7 @@ impl Table {
             self.system = Some(clock.reissue().map_err(reissued)?);
         } else if let Some(random) = object.downcast_ref::<Random>() {
             self.random = Some(random.reissue().map_err(reissued)?);
-        } else if !matches!(capability, crate::grant::Capability::Data { .. }) {
+        } else if !matches!(capability, crate::capability::Capability::Data { .. }) {
             return Err(WasmError::NotImportable {
                 field: field.to_owned(),
                 capability: capability.to_string(),

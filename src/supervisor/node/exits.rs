@@ -157,7 +157,7 @@ impl NodeState {
                     });
                 }
             }
-            let ran = self.tree.clock.read().saturating_duration_since(started_at);
+            let ran = self.tree.clock.now().saturating_duration_since(started_at);
             let reset_after = slot.settings().backoff.map_or(Duration::ZERO, |b| b.max);
             if ran >= reset_after || !matches!(outcome, Outcome::Failed(_)) {
                 slot.failures_in_row = 0;

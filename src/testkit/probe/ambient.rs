@@ -21,9 +21,10 @@ use rustix::net::{AddressFamily, SocketType, ipproto};
 use rustix::process::{Pid, Resource, Rlimit};
 
 use super::{Expected, Prober};
+use crate::capability::{Capability, Rights};
 use crate::caps::{NetAccess, NetRule, Transport};
 use crate::fault;
-use crate::grant::{Capability, Inventory, Rights};
+use crate::grant::Inventory;
 use crate::testkit::host::Identity;
 
 const FAILS: Expected = Expected::Fails;

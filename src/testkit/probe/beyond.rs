@@ -16,7 +16,8 @@
 use std::path::PathBuf;
 
 use super::{Expected, Outcome, Prober};
-use crate::grant::{Capability, Inventory};
+use crate::capability::Capability;
+use crate::grant::Inventory;
 use crate::testkit::assert::Refusal;
 
 const FAILS: Expected = Expected::Fails;
