@@ -91,6 +91,20 @@ impl Dir {
     /// # Errors
     ///
     /// [`FsError::Io`] when the directory cannot be opened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::Dir;
+    /// # let path = std::env::temp_dir().join(format!("compartment-doc-dir-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&path)?;
+    /// // In `main`, the granting side:
+    /// let uploads = Dir::open_ambient_dir(&path, compartment::ambient_authority())?;
+    /// uploads.write("first.txt", "hello")?;
+    /// assert_eq!(uploads.read_to_string("first.txt")?, "hello");
+    /// # std::fs::remove_dir_all(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_ambient_dir(
         path: impl AsRef<Path>,
         ambient_authority: AmbientAuthority,
@@ -186,6 +200,21 @@ impl Dir {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use compartment::caps::OpenOptions;
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let mut options = OpenOptions::new();
+    /// options.append(true).create(true);
+    /// dir.open_with("log.txt", &options)?.write_all(b"one\n")?;
+    /// dir.open_with("log.txt", &options)?.write_all(b"two\n")?;
+    /// assert_eq!(dir.read_to_string("log.txt")?, "one\ntwo\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_with(
         &self,
         path: impl AsRef<Path>,
@@ -603,6 +632,21 @@ impl Dir {
     ///
     /// [`FsError::EscapingSymlink`] for an absolute target or one with `..`;
     /// otherwise as [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::FsError;
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("data")?;
+    /// dir.write("data/v2.json", "{}")?;
+    /// dir.symlink("v2.json", "data/current.json")?; // the target is relative to the link
+    /// assert_eq!(dir.read_to_string("data/current.json")?, "{}");
+    /// let refused = dir.symlink("../../etc/passwd", "data/passwd").unwrap_err();
+    /// assert!(matches!(refused, FsError::EscapingSymlink { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn symlink(&self, target: impl AsRef<Path>, link: impl AsRef<Path>) -> Result<(), FsError> {
         let (target, link) = (target.as_ref(), link.as_ref());

@@ -372,7 +372,27 @@ impl ReadOnlyDirEntry {
     }
 }
 
-/// An entry kind, made from what a listing yields.
+/// An entry kind, made from what a listing yields: [`DirEntry`] or
+/// [`ReadOnlyDirEntry`]. Sealed; name it to write code generic over both
+/// listings.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::{Entries, ListedEntry};
+///
+/// fn count<E: ListedEntry>(entries: Entries<E>) -> usize {
+///     entries.filter_map(Result::ok).count()
+/// }
+///
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// dir.write("a.txt", "a")?;
+/// dir.write("b.txt", "b")?;
+/// assert_eq!(count(dir.entries()?), 2);
+/// assert_eq!(count(dir.read_only()?.entries()?), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait ListedEntry: fmt::Debug + sealed::Sealed {
     #[doc(hidden)]
     fn from_listed(listed: ListedParts) -> Self;
@@ -417,6 +437,26 @@ impl ListedEntry for ReadOnlyDirEntry {
 ///
 /// Each step checks the capability's revocation gate, so a listing stops
 /// with one [`FsError::Revoked`] once its directory is revoked.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::{Grant, Revoker};
+/// use compartment::caps::FsError;
+///
+/// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+/// # let mut dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+/// dir.write("a.txt", "a")?;
+/// dir.write("b.txt", "b")?;
+/// let revoker = Revoker::new();
+/// dir.attach_revoker(&revoker);
+/// let mut entries = dir.entries()?;
+/// assert!(entries.next().unwrap().is_ok());
+/// revoker.revoke();
+/// assert!(matches!(entries.next(), Some(Err(FsError::Revoked { .. }))));
+/// assert!(entries.next().is_none()); // the listing ends after saying so
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Entries<E = DirEntry> {
     inner: cap_std::fs::ReadDir,

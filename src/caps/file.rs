@@ -838,6 +838,19 @@ impl File {
     /// [`FsError::SetIdRefused`] for set-id bits, [`FsError::SharedInode`]
     /// for a file with other links, [`FsError::Revoked`] after revocation,
     /// [`FsError::Io`] from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::{Permissions, PermissionsExt};
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// let script = dir.create("run.sh")?;
+    /// script.set_permissions(Permissions::from_mode(0o755))?;
+    /// assert_eq!(script.metadata()?.permissions().mode() & 0o7777, 0o755);
+    /// assert!(script.set_permissions(Permissions::from_mode(0o4755)).is_err()); // set-user-ID
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_permissions(&self, permissions: Permissions) -> Result<(), FsError> {
         self.file.guard(FsOp::SetPermissions)?;
         refuse_set_id(&self.file.path, &permissions)?;

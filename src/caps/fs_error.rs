@@ -330,6 +330,21 @@ impl FsError {
     }
 
     /// Whether the capability was revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::{Grant, Revoker};
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let mut dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("notes.txt", "hello")?;
+    /// let revoker = Revoker::new();
+    /// dir.attach_revoker(&revoker);
+    /// assert!(!dir.read("missing.txt").unwrap_err().is_revoked());
+    /// revoker.revoke();
+    /// assert!(dir.read("notes.txt").unwrap_err().is_revoked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_revoked(&self) -> bool {
         matches!(self, FsError::Revoked { .. })
     }

@@ -97,6 +97,15 @@ impl AccessModes {
     };
 
     /// Whether every access in `other` is among these.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::AccessModes;
+    /// let read_write = AccessModes::READ | AccessModes::WRITE;
+    /// assert!(read_write.contains(AccessModes::READ));
+    /// assert!(!read_write.contains(AccessModes::READ | AccessModes::EXECUTE));
+    /// ```
     pub fn contains(self, other: Self) -> bool {
         (self.read || !other.read)
             && (self.write || !other.write)

@@ -73,6 +73,20 @@ impl ReadOnlyDir {
     /// # Errors
     ///
     /// [`FsError::Io`] when the directory cannot be opened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::ReadOnlyDir;
+    /// # let path = std::env::temp_dir().join(format!("compartment-doc-ro-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&path)?;
+    /// # std::fs::write(path.join("config.toml"), "port = 8080")?;
+    /// // In `main`, the granting side:
+    /// let config = ReadOnlyDir::open_ambient_dir(&path, compartment::ambient_authority())?;
+    /// assert_eq!(config.read_to_string("config.toml")?, "port = 8080");
+    /// # std::fs::remove_dir_all(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_ambient_dir(
         path: impl AsRef<Path>,
         ambient_authority: AmbientAuthority,
@@ -81,6 +95,17 @@ impl ReadOnlyDir {
     }
 
     /// Wraps a cap-std directory handle, keeping only read rights.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compartment::caps::ReadOnlyDir;
+    /// let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// tmp.write("notes.txt", "hello")?;
+    /// let notes = ReadOnlyDir::from_cap_std(tmp.try_clone()?);
+    /// assert_eq!(notes.read("notes.txt")?, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_cap_std(dir: cap_std::fs::Dir) -> Self {
         Self {
             dir: GuardedDir::new(dir),
@@ -93,6 +118,20 @@ impl ReadOnlyDir {
     ///
     /// [`FsError::Escape`] for paths that lead outside,
     /// [`FsError::InvalidPath`], [`FsError::Revoked`], [`FsError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.write("notes.txt", "hello")?;
+    /// let mut text = String::new();
+    /// dir.read_only()?.open("notes.txt")?.read_to_string(&mut text)?;
+    /// assert_eq!(text, "hello");
+    /// assert!(dir.read_only()?.open("../outside.txt").unwrap_err().is_refusal());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self, path: impl AsRef<Path>) -> Result<ReadOnlyFile, FsError> {
         let path = path.as_ref();
         let file = self.dir.run(FsOp::Open, path, |d| d.open(path))?;
@@ -143,6 +182,19 @@ impl ReadOnlyDir {
     }
 
     /// Narrows to a subdirectory, keeping read-only rights and revocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let tmp = cap_tempfile::tempdir(cap_std::ambient_authority())?;
+    /// # let dir = compartment::caps::Dir::from_cap_std(tmp.try_clone()?);
+    /// dir.create_dir("photos")?;
+    /// dir.write("photos/cat.jpg", b"meow")?;
+    /// let photos = dir.read_only()?.open_dir("photos")?;
+    /// assert_eq!(photos.read("cat.jpg")?, b"meow");
+    /// assert!(photos.open_dir("..").unwrap_err().is_refusal()); // no way back up
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -29,7 +29,7 @@ pub enum CapacityError {
 macro_rules! message_error {
     (
         $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }
+        $name:ident by $call:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }
     ) => {
         $(#[$meta])*
         #[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
@@ -43,6 +43,16 @@ macro_rules! message_error {
 
         impl<T> $name<T> {
             /// The message that could not be sent.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = compartment::channel::bounded::<String>(1)?;
+            /// drop(rx); // every receiver is gone
+            #[doc = concat!("let failed = ", $call, ".unwrap_err();")]
+            /// assert_eq!(failed.into_inner(), "hello"); // the message comes back
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
             pub fn into_inner(self) -> T {
                 match self {
                     $($name::$variant(message) => message,)+
@@ -50,11 +60,34 @@ macro_rules! message_error {
             }
 
             /// Whether the endpoint's capability was revoked.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use compartment::{Grant, Revoker};
+            /// let (mut tx, _rx) = compartment::channel::bounded::<String>(1)?;
+            /// let revoker = Revoker::new();
+            /// tx.attach_revoker(&revoker);
+            /// revoker.revoke();
+            #[doc = concat!("let failed = ", $call, ".unwrap_err();")]
+            /// assert!(failed.is_revoked());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
             pub fn is_revoked(&self) -> bool {
                 matches!(self, $name::Revoked(_))
             }
 
             /// Whether every receiver is gone.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = compartment::channel::bounded::<String>(1)?;
+            /// drop(rx);
+            #[doc = concat!("let failed = ", $call, ".unwrap_err();")]
+            /// assert!(failed.is_disconnected());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
             pub fn is_disconnected(&self) -> bool {
                 matches!(self, $name::Disconnected(_))
             }
@@ -74,7 +107,7 @@ macro_rules! message_error {
 
 message_error! {
     /// [`Sender::send`](super::Sender::send) failed; the message is handed back.
-    SendError {
+    SendError by "tx.send(\"hello\".to_owned())" {
         /// Every receiver is gone.
         Disconnected => "sending on a disconnected channel",
         /// The sender's capability was revoked.
@@ -85,7 +118,7 @@ message_error! {
 message_error! {
     /// [`Sender::try_send`](super::Sender::try_send) failed; the message is
     /// handed back.
-    TrySendError {
+    TrySendError by "tx.try_send(\"hello\".to_owned())" {
         /// The channel is at capacity.
         Full => "sending on a full channel",
         /// Every receiver is gone.
@@ -98,7 +131,7 @@ message_error! {
 message_error! {
     /// [`Sender::send_timeout`](super::Sender::send_timeout) failed; the
     /// message is handed back.
-    SendTimeoutError {
+    SendTimeoutError by "tx.send_timeout(\"hello\".to_owned(), std::time::Duration::from_secs(1))" {
         /// The channel stayed full until the timeout.
         Timeout => "timed out sending on a full channel",
         /// Every receiver is gone.

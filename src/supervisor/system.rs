@@ -274,6 +274,21 @@ impl System {
     /// checked against the live tree: a value to match its events with
     /// and to pass where a path is taken. See [`ChildPath`].
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use compartment::{Child, Context, Supervisor};
+    /// # fn idle(_: (), cx: &Context) -> Result<(), compartment::Cancelled> {
+    /// #     loop { cx.sleep(std::time::Duration::from_secs(60))?; }
+    /// # }
+    /// let system = Supervisor::new("app").child(Child::new("idle", idle, ())).start()?;
+    /// let idle = system.child("app/idle")?;
+    /// assert_eq!(idle.name(), "idle");
+    /// assert!(system.child("app/idel").is_err()); // a typo fails at once, not in a timeout
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ControlError::NotFound`] when nothing is running at `path`.

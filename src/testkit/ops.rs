@@ -36,6 +36,20 @@ const PIECES: &[&str] = &[
 ];
 
 /// One operation of a sequence.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::Sandbox;
+/// use compartment::testkit::ops::{Op, apply};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// let (dir, read_only) = (sandbox.dir()?, sandbox.read_only()?);
+/// apply(&Op::Write("notes.txt".into(), b"new".to_vec()), &dir, &read_only);
+/// apply(&Op::Write("../canary".into(), b"escaped".to_vec()), &dir, &read_only);
+/// assert_eq!(dir.read("notes.txt")?, b"new");
+/// assert!(sandbox.canary().is_intact());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Op {
@@ -137,7 +151,23 @@ pub fn apply(op: &Op, dir: &Dir, read_only: &ReadOnlyDir) {
     };
 }
 
-/// A sequence reached outside its sandbox.
+/// A sequence reached outside its sandbox: the operations and what they
+/// changed. [`CheckError::Escaped`] carries one; its `Display` lists the
+/// operations, ready to paste into a regression test.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::CanaryChanged;
+/// use compartment::testkit::ops::{Escape, Op};
+/// let escape = Escape {
+///     ops: vec![Op::Write("../canary".into(), b"x".to_vec())],
+///     change: CanaryChanged::Rewritten("/tmp/canary".into()),
+/// };
+/// let report = escape.to_string();
+/// assert!(report.starts_with("the canary at `/tmp/canary` was rewritten after:"));
+/// assert!(report.contains("Write(\"../canary\""));
+/// ```
 #[derive(Debug)]
 pub struct Escape {
     /// The operations, in order.
@@ -159,6 +189,19 @@ impl fmt::Display for Escape {
 impl std::error::Error for Escape {}
 
 /// Why a sequence could not be checked.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::ops::{CheckError, check_sequence};
+/// // Every byte string decodes to operations; none of them escapes.
+/// match check_sequence(b"\x06\x0e\x0e\x0e\x02\x09\x03", compartment::ambient_authority()) {
+///     Ok(()) => {}
+///     Err(CheckError::Escaped(escape)) => panic!("{escape}"),
+///     Err(other) => return Err(other.into()),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckError {

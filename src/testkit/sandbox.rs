@@ -16,6 +16,17 @@ use crate::caps::{Dir, FsError, ReadOnlyDir};
 pub const CANARY_CONTENT: &[u8] = b"canary: nothing granted may reach this file\n";
 
 /// Why a canary reports an escape.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{CanaryChanged, Sandbox};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// // Changed from outside the capabilities, as an escape would:
+/// std::fs::write(sandbox.canary().path(), "rewritten")?;
+/// assert!(matches!(sandbox.canary().check(), Err(CanaryChanged::Rewritten(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[cfg_attr(
     all(feature = "process", target_os = "linux"),
@@ -37,7 +48,21 @@ pub enum CanaryChanged {
     Created(PathBuf),
 }
 
-/// A sandbox could not be set up.
+/// A sandbox could not be set up: what was being done, and the operating
+/// system's error.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{Sandbox, SandboxError};
+/// fn fixture() -> Result<Sandbox, SandboxError> {
+///     Sandbox::builder()
+///         .file("notes.txt", "hello")
+///         .build(compartment::ambient_authority())
+/// }
+/// assert_eq!(fixture()?.dir()?.read_to_string("notes.txt")?, "hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("could not {what}: {source}")]
 pub struct SandboxError {

@@ -125,6 +125,21 @@ impl NetError {
     }
 
     /// Whether the capability was revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use compartment::caps::{Net, NetRule};
+    /// use compartment::{Grant, Revoker};
+    /// let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let mut net = Net::new([NetRule::connect(loopback, 1..=1)], compartment::ambient_authority());
+    /// let revoker = Revoker::new();
+    /// net.attach_revoker(&revoker);
+    /// revoker.revoke();
+    /// assert!(net.connect_tcp(SocketAddr::new(loopback, 1)).unwrap_err().is_revoked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_revoked(&self) -> bool {
         matches!(self, NetError::Revoked { .. })
     }

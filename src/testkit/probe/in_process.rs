@@ -34,6 +34,17 @@ const ENDINGS: u32 = 8;
 /// What the battery's process child holds: the grant under test, the
 /// bridged host, and the options. Made by [`probe_process`]; its type is
 /// named in [`probe_entry`].
+///
+/// # Examples
+///
+/// ```
+/// use compartment::caps::ReadOnlyDir;
+/// use compartment::process::Entry;
+/// use compartment::testkit::{ProbeGrant, probe_entry};
+/// // The entry `process::init` is given to probe read-only directories:
+/// let entry: Entry<ProbeGrant<ReadOnlyDir>, String> = probe_entry::<ReadOnlyDir>();
+/// assert!(entry.name().contains("battery"));
+/// ```
 #[derive(Debug)]
 pub struct ProbeGrant<G> {
     grant: G,
@@ -124,6 +135,19 @@ pub fn probe_entry<G: Portable>() -> Entry<ProbeGrant<G>, String> {
 }
 
 /// Why [`probe_process`] has no report.
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::{ProbeFailed, ProbeOptions, Sandbox, probe_process};
+/// let sandbox = Sandbox::standard(compartment::ambient_authority())?;
+/// // This program never called `process::init`, so no process child starts:
+/// match probe_process(sandbox.read_only()?, &ProbeOptions::default()) {
+///     Err(ProbeFailed::Start(why)) => assert!(why.contains("process::init"), "{why}"),
+///     other => panic!("expected a start failure, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProbeFailed {
