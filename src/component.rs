@@ -537,9 +537,10 @@ impl Child {
     /// [`limits`](crate::limits)); an instance over a limit is cancelled
     /// and faulted with `BudgetExceeded`.
     ///
-    /// A [process child](Self::process) enforces its CPU budget, memory
-    /// and threads itself, with resource limits (`RLIMIT_CPU`,
-    /// `RLIMIT_DATA`); its wall-clock deadline is watched as a thread's.
+    /// A process child (`Child::process`, feature `process`) enforces its
+    /// CPU budget, memory and threads itself, with resource limits
+    /// (`RLIMIT_CPU`, `RLIMIT_DATA`); its wall-clock deadline is watched as
+    /// a thread's.
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
         self.settings.limits = self.factory.take_limits(limits);
@@ -548,7 +549,7 @@ impl Child {
 
     /// Confines every instance's thread with a kernel policy derived from
     /// its grant (see [`lockdown`](crate::lockdown)). For a
-    /// [process child](Self::process), which is always confined, this
+    /// process child (`Child::process`), which is always confined, this
     /// chooses between `Require` (the default) and `BestEffort` for its
     /// whole confinement. Without the `lockdown`
     /// feature, or off Linux, nothing can be enforced: a `Require` child

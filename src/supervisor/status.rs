@@ -49,8 +49,8 @@ impl fmt::Display for ChildState {
 pub enum NodeKind {
     /// A component on a thread.
     Worker,
-    /// A component in a child process
-    /// ([`Child::process`](crate::Child::process)).
+    /// A component in a child process (`Child::process`, feature
+    /// `process`).
     Process,
     /// A component that is a WebAssembly module (`Child::wasm`, feature
     /// `wasm`), run on a thread.

@@ -76,7 +76,7 @@ impl fmt::Display for Transport {
     }
 }
 
-/// One permission of a [`Net`] capability: a transport, an access kind, an
+/// One permission of a [`Net`](super::Net) capability: a transport, an access kind, an
 /// address or network, and an inclusive port range.
 ///
 /// # Examples
