@@ -196,7 +196,15 @@ impl Fault {
 
     /// The panic or error message, or the cause's for an escalation.
     pub fn message(&self) -> String {
-        match &self.kind {
+        self.kind.message()
+    }
+}
+
+impl FaultKind {
+    /// What happened, in a line: the panic or error message, the budget,
+    /// how a process ended; the cause's for an escalation.
+    pub(crate) fn message(&self) -> String {
+        match self {
             FaultKind::Panic { message, .. }
             | FaultKind::Error { message, .. }
             | FaultKind::StartFailed { message } => message.clone(),

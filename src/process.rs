@@ -99,9 +99,10 @@
 //! Request/reply channels cross in both directions: a child can serve
 //! `Request`s made on the supervisor's side, and call servers there. A
 //! handler that panics holding a request answers its caller with the panic
-//! (`CallError::Crashed`), across the boundary in either direction; a
-//! caller whose request was in a child that died without unwinding (an
-//! abort, a signal) gets `CallError::NoReply`.
+//! (`CallError::Crashed`), across the boundary in either direction; so
+//! does a child that dies holding a request without unwinding (an abort,
+//! an exit, a signal, a kill), with how it died ("its process child ended:
+//! killed by SIGABRT (6)").
 
 mod bridge;
 mod broker;

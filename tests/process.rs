@@ -194,6 +194,7 @@ fn doubles(requests: Receiver<Request<u64, u64>>, cx: &Context) -> Result {
         match request.body {
             0 => drop(request),
             777 => panic!("777 is not doubled"),
+            998 => std::process::exit(3),
             999 => std::process::abort(),
             n => {
                 let _ = request.reply.send(n * 2);
@@ -798,13 +799,19 @@ fn a_process_child_serves_calls() {
         }
         other => panic!("expected the panic, got {other:?}"),
     }
-    // A crash mid-request: the caller learns it too, and the restarted child
-    // serves the next call.
-    assert!(matches!(
-        server.call_timeout(999, PATIENCE),
-        Err(CallError::NoReply)
-    ));
-    assert_eq!(server.call_timeout(21, PATIENCE).unwrap(), 42);
+    // A process that dies holding the request, where no unwinding answers
+    // it: the caller is told how it died, and the restarted child serves
+    // the next call.
+    for (body, died) in [(999, "killed by SIGABRT"), (998, "exited with code 3")] {
+        match server.call_timeout(body, PATIENCE) {
+            Err(CallError::Crashed(crash)) => {
+                assert!(crash.message.contains(died), "{crash}");
+                assert_eq!(crash.location, None);
+            }
+            other => panic!("expected how the child died, got {other:?}"),
+        }
+        assert_eq!(server.call_timeout(21, PATIENCE).unwrap(), 42);
+    }
     system.shutdown();
 }
 

@@ -225,7 +225,8 @@ pub(crate) enum Reply<A> {
     derive(serde::Serialize, serde::Deserialize)
 )]
 pub struct HandlerCrash {
-    /// The panic's message (or, for a wasm module, its trap).
+    /// The panic's message; for a wasm module, its trap; for a process
+    /// child that died without unwinding, how it died.
     pub message: String,
     /// Where it panicked, when known.
     pub location: Option<PanicLocation>,
@@ -426,8 +427,9 @@ pub enum ReplyError {
     /// error, or its instance ended, while it held the request).
     #[error("the request was dropped without a reply")]
     NoReply,
-    /// The handler panicked while it held the request.
-    #[error("the handler panicked before it replied: {0}")]
+    /// The handler crashed while it held the request: it panicked (or, in a
+    /// process child, its process died; in a wasm module, it trapped).
+    #[error("the handler crashed before it replied: {0}")]
     Crashed(HandlerCrash),
     /// No answer arrived in time.
     #[error("timed out waiting for a reply")]
@@ -466,8 +468,10 @@ pub enum CallError<Q> {
     /// the request).
     #[error("the request was dropped without a reply")]
     NoReply,
-    /// The request was sent, and its handler panicked while it held it.
-    #[error("the handler panicked before it replied: {0}")]
+    /// The request was sent, and its handler crashed while it held it: it
+    /// panicked (or, in a process child, its process died; in a wasm
+    /// module, it trapped).
+    #[error("the handler crashed before it replied: {0}")]
     Crashed(HandlerCrash),
     /// No answer arrived in time.
     #[error("timed out waiting for a reply")]

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{self, read_frame, write_frame};
-use crate::channel::{self, Receiver, Sender, TrySendError};
+use crate::channel::{self, HandlerCrash, Receiver, Sender, TrySendError};
 use crate::context::describe;
 use crate::fault;
 use crate::mailbox::{Mailbox, Tracked};
@@ -82,9 +82,23 @@ impl<T: Serialize> Codec<T> for Plain {
 /// The supervisor's end of one bridged endpoint.
 pub(crate) trait ParentPump: Send {
     /// Serves the child until it closes its end or `gone` is raised;
-    /// returns the message the child was handling, if any.
-    fn run(self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Option<Tracked>;
+    /// returns what the child left: the message it was handling, callers
+    /// it had not answered.
+    fn run(self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Left;
 }
+
+/// What a bridged endpoint leaves to its proxy once the child is gone.
+#[derive(Default)]
+pub(crate) struct Left {
+    /// The message the child was handling, to deliver again or dead-letter.
+    pub(crate) in_flight: Option<Tracked>,
+    /// The callers whose requests the child held when it ended.
+    pub(crate) callers: Option<AnswerCallers>,
+}
+
+/// Answers callers with how their child ended if it died, or (`None`) that
+/// no answer comes. The proxy calls it once it knows which.
+pub(crate) type AnswerCallers = Box<dyn FnOnce(Option<&HandlerCrash>) + Send>;
 
 /// How a bridged receiver in a process child asks for its next message.
 #[derive(Debug)]
@@ -161,9 +175,9 @@ impl<T> ParentPump for SendingPump<T>
 where
     T: DeserializeOwned + Send + 'static,
 {
-    fn run(mut self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+    fn run(mut self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
         let Ok(reading) = self.socket.try_clone() else {
-            return None;
+            return Left::default();
         };
         let mut reading = std::io::BufReader::new(reading);
         // The child may send as many messages as the channel has room for
@@ -176,7 +190,7 @@ where
         let initial = room(&self.tx).saturating_sub(outstanding);
         if initial > 0 {
             if grant(&mut self.socket, initial).is_err() {
-                return None;
+                return Left::default();
             }
             outstanding += initial;
         }
@@ -215,7 +229,7 @@ where
                 outstanding += more;
             }
         }
-        None
+        Left::default()
     }
 }
 
@@ -236,7 +250,7 @@ impl<T> ParentPump for ReceivingPump<T>
 where
     T: Serialize + fmt::Debug + Send + 'static,
 {
-    fn run(mut self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Option<Tracked> {
+    fn run(mut self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Left {
         let id = self.rx.id();
         let mut in_flight: Option<(T, u32)> = None;
         while let Ok(Some(frame)) = read_frame(&mut self.socket) {
@@ -262,7 +276,10 @@ where
                 _ => break,
             }
         }
-        in_flight.map(|(message, attempts)| tracked(id, message, attempts))
+        Left {
+            in_flight: in_flight.map(|(message, attempts)| tracked(id, message, attempts)),
+            callers: None,
+        }
     }
 }
 

@@ -15,11 +15,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::bridge::ParentPump;
+use super::bridge::{Left, ParentPump};
 use super::portable::{PackError, Packing, Portable, Unpacking, granted_again};
 use super::wire;
 use crate::caps::{Net, NetAccess, NetError, NetOp, NetRule, Transport};
-use crate::mailbox::{Mailbox, Tracked};
+use crate::mailbox::Mailbox;
 use crate::signal::Signal;
 
 /// What a child asks of its broker. `ConnectUdp` and `SendTo` carry the
@@ -289,7 +289,7 @@ impl BrokerPump {
 }
 
 impl ParentPump for BrokerPump {
-    fn run(self: Box<Self>, _: &Signal, _: &Mailbox) -> Option<Tracked> {
+    fn run(self: Box<Self>, _: &Signal, _: &Mailbox) -> Left {
         while let Ok(Some((bytes, handed))) = wire::recv_packet(self.socket.as_fd()) {
             let Ok(ask) = wire::decode::<Ask>(&bytes) else {
                 break;
@@ -303,7 +303,7 @@ impl ParentPump for BrokerPump {
                 break;
             }
         }
-        None
+        Left::default()
     }
 }
 

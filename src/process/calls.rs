@@ -6,8 +6,10 @@
 //! deadline, under a number; its reply endpoint stays on the side of the
 //! caller, in a table under that number, until the answer crosses back.
 //! A handler that panics holding a request answers its caller with the
-//! panic, across the bridge too. When the child ends, the tables are
-//! dropped: every caller still waiting gets `CallError::NoReply`.
+//! panic, across the bridge too. A child that dies holding requests (a
+//! signal, an abort, a kill) answers their callers `CallError::Crashed`
+//! with how it died, once its proxy knows; a child that ends otherwise
+//! has answered or dropped each request itself.
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -21,14 +23,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bridge::{
-    ACCEPTED, CLOSED, Codec, ParentPump, WANT, Writer, decode, pack_endpoint, unpack_receiver,
-    unpack_sender,
+    ACCEPTED, CLOSED, Codec, Left, ParentPump, WANT, Writer, decode, pack_endpoint,
+    unpack_receiver, unpack_sender,
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{read_frame, write_frame};
 use crate::channel::{HandlerCrash, PendingReply, Receiver, Reply, ReplyTo, Request, Sender};
 use crate::fault;
-use crate::mailbox::{Mailbox, Tracked};
+use crate::mailbox::Mailbox;
 use crate::signal::Signal;
 
 /// A request: its number, then its body and the time its caller still waits.
@@ -83,9 +85,18 @@ impl<A> Table<A> {
         }
     }
 
-    /// Every caller still waiting learns that no answer will come.
-    fn close(&mut self) {
-        let _ = fault::drop_contained(std::mem::take(self));
+    /// Every caller still waiting learns how the other side ended, when
+    /// it died (`ended`), or else that no answer will come.
+    fn close(&mut self, ended: Option<&HandlerCrash>) {
+        let Table { replies, early } = std::mem::take(self);
+        if let Some(crash) = ended {
+            for (_, mut reply) in replies {
+                reply.crashed(crash.clone());
+            }
+        } else {
+            let _ = fault::drop_contained(replies);
+        }
+        let _ = fault::drop_contained(early);
     }
 }
 
@@ -207,10 +218,10 @@ where
     Q: Serialize + Send + 'static,
     A: DeserializeOwned + Send + 'static,
 {
-    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
         let ServingPump { rx, socket } = *self;
         let Ok(mut reading) = socket.try_clone() else {
-            return None;
+            return Left::default();
         };
         let mut writing = socket;
         let waiting: Waiting<A> = Arc::default();
@@ -253,8 +264,12 @@ where
         if let Ok(reader) = reader {
             let _ = reader.join();
         }
-        waiting.lock().close();
-        None
+        // Requests the child still held when it ended are answered once its
+        // proxy knows how it ended.
+        Left {
+            in_flight: None,
+            callers: Some(Box::new(move |ended| waiting.lock().close(ended))),
+        }
     }
 }
 
@@ -321,10 +336,10 @@ where
     Q: DeserializeOwned + Send + 'static,
     A: Serialize + Send + 'static,
 {
-    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Option<Tracked> {
+    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
         let CallingPump { tx, mut socket } = *self;
         let Ok(writer) = socket.try_clone() else {
-            return None;
+            return Left::default();
         };
         let writer: Writer = Arc::new(Mutex::new(writer));
         // Waits for the answers of the calls made so far, while this thread
@@ -362,7 +377,7 @@ where
         if let Ok(waiter) = waiter {
             let _ = waiter.join();
         }
-        None
+        Left::default()
     }
 }
 
@@ -457,7 +472,7 @@ fn pump_answers<A: DeserializeOwned>(
             _ => break,
         }
     }
-    waiting.lock().close();
+    waiting.lock().close(None);
 }
 
 impl<Q, A> Portable for Sender<Request<Q, A>>

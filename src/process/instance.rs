@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use rustix::process::{WaitId, WaitIdOptions};
 
+use super::bridge::Left;
 use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
 use super::reexec::{self, Spawning};
@@ -20,6 +21,7 @@ use super::usage::RunningProcess;
 use super::wire::{self, ComponentExit, Confinement, Ending, FromChild, SpawnRequest, ToChild};
 use super::zygote;
 use crate::capability::Capability;
+use crate::channel::HandlerCrash;
 use crate::component::{BoxError, Instance, WorkerFactory, capabilities_of};
 use crate::context::Context;
 use crate::fault::{self, Decided, FaultKind, ProcessExit};
@@ -287,24 +289,35 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         let status = component.map(Some).unwrap_or(status);
         cx.threads().set_process(None);
         gone.raise();
-        let in_flight: Vec<Tracked> = pumps
-            .into_iter()
-            .filter_map(|pump| pump.join().ok().flatten())
-            .collect();
+        let (mut in_flight, mut callers) = (Vec::new(), Vec::new());
+        for left in pumps.into_iter().filter_map(|pump| pump.join().ok()) {
+            in_flight.extend(left.in_flight);
+            callers.extend(left.callers);
+        }
         drop(hooks);
         settle(in_flight, cx);
         let killed = running.killed.lock().take();
-        match (reported, killed) {
-            (Some(FromChild::Ended(ending)), _) => ended(ending),
-            (Some(FromChild::Refused { missing }), _) => Err(start_failed(format!(
+        // Ended with a report (`Ok`), or died (`Err`, how).
+        let outcome = match (reported, killed) {
+            (Some(FromChild::Ended(ending)), _) => Ok(ended(ending)),
+            (Some(FromChild::Refused { missing }), _) => Ok(Err(start_failed(format!(
                 "its confinement is incomplete: {missing}"
-            ))),
-            (_, Some(reason)) => Err(decided(FaultKind::Died {
+            )))),
+            (_, Some(reason)) => Err(FaultKind::Died {
                 exit: ProcessExit::Killed { reason },
                 output: tail,
-            })),
-            _ => Err(decided(died(status, tail, &self.limits))),
+            }),
+            _ => Err(died(status, tail, &self.limits)),
+        };
+        // Requests it held when it died are answered with how it died.
+        let crash = outcome.as_ref().err().map(|kind| HandlerCrash {
+            message: format!("its process child ended: {}", kind.message()),
+            location: None,
+        });
+        for answer in callers {
+            answer(crash.as_ref());
         }
+        outcome.unwrap_or_else(|kind| Err(decided(kind)))
     }
 }
 
@@ -376,7 +389,7 @@ fn start_pumps(
     opened: &crossbeam_channel::Receiver<bool>,
     cx: &Context,
     running: &Killable,
-) -> Vec<JoinHandle<Option<Tracked>>> {
+) -> Vec<JoinHandle<Left>> {
     let mut started = Vec::new();
     for pump in packing.pumps.drain(..) {
         let gone = Arc::clone(gone);
@@ -385,7 +398,7 @@ fn start_pumps(
         let name = format!("{}-bridge", cx.path());
         let serve = move || match opened.recv() {
             Ok(true) => pump.run(&gone, &mailbox),
-            _ => None,
+            _ => Left::default(),
         };
         match crate::ceiling::spawn(name, serve) {
             Ok(handle) => started.push(handle),
