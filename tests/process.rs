@@ -288,8 +288,15 @@ fn chokes_on_seven(grant: Poisoned, cx: &Context) -> Result {
 #[derive(Grant, Portable)]
 struct Environment {
     env: Env,
-    report: Sender<(Vec<String>, String)>,
+    report: Sender<SeenEnvironment>,
+    /// The supervisor's argument and environment blocks (start, end), at
+    /// the addresses a zygote's child has them too.
+    program: Vec<(u64, u64)>,
 }
+
+/// Variable names, the granted variable, non-empty arguments, and how many
+/// bytes of the supervisor's argument and environment text are left.
+type SeenEnvironment = (Vec<String>, String, Vec<String>, usize);
 
 /// Reports the names of every environment variable the process has, and
 /// what its grant's `Env` says of the one variable it names.
@@ -302,8 +309,40 @@ fn reads_environment(grant: Environment, _: &Context) -> Result {
         .get("COMPARTMENT_TEST_GRANTED")?
         .unwrap_or_default()
         .to_owned();
-    grant.report.send((names, granted))?;
+    let arguments = std::env::args_os()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .filter(|argument| !argument.is_empty())
+        .collect();
+    // Hostile code reads its memory as it likes.
+    let left = nonzero_bytes(&grant.program);
+    grant.report.send((names, granted, arguments, left))?;
     Ok(())
+}
+
+/// How many bytes of `blocks` (this process's argument and environment
+/// blocks, or a zygote child's copies of the supervisor's) are not zero.
+fn nonzero_bytes(blocks: &[(u64, u64)]) -> usize {
+    blocks
+        .iter()
+        .flat_map(|&(start, end)| start..end)
+        // SAFETY: each range is the program's argument or environment
+        // block, which the kernel mapped in the supervisor's process and
+        // which a zygote's child, a copy of it, keeps at the same address.
+        .filter(|&at| unsafe { std::ptr::read_volatile(at as usize as *const u8) } != 0)
+        .count()
+}
+
+/// This process's argument and environment blocks, from `/proc/self/stat`.
+fn program_blocks() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(45)
+        .take(4)
+        .map(|field| field.parse().unwrap())
+        .collect();
+    vec![(fields[0], fields[1]), (fields[2], fields[3])]
 }
 
 /// What the escape battery probes: a writable subdirectory and the
@@ -918,15 +957,24 @@ fn a_cpu_rate_is_refused_not_ignored() {
 
 /// The variables of a process child started as `spawning` says: the names
 /// it sees in its process, and the value of the one its `Env` grants.
-fn child_environment(spawning: Spawning) -> (Vec<String>, String) {
+fn child_environment(spawning: Spawning) -> SeenEnvironment {
     let env = Env::from_vars([("COMPARTMENT_TEST_GRANTED", "granted")]).unwrap();
     let (report, environment) = channel::bounded(1).unwrap();
+    // A program started again has its own memory, at other addresses.
+    let program = match spawning {
+        Spawning::Zygote => program_blocks(),
+        _ => Vec::new(),
+    };
     let system = Supervisor::new("host")
         .child(
             Child::process(
                 "reader",
                 entry!(reads_environment),
-                Environment { env, report },
+                Environment {
+                    env,
+                    report,
+                    program,
+                },
             )
             .spawning(spawning)
             .restart(Restart::Transient),
@@ -941,13 +989,21 @@ fn child_environment(spawning: Spawning) -> (Vec<String>, String) {
 }
 
 fn the_child_sees_no_environment_but_its_grants() {
-    // The supervisor's process has variables (cargo sets a dozen), and a
-    // thread sees them all: the child must see none of them.
+    // The supervisor's process has variables (cargo sets a dozen) and
+    // arguments, and a thread sees them all: the child must see none of
+    // them — not through `std::env`, nor in the memory it was copied from.
     assert!(std::env::vars_os().next().is_some());
+    assert!(std::env::args_os().next().is_some());
+    assert!(nonzero_bytes(&program_blocks()) > 0);
     for spawning in [Spawning::Zygote, Spawning::Reexec] {
-        let (names, granted) = child_environment(spawning);
+        let (names, granted, arguments, left) = child_environment(spawning);
         assert_eq!(names, Vec::<String>::new(), "{spawning:?}");
         assert_eq!(granted, "granted", "{spawning:?}");
+        assert_eq!(arguments, Vec::<String>::new(), "{spawning:?}");
+        assert_eq!(
+            left, 0,
+            "{spawning:?}: bytes of the supervisor's arguments and environment"
+        );
     }
 }
 

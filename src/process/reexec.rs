@@ -86,7 +86,7 @@ pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
         super::sys::exit_now(75);
     }
     // Started with nothing but the role, which the child has no use for.
-    super::sys::clear_environment();
+    super::sys::forget_the_program();
     // The request comes on standard input, the socket `spawn` handed over.
     let Ok(socket) = std::io::stdin().as_fd().try_clone_to_owned() else {
         super::sys::exit_now(75)

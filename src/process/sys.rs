@@ -94,19 +94,69 @@ pub(super) fn clone_beside(namespaces: u64) -> io::Result<Spawned> {
     }
 }
 
-/// Removes every variable from the calling process's environment: a
+/// Removes every variable from the calling process's environment and
+/// erases the program's original argument and environment strings: a
 /// process child's environment is its grant's `Env`, and the program's
-/// variables (tokens, keys, paths) are the supervisor's.
+/// variables and arguments (tokens, keys, paths) are the supervisor's.
+///
+/// Removing the variables leaves their text where the kernel placed it, at
+/// the top of the main thread's stack, and the arguments stay readable
+/// through `std::env::args`; a zygote's children are copies of that
+/// memory, so the text itself is overwritten with zeros. Every argument
+/// then reads as an empty string.
 #[allow(
     clippy::disallowed_methods,
     reason = "the granting side empties a process child's environment before any child code runs"
 )]
-pub(super) fn clear_environment() {
+pub(super) fn forget_the_program() {
     for (name, _) in std::env::vars_os() {
         // SAFETY: callers run in a process with one thread (see the module
         // documentation), so no other thread reads the environment while
         // it changes.
         unsafe { std::env::remove_var(name) };
+    }
+    let Some(blocks) = program_strings() else {
+        return;
+    };
+    for (start, end) in blocks {
+        if start == 0 || end <= start {
+            continue;
+        }
+        // SAFETY: `start..end` is the argument or environment block the
+        // kernel wrote into this process's initial stack, as
+        // `/proc/self/stat` reports it: mapped and writable for the life of
+        // the process. No Rust reference covers it. The C library and the
+        // standard library hold only raw pointers to the NUL-terminated
+        // strings in it (the variables were removed above, so the
+        // environment array no longer points there), and with one thread
+        // nothing reads them meanwhile; zeroed, each reads as an empty
+        // string.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
+}
+
+/// The address ranges of this process's original argument and environment
+/// strings: fields 48 to 51 of `/proc/self/stat`.
+fn program_strings() -> Option<[(usize, usize); 2]> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the granting side reads its own process's memory layout"
+    )]
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold anything;
+    // the fields after it start at field 3.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<usize> = after_name
+        .split_whitespace()
+        .skip(45)
+        .take(4)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    match fields[..] {
+        [arg_start, arg_end, env_start, env_end] => {
+            Some([(arg_start, arg_end), (env_start, env_end)])
+        }
+        _ => None,
     }
 }
 

@@ -182,7 +182,7 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
         sys::exit_now(0);
     }
     // What the zygote starts sees only what its grant says.
-    sys::clear_environment();
+    sys::forget_the_program();
     let prepared = child::prepare();
     loop {
         let packet = match wire::recv_packet(socket.as_fd()) {
