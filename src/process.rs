@@ -88,7 +88,12 @@
 //! and the tail of the child's output, or — for `SIGXCPU` after its CPU
 //! seconds, or an allocation refused at its memory limit — a
 //! [`FaultKind::BudgetExceeded`](crate::FaultKind::BudgetExceeded).
-//! A child that ignores shutdown is killed, never left running.
+//! A child that ignores shutdown is killed, never left running. So is one
+//! that writes to its descriptors what its side of the runtime never
+//! sends (a forged answer, a frame of no known kind or past the size limit,
+//! a report that does not decode): it dies with
+//! [`ProcessExit::Killed`](crate::ProcessExit::Killed), whose reason names
+//! the socket and what came, and nothing it sent is kept.
 //!
 //! # What stays with threads
 //!

@@ -298,6 +298,125 @@ struct Environment {
 /// bytes of the supervisor's argument and environment text are left.
 type SeenEnvironment = (Vec<String>, String, Vec<String>, usize);
 
+/// How a hostile child breaks its side of the protocol, writing to its
+/// descriptors itself as no honest child's runtime does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Forgery {
+    /// An answer to a request it was never sent: the supervisor's side
+    /// would have kept it, for as long as the child lived.
+    AnswerNeverAsked,
+    /// A second answer to a request it answered already.
+    AnswerTwice,
+    /// A frame of a kind no bridge has, on a bridge for requests it serves,
+    UnknownFrame,
+    /// on one for messages it receives,
+    UnknownFrameToReceive,
+    /// and on one for messages it sends.
+    UnknownFrameToSend,
+    /// A length past what a bridge carries.
+    OversizedFrame,
+    /// A report on its control socket that does not decode.
+    GarbledReport,
+}
+
+#[derive(Grant, Portable)]
+struct Forger {
+    requests: Receiver<Request<u64, u64>>,
+    #[grant(data)]
+    forgery: Forgery,
+}
+
+#[derive(Grant, Portable)]
+struct Fed {
+    inbox: Receiver<u64>,
+}
+
+/// Asks for its next message with a frame of no known kind.
+fn forges_on_a_receiver(grant: Fed, cx: &Context) -> Result {
+    forge_frame(&[42], None)?;
+    cx.recv(&grant.inbox)?;
+    Err("cut off".into())
+}
+
+/// Sends a frame of no known kind, then messages until it cannot.
+fn forges_on_a_sender(out: Sender<u64>, _: &Context) -> Result {
+    forge_frame(&[42], None)?;
+    loop {
+        out.send(1)?;
+    }
+}
+
+/// The descriptors of this process that are sockets of `kind`.
+fn sockets_of(kind: libc::c_int) -> Vec<BorrowedFd<'static>> {
+    (3..256)
+        .filter(|&fd| {
+            let mut found: libc::c_int = 0;
+            let mut length = size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `found` and `length` are valid for writes of the sizes
+            // given; a descriptor that is not a socket only fails.
+            let asked = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_TYPE,
+                    (&raw mut found).cast(),
+                    &raw mut length,
+                )
+            };
+            asked == 0 && found == kind
+        })
+        // SAFETY: the process keeps these open until it ends.
+        .map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+        .collect()
+}
+
+/// Writes `frame` as a bridge frame (length first) to the child's one
+/// bridge; `length` stands in for the frame's own if given.
+fn forge_frame(frame: &[u8], length: Option<u32>) -> Result {
+    let bridge = sockets_of(libc::SOCK_STREAM)
+        .into_iter()
+        .next()
+        .ok_or("no bridge")?;
+    let length = length.unwrap_or(u32::try_from(frame.len())?);
+    let bytes = [&length.to_le_bytes()[..], frame].concat();
+    rustix::io::write(bridge, &bytes)?;
+    Ok(())
+}
+
+/// Serves doubling requests after breaking the protocol as `forgery` says;
+/// fails with "cut off" if its requests stop coming (the protocol held, but
+/// the child lives on).
+fn forges(grant: Forger, cx: &Context) -> Result {
+    // A numbered frame: tag, request number, postcard payload.
+    let numbered = |tag: u8, number: u64, payload: &[u8]| {
+        [&[tag][..], &number.to_le_bytes()[..], payload].concat()
+    };
+    match grant.forgery {
+        Forgery::AnswerNeverAsked => forge_frame(&numbered(5, 1_000_000, &[42]), None)?,
+        Forgery::AnswerTwice => {
+            let request = cx.recv_untracked(&grant.requests)?;
+            let number = request.body;
+            let _ = request.reply.send(number * 2);
+            forge_frame(&numbered(5, 0, &[42]), None)?;
+        }
+        Forgery::UnknownFrame => forge_frame(&[42], None)?,
+        Forgery::UnknownFrameToReceive | Forgery::UnknownFrameToSend => {
+            return Err("forged elsewhere".into());
+        }
+        Forgery::OversizedFrame => forge_frame(&[], Some(u32::MAX))?,
+        Forgery::GarbledReport => {
+            for control in sockets_of(libc::SOCK_SEQPACKET) {
+                rustix::io::write(control, &[0xff; 16])?;
+            }
+        }
+    }
+    while let Ok(request) = cx.recv_untracked(&grant.requests) {
+        let number = request.body;
+        let _ = request.reply.send(number * 2);
+    }
+    Err("cut off".into())
+}
+
 /// Reports the names of every environment variable the process has, and
 /// what its grant's `Env` says of the one variable it names.
 fn reads_environment(grant: Environment, _: &Context) -> Result {
@@ -749,6 +868,74 @@ fn only_the_grants_descriptors_exist_in_the_child() {
     assert_eq!(open.len(), 7, "{open:?}");
 }
 
+fn a_child_that_breaks_the_protocol_is_killed_for_it() {
+    for (forgery, told) in [
+        (
+            Forgery::AnswerNeverAsked,
+            "an answer to a request it was not sent",
+        ),
+        (Forgery::AnswerTwice, "or answered already"),
+        (Forgery::UnknownFrame, "a frame that is not an answer"),
+        (
+            Forgery::UnknownFrameToReceive,
+            "other than asking for the next message",
+        ),
+        (
+            Forgery::UnknownFrameToSend,
+            "a frame that is not a message it may send",
+        ),
+        (Forgery::OversizedFrame, "more than a bridge carries"),
+        (Forgery::GarbledReport, "its control socket"),
+    ] {
+        let (server, requests) = channel::bounded(4).unwrap();
+        let (inbox_tx, inbox) = channel::bounded::<u64>(4).unwrap();
+        let (out, _kept) = channel::bounded::<u64>(4).unwrap();
+        let forger = match forgery {
+            Forgery::UnknownFrameToReceive => {
+                Child::process("forger", entry!(forges_on_a_receiver), Fed { inbox })
+            }
+            Forgery::UnknownFrameToSend => {
+                Child::process("forger", entry!(forges_on_a_sender), out)
+            }
+            _ => Child::process("forger", entry!(forges), Forger { requests, forgery }),
+        };
+        let (witness, witnessed) = channel::bounded(1).unwrap();
+        let supervisor = Supervisor::new("host");
+        let events = supervisor.events(256);
+        let system = supervisor
+            .child(forger.restart(Restart::Temporary))
+            .child(Child::new("witness", squares, witnessed))
+            .start()
+            .unwrap();
+        if forgery == Forgery::AnswerTwice {
+            assert_eq!(server.call_timeout(21, PATIENCE).unwrap(), 42);
+        }
+        let (fault, seen) =
+            events.wait_for(PATIENCE, |e| matches!(e.kind, EventKind::Faulted { .. }));
+        let Some(EventKind::Faulted { fault }) = fault.map(|e| e.kind) else {
+            panic!("{forgery:?}: no fault; events: {seen:#?}");
+        };
+        match died_by(&fault) {
+            ProcessExit::Killed { reason } => {
+                assert!(
+                    reason.contains("broke the protocol"),
+                    "{forgery:?}: {reason}"
+                );
+                assert!(reason.contains(told), "{forgery:?}: {reason}");
+            }
+            other => panic!("{forgery:?}: expected a kill, got {other:?} ({fault})"),
+        }
+        // The rest of the tree serves on.
+        assert_eq!(
+            witness.call_timeout(7, PATIENCE).unwrap(),
+            49,
+            "{forgery:?}"
+        );
+        drop(inbox_tx);
+        system.shutdown();
+    }
+}
+
 fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     let sandbox = common::Sandbox::new();
     let (dir, revoker): (ReadOnlyDir, Revoker) = sandbox.root().into_read_only().revocable();
@@ -1187,6 +1374,10 @@ const TESTS: &[testkit::ProcessTest] = &[
     ),
     ("a_process_child_serves_calls", a_process_child_serves_calls),
     (
+        "a_child_that_breaks_the_protocol_is_killed_for_it",
+        a_child_that_breaks_the_protocol_is_killed_for_it,
+    ),
+    (
         "the_network_comes_through_the_broker",
         the_network_comes_through_the_broker,
     ),
@@ -1237,6 +1428,9 @@ fn main() {
             &entry!(counts_descriptors),
             &entry!(keeps_time),
             &entry!(doubles),
+            &entry!(forges),
+            &entry!(forges_on_a_receiver),
+            &entry!(forges_on_a_sender),
             &entry!(calls_out),
             &entry!(dials),
             &entry!(chokes_on_seven),

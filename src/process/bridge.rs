@@ -24,7 +24,8 @@
 //!   capacity and order hold as for a thread.
 
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::io::{self, Read};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,10 +82,76 @@ impl<T: Serialize> Codec<T> for Plain {
 
 /// The supervisor's end of one bridged endpoint.
 pub(crate) trait ParentPump: Send {
-    /// Serves the child until it closes its end or `gone` is raised;
-    /// returns what the child left: the message it was handling, callers
-    /// it had not answered.
-    fn run(self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Left;
+    /// Serves the child until it closes its end, `serving.gone` is raised
+    /// or the child breaks the bridge's protocol; returns what the child
+    /// left: the message it was handling, callers it had not answered.
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left;
+}
+
+/// What the supervisor's pumps serve a child with.
+pub(crate) struct Serving<'a> {
+    /// Raised once the child is gone.
+    pub(crate) gone: &'a Signal,
+    /// Messages an earlier instance died handling, to deliver again.
+    pub(crate) mailbox: &'a Mailbox,
+    /// What the child may send.
+    pub(crate) protocol: Protocol,
+}
+
+/// How the supervisor's side holds a child to its bridges' protocol. The
+/// runtime on the child's side never breaks it; only code that writes to
+/// its descriptors itself does, so a child that breaks it is killed, and
+/// nothing it sent is kept.
+#[derive(Clone)]
+pub(crate) struct Protocol {
+    kill: Arc<dyn Fn(String) + Send + Sync>,
+}
+
+impl Protocol {
+    /// Holds a child to the protocol by `kill`ing it, with the reason.
+    pub(crate) fn new(kill: impl Fn(String) + Send + Sync + 'static) -> Self {
+        Self {
+            kill: Arc::new(kill),
+        }
+    }
+
+    /// The child sent `what` on `socket` (which [`bridge_name`] names for
+    /// a channel's bridge).
+    pub(crate) fn broken(&self, socket: &str, what: impl fmt::Display) {
+        (self.kill)(format!("it broke the protocol of {socket}: {what}"));
+    }
+
+    /// The child's next frame on `bridge`; `None` once it
+    /// has closed its end or died (a frame cut short by its death
+    /// included), or sent a frame longer than a bridge carries.
+    pub(crate) fn next_frame(&self, bridge: &str, stream: &mut impl Read) -> Option<Vec<u8>> {
+        match read_frame(stream) {
+            Ok(frame) => frame,
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+                self.broken(bridge, err);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The child's next packet on `socket`, as [`Protocol::next_frame`]
+    /// for frames: a packet longer than a control packet, or with more
+    /// descriptors than one carries, breaks the protocol.
+    pub(crate) fn next_packet(
+        &self,
+        socket: &str,
+        fd: BorrowedFd<'_>,
+    ) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+        match wire::recv_packet(fd) {
+            Ok(packet) => packet,
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+                self.broken(socket, err);
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 /// What a bridged endpoint leaves to its proxy once the child is gone.
@@ -175,11 +242,12 @@ impl<T> ParentPump for SendingPump<T>
 where
     T: DeserializeOwned + Send + 'static,
 {
-    fn run(mut self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
+    fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
+        let bridge = bridge_name::<T>("Sender");
         let Ok(reading) = self.socket.try_clone() else {
             return Left::default();
         };
-        let mut reading = std::io::BufReader::new(reading);
+        let mut reading = io::BufReader::new(reading);
         // The child may send as many messages as the channel has room for
         // (at least one, so that a full channel pushes back here, on its
         // next message): credits are granted as room frees up.
@@ -195,12 +263,17 @@ where
             outstanding += initial;
         }
         // Frames the child wrote before it died are still read and delivered.
-        while let Ok(Some(frame)) = read_frame(&mut reading) {
+        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut reading) {
             let message = match frame.split_first() {
                 Some((&MESSAGE, bytes)) => decode::<T>(bytes),
                 _ => None,
             };
-            let Some(message) = message else { break };
+            let Some(message) = message else {
+                serving
+                    .protocol
+                    .broken(&bridge, "a frame that is not a message it may send");
+                break;
+            };
             outstanding = outstanding.saturating_sub(1);
             // Delivered if the channel has room, even once the child is
             // gone (what it sent before it died was sent); waiting for room
@@ -208,7 +281,7 @@ where
             let sent = match self.tx.try_send(message) {
                 Err(TrySendError::Full(message)) => self
                     .tx
-                    .send_with(message, &[gone], None)
+                    .send_with(message, &[serving.gone], None)
                     .map_err(|(message, _)| message),
                 Err(other) => Err(other.into_inner()),
                 Ok(()) => Ok(()),
@@ -234,7 +307,7 @@ where
 }
 
 /// Grants the child `count` more credits.
-fn grant(socket: &mut UnixStream, count: usize) -> std::io::Result<()> {
+fn grant(socket: &mut UnixStream, count: usize) -> io::Result<()> {
     let count = u32::try_from(count).unwrap_or(u32::MAX);
     let mut frame = vec![CREDITS];
     frame.extend_from_slice(&count.to_le_bytes());
@@ -250,20 +323,28 @@ impl<T> ParentPump for ReceivingPump<T>
 where
     T: Serialize + fmt::Debug + Send + 'static,
 {
-    fn run(mut self: Box<Self>, gone: &Signal, mailbox: &Mailbox) -> Left {
+    fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
+        let bridge = bridge_name::<T>("Receiver");
         let id = self.rx.id();
         let mut in_flight: Option<(T, u32)> = None;
-        while let Ok(Some(frame)) = read_frame(&mut self.socket) {
+        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut self.socket) {
             if frame != [WANT] {
+                serving
+                    .protocol
+                    .broken(&bridge, "a frame other than asking for the next message");
                 break;
             }
             // Asking again: the last message sent was handled.
             if let Some((handled, _)) = in_flight.take() {
                 let _ = fault::drop_contained(handled);
             }
-            let next = match mailbox.take::<T>(id) {
+            let next = match serving.mailbox.take::<T>(id) {
                 Some(kept) => Some(kept),
-                None => self.rx.recv_with(&[gone], None).ok().map(|m| (m, 0)),
+                None => self
+                    .rx
+                    .recv_with(&[serving.gone], None)
+                    .ok()
+                    .map(|m| (m, 0)),
             };
             let Some((message, attempts)) = next else {
                 let _ = write_frame(&mut self.socket, &[CLOSED]);
@@ -286,7 +367,7 @@ where
 /// The child's sending pump: turns each acknowledgement into the credit
 /// for the next message; closes the outbox when the channel closes.
 fn pump_credits(credit: cb::Sender<()>, socket: UnixStream) {
-    let mut socket = std::io::BufReader::new(socket);
+    let mut socket = io::BufReader::new(socket);
     while let Ok(Some(answer)) = read_frame(&mut socket) {
         let count = match answer.split_first() {
             Some((&ACCEPTED, [])) => 1,
@@ -320,6 +401,15 @@ fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, mut socket: UnixStre
             break;
         }
     }
+}
+
+/// How a broken protocol names an endpoint's bridge: `its bridge for a
+/// Sender<Job>`.
+pub(super) fn bridge_name<T>(endpoint: &str) -> String {
+    format!(
+        "its bridge for a {endpoint}<{}>",
+        crate::capability::short_type_name(std::any::type_name::<T>())
+    )
 }
 
 pub(super) fn socket(fd: OwnedFd) -> UnixStream {

@@ -15,12 +15,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::bridge::{Left, ParentPump};
+use super::bridge::{Left, ParentPump, Serving};
 use super::portable::{PackError, Packing, Portable, Unpacking, granted_again};
 use super::wire;
 use crate::caps::{Net, NetAccess, NetError, NetOp, NetRule, Transport};
-use crate::mailbox::Mailbox;
-use crate::signal::Signal;
 
 /// What a child asks of its broker. `ConnectUdp` and `SendTo` carry the
 /// child's socket with them.
@@ -289,9 +287,14 @@ impl BrokerPump {
 }
 
 impl ParentPump for BrokerPump {
-    fn run(self: Box<Self>, _: &Signal, _: &Mailbox) -> Left {
-        while let Ok(Some((bytes, handed))) = wire::recv_packet(self.socket.as_fd()) {
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
+        const BROKER: &str = "its network broker";
+        while let Some((bytes, handed)) = serving.protocol.next_packet(BROKER, self.socket.as_fd())
+        {
             let Ok(ask) = wire::decode::<Ask>(&bytes) else {
+                serving
+                    .protocol
+                    .broken(BROKER, "a question that does not decode");
                 break;
             };
             let (answer, fd) = self.answer(ask, handed);

@@ -23,15 +23,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bridge::{
-    ACCEPTED, CLOSED, Codec, Left, ParentPump, WANT, Writer, decode, pack_endpoint,
-    unpack_receiver, unpack_sender,
+    ACCEPTED, CLOSED, Codec, Left, ParentPump, Serving, WANT, Writer, bridge_name, decode,
+    pack_endpoint, unpack_receiver, unpack_sender,
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::wire::{read_frame, write_frame};
 use crate::channel::{HandlerCrash, PendingReply, Receiver, Reply, ReplyTo, Request, Sender};
 use crate::fault;
-use crate::mailbox::Mailbox;
-use crate::signal::Signal;
 
 /// A request: its number, then its body and the time its caller still waits.
 const REQUEST: u8 = 4;
@@ -45,29 +43,43 @@ const CRASHED: u8 = 7;
 /// Reply endpoints waiting for their answer, by request number.
 type Waiting<A> = Arc<Mutex<Table<A>>>;
 
-/// Requests waiting for their answer, and answers that came before their
-/// request's reply endpoint was filed (a child files it once its request is
-/// written, and the answer can be quicker).
+/// Requests waiting for their answer, and, on a child's side, answers that
+/// came before their request's reply endpoint was filed (a child files it
+/// once its request is written, and the answer can be quicker).
+///
+/// The supervisor's side files each reply endpoint before its request is
+/// written, so there an answer to a number not waiting is one the child
+/// was never asked for (or gave twice): it is refused, never kept, so a
+/// child cannot grow its supervisor's memory by answering.
 struct Table<A> {
     replies: HashMap<u64, ReplyTo<A>>,
-    /// `None`: the reply endpoint on the other side was dropped unanswered.
-    early: HashMap<u64, Option<Reply<A>>>,
-}
-
-impl<A> Default for Table<A> {
-    fn default() -> Self {
-        Self {
-            replies: HashMap::new(),
-            early: HashMap::new(),
-        }
-    }
+    /// `None` where answers cannot come first. In the map, `None`: the
+    /// reply endpoint on the other side was dropped unanswered.
+    early: Option<HashMap<u64, Option<Reply<A>>>>,
 }
 
 impl<A> Table<A> {
+    /// The table of a side that files each reply before writing its
+    /// request.
+    fn filed_first() -> Self {
+        Self {
+            replies: HashMap::new(),
+            early: None,
+        }
+    }
+
+    /// The table of a side whose answers may come before their filing.
+    fn answers_may_come_first() -> Self {
+        Self {
+            replies: HashMap::new(),
+            early: Some(HashMap::new()),
+        }
+    }
+
     /// Files `reply` under `number`, or answers it at once if its answer
     /// came first.
     fn file(&mut self, number: u64, reply: ReplyTo<A>) {
-        match self.early.remove(&number) {
+        match self.early.as_mut().and_then(|early| early.remove(&number)) {
             Some(answer) => deliver(reply, answer),
             None => {
                 self.replies.insert(number, reply);
@@ -75,20 +87,27 @@ impl<A> Table<A> {
         }
     }
 
-    /// Answers request `number`, or keeps the answer until it is filed.
-    fn answer(&mut self, number: u64, answer: Option<Reply<A>>) {
-        match self.replies.remove(&number) {
-            Some(reply) => deliver(reply, answer),
-            None => {
-                self.early.insert(number, answer);
+    /// Answers request `number`, or keeps the answer until it is filed
+    /// where answers may come first; `false` for an answer to no request.
+    fn answer(&mut self, number: u64, answer: Option<Reply<A>>) -> bool {
+        match (self.replies.remove(&number), &mut self.early) {
+            (Some(reply), _) => deliver(reply, answer),
+            (None, Some(early)) => {
+                early.insert(number, answer);
+            }
+            (None, None) => {
+                let _ = fault::drop_contained(answer);
+                return false;
             }
         }
+        true
     }
 
     /// Every caller still waiting learns how the other side ended, when
     /// it died (`ended`), or else that no answer will come.
     fn close(&mut self, ended: Option<&HandlerCrash>) {
-        let Table { replies, early } = std::mem::take(self);
+        let replies = std::mem::take(&mut self.replies);
+        let early = self.early.as_mut().map(std::mem::take);
         if let Some(crash) = ended {
             for (_, mut reply) in replies {
                 reply.crashed(crash.clone());
@@ -149,17 +168,25 @@ fn deadline_in(left: Option<Duration>) -> Option<Instant> {
 }
 
 /// Answers a caller from a numbered frame: the answer, the crash, or
-/// nothing (the caller then sees `NoReply`). Returns `false` for a frame
-/// that is none of these.
-fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, tag: u8, number: u64, payload: &[u8]) -> bool {
+/// nothing (the caller then sees `NoReply`). Returns what is wrong with a
+/// frame that is none of these, or answers no request.
+fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, frame: &[u8]) -> Result<(), &'static str> {
+    let (tag, number, payload) = split(frame).ok_or("a frame that is not an answer")?;
     let answer = match tag {
-        ANSWER => decode::<A>(payload).map(Reply::Answer),
-        CRASHED => decode::<HandlerCrash>(payload).map(Reply::Crashed),
+        ANSWER => Some(Reply::Answer(
+            decode::<A>(payload).ok_or("an answer that does not decode")?,
+        )),
+        CRASHED => Some(Reply::Crashed(
+            decode::<HandlerCrash>(payload).ok_or("a crash report that does not decode")?,
+        )),
         NO_REPLY => None,
-        _ => return false,
+        _ => return Err("a frame that is not an answer"),
     };
-    waiting.lock().answer(number, answer);
-    true
+    if waiting.lock().answer(number, answer) {
+        Ok(())
+    } else {
+        Err("an answer to a request it was not sent, or answered already")
+    }
 }
 
 /// How a process child answers a request it serves: across the bridge,
@@ -218,34 +245,37 @@ where
     Q: Serialize + Send + 'static,
     A: DeserializeOwned + Send + 'static,
 {
-    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
         let ServingPump { rx, socket } = *self;
         let Ok(mut reading) = socket.try_clone() else {
             return Left::default();
         };
+        let bridge = bridge_name::<Request<Q, A>>("Receiver");
         let mut writing = socket;
-        let waiting: Waiting<A> = Arc::default();
-        // Answers may come while this thread waits for the next request.
+        let waiting = Arc::new(Mutex::new(Table::filed_first()));
+        // Answers may come while this thread waits for the next request;
+        // what breaks the protocol there ends this thread's loop too.
         let (wants_tx, wants) = cb::bounded::<()>(1);
         let answers = Arc::clone(&waiting);
+        let protocol = serving.protocol.clone();
         let reader = crate::ceiling::spawn("compartment-bridge-answers".to_owned(), move || {
-            while let Ok(Some(frame)) = read_frame(&mut reading) {
+            while let Some(frame) = protocol.next_frame(&bridge, &mut reading) {
                 if frame == [WANT] {
                     if wants_tx.send(()).is_err() {
                         break;
                     }
                     continue;
                 }
-                match split(&frame) {
-                    Some((tag, number, payload)) if answer(&answers, tag, number, payload) => {}
-                    _ => break,
+                if let Err(what) = answer(&answers, &frame) {
+                    protocol.broken(&bridge, what);
+                    break;
                 }
             }
         });
         let mut next_number = 0u64;
         if reader.is_ok() {
             while wants.recv().is_ok() {
-                let Ok(request) = rx.recv_with(&[gone], None) else {
+                let Ok(request) = rx.recv_with(&[serving.gone], None) else {
                     let _ = write_frame(&mut writing, &[CLOSED]);
                     break;
                 };
@@ -336,8 +366,9 @@ where
     Q: DeserializeOwned + Send + 'static,
     A: Serialize + Send + 'static,
 {
-    fn run(self: Box<Self>, gone: &Signal, _: &Mailbox) -> Left {
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
         let CallingPump { tx, mut socket } = *self;
+        let bridge = bridge_name::<Request<Q, A>>("Sender");
         let Ok(writer) = socket.try_clone() else {
             return Left::default();
         };
@@ -346,20 +377,26 @@ where
         // takes the next.
         let (calls_tx, calls) = cb::bounded::<(u64, PendingReply<A>)>(64);
         let answering = Arc::clone(&writer);
-        let stop = gone.watch().clone();
+        let stop = serving.gone.watch().clone();
         let waiter = crate::ceiling::spawn("compartment-bridge-calls".to_owned(), move || {
             wait_for_answers(&calls, &stop, &answering);
         });
-        while let Ok(Some(frame)) = read_frame(&mut socket) {
-            let Some((REQUEST, number, payload)) = split(&frame) else {
-                break;
+        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut socket) {
+            let request = match split(&frame) {
+                Some((REQUEST, number, payload)) => {
+                    decode::<(Q, Option<Duration>)>(payload).map(|request| (number, request))
+                }
+                _ => None,
             };
-            let Some((body, left)) = decode::<(Q, Option<Duration>)>(payload) else {
+            let Some((number, (body, left))) = request else {
+                serving
+                    .protocol
+                    .broken(&bridge, "a frame that is not a request it may make");
                 break;
             };
             let (mut request, pending) = Request::new(body);
             request.reply.deadline = deadline_in(left);
-            match tx.send_with(request, &[gone], None) {
+            match tx.send_with(request, &[serving.gone], None) {
                 Ok(()) => {
                     let accepted = write_frame(&mut *writer.lock(), &[ACCEPTED]).is_ok();
                     if !accepted || calls_tx.send((number, pending)).is_err() {
@@ -467,9 +504,8 @@ fn pump_answers<A: DeserializeOwned>(
             }
             continue;
         }
-        match split(&frame) {
-            Some((tag, number, payload)) if answer(&waiting, tag, number, payload) => {}
-            _ => break,
+        if answer(&waiting, &frame).is_err() {
+            break;
         }
     }
     waiting.lock().close(None);
@@ -492,7 +528,7 @@ where
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        let waiting: Waiting<A> = Arc::default();
+        let waiting = Arc::new(Mutex::new(Table::answers_may_come_first()));
         let answers = Arc::clone(&waiting);
         let calls = Calls {
             waiting,

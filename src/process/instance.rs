@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use rustix::process::{WaitId, WaitIdOptions};
 
-use super::bridge::Left;
+use super::bridge::{Left, Protocol, Serving};
 use super::entry::{Entry, fingerprint};
 use super::portable::{Packing, Portable};
 use super::reexec::{self, Spawning};
@@ -265,8 +265,12 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         // serve once it has said how it is confined, so that nothing it
         // sends overtakes what `status()` shows of it.
         let (opening, opened) = crossbeam_channel::bounded(packing.pumps.len());
-        let pumps = start_pumps(&mut packing, &gone, &opened, cx, &running);
-        let (verdict, early) = match receive(&control) {
+        let protocol = {
+            let running = Arc::clone(&running);
+            Protocol::new(move |reason| running.kill(reason))
+        };
+        let pumps = start_pumps(&mut packing, &gone, &opened, cx, (&running, &protocol));
+        let (verdict, early) = match receive(&control, &protocol) {
             Some(FromChild::Confined { enforced, missing }) => {
                 cx.threads().set_process(Some(RunningProcess {
                     pid,
@@ -281,7 +285,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         for _ in 0..pumps.len() {
             let _ = opening.send(verdict);
         }
-        let (reported, component, tail) = serve(&control, &output);
+        let (reported, component, tail) = serve(&control, &output, &protocol);
         let reported = reported.or(early);
         // The init ends once the component has; how the component ended is
         // what the init said — or, if it was killed first, how it ended.
@@ -382,13 +386,14 @@ fn watch(
 
 /// Starts a thread per bridged endpoint, which serves once `opened` says
 /// the child is confined (or ends if it never was); a pump that cannot
-/// start kills the child (its endpoint would never move).
+/// start kills the child (its endpoint would never move), as does one
+/// whose child breaks its `protocol`.
 fn start_pumps(
     packing: &mut Packing,
     gone: &Arc<Signal>,
     opened: &crossbeam_channel::Receiver<bool>,
     cx: &Context,
-    running: &Killable,
+    (running, protocol): (&Killable, &Protocol),
 ) -> Vec<JoinHandle<Left>> {
     let mut started = Vec::new();
     for pump in packing.pumps.drain(..) {
@@ -396,8 +401,13 @@ fn start_pumps(
         let opened = opened.clone();
         let mailbox = Arc::clone(cx.mailbox());
         let name = format!("{}-bridge", cx.path());
+        let protocol = protocol.clone();
         let serve = move || match opened.recv() {
-            Ok(true) => pump.run(&gone, &mailbox),
+            Ok(true) => pump.run(&Serving {
+                gone: &gone,
+                mailbox: &mailbox,
+                protocol,
+            }),
             _ => Left::default(),
         };
         match crate::ceiling::spawn(name, serve) {
@@ -408,11 +418,16 @@ fn start_pumps(
     started
 }
 
-/// The child's next report; `None` once it has closed its end (or sent
-/// something that is not a report).
-fn receive(control: &OwnedFd) -> Option<FromChild> {
-    let (bytes, _) = wire::recv_packet(control.as_fd()).ok()??;
-    wire::decode(&bytes).ok()
+/// The child's next report; `None` once it has closed its end (or broken
+/// the `protocol` by sending something that is not a report).
+fn receive(control: &OwnedFd, protocol: &Protocol) -> Option<FromChild> {
+    const CONTROL: &str = "its control socket";
+    let (bytes, _) = protocol.next_packet(CONTROL, control.as_fd())?;
+    let report = wire::decode(&bytes);
+    if report.is_err() {
+        protocol.broken(CONTROL, "a report that does not decode");
+    }
+    report.ok()
 }
 
 /// Reads the child's reports and output until it has closed both; returns
@@ -421,6 +436,7 @@ fn receive(control: &OwnedFd) -> Option<FromChild> {
 fn serve(
     control: &OwnedFd,
     output: &OwnedFd,
+    protocol: &Protocol,
 ) -> (Option<FromChild>, Option<ComponentExit>, String) {
     use rustix::event::{PollFd, PollFlags, poll};
     let mut reported = None;
@@ -445,7 +461,7 @@ fn serve(
         drop(fds);
         let mut ready = ready.into_iter();
         if control_open && ready.next() == Some(true) {
-            match receive(control) {
+            match receive(control, protocol) {
                 Some(FromChild::Exited(exit)) => exited = Some(exit),
                 Some(report) => reported = Some(report),
                 None => control_open = false,
