@@ -16,7 +16,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use compartment::caps::{Dir, Env, MonotonicClock, Net, NetRule, ReadOnlyDir};
@@ -417,6 +418,21 @@ fn forges(grant: Forger, cx: &Context) -> Result {
     Err("cut off".into())
 }
 
+/// Reports a clean end it did not have, shuts the control socket so that
+/// nothing more is said on it, then does what its policy kills it for.
+fn lies_about_its_end(_: (), _: &Context) -> Result {
+    let control = sockets_of(libc::SOCK_SEQPACKET)
+        .into_iter()
+        .next()
+        .ok_or("no control socket")?;
+    // The runtime's report of an entry that returned, as postcard writes it.
+    rustix::io::write(control, &[2, 0])?;
+    // SAFETY: a shutdown of a descriptor the process holds.
+    unsafe { libc::shutdown(control.as_raw_fd(), libc::SHUT_WR) };
+    let refused = std::process::Command::new("/bin/sh").exec();
+    Err(format!("not killed by its policy: {refused}").into())
+}
+
 /// Reports the names of every environment variable the process has, and
 /// what its grant's `Env` says of the one variable it names.
 fn reads_environment(grant: Environment, _: &Context) -> Result {
@@ -673,6 +689,11 @@ fn shutdown_kills_a_child_that_ignores_it() {
     // Killed and waited for, not detached.
     assert_eq!(system.leaked_threads(), 0);
     system.shutdown();
+}
+
+fn a_child_cannot_hide_how_it_died() {
+    let fault = first_fault(Child::process("liar", entry!(lies_about_its_end), ()));
+    assert_eq!(died_by(&fault), &ProcessExit::PolicyViolation, "{fault}");
 }
 
 fn a_fork_bomb_is_killed_by_its_policy() {
@@ -1347,6 +1368,10 @@ const TESTS: &[testkit::ProcessTest] = &[
         "a_fork_bomb_is_killed_by_its_policy",
         a_fork_bomb_is_killed_by_its_policy,
     ),
+    (
+        "a_child_cannot_hide_how_it_died",
+        a_child_cannot_hide_how_it_died,
+    ),
     ("a_memory_hog_meets_its_limit", a_memory_hog_meets_its_limit),
     (
         "a_cpu_burner_meets_its_budget",
@@ -1421,6 +1446,7 @@ fn main() {
             &entry!(leaves_a_thread),
             &entry!(ignores_cancellation),
             &entry!(forks),
+            &entry!(lies_about_its_end),
             &entry!(hogs_memory),
             &entry!(burns_cpu),
             &entry!(relays),

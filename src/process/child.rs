@@ -151,7 +151,8 @@ impl Prepared {
 #[doc(hidden)]
 pub struct Launch<'p> {
     pub(crate) request: SpawnRequest,
-    /// The control socket, the output pipe, then the grant's.
+    /// The control socket, the output pipe, the init's report socket, then
+    /// the grant's.
     pub(crate) descriptors: Vec<OwnedFd>,
     /// The zygote's own socket, which the child closes.
     pub(crate) zygote: RawFd,
@@ -200,7 +201,9 @@ where
         in_namespaces,
     } = launch;
     let mut descriptors = descriptors.into_iter();
-    let (Some(control), Some(output)) = (descriptors.next(), descriptors.next()) else {
+    let (Some(control), Some(output), Some(exit_report)) =
+        (descriptors.next(), descriptors.next(), descriptors.next())
+    else {
         sys::exit_now(71)
     };
     let grant_fds: Vec<OwnedFd> = descriptors.collect();
@@ -235,16 +238,18 @@ where
     // No process of the child leaves a core dump.
     report.record("no core dumps", limit(Resource::Core, 0));
     match sys::fork() {
-        Ok(Spawned::Child) => component(entry, request, control, output, grant_fds, report),
+        Ok(Spawned::Child) => {
+            drop(exit_report);
+            component(entry, request, control, output, grant_fds, report)
+        }
         Ok(Spawned::Parent { pid, .. }) => {
-            // The init keeps only the control socket, to say how the
-            // component ended.
-            let keep = [control.as_raw_fd()];
-            std::mem::forget((output, grant_fds));
+            // The init keeps only its own socket, to say how the component
+            // ended where the component cannot forge or block it.
+            let keep = [exit_report.as_raw_fd()];
+            std::mem::forget((control, output, grant_fds));
             let _ = close_all_except(&keep);
-            let exit = sys::wait_raw(pid).map(ComponentExit::of);
-            if let Ok(exit) = exit {
-                let _ = wire::send(&control, &FromChild::Exited(exit));
+            if let Ok(exit) = sys::wait_raw(pid).map(ComponentExit::of) {
+                let _ = wire::send(&exit_report, &exit);
             }
             sys::exit_now(0)
         }

@@ -228,6 +228,8 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             wire::packet_pair().map_err(|err| io_failed("its control socket", err))?;
         let (output, output_child) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|err| io_failed("its output pipe", err.into()))?;
+        let (exit_report, exit_report_child) =
+            wire::packet_pair().map_err(|err| io_failed("its init's report socket", err))?;
         let request = SpawnRequest {
             entry: self.entry.to_owned(),
             fingerprint: self.fingerprint,
@@ -239,7 +241,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             seccomp: std::mem::take(&mut self.seccomp),
         };
         let started = {
-            let mut descriptors = vec![&control_child, &output_child];
+            let mut descriptors = vec![&control_child, &output_child, &exit_report_child];
             descriptors.extend(packing.descriptors.iter());
             start_child(zygote, self.spawning, &request, &descriptors).map_err(start_failed)?
         };
@@ -247,6 +249,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         drop((
             control_child,
             output_child,
+            exit_report_child,
             std::mem::take(&mut packing.descriptors),
         ));
         let running = Arc::new(Killable {
@@ -285,12 +288,16 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         for _ in 0..pumps.len() {
             let _ = opening.send(verdict);
         }
-        let (reported, component, tail) = serve(&control, &output, &protocol);
+        let (reported, component, tail) = serve([&control, &output, &exit_report], &protocol);
         let reported = reported.or(early);
         // The init ends once the component has; how the component ended is
         // what the init said — or, if it was killed first, how it ended.
         let status = wait(&running.pidfd);
         let status = component.map(Some).unwrap_or(status);
+        // What the component reported of itself is believed only if its
+        // process then exited as the runtime exits it after reporting: a
+        // hostile one could report a clean end, then die by its policy.
+        let exited_as_reported = status == Some(ComponentExit::Code(0));
         cx.threads().set_process(None);
         gone.raise();
         let (mut in_flight, mut callers) = (Vec::new(), Vec::new());
@@ -303,10 +310,10 @@ impl<G: Portable> Instance for ProcessInstance<G> {
         let killed = running.killed.lock().take();
         // Ended with a report (`Ok`), or died (`Err`, how).
         let outcome = match (reported, killed) {
-            (Some(FromChild::Ended(ending)), _) => Ok(ended(ending)),
-            (Some(FromChild::Refused { missing }), _) => Ok(Err(start_failed(format!(
-                "its confinement is incomplete: {missing}"
-            )))),
+            (Some(FromChild::Ended(ending)), _) if exited_as_reported => Ok(ended(ending)),
+            (Some(FromChild::Refused { missing }), _) if exited_as_reported => Ok(Err(
+                start_failed(format!("its confinement is incomplete: {missing}")),
+            )),
             (_, Some(reason)) => Err(FaultKind::Died {
                 exit: ProcessExit::Killed { reason },
                 output: tail,
@@ -418,10 +425,12 @@ fn start_pumps(
     started
 }
 
+/// How a broken protocol names the control socket.
+const CONTROL: &str = "its control socket";
+
 /// The child's next report; `None` once it has closed its end (or broken
 /// the `protocol` by sending something that is not a report).
 fn receive(control: &OwnedFd, protocol: &Protocol) -> Option<FromChild> {
-    const CONTROL: &str = "its control socket";
     let (bytes, _) = protocol.next_packet(CONTROL, control.as_fd())?;
     let report = wire::decode(&bytes);
     if report.is_err() {
@@ -430,52 +439,61 @@ fn receive(control: &OwnedFd, protocol: &Protocol) -> Option<FromChild> {
     report.ok()
 }
 
-/// Reads the child's reports and output until it has closed both; returns
-/// the component's last report, how its init said it ended, and the tail
-/// of its output.
+/// Reads the child's reports, its output and its init's report until all
+/// three are closed; returns the component's last report, how its init
+/// said it ended, and the tail of its output. How the component ended is
+/// taken from the init's own socket only, which the component never
+/// holds: it can neither forge that report nor block it.
 fn serve(
-    control: &OwnedFd,
-    output: &OwnedFd,
+    [control, output, exit_report]: [&OwnedFd; 3],
     protocol: &Protocol,
 ) -> (Option<FromChild>, Option<ComponentExit>, String) {
     use rustix::event::{PollFd, PollFlags, poll};
     let mut reported = None;
     let mut exited = None;
     let mut tail: Vec<u8> = Vec::new();
-    let (mut control_open, mut output_open) = (true, true);
+    let mut open = [true; 3];
     let mut chunk = vec![0u8; 16 * 1024];
-    while control_open || output_open {
-        let mut fds = Vec::with_capacity(2);
-        if control_open {
-            fds.push(PollFd::new(control, PollFlags::IN));
-        }
-        if output_open {
-            fds.push(PollFd::new(output, PollFlags::IN));
-        }
+    while open.contains(&true) {
+        let sources = [control, output, exit_report];
+        let mut fds: Vec<PollFd<'_>> = sources
+            .iter()
+            .zip(open)
+            .filter(|(_, open)| *open)
+            .map(|(fd, _)| PollFd::new(*fd, PollFlags::IN))
+            .collect();
         match poll(&mut fds, None) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
         }
-        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        let mut ready = fds.iter().map(|fd| !fd.revents().is_empty());
+        let ready: Vec<bool> = open
+            .iter()
+            .map(|open| *open && ready.next() == Some(true))
+            .collect();
         drop(fds);
-        let mut ready = ready.into_iter();
-        if control_open && ready.next() == Some(true) {
+        if ready[0] {
             match receive(control, protocol) {
-                Some(FromChild::Exited(exit)) => exited = Some(exit),
                 Some(report) => reported = Some(report),
-                None => control_open = false,
+                None => open[0] = false,
             }
         }
-        if output_open && ready.next() == Some(true) {
+        if ready[1] {
             match rustix::io::read(output, &mut chunk) {
-                Ok(0) | Err(_) => output_open = false,
+                Ok(0) | Err(_) => open[1] = false,
                 Ok(read) => {
                     tail.extend_from_slice(&chunk[..read]);
                     if tail.len() > OUTPUT_TAIL {
                         tail.drain(..tail.len() - OUTPUT_TAIL);
                     }
                 }
+            }
+        }
+        if ready[2] {
+            match wire::recv_packet(exit_report.as_fd()) {
+                Ok(Some((bytes, _))) => exited = wire::decode(&bytes).ok().or(exited),
+                Ok(None) | Err(_) => open[2] = false,
             }
         }
     }

@@ -59,7 +59,7 @@ fn cpu(pid: u32) -> Option<Duration> {
     let stat = read(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which may hold spaces: utime and
     // stime are the 14th and 15th fields of the line, in clock ticks.
-    let after_name = &stat[stat.rfind(')')? + 2..];
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = after_name.split_whitespace().skip(11);
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;

@@ -25,8 +25,9 @@ pub(crate) const MAX_PACKET: usize = 128 * 1024;
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// A supervisor's request to its zygote. The descriptors travel with it:
-/// the control socket's child end, the output pipe's write end, then the
-/// grant's own in the order it packed them.
+/// the control socket's child end, the output pipe's write end, the child
+/// end of the init's report socket, then the grant's own in the order it
+/// packed them.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SpawnRequest {
     pub(crate) entry: String,
@@ -100,12 +101,10 @@ pub(crate) enum FromChild {
     Refused { missing: String },
     /// The entry ended.
     Ended(Ending),
-    /// The component's process ended (from the child's init, which waited
-    /// for it).
-    Exited(ComponentExit),
 }
 
-/// How a component's process ended, as its init's `waitpid` saw it.
+/// How a component's process ended, as its init's `waitpid` saw it: the
+/// init's one report, on a socket of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ComponentExit {
     /// It exited with this code.
