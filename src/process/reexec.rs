@@ -34,10 +34,18 @@ pub enum Spawning {
     /// Cloned from the zygote [`init`](super::init) forked: a fraction of a
     /// millisecond. Falls back to [`Reexec`](Self::Reexec) where the kernel
     /// (or a container's filter) refuses `clone3` with a pidfd.
+    ///
+    /// A copy shares its memory layout with the program as it was at
+    /// `init`: the addresses of its code, stacks and heap, and the C
+    /// library's stack-protector and pointer-guard values are the same in
+    /// every child and in the supervisor. Against hostile code that looks
+    /// for a memory bug to exploit in the supervisor or a sibling, that is
+    /// one randomization fewer to defeat.
     #[default]
     Zygote,
     /// This program started again, in a fresh image: nothing of the
-    /// parent's memory at `init` time is in the child.
+    /// parent's memory at `init` time is in the child, and its layout and
+    /// secrets are its own. Costs a program's start per child.
     Reexec,
 }
 
