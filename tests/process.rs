@@ -312,8 +312,10 @@ enum Forgery {
     UnknownFrame,
     /// on one for messages it receives,
     UnknownFrameToReceive,
-    /// and on one for messages it sends.
+    /// on one for messages it sends,
     UnknownFrameToSend,
+    /// and on one for calls it makes.
+    UnknownFrameToCall,
     /// A length past what a bridge carries.
     OversizedFrame,
     /// A report on its control socket that does not decode.
@@ -345,6 +347,13 @@ fn forges_on_a_sender(out: Sender<u64>, _: &Context) -> Result {
     loop {
         out.send(1)?;
     }
+}
+
+/// Makes a call with a frame of no known kind, then a real one.
+fn forges_on_a_caller(server: Sender<Request<u64, u64>>, _: &Context) -> Result {
+    forge_frame(&[42], None)?;
+    server.call(1)?;
+    Err("cut off".into())
 }
 
 /// The descriptors of this process that are sockets of `kind`.
@@ -401,7 +410,9 @@ fn forges(grant: Forger, cx: &Context) -> Result {
             forge_frame(&numbered(5, 0, &[42]), None)?;
         }
         Forgery::UnknownFrame => forge_frame(&[42], None)?,
-        Forgery::UnknownFrameToReceive | Forgery::UnknownFrameToSend => {
+        Forgery::UnknownFrameToReceive
+        | Forgery::UnknownFrameToSend
+        | Forgery::UnknownFrameToCall => {
             return Err("forged elsewhere".into());
         }
         Forgery::OversizedFrame => forge_frame(&[], Some(u32::MAX))?,
@@ -901,22 +912,24 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
             Forgery::UnknownFrameToReceive,
             "other than asking for the next message",
         ),
-        (
-            Forgery::UnknownFrameToSend,
-            "a frame that is not a message it may send",
-        ),
+        (Forgery::UnknownFrameToSend, "a frame that is not a message"),
+        (Forgery::UnknownFrameToCall, "a frame that is not a request"),
         (Forgery::OversizedFrame, "more than a bridge carries"),
         (Forgery::GarbledReport, "its control socket"),
     ] {
         let (server, requests) = channel::bounded(4).unwrap();
         let (inbox_tx, inbox) = channel::bounded::<u64>(4).unwrap();
         let (out, _kept) = channel::bounded::<u64>(4).unwrap();
+        let (calls, _unserved) = channel::bounded::<Request<u64, u64>>(4).unwrap();
         let forger = match forgery {
             Forgery::UnknownFrameToReceive => {
                 Child::process("forger", entry!(forges_on_a_receiver), Fed { inbox })
             }
             Forgery::UnknownFrameToSend => {
                 Child::process("forger", entry!(forges_on_a_sender), out)
+            }
+            Forgery::UnknownFrameToCall => {
+                Child::process("forger", entry!(forges_on_a_caller), calls)
             }
             _ => Child::process("forger", entry!(forges), Forger { requests, forgery }),
         };
@@ -1457,6 +1470,7 @@ fn main() {
             &entry!(forges),
             &entry!(forges_on_a_receiver),
             &entry!(forges_on_a_sender),
+            &entry!(forges_on_a_caller),
             &entry!(calls_out),
             &entry!(dials),
             &entry!(chokes_on_seven),

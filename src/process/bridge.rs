@@ -265,14 +265,17 @@ where
         // Frames the child wrote before it died are still read and delivered.
         while let Some(frame) = serving.protocol.next_frame(&bridge, &mut reading) {
             let message = match frame.split_first() {
-                Some((&MESSAGE, bytes)) => decode::<T>(bytes),
-                _ => None,
+                Some((&MESSAGE, bytes)) => {
+                    decode::<T>(bytes).ok_or("a message that does not decode")
+                }
+                _ => Err("a frame that is not a message"),
             };
-            let Some(message) = message else {
-                serving
-                    .protocol
-                    .broken(&bridge, "a frame that is not a message it may send");
-                break;
+            let message = match message {
+                Ok(message) => message,
+                Err(what) => {
+                    serving.protocol.broken(&bridge, what);
+                    break;
+                }
             };
             outstanding = outstanding.saturating_sub(1);
             // Delivered if the channel has room, even once the child is

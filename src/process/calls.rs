@@ -168,17 +168,14 @@ fn deadline_in(left: Option<Duration>) -> Option<Instant> {
 }
 
 /// Answers a caller from a numbered frame: the answer, the crash, or
-/// nothing (the caller then sees `NoReply`). Returns what is wrong with a
-/// frame that is none of these, or answers no request.
+/// nothing (the caller then sees `NoReply`, as for an answer that does not
+/// decode: a `Deserialize` may refuse what its `Serialize` wrote). Returns
+/// what is wrong with a frame that is none of these, or answers no request.
 fn answer<A: DeserializeOwned>(waiting: &Waiting<A>, frame: &[u8]) -> Result<(), &'static str> {
     let (tag, number, payload) = split(frame).ok_or("a frame that is not an answer")?;
     let answer = match tag {
-        ANSWER => Some(Reply::Answer(
-            decode::<A>(payload).ok_or("an answer that does not decode")?,
-        )),
-        CRASHED => Some(Reply::Crashed(
-            decode::<HandlerCrash>(payload).ok_or("a crash report that does not decode")?,
-        )),
+        ANSWER => decode::<A>(payload).map(Reply::Answer),
+        CRASHED => decode::<HandlerCrash>(payload).map(Reply::Crashed),
         NO_REPLY => None,
         _ => return Err("a frame that is not an answer"),
     };
@@ -383,16 +380,17 @@ where
         });
         while let Some(frame) = serving.protocol.next_frame(&bridge, &mut socket) {
             let request = match split(&frame) {
-                Some((REQUEST, number, payload)) => {
-                    decode::<(Q, Option<Duration>)>(payload).map(|request| (number, request))
-                }
-                _ => None,
+                Some((REQUEST, number, payload)) => decode::<(Q, Option<Duration>)>(payload)
+                    .map(|request| (number, request))
+                    .ok_or("a request that does not decode"),
+                _ => Err("a frame that is not a request"),
             };
-            let Some((number, (body, left))) = request else {
-                serving
-                    .protocol
-                    .broken(&bridge, "a frame that is not a request it may make");
-                break;
+            let (number, (body, left)) = match request {
+                Ok(request) => request,
+                Err(what) => {
+                    serving.protocol.broken(&bridge, what);
+                    break;
+                }
             };
             let (mut request, pending) = Request::new(body);
             request.reply.deadline = deadline_in(left);
