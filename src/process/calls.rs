@@ -537,3 +537,38 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::ReplyError;
+
+    #[test]
+    fn the_supervisors_side_keeps_no_answer_to_a_request_it_did_not_file() {
+        let mut table = Table::<u64>::filed_first();
+        let (request, pending) = Request::<(), u64>::new(());
+        table.file(0, request.reply);
+        // Not filed: refused, and nothing is kept for it.
+        assert!(!table.answer(1, Some(Reply::Answer(7))));
+        assert!(table.early.is_none());
+        assert!(table.answer(0, Some(Reply::Answer(5))));
+        assert_eq!(pending.recv(), Ok(5));
+        // Answered already: refused too.
+        assert!(!table.answer(0, Some(Reply::Answer(6))));
+        assert!(table.replies.is_empty());
+    }
+
+    #[test]
+    fn a_childs_side_keeps_an_answer_that_came_before_its_filing() {
+        let mut table = Table::<u64>::answers_may_come_first();
+        assert!(table.answer(0, Some(Reply::Answer(5))));
+        assert!(table.answer(1, None));
+        let (first, answered) = Request::<(), u64>::new(());
+        let (second, unanswered) = Request::<(), u64>::new(());
+        table.file(0, first.reply);
+        table.file(1, second.reply);
+        assert_eq!(answered.recv(), Ok(5));
+        assert_eq!(unanswered.recv(), Err(ReplyError::NoReply));
+        assert!(table.replies.is_empty());
+    }
+}
