@@ -4,6 +4,17 @@ use crate::fault;
 use crate::process::{self, Registered};
 
 /// One test for [`process_main`]: its name, and its body (a panic fails it).
+///
+/// # Examples
+///
+/// ```
+/// use compartment::testkit::ProcessTest;
+///
+/// fn the_plugin_starts() {}
+///
+/// const TESTS: &[ProcessTest] = &[("the_plugin_starts", the_plugin_starts)];
+/// assert_eq!(TESTS[0].0, "the_plugin_starts");
+/// ```
 pub type ProcessTest = (&'static str, fn());
 
 /// The `main` of an integration-test binary whose tests start process
