@@ -121,18 +121,11 @@ impl Protocol {
         (self.kill)(format!("it broke the protocol of {socket}: {what}"));
     }
 
-    /// The child's next frame on `bridge`; `None` once it
-    /// has closed its end or died (a frame cut short by its death
-    /// included), or sent a frame longer than a bridge carries.
+    /// The child's next frame on `bridge`; `None` once it has closed its
+    /// end or died (a frame cut short by its death included), or sent a
+    /// frame longer than a bridge carries.
     pub(crate) fn next_frame(&self, bridge: &str, stream: &mut impl Read) -> Option<Vec<u8>> {
-        match read_frame(stream) {
-            Ok(frame) => frame,
-            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-                self.broken(bridge, err);
-                None
-            }
-            Err(_) => None,
-        }
+        self.checked(bridge, read_frame(stream))
     }
 
     /// The child's next packet on `socket`, as [`Protocol::next_frame`]
@@ -143,8 +136,15 @@ impl Protocol {
         socket: &str,
         fd: BorrowedFd<'_>,
     ) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
-        match wire::recv_packet(fd) {
-            Ok(packet) => packet,
+        self.checked(socket, wire::recv_packet(fd))
+    }
+
+    /// What was read from `socket`: the readers answer `InvalidData` for
+    /// what is past their limits, which breaks the protocol; any other
+    /// error means the child closed its end or died.
+    fn checked<T>(&self, socket: &str, read: io::Result<Option<T>>) -> Option<T> {
+        match read {
+            Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::InvalidData => {
                 self.broken(socket, err);
                 None

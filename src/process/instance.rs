@@ -272,7 +272,7 @@ impl<G: Portable> Instance for ProcessInstance<G> {
             let running = Arc::clone(&running);
             Protocol::new(move |reason| running.kill(reason))
         };
-        let pumps = start_pumps(&mut packing, &gone, &opened, cx, (&running, &protocol));
+        let pumps = start_pumps(&mut packing, &gone, &opened, cx, &running, &protocol);
         let (verdict, early) = match receive(&control, &protocol) {
             Some(FromChild::Confined { enforced, missing }) => {
                 cx.threads().set_process(Some(RunningProcess {
@@ -400,7 +400,8 @@ fn start_pumps(
     gone: &Arc<Signal>,
     opened: &crossbeam_channel::Receiver<bool>,
     cx: &Context,
-    (running, protocol): (&Killable, &Protocol),
+    running: &Killable,
+    protocol: &Protocol,
 ) -> Vec<JoinHandle<Left>> {
     let mut started = Vec::new();
     for pump in packing.pumps.drain(..) {
