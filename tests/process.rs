@@ -900,6 +900,102 @@ fn only_the_grants_descriptors_exist_in_the_child() {
     assert_eq!(open.len(), 7, "{open:?}");
 }
 
+/// The processes of ours that wait in a pid namespace of their own: with
+/// no tree running, the child the zygote made ahead of the next start.
+fn made_ahead() -> Vec<i32> {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(
+            listed
+                .split_whitespace()
+                .map(|pid| pid.parse::<i32>().unwrap()),
+        );
+    }
+    children.retain(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let running = status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim().starts_with('Z'));
+        let namespaced = status
+            .lines()
+            .find_map(|line| line.strip_prefix("NSpid:"))
+            .is_some_and(|pids| pids.split_whitespace().count() > 1);
+        running && namespaced
+    });
+    children
+}
+
+/// Waits for the zygote's next child made ahead other than `but`.
+fn next_made_ahead(but: Option<i32>) -> i32 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let ahead: Vec<i32> = made_ahead()
+            .into_iter()
+            .filter(|pid| Some(*pid) != but)
+            .collect();
+        match ahead[..] {
+            [pid] => return pid,
+            [] if std::time::Instant::now() < deadline => std::thread::yield_now(),
+            _ => panic!("expected one child made ahead, found {ahead:?}"),
+        }
+    }
+}
+
+/// Starts a child that waits to be stopped; returns its tree and its pid.
+fn waiting_child() -> (compartment::System, u32) {
+    let sandbox = common::Sandbox::new();
+    let (ready_tx, ready) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "holder",
+                entry!(holds),
+                Holder {
+                    dir: sandbox.root().into_read_only(),
+                    ready: ready_tx,
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(ready.recv_timeout(PATIENCE).unwrap(), 1);
+    let status = system.status();
+    let holder = status.find("host/holder").expect("the child is listed");
+    let pid = holder.process.as_ref().expect("it runs").pid;
+    (system, pid)
+}
+
+fn a_start_takes_the_child_made_ahead_or_clones_one() {
+    // The zygote keeps one child ready, and a start takes it.
+    let ahead = next_made_ahead(None);
+    let (system, pid) = waiting_child();
+    assert_eq!(pid, ahead as u32, "the start took the child made ahead");
+    // Once it has answered, the zygote makes the next.
+    let next = next_made_ahead(Some(ahead));
+    system.shutdown();
+    // A child made ahead that dies waiting is not used: the next start
+    // clones one, and then a new one is made ahead again.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(next).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // It is this process's child; reaped here, it is gone for the zygote.
+    let reaped = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(next),
+        rustix::process::WaitOptions::empty(),
+    )
+    .unwrap();
+    assert!(reaped.is_some());
+    let (system, pid) = waiting_child();
+    assert_ne!(pid, next as u32);
+    next_made_ahead(Some(pid as i32));
+    system.shutdown();
+}
+
 fn a_child_that_breaks_the_protocol_is_killed_for_it() {
     for (forgery, told) in [
         (
@@ -1405,6 +1501,10 @@ const TESTS: &[testkit::ProcessTest] = &[
     (
         "only_the_grants_descriptors_exist_in_the_child",
         only_the_grants_descriptors_exist_in_the_child,
+    ),
+    (
+        "a_start_takes_the_child_made_ahead_or_clones_one",
+        a_start_takes_the_child_made_ahead_or_clones_one,
     ),
     (
         "revoking_a_held_capability_kills_the_child_and_status_shows_it",

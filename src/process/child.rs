@@ -12,9 +12,12 @@
 //!   so the first process of its pid namespace, its *init*: the kernel
 //!   ignores signals whose default action would end a namespace's first
 //!   process when they come from inside it, so `abort` there would not
-//!   abort. The init maps its ids, forks the component, waits for it and
-//!   tells the supervisor how it ended; when the init ends, the kernel
-//!   kills whatever is left in the namespace;
+//!   abort. The init maps its ids ([`become_init`]) and forks the
+//!   component, waits for it and tells the supervisor how it ended; when
+//!   the init ends, the kernel kills whatever is left in the namespace.
+//!   The zygote does all of this ahead of the next request, in a child it
+//!   keeps ready ([`fork_component_ahead`]), or once the request has come
+//!   ([`run`]);
 //! - the *component*, which confines itself before it rebuilds the grant
 //!   and starts any thread, so that every thread inherits the policy.
 
@@ -147,28 +150,68 @@ impl Prepared {
     }
 }
 
-/// What the zygote hands a new child: the request and its descriptors.
+/// What a new child is handed: the request and its descriptors.
 #[doc(hidden)]
-pub struct Launch<'p> {
+pub struct Launch {
     pub(crate) request: SpawnRequest,
-    /// The control socket, the output pipe, the init's report socket, then
-    /// the grant's.
+    /// The control socket, the output pipe, then the grant's.
     pub(crate) descriptors: Vec<OwnedFd>,
-    /// The zygote's own socket, which the child closes.
-    pub(crate) zygote: RawFd,
-    pub(crate) prepared: &'p Prepared,
-    /// Whether the child was cloned into its own namespaces.
-    pub(crate) in_namespaces: bool,
+    /// The socket the request came on (the zygote's own, or the one a
+    /// component forked ahead waited on), which the child closes.
+    pub(crate) came_on: RawFd,
+    /// What the init made ready before the request came.
+    pub(crate) init: Init,
+    /// `Some`: this process is the init, which forks the component now and
+    /// reports how it ended on this socket. `None`: this process is the
+    /// component, which its init forked ahead of the request.
+    pub(crate) exit_report: Option<OwnedFd>,
 }
 
-impl fmt::Debug for Launch<'_> {
+impl fmt::Debug for Launch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Launch")
             .field("entry", &self.request.entry)
             .field("descriptors", &self.descriptors.len())
-            .field("in_namespaces", &self.in_namespaces)
             .finish_non_exhaustive()
     }
+}
+
+/// A child's init as it stands before its request: killed with its
+/// supervisor, its ids mapped, no core dumps, and what that enforced.
+#[derive(Debug)]
+pub(crate) struct Init {
+    report: Report,
+}
+
+/// Makes the zygote's new clone a child's init, as far as no request is
+/// needed for: it dies with the supervisor, maps its ids in its new user
+/// namespace (`in_namespaces`: whether it was cloned into its own), and
+/// leaves no core dump. A zygote does this ahead of the next request, in a
+/// child it then keeps ready (see `zygote.rs`).
+pub(crate) fn become_init(prepared: &Prepared, in_namespaces: bool) -> Init {
+    let mut report = Report::default();
+    report.record(
+        "killed with its supervisor",
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(Into::into),
+    );
+    report.missing.extend(prepared.missing.iter().cloned());
+    if prepared.root {
+        // The zygote's, copied with its mount namespace.
+        report.enforced.push("an empty read-only root".to_owned());
+    }
+    if in_namespaces {
+        report.record(
+            "new user, mount, pid, ipc, uts and network namespaces",
+            map_ids(prepared),
+        );
+    } else if prepared.missing.is_empty() {
+        report
+            .missing
+            .push("new user, mount, pid, ipc and uts namespaces (refused)".to_owned());
+    }
+    // No process of the child leaves a core dump.
+    report.record("no core dumps", limit(Resource::Core, 0));
+    Init { report }
 }
 
 /// What the child enforced, and what it could not.
@@ -187,8 +230,10 @@ impl Report {
     }
 }
 
-/// Runs in the zygote's clone: the child's init. Never returns.
-pub(crate) fn run<G, E>(entry: fn(G, &Context) -> Result<(), E>, launch: Launch<'_>) -> !
+/// Runs a child once its request has come: in the zygote's clone, made a
+/// child's init by [`become_init`], which forks the component now; or in
+/// a component its init forked ahead. Never returns.
+pub(crate) fn run<G, E>(entry: fn(G, &Context) -> Result<(), E>, launch: Launch) -> !
 where
     G: Portable,
     E: Into<BoxError> + 'static,
@@ -196,65 +241,72 @@ where
     let Launch {
         request,
         descriptors,
-        zygote,
-        prepared,
-        in_namespaces,
+        came_on,
+        init: Init { report },
+        exit_report,
     } = launch;
     let mut descriptors = descriptors.into_iter();
-    let (Some(control), Some(output), Some(exit_report)) =
-        (descriptors.next(), descriptors.next(), descriptors.next())
-    else {
+    let (Some(control), Some(output)) = (descriptors.next(), descriptors.next()) else {
         sys::exit_now(71)
     };
     let grant_fds: Vec<OwnedFd> = descriptors.collect();
-    // The zygote's socket is the zygote's alone.
-    if let Ok(zygote) = u32::try_from(zygote) {
-        let _ = sys::close_range(zygote, zygote);
+    // The socket the request came on is the zygote's (or served only to
+    // bring this request).
+    if let Ok(came_on) = u32::try_from(came_on) {
+        let _ = sys::close_range(came_on, came_on);
     }
-    let mut report = Report::default();
-    report.record(
-        "killed with its supervisor",
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(Into::into),
-    );
-    // The supervisor may have ended before the line above took effect.
+    // The supervisor may have ended before the init was set to die with
+    // it.
     if supervisor_is_gone(&control) {
         sys::exit_now(0);
     }
-    report.missing.extend(prepared.missing.iter().cloned());
-    if prepared.root {
-        // The zygote's, copied with its mount namespace.
-        report.enforced.push("an empty read-only root".to_owned());
-    }
-    if in_namespaces {
-        report.record(
-            "new user, mount, pid, ipc, uts and network namespaces",
-            map_ids(prepared),
-        );
-    } else if prepared.missing.is_empty() {
-        report
-            .missing
-            .push("new user, mount, pid, ipc and uts namespaces (refused)".to_owned());
-    }
-    // No process of the child leaves a core dump.
-    report.record("no core dumps", limit(Resource::Core, 0));
+    let Some(exit_report) = exit_report else {
+        component(entry, request, control, output, grant_fds, report)
+    };
     match sys::fork() {
         Ok(Spawned::Child) => {
             drop(exit_report);
             component(entry, request, control, output, grant_fds, report)
         }
         Ok(Spawned::Parent { pid, .. }) => {
-            // The init keeps only its own socket, to say how the component
-            // ended where the component cannot forge or block it.
-            let keep = [exit_report.as_raw_fd()];
             std::mem::forget((control, output, grant_fds));
-            let _ = close_all_except(&keep);
-            if let Ok(exit) = sys::wait_raw(pid).map(ComponentExit::of) {
-                let _ = wire::send(&exit_report, &exit);
-            }
-            sys::exit_now(0)
+            report_exit(pid, &exit_report)
         }
         Err(err) => refuse(&control, &format!("a process for the component ({err})")),
     }
+}
+
+/// In a child made ahead, its init: forks the component, which returns
+/// here to wait for its request, while the init waits on `init_socket`
+/// for the socket to report on, then for the component.
+pub(crate) fn fork_component_ahead(init_socket: OwnedFd) {
+    match sys::fork() {
+        Ok(Spawned::Child) => drop(init_socket),
+        Ok(Spawned::Parent { pid, .. }) => {
+            let _ = close_all_except(&[init_socket.as_raw_fd()]);
+            // No request (the zygote ended): the namespace ends with its
+            // init, and the component with it.
+            let Ok(Some((_, mut fds))) = wire::recv_packet(init_socket.as_fd()) else {
+                sys::exit_now(0)
+            };
+            match fds.pop() {
+                Some(exit_report) => report_exit(pid, &exit_report),
+                None => sys::exit_now(0),
+            }
+        }
+        Err(_) => sys::exit_now(0),
+    }
+}
+
+/// The init's part once the component runs: keeps only `exit_report`, so
+/// that how the component ended is said where the component cannot forge
+/// or block it, waits for the component and says it.
+fn report_exit(component: i32, exit_report: &OwnedFd) -> ! {
+    let _ = close_all_except(&[exit_report.as_raw_fd()]);
+    if let Ok(exit) = sys::wait_raw(component).map(ComponentExit::of) {
+        let _ = wire::send(exit_report, &exit);
+    }
+    sys::exit_now(0)
 }
 
 /// Whether the supervisor's end of the control socket is closed.
@@ -435,7 +487,10 @@ fn failed(err: BoxError) -> Ending {
 }
 
 /// Starts the thread that turns the supervisor's cancellation into the
-/// context's, and the grant's bridge pumps.
+/// context's, which starts the grant's bridge pumps first: the entry runs
+/// meanwhile, since its endpoints need no pump until they wait (a sender
+/// holds one credit to start with, a receiver's request waits in its
+/// socket).
 fn start_threads(control: &OwnedFd, cancel: &Arc<Flag>, pumps: Vec<ChildPump>) {
     let listener = match control.as_fd().try_clone_to_owned() {
         Ok(listener) => listener,
@@ -453,6 +508,20 @@ fn start_threads(control: &OwnedFd, cancel: &Arc<Flag>, pumps: Vec<ChildPump>) {
     let cancelled = std::thread::Builder::new()
         .name("cancellation".to_owned())
         .spawn(move || {
+            for pump in pumps {
+                #[allow(clippy::disallowed_methods, reason = "see above")]
+                let spawned = std::thread::Builder::new()
+                    .name("bridge".to_owned())
+                    .spawn(pump.run);
+                if let Err(err) = spawned {
+                    end(
+                        &listener,
+                        Ending::Unpacked {
+                            reason: format!("a bridge thread ({err})"),
+                        },
+                    );
+                }
+            }
             // A cancel, or the supervisor's side closing, stops the entry.
             while let Ok(Some((bytes, _))) = wire::recv_packet(listener.as_fd()) {
                 if matches!(wire::decode(&bytes), Ok(ToChild::Cancel)) {
@@ -468,23 +537,6 @@ fn start_threads(control: &OwnedFd, cancel: &Arc<Flag>, pumps: Vec<ChildPump>) {
                 reason: format!("a thread ({err})"),
             },
         );
-    }
-    for pump in pumps {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "as the cancellation thread above"
-        )]
-        let spawned = std::thread::Builder::new()
-            .name("bridge".to_owned())
-            .spawn(pump.run);
-        if let Err(err) = spawned {
-            end(
-                control,
-                Ending::Unpacked {
-                    reason: format!("a bridge thread ({err})"),
-                },
-            );
-        }
     }
 }
 

@@ -80,7 +80,7 @@ pub trait Registered: Sync {
 
     /// Runs the entry in a new process child; never returns.
     #[doc(hidden)]
-    fn launch(&self, launch: Launch<'_>) -> !;
+    fn launch(&self, launch: Launch) -> !;
 }
 
 impl<G, E> Registered for Entry<G, E>
@@ -96,7 +96,7 @@ where
         fingerprint::<G, E>()
     }
 
-    fn launch(&self, launch: Launch<'_>) -> ! {
+    fn launch(&self, launch: Launch) -> ! {
         child::run(self.run, launch)
     }
 }

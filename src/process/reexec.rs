@@ -103,6 +103,6 @@ pub(crate) fn serve_if_child(entries: &[&dyn Registered]) {
         super::sys::exit_now(75)
     };
     let prepared = child::prepare();
-    let answered = zygote::answer(entries, packet, &socket, &prepared);
+    let answered = zygote::answer(entries, packet, &socket, &prepared, None);
     super::sys::exit_now(if answered.is_ok() { 0 } else { 75 })
 }

@@ -5,10 +5,11 @@
 //! locks held by threads that do not exist in it) and cannot enter a new
 //! user namespace (`unshare` fails once a second thread exists). The zygote
 //! is single-threaded for its whole life: it waits for spawn requests on a
-//! packet socket, clones a child beside itself for each (the supervisor's
-//! process is the child's parent), and answers with the child's pidfd.
+//! packet socket, hands each to a child it cloned beside itself ahead of
+//! the request (the supervisor's process is the child's parent), and
+//! answers with the child's pidfd.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -174,6 +175,11 @@ fn thread_count() -> std::io::Result<usize> {
 
 /// The zygote's loop: one child per request, until the supervisor's end
 /// closes (or its process ends, which kills the zygote).
+///
+/// The zygote keeps one child made ahead: cloned into its namespaces, its
+/// ids mapped, waiting for a request. A request is handed to it, and the
+/// next one is made once the answer is out, so the clone and the
+/// namespaces' set-up are off the path of a start (see [`Ahead`]).
 fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
     let dies_with_parent =
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
@@ -184,73 +190,220 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
     // What the zygote starts sees only what its grant says.
     sys::forget_the_program();
     let prepared = child::prepare();
+    let mut ahead = Ahead::make(entries, socket, &prepared);
     loop {
         let packet = match wire::recv_packet(socket.as_fd()) {
             Ok(Some(packet)) => packet,
             Ok(None) | Err(_) => sys::exit_now(0),
         };
-        if answer(entries, packet, socket, &prepared).is_err() {
+        if answer(entries, packet, socket, &prepared, ahead.take()).is_err() {
             sys::exit_now(0);
         }
+        ahead = Ahead::make(entries, socket, &prepared);
     }
+}
+
+/// A child a zygote made ahead of its request: its init has entered its
+/// namespaces, mapped its ids ([`child::become_init`]) and forked the
+/// component ([`child::fork_component_ahead`]); the component waits on its
+/// end of `component` for the request, the init on its end of `init` for
+/// the socket to report the component's end on. The zygote forwards the
+/// request whole, descriptors and all, but that socket, which goes to the
+/// init alone.
+///
+/// Its parent is the supervisor's process, as for any child; one never
+/// used dies with the zygote (its sockets close) or with the supervisor.
+#[derive(Debug)]
+pub(crate) struct Ahead {
+    pid: i32,
+    pidfd: OwnedFd,
+    component: OwnedFd,
+    init: OwnedFd,
+}
+
+impl Ahead {
+    /// Clones the next child; `None` where the zygote cannot (the request
+    /// then clones one itself, and answers why not).
+    fn make(entries: &[&dyn Registered], zygote: &OwnedFd, prepared: &Prepared) -> Option<Self> {
+        let (component, component_waits_on) = wire::packet_pair().ok()?;
+        let (init, init_waits_on) = wire::packet_pair().ok()?;
+        match prepared.clone_child() {
+            Ok((Spawned::Child, in_namespaces)) => {
+                drop((component, init));
+                // The zygote's socket is the zygote's alone.
+                if let Ok(zygote) = u32::try_from(zygote.as_raw_fd()) {
+                    let _ = sys::close_range(zygote, zygote);
+                }
+                let made = child::become_init(prepared, in_namespaces);
+                child::fork_component_ahead(init_waits_on);
+                wait_for_launch(entries, component_waits_on, made)
+            }
+            Ok((Spawned::Parent { pid, pidfd }, _)) => Some(Self {
+                pid,
+                pidfd: pidfd?,
+                component,
+                init,
+            }),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the child still waits: it may have been killed meanwhile.
+    fn is_waiting(&self) -> bool {
+        let mut ended = [rustix::event::PollFd::new(
+            &self.pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let now = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut ended, Some(&now)), Ok(0))
+    }
+
+    /// Hands the request (`bytes`, `sockets`) to the child: the component
+    /// gets all but the init's report socket, the init that one. Should the
+    /// child be gone, the supervisor sees it end.
+    fn hand(self, bytes: &[u8], sockets: Sockets) {
+        let borrowed: Vec<_> = sockets.component.iter().map(AsFd::as_fd).collect();
+        let _ = wire::send_packet(self.component.as_fd(), bytes, &borrowed);
+        let _ = wire::send_packet(self.init.as_fd(), &[0], &[sockets.exit_report.as_fd()]);
+    }
+}
+
+/// A request's descriptors, as a child's two processes take them.
+struct Sockets {
+    /// The control socket, the output pipe, then the grant's.
+    component: Vec<OwnedFd>,
+    /// The init's socket to report the component's end on.
+    exit_report: OwnedFd,
+}
+
+impl Sockets {
+    /// The request's descriptors come as the control socket, the output
+    /// pipe, the init's report socket, then the grant's.
+    fn of(mut descriptors: Vec<OwnedFd>) -> Option<Self> {
+        (descriptors.len() >= 3).then(|| {
+            let exit_report = descriptors.remove(2);
+            Self {
+                component: descriptors,
+                exit_report,
+            }
+        })
+    }
+}
+
+/// In a component forked ahead: waits for its request and runs it. The
+/// zygote checked the request before handing it on; anything else (the
+/// zygote gone, a request that does not decode) ends the child.
+fn wait_for_launch(entries: &[&dyn Registered], waits_on: OwnedFd, init: child::Init) -> ! {
+    let Ok(Some((bytes, descriptors))) = wire::recv_packet(waits_on.as_fd()) else {
+        sys::exit_now(0)
+    };
+    let Ok(request) = wire::decode::<SpawnRequest>(&bytes) else {
+        sys::exit_now(0)
+    };
+    let Ok(entry) = find(entries, &request) else {
+        sys::exit_now(0)
+    };
+    entry.launch(Launch {
+        request,
+        descriptors,
+        came_on: waits_on.into_raw_fd(),
+        init,
+        exit_report: None,
+    })
 }
 
 /// Starts one child for the request in `packet`, which came on `socket`,
 /// and answers there: with the child's id and pidfd, or why not.
+///
+/// The request goes to the child made `ahead` where there is one still
+/// waiting; the answer then goes out first, so that the supervisor's side
+/// makes ready while the child starts. One that dies between the two is
+/// seen to end by the supervisor, as any child that dies starting.
 pub(crate) fn answer(
     entries: &[&dyn Registered],
     (bytes, descriptors): (Vec<u8>, Vec<OwnedFd>),
     socket: &OwnedFd,
     prepared: &Prepared,
+    ahead: Option<Ahead>,
 ) -> std::io::Result<()> {
-    match start(entries, &bytes, descriptors, socket, prepared) {
-        Ok((pid, pidfd)) => {
-            let reply = wire::encode(&ZygoteReply::Spawned { pid })?;
-            wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()])
-        }
-        Err(refusal) => wire::send(socket, &refusal),
-    }
-}
-
-/// Starts one child; returns its id and pidfd. The request's descriptors
-/// are closed here once the child has its copies.
-fn start(
-    entries: &[&dyn Registered],
-    bytes: &[u8],
-    descriptors: Vec<OwnedFd>,
-    socket: &OwnedFd,
-    prepared: &Prepared,
-) -> Result<(i32, OwnedFd), ZygoteReply> {
-    let refused = |reason: String| ZygoteReply::Refused { reason };
-    let request: SpawnRequest = wire::decode(bytes).map_err(|err| refused(err.to_string()))?;
-    let entry = entries
-        .iter()
-        .find(|entry| entry.name() == request.entry)
-        .ok_or_else(|| {
-            refused(format!(
-                "no entry `{}` was passed to compartment::process::init",
-                request.entry
-            ))
-        })?;
-    if entry.fingerprint() != request.fingerprint {
-        return Err(refused(format!(
-            "the entry `{}` passed to compartment::process::init takes other types than this child's",
-            request.entry
-        )));
+    let (request, entry, sockets) = match check(entries, &bytes, descriptors) {
+        Ok(checked) => checked,
+        Err(refusal) => return wire::send(socket, &refusal),
+    };
+    if let Some(ahead) = ahead.filter(Ahead::is_waiting) {
+        spawned(socket, ahead.pid, &ahead.pidfd)?;
+        ahead.hand(&bytes, sockets);
+        return Ok(());
     }
     match prepared.clone_child() {
         Ok((Spawned::Child, in_namespaces)) => entry.launch(Launch {
             request,
-            descriptors,
-            zygote: socket.as_raw_fd(),
-            prepared,
-            in_namespaces,
+            descriptors: sockets.component,
+            came_on: socket.as_raw_fd(),
+            init: child::become_init(prepared, in_namespaces),
+            exit_report: Some(sockets.exit_report),
         }),
-        Ok((Spawned::Parent { pid, pidfd }, _)) => pidfd
-            .map(|pidfd| (pid, pidfd))
-            .ok_or_else(|| refused("no pidfd".to_owned())),
-        Err(err) => Err(ZygoteReply::CannotClone {
-            reason: format!("the zygote could not create a process: {err}"),
-        }),
+        Ok((Spawned::Parent { pid, pidfd }, _)) => match pidfd {
+            Some(pidfd) => spawned(socket, pid, &pidfd),
+            None => wire::send(
+                socket,
+                &ZygoteReply::Refused {
+                    reason: "no pidfd".to_owned(),
+                },
+            ),
+        },
+        Err(err) => wire::send(
+            socket,
+            &ZygoteReply::CannotClone {
+                reason: format!("the zygote could not create a process: {err}"),
+            },
+        ),
     }
+}
+
+/// Answers on `socket` that the child `pid` started, with its `pidfd`.
+fn spawned(socket: &OwnedFd, pid: i32, pidfd: &OwnedFd) -> std::io::Result<()> {
+    let reply = wire::encode(&ZygoteReply::Spawned { pid })?;
+    wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()])
+}
+
+/// The request in `bytes`, the entry it names and its sockets, or why
+/// no child can start for it.
+fn check<'e>(
+    entries: &[&'e dyn Registered],
+    bytes: &[u8],
+    descriptors: Vec<OwnedFd>,
+) -> Result<(SpawnRequest, &'e dyn Registered, Sockets), ZygoteReply> {
+    let refused = |reason: String| ZygoteReply::Refused { reason };
+    let request: SpawnRequest = wire::decode(bytes).map_err(|err| refused(err.to_string()))?;
+    let entry = find(entries, &request).map_err(refused)?;
+    let sockets = Sockets::of(descriptors)
+        .ok_or_else(|| refused("the request came without its sockets".to_owned()))?;
+    Ok((request, entry, sockets))
+}
+
+/// The entry `request` names, checked against the types it was made for.
+fn find<'e>(
+    entries: &[&'e dyn Registered],
+    request: &SpawnRequest,
+) -> Result<&'e dyn Registered, String> {
+    let entry = entries
+        .iter()
+        .find(|entry| entry.name() == request.entry)
+        .ok_or_else(|| {
+            format!(
+                "no entry `{}` was passed to compartment::process::init",
+                request.entry
+            )
+        })?;
+    if entry.fingerprint() != request.fingerprint {
+        return Err(format!(
+            "the entry `{}` passed to compartment::process::init takes other types than this child's",
+            request.entry
+        ));
+    }
+    Ok(*entry)
 }
