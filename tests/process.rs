@@ -157,6 +157,23 @@ fn holds(grant: Holder, cx: &Context) -> Result {
 }
 
 #[derive(Grant, Portable)]
+struct Secret {
+    ready: Sender<u8>,
+    #[grant(data)]
+    secret: String,
+}
+
+/// Holds its grant's secret until it is stopped.
+fn keeps_a_secret(grant: Secret, cx: &Context) -> Result {
+    grant.ready.send(1)?;
+    while !cx.is_cancelled() {
+        cx.sleep(Duration::from_secs(3600))?;
+    }
+    drop(std::hint::black_box(grant.secret));
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
 struct Census {
     granted: ReadOnlyDir,
     report: Sender<Vec<String>>,
@@ -996,6 +1013,92 @@ fn a_start_takes_the_child_made_ahead_or_clones_one() {
     system.shutdown();
 }
 
+/// Starts a child that holds `secret`; returns its tree and its pid.
+fn secret_keeper(secret: &str) -> (compartment::System, u32) {
+    let (ready_tx, ready) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "keeper",
+                entry!(keeps_a_secret),
+                Secret {
+                    ready: ready_tx,
+                    secret: secret.to_owned(),
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(ready.recv_timeout(PATIENCE).unwrap(), 1);
+    let status = system.status();
+    let keeper = status.find("host/keeper").expect("the child is listed");
+    (system, keeper.process.as_ref().expect("it runs").pid)
+}
+
+/// Every writable mapping of the child whose init is `pid` (the init and
+/// the component it forked), read from outside it.
+fn writable_memory(pid: u32) -> Vec<u8> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let mut memory = process_memory(pid);
+    for child in children.split_whitespace() {
+        memory.extend(process_memory(child.parse().unwrap()));
+    }
+    memory
+}
+
+fn process_memory(pid: u32) -> Vec<u8> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut memory = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut region = vec![0u8; (end - start) as usize];
+        use std::io::Seek;
+        if mem.seek(std::io::SeekFrom::Start(start)).is_ok() && mem.read_exact(&mut region).is_ok()
+        {
+            memory.extend_from_slice(&region);
+        }
+    }
+    memory
+}
+
+fn contains_text(memory: &[u8], text: &str) -> bool {
+    memory
+        .windows(text.len())
+        .any(|window| window == text.as_bytes())
+}
+
+fn a_child_finds_nothing_of_an_earlier_childs_grant() {
+    // A zygote's children are copies of its memory, which held every
+    // earlier child's request: a tenant's grant must not reach the next.
+    let first = format!("first-tenant-secret-{}", std::process::id());
+    let (system, pid) = secret_keeper(&first);
+    // The scan sees a grant's data where it is.
+    assert!(contains_text(&writable_memory(pid), &first));
+    system.shutdown();
+    let second = format!("second-tenant-secret-{}", std::process::id());
+    for _ in 0..2 {
+        let (system, pid) = secret_keeper(&second);
+        let memory = writable_memory(pid);
+        assert!(contains_text(&memory, &second));
+        assert!(
+            !contains_text(&memory, &first),
+            "the earlier child's grant is in a later child's memory"
+        );
+        system.shutdown();
+    }
+}
+
 fn a_child_that_breaks_the_protocol_is_killed_for_it() {
     for (forgery, told) in [
         (
@@ -1507,6 +1610,10 @@ const TESTS: &[testkit::ProcessTest] = &[
         a_start_takes_the_child_made_ahead_or_clones_one,
     ),
     (
+        "a_child_finds_nothing_of_an_earlier_childs_grant",
+        a_child_finds_nothing_of_an_earlier_childs_grant,
+    ),
+    (
         "revoking_a_held_capability_kills_the_child_and_status_shows_it",
         revoking_a_held_capability_kills_the_child_and_status_shows_it,
     ),
@@ -1564,6 +1671,7 @@ fn main() {
             &entry!(burns_cpu),
             &entry!(relays),
             &entry!(holds),
+            &entry!(keeps_a_secret),
             &entry!(counts_descriptors),
             &entry!(keeps_time),
             &entry!(doubles),

@@ -348,7 +348,7 @@ fn map_ids(prepared: &Prepared) -> io::Result<()> {
 /// The component's process: the second of its pid namespace.
 fn component<G, E>(
     entry: fn(G, &Context) -> Result<(), E>,
-    request: SpawnRequest,
+    mut request: SpawnRequest,
     control: OwnedFd,
     output: OwnedFd,
     grant_fds: Vec<OwnedFd>,
@@ -373,7 +373,7 @@ where
     if confinement.require && !report.missing.is_empty() {
         refuse(&control, &report.missing.join("; "));
     }
-    let mut unpacking = Unpacking::new(request.grant, grant_fds);
+    let mut unpacking = Unpacking::new(std::mem::take(&mut request.grant), grant_fds);
     let mut grant = match fault::contain(|| G::unpack(&mut unpacking)) {
         Ok(Ok(grant)) => grant,
         Ok(Err(err)) => end(

@@ -45,6 +45,23 @@ pub(crate) struct SpawnRequest {
     pub(crate) seccomp: Vec<u64>,
 }
 
+/// A request's grant carries its plain data, which may be one tenant's
+/// secret, and a zygote's children are copies of the zygote's memory,
+/// freed blocks included: every copy of it is erased before it is freed.
+impl Drop for SpawnRequest {
+    fn drop(&mut self) {
+        erase(&mut self.grant);
+    }
+}
+
+/// Overwrites `bytes` with zeros, for memory that is about to be freed in
+/// a process whose children are copies of it.
+pub(crate) fn erase(bytes: &mut [u8]) {
+    bytes.fill(0);
+    // The writes are to memory about to be freed; this keeps them.
+    std::hint::black_box(bytes);
+}
+
 /// The component's process id in its own pid namespace: the second
 /// process, after the namespace's init.
 pub(crate) const COMPONENT_PID: u32 = 2;

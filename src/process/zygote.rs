@@ -322,20 +322,38 @@ fn wait_for_launch(entries: &[&dyn Registered], waits_on: OwnedFd, init: child::
 /// waiting; the answer then goes out first, so that the supervisor's side
 /// makes ready while the child starts. One that dies between the two is
 /// seen to end by the supervisor, as any child that dies starting.
+///
+/// The packet is erased once answered, as the request it decodes to is
+/// when dropped (see `SpawnRequest`): the next child is a copy of the
+/// zygote's memory.
 pub(crate) fn answer(
     entries: &[&dyn Registered],
-    (bytes, descriptors): (Vec<u8>, Vec<OwnedFd>),
+    (mut bytes, descriptors): (Vec<u8>, Vec<OwnedFd>),
     socket: &OwnedFd,
     prepared: &Prepared,
     ahead: Option<Ahead>,
 ) -> std::io::Result<()> {
-    let (request, entry, sockets) = match check(entries, &bytes, descriptors) {
+    let answered = start(entries, &bytes, descriptors, socket, prepared, ahead);
+    wire::erase(&mut bytes);
+    answered
+}
+
+/// Starts the child for the request in `bytes` and answers on `socket`.
+fn start(
+    entries: &[&dyn Registered],
+    bytes: &[u8],
+    descriptors: Vec<OwnedFd>,
+    socket: &OwnedFd,
+    prepared: &Prepared,
+    ahead: Option<Ahead>,
+) -> std::io::Result<()> {
+    let (request, entry, sockets) = match check(entries, bytes, descriptors) {
         Ok(checked) => checked,
         Err(refusal) => return wire::send(socket, &refusal),
     };
     if let Some(ahead) = ahead.filter(Ahead::is_waiting) {
         spawned(socket, ahead.pid, &ahead.pidfd)?;
-        ahead.hand(&bytes, sockets);
+        ahead.hand(bytes, sockets);
         return Ok(());
     }
     match prepared.clone_child() {
