@@ -960,35 +960,10 @@ fn next_made_ahead(but: Option<i32>) -> i32 {
     }
 }
 
-/// Starts a child that waits to be stopped; returns its tree and its pid.
-fn waiting_child() -> (compartment::System, u32) {
-    let sandbox = common::Sandbox::new();
-    let (ready_tx, ready) = channel::bounded(1).unwrap();
-    let system = Supervisor::new("host")
-        .child(
-            Child::process(
-                "holder",
-                entry!(holds),
-                Holder {
-                    dir: sandbox.root().into_read_only(),
-                    ready: ready_tx,
-                },
-            )
-            .restart(Restart::Temporary),
-        )
-        .start()
-        .unwrap();
-    assert_eq!(ready.recv_timeout(PATIENCE).unwrap(), 1);
-    let status = system.status();
-    let holder = status.find("host/holder").expect("the child is listed");
-    let pid = holder.process.as_ref().expect("it runs").pid;
-    (system, pid)
-}
-
 fn a_start_takes_the_child_made_ahead_or_clones_one() {
     // The zygote keeps one child ready, and a start takes it.
     let ahead = next_made_ahead(None);
-    let (system, pid) = waiting_child();
+    let (system, pid) = secret_keeper("");
     assert_eq!(pid, ahead as u32, "the start took the child made ahead");
     // Once it has answered, the zygote makes the next.
     let next = next_made_ahead(Some(ahead));
@@ -1007,13 +982,14 @@ fn a_start_takes_the_child_made_ahead_or_clones_one() {
     )
     .unwrap();
     assert!(reaped.is_some());
-    let (system, pid) = waiting_child();
+    let (system, pid) = secret_keeper("");
     assert_ne!(pid, next as u32);
     next_made_ahead(Some(pid as i32));
     system.shutdown();
 }
 
-/// Starts a child that holds `secret`; returns its tree and its pid.
+/// Starts a child that holds `secret` until it is stopped; returns its
+/// tree and its pid (its init's).
 fn secret_keeper(secret: &str) -> (compartment::System, u32) {
     let (ready_tx, ready) = channel::bounded(1).unwrap();
     let system = Supervisor::new("host")
