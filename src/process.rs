@@ -48,7 +48,11 @@
 //!
 //! Each child is created by the zygote with `clone3(CLONE_PARENT |
 //! CLONE_PIDFD)`, so the supervisor's process is its parent and holds a
-//! pidfd to wait on and kill it without races. Where the kernel (or a
+//! pidfd to wait on and kill it without races. The zygote keeps one child
+//! made ahead of the next start — in its namespaces, its ids mapped, its
+//! component's process forked, holding nothing of any request — and hands
+//! it the next request, so a start waits for none of that (a program that
+//! uses the tier has those two processes idle). Where the kernel (or a
 //! container's filter) refuses that, or for a child specified with
 //! [`Spawning::Reexec`], the supervisor runs its own program again instead,
 //! and `init` in the new process picks up the child's request. Before the
