@@ -311,16 +311,8 @@ fn report_exit(component: i32, exit_report: &OwnedFd) -> ! {
 
 /// Whether the supervisor's end of the control socket is closed.
 fn supervisor_is_gone(control: &OwnedFd) -> bool {
-    let mut fds = [rustix::event::PollFd::new(
-        control,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(1))
-        && fds[0].revents().contains(rustix::event::PollFlags::HUP)
+    wire::ready_now(control.as_fd(), rustix::event::PollFlags::IN)
+        .is_ok_and(|ready| ready.contains(rustix::event::PollFlags::HUP))
 }
 
 /// Maps the child's root to the zygote's ids, through the `/proc` the

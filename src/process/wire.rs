@@ -189,6 +189,21 @@ pub(crate) fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
+/// What is ready on `fd` now, of `events`, without waiting: empty if
+/// nothing is.
+pub(crate) fn ready_now(
+    fd: BorrowedFd<'_>,
+    events: rustix::event::PollFlags,
+) -> io::Result<rustix::event::PollFlags> {
+    let mut polled = [rustix::event::PollFd::new(&fd, events)];
+    let now = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut polled, Some(&now))?;
+    Ok(polled[0].revents())
+}
+
 /// Sends one packet with `descriptors` attached.
 pub(crate) fn send_packet(
     socket: BorrowedFd<'_>,

@@ -250,15 +250,9 @@ impl Ahead {
 
     /// Whether the child still waits: it may have been killed meanwhile.
     fn is_waiting(&self) -> bool {
-        let mut ended = [rustix::event::PollFd::new(
-            &self.pidfd,
-            rustix::event::PollFlags::IN,
-        )];
-        let now = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(rustix::event::poll(&mut ended, Some(&now)), Ok(0))
+        // A pidfd reads as ready once its process has ended.
+        wire::ready_now(self.pidfd.as_fd(), rustix::event::PollFlags::IN)
+            .is_ok_and(|ready| ready.is_empty())
     }
 
     /// Hands the request (`bytes`, `sockets`) to the child: the component
