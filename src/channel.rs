@@ -339,6 +339,14 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a deadline the caller chose is checked on real time; it reveals no time to the caller"
+)]
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() >= deadline)
+}
+
 /// The sending endpoint of a bounded channel.
 ///
 /// Cloning a sender gives another endpoint on the same channel with the same
@@ -829,13 +837,26 @@ impl<T> Receiver<T> {
         extra: &[&Signal],
         deadline: Option<Instant>,
     ) -> Result<T, Wake> {
+        self.recv_patiently(extra, deadline, self.patience())
+    }
+
+    /// As [`recv_with`](Self::recv_with), looking for a message `patience`
+    /// more times, yielding between looks, once it has backed off as
+    /// crossbeam does and before it sleeps: for a wait whose message is
+    /// expected within microseconds, such as one a process bridge serves.
+    pub(crate) fn recv_patiently(
+        &self,
+        extra: &[&Signal],
+        deadline: Option<Instant>,
+        patience: u32,
+    ) -> Result<T, Wake> {
         self.ask();
-        self.took(self.wait(extra, deadline))
+        self.took(self.wait(extra, deadline, patience))
     }
 
     #[inline]
-    fn wait(&self, extra: &[&Signal], deadline: Option<Instant>) -> Result<T, Wake> {
-        if self.gate.is_plain() && extra.is_empty() {
+    fn wait(&self, extra: &[&Signal], deadline: Option<Instant>, patience: u32) -> Result<T, Wake> {
+        if self.gate.is_plain() && extra.is_empty() && patience == 0 {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
                 .map_err(|e| Wake::from_interrupt(e, Own::default()));
@@ -843,6 +864,7 @@ impl<T> Receiver<T> {
         // As in `Sender::send_with`: a message that is queued, or arrives
         // while backing off, is taken without building a selection.
         let backoff = Backoff::new();
+        let mut patience = patience;
         loop {
             if let Some(wake) = stopped(&self.gate, extra) {
                 return Err(wake);
@@ -857,14 +879,31 @@ impl<T> Receiver<T> {
             if self.gate.is_woken() {
                 return Err(Wake::Stopped);
             }
-            if backoff.is_completed() {
+            if !backoff.is_completed() {
+                backoff.snooze();
+            } else if patience > 0 && !passed(deadline) {
+                patience -= 1;
+                std::thread::yield_now();
+            } else {
                 break;
             }
-            backoff.snooze();
         }
         let (interrupts, own) = interrupts(&self.gate, extra);
         recv_interruptible(&self.inner, &interrupts, deadline)
             .map_err(|e| Wake::from_interrupt(e, own))
+    }
+
+    /// How patient this endpoint's waits are (see
+    /// [`recv_patiently`](Self::recv_patiently)): a bridged receiver in a
+    /// process child has just asked for its message, which is a socket hop
+    /// away; every other endpoint sleeps once it has backed off.
+    #[inline]
+    fn patience(&self) -> u32 {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if self.demand.is_some() {
+            return crate::process::PATIENCE;
+        }
+        0
     }
 
     /// In a process child: asks the supervisor's side for the next message,

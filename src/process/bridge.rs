@@ -247,7 +247,7 @@ where
         let Ok(reading) = self.socket.try_clone() else {
             return Left::default();
         };
-        let mut reading = io::BufReader::new(reading);
+        let mut reading = io::BufReader::new(wire::Patient(reading));
         // The child may send as many messages as the channel has room for
         // (at least one, so that a full channel pushes back here, on its
         // next message): credits are granted as room frees up.
@@ -326,11 +326,12 @@ impl<T> ParentPump for ReceivingPump<T>
 where
     T: Serialize + fmt::Debug + Send + 'static,
 {
-    fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
         let bridge = bridge_name::<T>("Receiver");
         let id = self.rx.id();
         let mut in_flight: Option<(T, u32)> = None;
-        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut self.socket) {
+        let mut asked = wire::Patient(&self.socket);
+        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut asked) {
             if frame != [WANT] {
                 serving
                     .protocol
@@ -345,18 +346,18 @@ where
                 Some(kept) => Some(kept),
                 None => self
                     .rx
-                    .recv_with(&[serving.gone], None)
+                    .recv_patiently(&[serving.gone], None, wire::PATIENCE)
                     .ok()
                     .map(|m| (m, 0)),
             };
             let Some((message, attempts)) = next else {
-                let _ = write_frame(&mut self.socket, &[CLOSED]);
+                let _ = write_frame(&mut &self.socket, &[CLOSED]);
                 break;
             };
             let frame = encode(MESSAGE, &message);
             in_flight = Some((message, attempts));
             match frame {
-                Some(frame) if write_frame(&mut self.socket, &frame).is_ok() => {}
+                Some(frame) if write_frame(&mut &self.socket, &frame).is_ok() => {}
                 _ => break,
             }
         }
@@ -368,7 +369,10 @@ where
 }
 
 /// The child's sending pump: turns each acknowledgement into the credit
-/// for the next message; closes the outbox when the channel closes.
+/// for the next message; closes the outbox when the channel closes. It
+/// sleeps between frames rather than looking patiently: credits come in
+/// batches ahead of need, and each patient reader is one more thread
+/// sharing the cores with the hops of a round trip.
 fn pump_credits(credit: cb::Sender<()>, socket: UnixStream) {
     let mut socket = io::BufReader::new(socket);
     while let Ok(Some(answer)) = read_frame(&mut socket) {
@@ -390,7 +394,8 @@ fn pump_credits(credit: cb::Sender<()>, socket: UnixStream) {
 
 /// The child's receiving pump: what the supervisor's side sends, into the
 /// local channel (one message per request, so it always fits).
-fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, mut socket: UnixStream) {
+fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, socket: UnixStream) {
+    let mut socket = wire::Patient(socket);
     loop {
         let message = match read_frame(&mut socket) {
             Ok(Some(frame)) => match frame.split_first() {

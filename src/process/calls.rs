@@ -27,7 +27,7 @@ use super::bridge::{
     pack_endpoint, unpack_receiver, unpack_sender,
 };
 use super::portable::{PackError, Packing, Portable, Unpacking};
-use super::wire::{read_frame, write_frame};
+use super::wire::{self, read_frame, write_frame};
 use crate::channel::{HandlerCrash, PendingReply, Receiver, Reply, ReplyTo, Request, Sender};
 use crate::fault;
 
@@ -244,9 +244,10 @@ where
 {
     fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
         let ServingPump { rx, socket } = *self;
-        let Ok(mut reading) = socket.try_clone() else {
+        let Ok(reading) = socket.try_clone() else {
             return Left::default();
         };
+        let mut reading = wire::Patient(reading);
         let bridge = bridge_name::<Request<Q, A>>("Receiver");
         let mut writing = socket;
         let waiting = Arc::new(Mutex::new(Table::filed_first()));
@@ -272,7 +273,7 @@ where
         let mut next_number = 0u64;
         if reader.is_ok() {
             while wants.recv().is_ok() {
-                let Ok(request) = rx.recv_with(&[serving.gone], None) else {
+                let Ok(request) = rx.recv_patiently(&[serving.gone], None, wire::PATIENCE) else {
                     let _ = write_frame(&mut writing, &[CLOSED]);
                     break;
                 };
@@ -302,11 +303,12 @@ where
 
 /// The child's side: requests into the local channel, each with a reply
 /// endpoint that answers across the bridge.
-fn pump_requests<Q, A>(local: cb::Sender<Request<Q, A>>, mut socket: UnixStream, writer: Writer)
+fn pump_requests<Q, A>(local: cb::Sender<Request<Q, A>>, socket: UnixStream, writer: Writer)
 where
     Q: DeserializeOwned,
     A: Serialize,
 {
+    let mut socket = wire::Patient(socket);
     while let Ok(Some(frame)) = read_frame(&mut socket) {
         let Some((REQUEST, number, payload)) = split(&frame) else {
             break;
@@ -364,12 +366,13 @@ where
     A: Serialize + Send + 'static,
 {
     fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
-        let CallingPump { tx, mut socket } = *self;
+        let CallingPump { tx, socket } = *self;
         let bridge = bridge_name::<Request<Q, A>>("Sender");
         let Ok(writer) = socket.try_clone() else {
             return Left::default();
         };
         let writer: Writer = Arc::new(Mutex::new(writer));
+        let mut socket = wire::Patient(socket);
         // Waits for the answers of the calls made so far, while this thread
         // takes the next.
         let (calls_tx, calls) = cb::bounded::<(u64, PendingReply<A>)>(64);
@@ -492,9 +495,10 @@ impl<Q: Serialize, A: Send> Codec<Request<Q, A>> for Calls<A> {
 /// for the waiting ones.
 fn pump_answers<A: DeserializeOwned>(
     credit: cb::Sender<()>,
-    mut socket: UnixStream,
+    socket: UnixStream,
     waiting: Waiting<A>,
 ) {
+    let mut socket = wire::Patient(socket);
     while let Ok(Some(frame)) = read_frame(&mut socket) {
         if frame == [ACCEPTED] {
             if credit.send(()).is_err() {
