@@ -975,17 +975,61 @@ fn a_start_takes_the_child_made_ahead_or_clones_one() {
         rustix::process::Signal::KILL,
     )
     .unwrap();
-    // It is this process's child; reaped here, it is gone for the zygote.
-    let reaped = rustix::process::waitpid(
-        rustix::process::Pid::from_raw(next),
-        rustix::process::WaitOptions::empty(),
-    )
-    .unwrap();
-    assert!(reaped.is_some());
+    // Dead, but not reaped: the kill has landed before the start asks.
+    wait_for(next, |stat| stat == Some(ProcessStat::ZombieOfOurs));
     let (system, pid) = secret_keeper("");
     assert_ne!(pid, next as u32);
     next_made_ahead(Some(pid as i32));
     system.shutdown();
+    // It was this process's child, not the zygote's: the supervisor's side
+    // reaps it, and no zombie is left.
+    wait_for(next, |stat| stat != Some(ProcessStat::ZombieOfOurs));
+}
+
+fn a_refused_start_keeps_the_child_made_ahead() {
+    let ahead = next_made_ahead(None);
+    let fault = first_fault(Child::process("stray", entry!(unregistered), ()));
+    start_failure(&fault);
+    // The refusal used nothing: the next start takes the same child.
+    let (system, pid) = secret_keeper("");
+    system.shutdown();
+    assert_eq!(pid, ahead as u32, "the child made ahead was kept for it");
+}
+
+/// What `/proc` says of a process, as far as the tests above ask.
+#[derive(Debug, PartialEq, Eq)]
+enum ProcessStat {
+    /// Ended and not yet reaped, by this process (its parent).
+    ZombieOfOurs,
+    /// Anything else: running, or some other process's.
+    Other,
+}
+
+/// `pid`'s state, or `None` once no such process exists.
+fn process_stat(pid: i32) -> Option<ProcessStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: the state, then the parent.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let (state, parent) = (fields.next()?, fields.next()?);
+    Some(if state == "Z" && parent == std::process::id().to_string() {
+        ProcessStat::ZombieOfOurs
+    } else {
+        ProcessStat::Other
+    })
+}
+
+/// Waits until `pid`'s state satisfies `done`.
+fn wait_for(pid: i32, done: impl Fn(Option<ProcessStat>) -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done(process_stat(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} is still {:?}",
+            process_stat(pid)
+        );
+        std::thread::yield_now();
+    }
 }
 
 /// Starts a child that holds `secret` until it is stopped; returns its
@@ -1626,6 +1670,10 @@ const TESTS: &[testkit::ProcessTest] = &[
     (
         "an_entry_missing_from_init_fails_to_start",
         an_entry_missing_from_init_fails_to_start,
+    ),
+    (
+        "a_refused_start_keeps_the_child_made_ahead",
+        a_refused_start_keeps_the_child_made_ahead,
     ),
 ];
 

@@ -81,7 +81,18 @@ pub(crate) struct Confinement {
     pub(crate) threads: Option<usize>,
 }
 
-/// The zygote's answer; `Spawned` carries the child's pidfd.
+/// The zygote's answer to a spawn request, and whether a child it made
+/// ahead ended unused (killed while it waited). That child's parent is
+/// the supervisor's process, which alone can reap it: its pidfd comes
+/// last with the answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ZygoteAnswer {
+    pub(crate) reply: ZygoteReply,
+    pub(crate) ended_unused: bool,
+}
+
+/// What the zygote did with a request; `Spawned` carries the child's
+/// pidfd.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ZygoteReply {
     Spawned {

@@ -18,7 +18,7 @@ use super::child::{self, Launch, Prepared};
 use super::entry::Registered;
 use super::reexec;
 use super::sys::{self, Spawned};
-use super::wire::{self, SpawnRequest, ZygoteReply};
+use super::wire::{self, SpawnRequest, ZygoteAnswer, ZygoteReply};
 
 /// Why [`init`] could not prepare the process tier.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,17 @@ pub(crate) fn ask(
     let (reply, mut fds) = wire::recv_packet(socket)
         .map_err(|err| format!("the zygote did not answer: {err}"))?
         .ok_or_else(|| "the zygote has ended".to_owned())?;
-    match wire::decode::<ZygoteReply>(&reply).map_err(|err| err.to_string())? {
+    let answer = wire::decode::<ZygoteAnswer>(&reply).map_err(|err| err.to_string())?;
+    if answer.ended_unused
+        && let Some(ended) = fds.pop()
+    {
+        // It has ended (its pidfd read as ready): this does not wait.
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(ended.as_fd()),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOHANG,
+        );
+    }
+    match answer.reply {
         ZygoteReply::Spawned { pid } => match fds.pop() {
             Some(pidfd) => Ok(Some(Started { pid, pidfd })),
             None => Err("the zygote answered without a pidfd".to_owned()),
@@ -196,10 +206,10 @@ fn serve(entries: &[&dyn Registered], socket: &OwnedFd, supervisor: i32) -> ! {
             Ok(Some(packet)) => packet,
             Ok(None) | Err(_) => sys::exit_now(0),
         };
-        if answer(entries, packet, socket, &prepared, ahead.take()).is_err() {
-            sys::exit_now(0);
+        match answer(entries, packet, socket, &prepared, ahead.take()) {
+            Ok(unused) => ahead = unused.or_else(|| Ahead::make(entries, socket, &prepared)),
+            Err(_) => sys::exit_now(0),
         }
-        ahead = Ahead::make(entries, socket, &prepared);
     }
 }
 
@@ -319,20 +329,22 @@ fn wait_for_launch(entries: &[&dyn Registered], waits_on: OwnedFd, init: child::
 ///
 /// The packet is erased once answered, as the request it decodes to is
 /// when dropped (see `SpawnRequest`): the next child is a copy of the
-/// zygote's memory.
+/// zygote's memory. Returns the child made ahead if the request did not
+/// use it (it was refused), for the next.
 pub(crate) fn answer(
     entries: &[&dyn Registered],
     (mut bytes, descriptors): (Vec<u8>, Vec<OwnedFd>),
     socket: &OwnedFd,
     prepared: &Prepared,
     ahead: Option<Ahead>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Ahead>> {
     let answered = start(entries, &bytes, descriptors, socket, prepared, ahead);
     wire::erase(&mut bytes);
     answered
 }
 
-/// Starts the child for the request in `bytes` and answers on `socket`.
+/// Starts the child for the request in `bytes` and answers on `socket`;
+/// returns the child made ahead if the request was refused.
 fn start(
     entries: &[&dyn Registered],
     bytes: &[u8],
@@ -340,15 +352,33 @@ fn start(
     socket: &OwnedFd,
     prepared: &Prepared,
     ahead: Option<Ahead>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Ahead>> {
+    // One killed while it waited goes back to the supervisor's process,
+    // its parent, to be reaped.
+    let (ahead, ended) = match ahead {
+        Some(ahead) if !ahead.is_waiting() => (None, Some(ahead)),
+        ahead => (ahead, None),
+    };
+    let reply = |reply: ZygoteReply, pidfd: Option<&OwnedFd>| {
+        let answer = ZygoteAnswer {
+            reply,
+            ended_unused: ended.is_some(),
+        };
+        let descriptors: Vec<_> = pidfd
+            .into_iter()
+            .chain(ended.as_ref().map(|ended| &ended.pidfd))
+            .map(AsFd::as_fd)
+            .collect();
+        wire::send_packet(socket.as_fd(), &wire::encode(&answer)?, &descriptors)
+    };
     let (request, entry, sockets) = match check(entries, bytes, descriptors) {
         Ok(checked) => checked,
-        Err(refusal) => return wire::send(socket, &refusal),
+        Err(refusal) => return reply(refusal, None).map(|()| ahead),
     };
-    if let Some(ahead) = ahead.filter(Ahead::is_waiting) {
-        spawned(socket, ahead.pid, &ahead.pidfd)?;
+    if let Some(ahead) = ahead {
+        reply(ZygoteReply::Spawned { pid: ahead.pid }, Some(&ahead.pidfd))?;
         ahead.hand(bytes, sockets);
-        return Ok(());
+        return Ok(None);
     }
     match prepared.clone_child() {
         Ok((Spawned::Child, in_namespaces)) => entry.launch(Launch {
@@ -359,27 +389,22 @@ fn start(
             exit_report: Some(sockets.exit_report),
         }),
         Ok((Spawned::Parent { pid, pidfd }, _)) => match pidfd {
-            Some(pidfd) => spawned(socket, pid, &pidfd),
-            None => wire::send(
-                socket,
-                &ZygoteReply::Refused {
+            Some(pidfd) => reply(ZygoteReply::Spawned { pid }, Some(&pidfd)),
+            None => reply(
+                ZygoteReply::Refused {
                     reason: "no pidfd".to_owned(),
                 },
+                None,
             ),
         },
-        Err(err) => wire::send(
-            socket,
-            &ZygoteReply::CannotClone {
+        Err(err) => reply(
+            ZygoteReply::CannotClone {
                 reason: format!("the zygote could not create a process: {err}"),
             },
+            None,
         ),
     }
-}
-
-/// Answers on `socket` that the child `pid` started, with its `pidfd`.
-fn spawned(socket: &OwnedFd, pid: i32, pidfd: &OwnedFd) -> std::io::Result<()> {
-    let reply = wire::encode(&ZygoteReply::Spawned { pid })?;
-    wire::send_packet(socket.as_fd(), &reply, &[pidfd.as_fd()])
+    .map(|()| None)
 }
 
 /// The request in `bytes`, the entry it names and its sockets, or why
