@@ -946,18 +946,17 @@ fn made_ahead() -> Vec<i32> {
 
 /// Waits for the zygote's next child made ahead other than `but`.
 fn next_made_ahead(but: Option<i32>) -> i32 {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
+    wait_for_value(|| {
         let ahead: Vec<i32> = made_ahead()
             .into_iter()
             .filter(|pid| Some(*pid) != but)
             .collect();
         match ahead[..] {
-            [pid] => return pid,
-            [] if std::time::Instant::now() < deadline => std::thread::yield_now(),
+            [pid] => Some(pid),
+            [] => None,
             _ => panic!("expected one child made ahead, found {ahead:?}"),
         }
-    }
+    })
 }
 
 fn a_start_takes_the_child_made_ahead_or_clones_one() {
@@ -1021,13 +1020,17 @@ fn process_stat(pid: i32) -> Option<ProcessStat> {
 
 /// Waits until `pid`'s state satisfies `done`.
 fn wait_for(pid: i32, done: impl Fn(Option<ProcessStat>) -> bool) {
+    wait_for_value(|| done(process_stat(pid)).then_some(()));
+}
+
+/// Waits until `value` has one.
+fn wait_for_value<T>(value: impl Fn() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + PATIENCE;
-    while !done(process_stat(pid)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{pid} is still {:?}",
-            process_stat(pid)
-        );
+    loop {
+        if let Some(value) = value() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing came in time");
         std::thread::yield_now();
     }
 }
