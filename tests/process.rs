@@ -1011,11 +1011,13 @@ fn process_stat(pid: i32) -> Option<ProcessStat> {
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace();
     let (state, parent) = (fields.next()?, fields.next()?);
-    Some(if state == "Z" && parent == std::process::id().to_string() {
-        ProcessStat::ZombieOfOurs
-    } else {
-        ProcessStat::Other
-    })
+    Some(
+        if state == "Z" && parent == std::process::id().to_string() {
+            ProcessStat::ZombieOfOurs
+        } else {
+            ProcessStat::Other
+        },
+    )
 }
 
 /// Waits until `pid`'s state satisfies `done`.
