@@ -855,7 +855,12 @@ impl<T> Receiver<T> {
     }
 
     #[inline]
-    fn wait(&self, extra: &[&Signal], deadline: Option<Instant>, patience: u32) -> Result<T, Wake> {
+    fn wait(
+        &self,
+        extra: &[&Signal],
+        deadline: Option<Instant>,
+        mut patience: u32,
+    ) -> Result<T, Wake> {
         if self.gate.is_plain() && extra.is_empty() && patience == 0 {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
@@ -864,7 +869,6 @@ impl<T> Receiver<T> {
         // As in `Sender::send_with`: a message that is queued, or arrives
         // while backing off, is taken without building a selection.
         let backoff = Backoff::new();
-        let mut patience = patience;
         loop {
             if let Some(wake) = stopped(&self.gate, extra) {
                 return Err(wake);
