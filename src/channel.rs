@@ -105,21 +105,46 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
     ))
 }
 
-/// In a process child, where a bridged sender's messages go: written to
-/// the bridge's socket on the sending thread itself, so that a message
-/// `send` accepted reaches the supervisor's side even if the process dies
-/// the next instant (the kernel keeps what was written). Each send spends a
-/// credit the supervisor's side granted for room in the real channel, and
-/// waits for one when none is left — the back-pressure of a full channel.
+/// In a process child, where a bridged sender's messages go: written on
+/// the sending thread itself — into the bridge's ring, memory the
+/// supervisor's process maps too, or to the bridge's socket — so that a
+/// message `send` accepted reaches the supervisor's side even if the
+/// process dies the next instant. Each send spends a credit the
+/// supervisor's side granted for room in the real channel, and waits for
+/// one when none is left — the back-pressure of a full channel.
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub(crate) struct Outbox<T> {
     /// How a message becomes a frame, and what is kept of it once written.
     pub(crate) codec: Box<dyn crate::process::Codec<T>>,
     pub(crate) socket: Arc<parking_lot::Mutex<std::os::unix::net::UnixStream>>,
-    /// Holds a token while a message may be written; disconnects when the
-    /// channel is closed for this endpoint.
-    pub(crate) credit: cb::Receiver<()>,
+    pub(crate) way: OutboxWay,
 }
+
+/// How an outbox's frames and credits travel.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) enum OutboxWay {
+    /// Frames on the socket; a token per credit, which the bridge's pump
+    /// hands out as the supervisor's side grants them (disconnected when
+    /// the channel is closed for this endpoint).
+    Socket { credit: cb::Receiver<()> },
+    /// Frames and credits in the bridge's ring.
+    Ring(OutboxRing),
+}
+
+/// A bridged sender's ring, and word from the supervisor's side that the
+/// ring has credit or room again (disconnected when the channel closes).
+/// One sender at a time holds the writer, waits included: a frame's parts
+/// are written in one piece, and the word wakes the one that waits.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) struct OutboxRing {
+    pub(crate) writer: parking_lot::Mutex<crate::process::RingWriter>,
+    pub(crate) word: cb::Receiver<()>,
+}
+
+/// How a send may wait: its gate, the caller's interrupts and deadline;
+/// `None` for a send that may not wait.
+#[cfg(all(feature = "process", target_os = "linux"))]
+type Waiting<'a> = Option<(&'a Gate, &'a [&'a Signal], Option<Instant>)>;
 
 #[cfg(all(feature = "process", target_os = "linux"))]
 impl<T> Outbox<T> {
@@ -133,44 +158,160 @@ impl<T> Outbox<T> {
         if let Some(wake) = stopped(gate, extra) {
             return Err((message, wake));
         }
-        match self.credit.try_recv() {
-            Ok(()) => return self.write(message),
-            Err(cb::TryRecvError::Disconnected) => return Err((message, Wake::Disconnected)),
-            Err(cb::TryRecvError::Empty) if gate.is_woken() => {
-                return Err((message, Wake::Stopped));
-            }
-            Err(cb::TryRecvError::Empty) => {}
-        }
-        let (interrupts, own) = interrupts(gate, extra);
-        if let Err(interrupt) = recv_interruptible(&self.credit, &interrupts, deadline) {
-            return Err((message, Wake::from_interrupt(interrupt, own)));
-        }
-        self.write(message)
+        self.send_waiting(message, Some((gate, extra, deadline)))
     }
 
     fn try_send(&self, message: T) -> Result<(), (T, Wake)> {
-        match self.credit.try_recv() {
-            Ok(()) => self.write(message),
-            Err(cb::TryRecvError::Empty) => Err((message, Wake::Timeout)),
-            Err(cb::TryRecvError::Disconnected) => Err((message, Wake::Disconnected)),
+        self.send_waiting(message, None)
+    }
+
+    fn send_waiting(&self, message: T, waiting: Waiting<'_>) -> Result<(), (T, Wake)> {
+        let written = match &self.way {
+            OutboxWay::Socket { credit } => self.write_to_socket(credit, &message, waiting),
+            OutboxWay::Ring(ring) => self.write_to_ring(ring, &message, waiting),
+        };
+        match written {
+            Ok(()) => {
+                self.codec.sent(message);
+                Ok(())
+            }
+            Err(wake) => Err((message, wake)),
         }
     }
 
-    fn write(&self, message: T) -> Result<(), (T, Wake)> {
+    fn write_to_socket(
+        &self,
+        credit: &cb::Receiver<()>,
+        message: &T,
+        waiting: Waiting<'_>,
+    ) -> Result<(), Wake> {
+        match (credit.try_recv(), waiting) {
+            (Ok(()), _) => {}
+            (Err(cb::TryRecvError::Disconnected), _) => return Err(Wake::Disconnected),
+            (Err(cb::TryRecvError::Empty), None) => return Err(Wake::Timeout),
+            (Err(cb::TryRecvError::Empty), Some((gate, _, _))) if gate.is_woken() => {
+                return Err(Wake::Stopped);
+            }
+            (Err(cb::TryRecvError::Empty), Some((gate, extra, deadline))) => {
+                let (interrupts, own) = interrupts(gate, extra);
+                recv_interruptible(credit, &interrupts, deadline)
+                    .map_err(|interrupt| Wake::from_interrupt(interrupt, own))?;
+            }
+        }
         // Encoded and written under the lock, so that what the codec keeps
         // of a message matches the frame it wrote.
         let mut socket = self.socket.lock();
-        let written = self
-            .codec
-            .encode(&message)
-            .is_some_and(|frame| crate::process::write_frame(&mut *socket, &frame).is_ok());
-        if written {
-            self.codec.sent(message);
-            Ok(())
-        } else {
-            Err((message, Wake::Disconnected))
+        let frame = self.codec.encode(message).ok_or(Wake::Disconnected)?;
+        crate::process::write_frame(&mut *socket, &frame).map_err(|_| Wake::Disconnected)
+    }
+
+    fn write_to_ring(
+        &self,
+        ring: &OutboxRing,
+        message: &T,
+        waiting: Waiting<'_>,
+    ) -> Result<(), Wake> {
+        use crate::process::Credit;
+        let mut writer = lock_writer(ring, waiting)?;
+        loop {
+            match writer.take_credit() {
+                Credit::Taken => break,
+                Credit::Closed => return Err(Wake::Disconnected),
+                Credit::None => {
+                    writer.wait_for_word();
+                    if writer.take_credit() == Credit::Taken {
+                        break;
+                    }
+                    wait_for_word(ring, waiting)?;
+                }
+            }
+        }
+        let Some(frame) = self.codec.encode(message) else {
+            writer.give_back_credit();
+            return Err(Wake::Disconnected);
+        };
+        let mut parts = crate::process::RingWriter::parts(&frame).peekable();
+        let mut begun = false;
+        while let Some(part) = parts.next() {
+            let mut waited = Ok(());
+            while waited.is_ok() && !writer.fits(part.len()) {
+                writer.wait_for_word();
+                if writer.fits(part.len()) {
+                    break;
+                }
+                waited = wait_for_word(ring, waiting);
+            }
+            if let Err(wake) = waited {
+                // Not sent: its credit is for the next message.
+                writer.give_back_credit();
+                if begun && writer.abandon() {
+                    self.ring_doorbell();
+                }
+                return Err(wake);
+            }
+            if writer.put(part, parts.peek().is_some()) {
+                self.ring_doorbell();
+            }
+            begun = true;
+        }
+        Ok(())
+    }
+
+    /// Tells the supervisor's pump, asleep on the socket, that the ring
+    /// holds more.
+    fn ring_doorbell(&self) {
+        // A socket that is closed means the supervisor's side is gone,
+        // which the next send hears.
+        let _ = crate::process::write_frame(&mut *self.socket.lock(), &[crate::process::DOORBELL]);
+    }
+}
+
+/// Takes the ring's writer, waiting while another sender holds it (which
+/// may itself wait for credit or room) for as long as `waiting` allows.
+#[cfg(all(feature = "process", target_os = "linux"))]
+fn lock_writer<'a>(
+    ring: &'a OutboxRing,
+    waiting: Waiting<'_>,
+) -> Result<parking_lot::MutexGuard<'a, crate::process::RingWriter>, Wake> {
+    if let Some(writer) = ring.writer.try_lock() {
+        return Ok(writer);
+    }
+    let Some((gate, extra, deadline)) = waiting else {
+        return Err(Wake::Timeout);
+    };
+    // The holder may wait long, for a consumer to make room: the lock is
+    // taken in short waits, between which this send's own interrupts and
+    // deadline are looked at.
+    const TURN: Duration = Duration::from_millis(5);
+    loop {
+        if let Some(wake) = stopped(gate, extra) {
+            return Err(wake);
+        }
+        if gate.is_woken() {
+            return Err(Wake::Stopped);
+        }
+        let until = deadline.map_or(TURN, |deadline| {
+            deadline.saturating_duration_since(Instant::now()).min(TURN)
+        });
+        if let Some(writer) = ring.writer.try_lock_for(until) {
+            return Ok(writer);
+        }
+        if passed(deadline) {
+            return Err(Wake::Timeout);
         }
     }
+}
+
+/// Waits for word of credit or room, as `waiting` allows (`None`: not at
+/// all).
+#[cfg(all(feature = "process", target_os = "linux"))]
+fn wait_for_word(ring: &OutboxRing, waiting: Waiting<'_>) -> Result<(), Wake> {
+    let Some((gate, extra, deadline)) = waiting else {
+        return Err(Wake::Timeout);
+    };
+    let (interrupts, own) = interrupts(gate, extra);
+    recv_interruptible(&ring.word, &interrupts, deadline)
+        .map_err(|interrupt| Wake::from_interrupt(interrupt, own))
 }
 
 /// Endpoints that stand for channel `id` of another process (the process

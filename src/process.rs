@@ -121,6 +121,8 @@ mod entry;
 mod instance;
 mod portable;
 mod reexec;
+mod ring;
+mod shared_memory;
 mod sys;
 mod usage;
 mod wire;
@@ -131,7 +133,7 @@ pub use portable::{PackError, Packing, Portable, Unpacking};
 pub use reexec::Spawning;
 pub use zygote::{InitError, init};
 
-pub(crate) use bridge::{Codec, Demand};
+pub(crate) use bridge::{Codec, DOORBELL, Demand};
 pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
 #[cfg_attr(
@@ -140,6 +142,7 @@ pub(crate) use calls::BridgedReply;
 )]
 pub(crate) use child::in_child;
 pub(crate) use instance::ProcessWorker;
+pub(crate) use ring::{Credit, RingWriter};
 pub(crate) use usage::{RunningProcess, usage};
 pub(crate) use wire::PATIENCE;
 pub(crate) use wire::write_frame;

@@ -335,6 +335,10 @@ enum Forgery {
     UnknownFrameToCall,
     /// A length past what a bridge carries.
     OversizedFrame,
+    /// An end of its sender's ring further on than the ring holds,
+    RingPastItsEnd,
+    /// and a part in it longer than a ring's parts.
+    RingPartTooLong,
     /// A report on its control socket that does not decode.
     GarbledReport,
 }
@@ -364,6 +368,109 @@ fn forges_on_a_sender(out: Sender<u64>, _: &Context) -> Result {
     loop {
         out.send(1)?;
     }
+}
+
+/// The bytes of a bridged sender's ring (a page of positions, then the
+/// frames), as the runtime maps them.
+const RING_BYTES: usize = 4096 + 64 * 1024;
+
+/// Maps the memory of every ring among the process's descriptors: the
+/// regular files of a ring's size.
+fn rings() -> Vec<(BorrowedFd<'static>, *mut u8)> {
+    (3..256)
+        .filter_map(|fd| {
+            // SAFETY: only borrowed for the calls below, while it is open;
+            // the process keeps its rings open until it ends.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let stat = rustix::fs::fstat(fd).ok()?;
+            let file = rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                == rustix::fs::FileType::RegularFile;
+            (file && stat.st_size == RING_BYTES as i64).then_some(fd)
+        })
+        .filter_map(|fd| {
+            // SAFETY: a new shared mapping the kernel places, of a file at
+            // least that long; never unmapped, as the process ends soon.
+            let memory = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    RING_BYTES,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            (memory != libc::MAP_FAILED).then_some((fd, memory.cast::<u8>()))
+        })
+        .collect()
+}
+
+/// Writes what no honest runtime writes into its sender's ring, then
+/// rings the doorbell and sends nothing more (its runtime's next frame
+/// would write over the forgery); fails with "cut off" if it lives on.
+fn forges_in_its_ring(grant: RingForger, cx: &Context) -> Result {
+    let (_, ring) = *rings().first().ok_or("no ring")?;
+    // The ring's first frame (after the page of positions), then the end
+    // of what is published (that page's first word). A whole message is
+    // its length, 2, then its tag and the number 1 as postcard writes it.
+    let (frame, end): (Vec<u8>, u64) = match grant.forgery {
+        Forgery::RingPastItsEnd => (vec![2, 0, 0, 0, 1, 1], 64 * 1024 + 1),
+        _ => ((16u32 * 1024 + 1).to_le_bytes().to_vec(), 100),
+    };
+    // SAFETY: both within the mapping, the end's word aligned; the memory
+    // is shared with the supervisor, which reads it with atomics.
+    unsafe {
+        std::ptr::copy_nonoverlapping(frame.as_ptr(), ring.add(4096), frame.len());
+        (*ring.cast::<std::sync::atomic::AtomicU64>())
+            .store(end, std::sync::atomic::Ordering::Release);
+    }
+    // The doorbell, in case the supervisor's side sleeps.
+    forge_frame(&[8], None)?;
+    while !cx.is_cancelled() {
+        cx.sleep(Duration::from_secs(60))?;
+    }
+    drop(grant.out);
+    Err("cut off".into())
+}
+
+#[derive(Grant, Portable)]
+struct RingForger {
+    out: Sender<u64>,
+    #[grant(data)]
+    forgery: Forgery,
+}
+
+/// Tries to shrink and to grow its rings' memory (were it to shrink, the
+/// supervisor's process would die touching it), then reports how each try
+/// ended, over a ring.
+fn resizes_its_rings(report: Sender<Vec<String>>, _: &Context) -> Result {
+    let mut tries = Vec::new();
+    for (fd, _) in rings() {
+        for size in [0, 4096, 1 << 20] {
+            tries.push(match rustix::fs::ftruncate(fd, size) {
+                Ok(()) => format!("resized to {size}"),
+                Err(err) => format!("refused: {err}"),
+            });
+        }
+    }
+    report.send(tries)?;
+    Ok(())
+}
+
+/// Sends messages of many lengths, from one byte to several times a ring,
+/// each filled with its own number.
+fn sends_long_and_short(out: Sender<Vec<u8>>, _: &Context) -> Result {
+    for (number, length) in message_lengths().enumerate() {
+        out.send(vec![number as u8; length])?;
+    }
+    Ok(())
+}
+
+fn message_lengths() -> impl Iterator<Item = usize> {
+    [1, 3, 16_000, 16_384, 16_385, 70_000, 5, 300_000, 12, 65_536]
+        .into_iter()
+        .cycle()
+        .take(40)
 }
 
 /// Makes a call with a frame of no known kind, then a real one.
@@ -429,7 +536,9 @@ fn forges(grant: Forger, cx: &Context) -> Result {
         Forgery::UnknownFrame => forge_frame(&[42], None)?,
         Forgery::UnknownFrameToReceive
         | Forgery::UnknownFrameToSend
-        | Forgery::UnknownFrameToCall => {
+        | Forgery::UnknownFrameToCall
+        | Forgery::RingPastItsEnd
+        | Forgery::RingPartTooLong => {
             return Err("forged elsewhere".into());
         }
         Forgery::OversizedFrame => forge_frame(&[], Some(u32::MAX))?,
@@ -897,8 +1006,8 @@ fn only_the_grants_descriptors_exist_in_the_child() {
         .map(|fd| fd.split(':').nth(1).unwrap())
         .collect();
     // Its output (1 and 2); its control socket and the copy its
-    // cancellation thread reads; the granted directory; the sender's bridge
-    // and the copy its credit pump reads.
+    // cancellation thread reads; the granted directory; the sender's bridge,
+    // the copy its credit pump reads, and the memory of its ring.
     assert_eq!(
         kinds.iter().filter(|k| **k == "pipe").count(),
         2,
@@ -914,7 +1023,12 @@ fn only_the_grants_descriptors_exist_in_the_child() {
         4,
         "{open:?}"
     );
-    assert_eq!(open.len(), 7, "{open:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "file").count(),
+        1,
+        "{open:?}"
+    );
+    assert_eq!(open.len(), 8, "{open:?}");
 }
 
 /// The processes of ours that wait in a pid namespace of their own: with
@@ -1140,6 +1254,8 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
         (Forgery::UnknownFrameToCall, "a frame that is not a request"),
         (Forgery::OversizedFrame, "more than a bridge carries"),
         (Forgery::GarbledReport, "its control socket"),
+        (Forgery::RingPastItsEnd, "more than the ring holds"),
+        (Forgery::RingPartTooLong, "longer than a ring's parts"),
     ] {
         let (server, requests) = channel::bounded(4).unwrap();
         let (inbox_tx, inbox) = channel::bounded::<u64>(4).unwrap();
@@ -1155,6 +1271,14 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
             Forgery::UnknownFrameToCall => {
                 Child::process("forger", entry!(forges_on_a_caller), calls)
             }
+            Forgery::RingPastItsEnd | Forgery::RingPartTooLong => Child::process(
+                "forger",
+                entry!(forges_in_its_ring),
+                RingForger {
+                    out: out.clone(),
+                    forgery,
+                },
+            ),
             _ => Child::process("forger", entry!(forges), Forger { requests, forgery }),
         };
         let (witness, witnessed) = channel::bounded(1).unwrap();
@@ -1192,6 +1316,43 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
         drop(inbox_tx);
         system.shutdown();
     }
+}
+
+fn a_child_cannot_resize_its_rings_memory() {
+    let (report, reported) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process("resizer", entry!(resizes_its_rings), report)
+                .restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    let tries = reported.recv_timeout(PATIENCE).expect("the report arrives");
+    system.shutdown();
+    assert_eq!(tries.len(), 3, "one ring, three sizes: {tries:?}");
+    assert!(
+        tries.iter().all(|tried| tried.starts_with("refused")),
+        "{tries:?}"
+    );
+}
+
+fn long_and_short_messages_cross_whole_and_in_order() {
+    let (out, received) = channel::bounded(4).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process("sender", entry!(sends_long_and_short), out).restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    for (number, length) in message_lengths().enumerate() {
+        let message: Vec<u8> = received.recv_timeout(PATIENCE).expect("the next message");
+        assert_eq!(message.len(), length, "message {number}");
+        assert!(
+            message.iter().all(|&byte| byte == number as u8),
+            "message {number}"
+        );
+    }
+    system.shutdown();
 }
 
 fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
@@ -1648,6 +1809,14 @@ const TESTS: &[testkit::ProcessTest] = &[
         a_child_that_breaks_the_protocol_is_killed_for_it,
     ),
     (
+        "a_child_cannot_resize_its_rings_memory",
+        a_child_cannot_resize_its_rings_memory,
+    ),
+    (
+        "long_and_short_messages_cross_whole_and_in_order",
+        long_and_short_messages_cross_whole_and_in_order,
+    ),
+    (
         "the_network_comes_through_the_broker",
         the_network_comes_through_the_broker,
     ),
@@ -1696,6 +1865,9 @@ fn main() {
             &entry!(ignores_cancellation),
             &entry!(forks),
             &entry!(lies_about_its_end),
+            &entry!(forges_in_its_ring),
+            &entry!(resizes_its_rings),
+            &entry!(sends_long_and_short),
             &entry!(hogs_memory),
             &entry!(burns_cpu),
             &entry!(relays),

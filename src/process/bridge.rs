@@ -1,16 +1,22 @@
 //! Channel endpoints across the process boundary.
 //!
-//! Each endpoint in a process child's grant is a local channel in the child
-//! and a socket to the supervisor's process, with a pump thread at each end.
+//! Each endpoint in a process child's grant is a socket to the supervisor's
+//! process, with a pump thread at each end.
 //!
 //! - **Sending** (the child holds a `Sender`): the component's own thread
-//!   writes each message to the socket (see `channel::Outbox`), so a message
-//!   `send` accepted survives the process. Each send spends a credit; the
-//!   parent's pump grants credits for the room the real channel has (at
-//!   least one), puts each message into the channel (blocking while it is
-//!   full) and grants more as room frees up. Back-pressure reaches the
-//!   component, and the messages between the two ends never exceed the
-//!   channel's free room by more than one.
+//!   writes each message into the bridge's ring, memory both processes map
+//!   (see `ring` and `channel::Outbox`), so a message `send` accepted
+//!   survives the process, and a stream of messages makes no system call.
+//!   Each send spends a credit; the parent's pump grants credits in the
+//!   ring for the room the real channel has (at least one), puts each
+//!   message into the channel (blocking while it is full) and grants more
+//!   as room frees up. Back-pressure reaches the component, and the
+//!   messages between the two ends never exceed the channel's free room by
+//!   more than one. The socket carries only words for a side that sleeps:
+//!   the child's doorbell for a pump asleep on an empty ring, the pump's
+//!   word of credit or room for a sender that waits, and the closing of
+//!   the channel. A sender of requests (see `calls`) writes its frames to
+//!   the socket instead.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
 //!   component's own thread first asks for one message (a [`Demand`]),
 //!   unless it asked already and nothing came yet; the child's pump puts
@@ -25,7 +31,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::portable::{PackError, Packing, Portable, Unpacking};
+use super::ring::{self, RingReader, RingWriter};
 use super::wire::{self, read_frame, write_frame};
 use crate::channel::{self, HandlerCrash, Receiver, Sender, TrySendError};
 use crate::context::describe;
@@ -50,8 +57,12 @@ pub(super) const MESSAGE: u8 = 1;
 pub(super) const CLOSED: u8 = 2;
 /// The message was put into the channel: one credit for the next.
 pub(super) const ACCEPTED: u8 = 3;
-/// Credits for as many more messages as follow (a little-endian `u32`).
-const CREDITS: u8 = 7;
+/// The child published a frame in its ring while the supervisor's pump
+/// slept.
+pub(crate) const DOORBELL: u8 = 8;
+/// The supervisor's pump granted credit or made room in a ring whose
+/// writer waits for either.
+const ROOM: u8 = 9;
 
 /// A shared writing end: frames from several threads, whole.
 pub(super) type Writer = Arc<parking_lot::Mutex<UnixStream>>;
@@ -236,6 +247,7 @@ fn tracked<T: fmt::Debug + Send + 'static>(
 struct SendingPump<T> {
     tx: Sender<T>,
     socket: UnixStream,
+    ring: RingReader,
 }
 
 impl<T> ParentPump for SendingPump<T>
@@ -247,23 +259,22 @@ where
         let Ok(reading) = self.socket.try_clone() else {
             return Left::default();
         };
-        let mut reading = io::BufReader::new(wire::Patient(reading));
+        let mut reading = io::BufReader::new(reading);
         // The child may send as many messages as the channel has room for
         // (at least one, so that a full channel pushes back here, on its
-        // next message): credits are granted as room frees up.
+        // next message): credits are granted in the ring as room frees up.
         let capacity = self.tx.capacity();
         let room = |tx: &Sender<T>| capacity.saturating_sub(tx.len()).max(1);
         // The child starts with one credit.
         let mut outstanding = 1usize;
         let initial = room(&self.tx).saturating_sub(outstanding);
         if initial > 0 {
-            if grant(&mut self.socket, initial).is_err() {
-                return Left::default();
-            }
+            self.grant(initial);
             outstanding += initial;
         }
         // Frames the child wrote before it died are still read and delivered.
-        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut reading) {
+        let mut ended = false;
+        while let Some(frame) = self.next_frame(serving, &bridge, &mut reading, &mut ended) {
             let message = match frame.split_first() {
                 Some((&MESSAGE, bytes)) => {
                     decode::<T>(bytes).ok_or("a message that does not decode")
@@ -277,20 +288,31 @@ where
                     break;
                 }
             };
+            // A child that writes past its credits only finds the channel
+            // full here, and its own pump waiting on it.
             outstanding = outstanding.saturating_sub(1);
             // Delivered if the channel has room, even once the child is
             // gone (what it sent before it died was sent); waiting for room
             // ends with the child.
             let sent = match self.tx.try_send(message) {
-                Err(TrySendError::Full(message)) => self
-                    .tx
-                    .send_with(message, &[serving.gone], None)
-                    .map_err(|(message, _)| message),
+                Err(TrySendError::Full(message)) => {
+                    // About to wait: what the child wrote on the socket
+                    // meanwhile is read first, so a frame that breaks the
+                    // protocol is not left unread behind a full channel.
+                    if !unread_socket_is_doorbells(serving, &bridge, &mut reading) {
+                        let _ = fault::drop_contained(message);
+                        break;
+                    }
+                    self.tx
+                        .send_with(message, &[serving.gone], None)
+                        .map_err(|(message, _)| message)
+                }
                 Err(other) => Err(other.into_inner()),
                 Ok(()) => Ok(()),
             };
             if let Err(message) = sent {
                 let _ = fault::drop_contained(message);
+                self.ring.close();
                 let _ = write_frame(&mut self.socket, &[CLOSED]);
                 break;
             }
@@ -299,9 +321,7 @@ where
             let more = room(&self.tx).saturating_sub(outstanding);
             if outstanding == 0 || more >= (capacity / 4).max(1) {
                 let more = more.max(1);
-                if grant(&mut self.socket, more).is_err() {
-                    break;
-                }
+                self.grant(more);
                 outstanding += more;
             }
         }
@@ -309,12 +329,88 @@ where
     }
 }
 
-/// Grants the child `count` more credits.
-fn grant(socket: &mut UnixStream, count: usize) -> io::Result<()> {
-    let count = u32::try_from(count).unwrap_or(u32::MAX);
-    let mut frame = vec![CREDITS];
-    frame.extend_from_slice(&count.to_le_bytes());
-    write_frame(socket, &frame)
+impl<T> SendingPump<T> {
+    /// Grants the child `count` more messages, with word of it if it waits.
+    fn grant(&mut self, count: usize) {
+        if self.ring.grant(count as u64) {
+            // A child that is gone needs no word.
+            let _ = write_frame(&mut self.socket, &[ROOM]);
+        }
+    }
+
+    /// The child's next frame, from its ring. An empty ring is looked at
+    /// patiently, then slept on: the child rings the doorbell on the socket
+    /// when it publishes more. Once the socket ends (`ended`: the child
+    /// closed it or died), what the ring still holds is read, then `None`.
+    fn next_frame(
+        &mut self,
+        serving: &Serving<'_>,
+        bridge: &str,
+        reading: &mut io::BufReader<UnixStream>,
+        ended: &mut bool,
+    ) -> Option<Vec<u8>> {
+        let mut looks = 0;
+        loop {
+            let next = match self.ring.next() {
+                Ok(next) => next,
+                Err(broken) => {
+                    serving.protocol.broken(bridge, broken);
+                    return None;
+                }
+            };
+            if self.ring.writer_waits() {
+                // A child that is gone needs no word.
+                let _ = write_frame(&mut self.socket, &[ROOM]);
+            }
+            match next {
+                Some(frame) => return Some(frame),
+                None if *ended => return None,
+                None if looks < wire::PATIENCE => {
+                    looks += 1;
+                    std::thread::yield_now();
+                }
+                None if !self.ring.may_sleep() => {}
+                None => match serving.protocol.next_frame(bridge, reading) {
+                    Some(frame) if frame == [DOORBELL] => looks = 0,
+                    Some(_) => {
+                        serving
+                            .protocol
+                            .broken(bridge, "a frame that is not a message");
+                        return None;
+                    }
+                    None => *ended = true,
+                },
+            }
+        }
+    }
+}
+
+/// Reads what is already on a ring's socket without waiting: `false` if
+/// the child broke the protocol there (only doorbells come that way).
+fn unread_socket_is_doorbells(
+    serving: &Serving<'_>,
+    bridge: &str,
+    reading: &mut io::BufReader<UnixStream>,
+) -> bool {
+    loop {
+        let waiting = !reading.buffer().is_empty()
+            || wire::ready_now(reading.get_ref().as_fd(), rustix::event::PollFlags::IN)
+                .is_ok_and(|ready| ready.contains(rustix::event::PollFlags::IN));
+        if !waiting {
+            return true;
+        }
+        match serving.protocol.next_frame(bridge, reading) {
+            Some(frame) if frame == [DOORBELL] => {}
+            Some(_) => {
+                serving
+                    .protocol
+                    .broken(bridge, "a frame that is not a message");
+                return false;
+            }
+            // Gone: what it published is delivered all the same.
+            None => return true,
+        }
+    }
 }
 
 struct ReceivingPump<T> {
@@ -368,27 +464,19 @@ where
     }
 }
 
-/// The child's sending pump: turns each acknowledgement into the credit
-/// for the next message; closes the outbox when the channel closes. It
-/// sleeps between frames rather than looking patiently: credits come in
-/// batches ahead of need, and each patient reader is one more thread
-/// sharing the cores with the hops of a round trip.
-fn pump_credits(credit: cb::Sender<()>, socket: UnixStream) {
+/// The child's pump for a ringed sender: passes on the supervisor's side's
+/// word that the ring has credit or room again, to the sender that waits,
+/// and ends (disconnecting that word) when the channel closes or the
+/// supervisor's side is gone. It sleeps between frames: words come only
+/// when a sender waits.
+fn pump_words(word: cb::Sender<()>, socket: UnixStream) {
     let mut socket = io::BufReader::new(socket);
-    while let Ok(Some(answer)) = read_frame(&mut socket) {
-        let count = match answer.split_first() {
-            Some((&ACCEPTED, [])) => 1,
-            Some((&CREDITS, count)) => match <[u8; 4]>::try_from(count) {
-                Ok(count) => u32::from_le_bytes(count),
-                Err(_) => break,
-            },
-            _ => break,
-        };
-        // The credits never exceed the channel's capacity, which is the
-        // credit channel's: a send that would wait means a broken peer.
-        if (0..count).any(|_| credit.try_send(()).is_err()) {
+    while let Ok(Some(frame)) = read_frame(&mut socket) {
+        if frame != [ROOM] {
             break;
         }
+        // A word not yet taken says it already.
+        let _ = word.try_send(());
     }
 }
 
@@ -424,11 +512,12 @@ pub(super) fn socket(fd: OwnedFd) -> UnixStream {
     UnixStream::from(fd)
 }
 
-/// Rebuilds a sending endpoint in the child: an outbox that writes with
-/// `codec` on the sending thread, holding one credit to start with (the
-/// first message needs no acknowledgement) and room for as many as the
-/// channel's capacity, and a pump that reads what the supervisor's side
-/// answers (`pump` gets the credits to hand out and the socket).
+/// Rebuilds a sending endpoint in the child whose frames go to the socket:
+/// an outbox that writes with `codec` on the sending thread, holding one
+/// credit to start with (the first message needs no acknowledgement) and
+/// room for as many as the channel's capacity, and a pump that reads what
+/// the supervisor's side answers (`pump` gets the credits to hand out and
+/// the socket).
 pub(super) fn unpack_sender<T, C>(
     unpacking: &mut Unpacking,
     codec: C,
@@ -448,7 +537,33 @@ where
     let outbox = channel::Outbox {
         codec: Box::new(codec),
         socket: Arc::new(parking_lot::Mutex::new(writing)),
-        credit,
+        way: channel::OutboxWay::Socket { credit },
+    };
+    Ok(channel::bridged_sender(outbox, id, capacity))
+}
+
+/// Rebuilds a sending endpoint in the child whose frames and credits go
+/// through a ring (its descriptor follows the socket's and the data), and
+/// the pump that passes on the supervisor's side's word.
+fn unpack_ringed_sender<T>(unpacking: &mut Unpacking) -> Result<Sender<T>, PackError>
+where
+    T: Serialize + Send + 'static,
+{
+    let socket = socket(unpacking.descriptor()?);
+    let writing = socket.try_clone()?;
+    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let writer = RingWriter::map(unpacking.descriptor()?)?;
+    let (word_tx, word) = cb::bounded(1);
+    unpacking.pumps.push(ChildPump {
+        run: Box::new(move || pump_words(word_tx, socket)),
+    });
+    let outbox = channel::Outbox {
+        codec: Box::new(Plain),
+        socket: Arc::new(parking_lot::Mutex::new(writing)),
+        way: channel::OutboxWay::Ring(channel::OutboxRing {
+            writer: parking_lot::Mutex::new(writer),
+            word,
+        }),
     };
     Ok(channel::bridged_sender(outbox, id, capacity))
 }
@@ -498,17 +613,20 @@ where
 {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
         let tx = self.clone();
+        let (memory, ring) = ring::create()?;
         pack_endpoint(
             packing,
             "Sender",
             &self.gate,
             (self.id(), self.capacity()),
-            |socket| Box::new(SendingPump { tx, socket }),
-        )
+            |socket| Box::new(SendingPump { tx, socket, ring }),
+        )?;
+        packing.descriptors.push(memory);
+        Ok(())
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        unpack_sender(unpacking, Plain, pump_credits)
+        unpack_ringed_sender(unpacking)
     }
 }
 
@@ -531,5 +649,55 @@ where
         unpack_receiver(unpacking, |local, socket, _| {
             pump_receives::<T>(local, socket)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::channel::SendTimeoutError;
+
+    /// What a pump would hold: the socket's far end and the sender of
+    /// words.
+    type PumpsEnds = (UnixStream, cb::Sender<()>);
+
+    /// A child's sender over a ring that nobody reads, holding `credits`,
+    /// and the ring's reader.
+    fn unread_sender(credits: usize) -> (Sender<Vec<u8>>, RingReader, PumpsEnds) {
+        let (memory, mut reader) = ring::create().unwrap();
+        reader.grant(credits as u64 - 1);
+        let (near, far) = UnixStream::pair().unwrap();
+        let (word_tx, word) = cb::bounded(1);
+        let outbox = channel::Outbox {
+            codec: Box::new(Plain),
+            socket: Arc::new(parking_lot::Mutex::new(near)),
+            way: channel::OutboxWay::Ring(channel::OutboxRing {
+                writer: parking_lot::Mutex::new(RingWriter::map(memory).unwrap()),
+                word,
+            }),
+        };
+        let sender = channel::bridged_sender(outbox, 1, credits);
+        (sender, reader, (far, word_tx))
+    }
+
+    #[test]
+    fn a_send_cut_short_waiting_for_room_keeps_its_credit_and_abandons_its_parts() {
+        let (tx, mut reader, _pumps) = unread_sender(1);
+        // Longer than the ring: its first parts go in, then it waits.
+        let long = vec![7u8; 200_000];
+        match tx.send_timeout(long, Duration::from_millis(1)) {
+            Err(SendTimeoutError::Timeout(message)) => assert_eq!(message.len(), 200_000),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        // The one credit was not spent: a short message still goes.
+        tx.try_send(vec![1, 2, 3]).unwrap();
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next().unwrap() {
+            frames.push(frame);
+        }
+        let expected = encode(MESSAGE, &vec![1u8, 2, 3]).unwrap();
+        assert_eq!(frames, vec![expected], "the long one was abandoned whole");
     }
 }
