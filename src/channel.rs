@@ -290,10 +290,13 @@ fn lock_writer<'a>(
         if gate.is_woken() {
             return Err(Wake::Stopped);
         }
-        let until = deadline.map_or(TURN, |deadline| {
-            deadline.saturating_duration_since(Instant::now()).min(TURN)
-        });
-        if let Some(writer) = ring.writer.try_lock_for(until) {
+        let until = [deadline, deadline_after(TURN)].into_iter().flatten().min();
+        let locked = match until {
+            Some(until) => ring.writer.try_lock_until(until),
+            // No instant can stand for the turn's end: wait for the lock.
+            None => Some(ring.writer.lock()),
+        };
+        if let Some(writer) = locked {
             return Ok(writer);
         }
         if passed(deadline) {

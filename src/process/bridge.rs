@@ -700,4 +700,24 @@ mod tests {
         let expected = encode(MESSAGE, &vec![1u8, 2, 3]).unwrap();
         assert_eq!(frames, vec![expected], "the long one was abandoned whole");
     }
+
+    #[test]
+    fn a_send_behind_one_that_waits_for_room_keeps_its_own_deadline() {
+        let (tx, mut reader, (_far, word_tx)) = unread_sender(2);
+        let waiting = {
+            let tx = tx.clone();
+            std::thread::spawn(move || tx.send(vec![7u8; 200_000]))
+        };
+        // Its first parts fill the ring; then it waits, holding the writer.
+        while !reader.writer_waits() {
+            std::thread::yield_now();
+        }
+        match tx.send_timeout(vec![1], Duration::from_millis(1)) {
+            Err(SendTimeoutError::Timeout(message)) => assert_eq!(message, vec![1]),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        // The channel closes: the one that waits hears it.
+        drop(word_tx);
+        assert!(waiting.join().unwrap().is_err());
+    }
 }

@@ -71,9 +71,8 @@ impl SharedPages {
                 0,
             )?
         };
-        let start = NonNull::new(start.cast::<u8>()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Other, "a shared mapping at address zero")
-        })?;
+        let start = NonNull::new(start.cast::<u8>())
+            .ok_or_else(|| io::Error::other("a shared mapping at address zero"))?;
         Ok(Self { start, len })
     }
 
