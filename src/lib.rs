@@ -153,9 +153,10 @@
     include_str!("../clippy.toml"),
     "```\n",
 )]
-// `unsafe` is denied everywhere; two modules allow it, with a `SAFETY:`
-// comment on every block: `alloc` for its `GlobalAlloc` implementation, and
-// `process::sys` for creating and leaving processes.
+// `unsafe` is denied everywhere; three modules allow it, with a `SAFETY:`
+// comment on every block: `alloc` for its `GlobalAlloc` implementation,
+// `process::sys` for creating and leaving processes, and
+// `process::shared_memory` for mapping a bridge's ring.
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
