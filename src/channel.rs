@@ -137,8 +137,15 @@ pub(crate) enum OutboxWay {
 /// are written in one piece, and the word wakes the one that waits.
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub(crate) struct OutboxRing {
-    pub(crate) writer: parking_lot::Mutex<crate::process::RingWriter>,
+    pub(crate) writer: parking_lot::Mutex<Writing>,
     pub(crate) word: cb::Receiver<()>,
+}
+
+/// A ring's writer, and the buffer each of its frames is encoded into.
+#[cfg(all(feature = "process", target_os = "linux"))]
+pub(crate) struct Writing {
+    pub(crate) ring: crate::process::RingWriter,
+    pub(crate) frame: Vec<u8>,
 }
 
 /// How a send may wait: its gate, the caller's interrupts and deadline;
@@ -201,7 +208,10 @@ impl<T> Outbox<T> {
         // Encoded and written under the lock, so that what the codec keeps
         // of a message matches the frame it wrote.
         let mut socket = self.socket.lock();
-        let frame = self.codec.encode(message).ok_or(Wake::Disconnected)?;
+        let mut frame = Vec::new();
+        if !self.codec.encode(message, &mut frame) {
+            return Err(Wake::Disconnected);
+        }
         crate::process::write_frame(&mut *socket, &frame).map_err(|_| Wake::Disconnected)
     }
 
@@ -212,7 +222,11 @@ impl<T> Outbox<T> {
         waiting: Waiting<'_>,
     ) -> Result<(), Wake> {
         use crate::process::Credit;
-        let mut writer = lock_writer(ring, waiting)?;
+        let mut writing = lock_writer(ring, waiting)?;
+        let Writing {
+            ring: writer,
+            frame,
+        } = &mut *writing;
         loop {
             match writer.take_credit() {
                 Credit::Taken => break,
@@ -226,11 +240,15 @@ impl<T> Outbox<T> {
                 }
             }
         }
-        let Some(frame) = self.codec.encode(message) else {
+        // A long frame's buffer is not kept for the short ones.
+        if frame.capacity() > crate::process::RING_BYTES {
+            *frame = Vec::new();
+        }
+        if !self.codec.encode(message, frame) {
             writer.give_back_credit();
             return Err(Wake::Disconnected);
-        };
-        let mut parts = crate::process::RingWriter::parts(&frame).peekable();
+        }
+        let mut parts = crate::process::RingWriter::parts(frame).peekable();
         let mut begun = false;
         while let Some(part) = parts.next() {
             let mut waited = Ok(());
@@ -272,7 +290,7 @@ impl<T> Outbox<T> {
 fn lock_writer<'a>(
     ring: &'a OutboxRing,
     waiting: Waiting<'_>,
-) -> Result<parking_lot::MutexGuard<'a, crate::process::RingWriter>, Wake> {
+) -> Result<parking_lot::MutexGuard<'a, Writing>, Wake> {
     if let Some(writer) = ring.writer.try_lock() {
         return Ok(writer);
     }

@@ -142,7 +142,7 @@ pub(crate) use calls::BridgedReply;
 )]
 pub(crate) use child::in_child;
 pub(crate) use instance::ProcessWorker;
-pub(crate) use ring::{Credit, RingWriter};
+pub(crate) use ring::{Credit, RING_BYTES, RingWriter};
 pub(crate) use usage::{RunningProcess, usage};
 pub(crate) use wire::PATIENCE;
 pub(crate) use wire::write_frame;

@@ -71,8 +71,9 @@ pub(super) type Writer = Arc<parking_lot::Mutex<UnixStream>>;
 /// the message once the frame is written (a request keeps its reply
 /// endpoint until the answer comes back).
 pub(crate) trait Codec<T>: Send + Sync {
-    /// The frame for `message`, or `None` if it cannot be encoded.
-    fn encode(&self, message: &T) -> Option<Vec<u8>>;
+    /// Writes the frame for `message` into `frame` (which it clears
+    /// first); `false` if it cannot be encoded.
+    fn encode(&self, message: &T, frame: &mut Vec<u8>) -> bool;
 
     /// `message` was written.
     fn sent(&self, message: T);
@@ -82,8 +83,19 @@ pub(crate) trait Codec<T>: Send + Sync {
 struct Plain;
 
 impl<T: Serialize> Codec<T> for Plain {
-    fn encode(&self, message: &T) -> Option<Vec<u8>> {
-        encode(MESSAGE, message)
+    fn encode(&self, message: &T, frame: &mut Vec<u8>) -> bool {
+        frame.clear();
+        frame.push(MESSAGE);
+        // The buffer is lent to postcard and comes back with the message
+        // after the tag; a message that fails (or panics) loses it.
+        let buffer = std::mem::take(frame);
+        match fault::contain(|| postcard::to_extend(message, buffer)) {
+            Ok(Ok(encoded)) => {
+                *frame = encoded;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn sent(&self, message: T) {
@@ -274,13 +286,7 @@ where
         }
         // Frames the child wrote before it died are still read and delivered.
         let mut ended = false;
-        while let Some(frame) = self.next_frame(serving, &bridge, &mut reading, &mut ended) {
-            let message = match frame.split_first() {
-                Some((&MESSAGE, bytes)) => {
-                    decode::<T>(bytes).ok_or("a message that does not decode")
-                }
-                _ => Err("a frame that is not a message"),
-            };
+        while let Some(message) = self.next_message(serving, &bridge, &mut reading, &mut ended) {
             let message = match message {
                 Ok(message) => message,
                 Err(what) => {
@@ -329,7 +335,7 @@ where
     }
 }
 
-impl<T> SendingPump<T> {
+impl<T: DeserializeOwned> SendingPump<T> {
     /// Grants the child `count` more messages, with word of it if it waits.
     fn grant(&mut self, count: usize) {
         if self.ring.grant(count as u64) {
@@ -338,21 +344,27 @@ impl<T> SendingPump<T> {
         }
     }
 
-    /// The child's next frame, from its ring. An empty ring is looked at
-    /// patiently, then slept on: the child rings the doorbell on the socket
-    /// when it publishes more. Once the socket ends (`ended`: the child
-    /// closed it or died), what the ring still holds is read, then `None`.
-    fn next_frame(
+    /// The child's next message, from its ring, or what is wrong with its
+    /// frame. An empty ring is looked at patiently, then slept on: the
+    /// child rings the doorbell on the socket when it publishes more. Once
+    /// the socket ends (`ended`: the child closed it or died), what the
+    /// ring still holds is read, then `None`.
+    fn next_message(
         &mut self,
         serving: &Serving<'_>,
         bridge: &str,
         reading: &mut io::BufReader<UnixStream>,
         ended: &mut bool,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Result<T, &'static str>> {
         let mut looks = 0;
         loop {
             let next = match self.ring.next() {
-                Ok(next) => next,
+                Ok(next) => next.map(|frame| match frame.split_first() {
+                    Some((&MESSAGE, bytes)) => {
+                        decode::<T>(bytes).ok_or("a message that does not decode")
+                    }
+                    _ => Err("a frame that is not a message"),
+                }),
                 Err(broken) => {
                     serving.protocol.broken(bridge, broken);
                     return None;
@@ -363,7 +375,7 @@ impl<T> SendingPump<T> {
                 let _ = write_frame(&mut self.socket, &[ROOM]);
             }
             match next {
-                Some(frame) => return Some(frame),
+                Some(message) => return Some(message),
                 None if *ended => return None,
                 None if looks < wire::PATIENCE => {
                     looks += 1;
@@ -561,7 +573,10 @@ where
         codec: Box::new(Plain),
         socket: Arc::new(parking_lot::Mutex::new(writing)),
         way: channel::OutboxWay::Ring(channel::OutboxRing {
-            writer: parking_lot::Mutex::new(writer),
+            writer: parking_lot::Mutex::new(channel::Writing {
+                ring: writer,
+                frame: Vec::new(),
+            }),
             word,
         }),
     };
@@ -674,7 +689,10 @@ mod tests {
             codec: Box::new(Plain),
             socket: Arc::new(parking_lot::Mutex::new(near)),
             way: channel::OutboxWay::Ring(channel::OutboxRing {
-                writer: parking_lot::Mutex::new(RingWriter::map(memory).unwrap()),
+                writer: parking_lot::Mutex::new(channel::Writing {
+                    ring: RingWriter::map(memory).unwrap(),
+                    frame: Vec::new(),
+                }),
                 word,
             }),
         };
@@ -695,7 +713,7 @@ mod tests {
         tx.try_send(vec![1, 2, 3]).unwrap();
         let mut frames = Vec::new();
         while let Some(frame) = reader.next().unwrap() {
-            frames.push(frame);
+            frames.push(frame.to_vec());
         }
         let expected = encode(MESSAGE, &vec![1u8, 2, 3]).unwrap();
         assert_eq!(frames, vec![expected], "the long one was abandoned whole");

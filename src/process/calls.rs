@@ -474,13 +474,14 @@ struct Calls<A> {
 }
 
 impl<Q: Serialize, A: Send> Codec<Request<Q, A>> for Calls<A> {
-    fn encode(&self, request: &Request<Q, A>) -> Option<Vec<u8>> {
+    fn encode(&self, request: &Request<Q, A>, frame: &mut Vec<u8>) -> bool {
         let number = self.next.load(Ordering::Acquire);
-        numbered(
+        let encoded = numbered(
             REQUEST,
             number,
             &(&request.body, time_left(request.reply.deadline())),
-        )
+        );
+        encoded.map(|encoded| *frame = encoded).is_some()
     }
 
     fn sent(&self, request: Request<Q, A>) {

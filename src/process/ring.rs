@@ -121,7 +121,8 @@ pub(crate) fn create() -> std::io::Result<(OwnedFd, RingReader)> {
         tail_seen: 0,
         freed: 0,
         granted: 0,
-        partial: None,
+        frame: Vec::new(),
+        partial: false,
     };
     reader.grant(1);
     Ok((fd, reader))
@@ -140,8 +141,10 @@ pub(crate) struct RingReader {
     freed: usize,
     /// Messages granted in all: this side's count, never read back.
     granted: u64,
-    /// The parts read so far of a frame whose last part is still to come.
-    partial: Option<Vec<u8>>,
+    /// The frame being read: each next one is copied into it.
+    frame: Vec<u8>,
+    /// `frame` holds the first parts of a frame whose last is to come.
+    partial: bool,
 }
 
 impl RingReader {
@@ -150,7 +153,7 @@ impl RingReader {
     /// # Errors
     ///
     /// What no honest writer publishes.
-    pub(crate) fn next(&mut self) -> Result<Option<Vec<u8>>, RingError> {
+    pub(crate) fn next(&mut self) -> Result<Option<&[u8]>, RingError> {
         loop {
             if self.head == self.tail_seen {
                 self.tail_seen = self.ring.word(TAIL).load(Ordering::Acquire);
@@ -170,7 +173,7 @@ impl RingReader {
             let length = u32::from_le_bytes(length);
             if length == ABANDONED {
                 self.advance(LENGTH);
-                self.partial = None;
+                self.partial = false;
                 continue;
             }
             let part = (length & !MORE) as usize;
@@ -180,19 +183,26 @@ impl RingReader {
             if (LENGTH + part) as u64 > ready {
                 return Err(RingError::CutShort);
             }
-            let mut frame = self.partial.take().unwrap_or_default();
-            if frame.len() + part > super::wire::MAX_FRAME {
+            if !self.partial {
+                self.frame.clear();
+                // A long frame's buffer is not kept for the short ones.
+                if self.frame.capacity() > DATA {
+                    self.frame = Vec::new();
+                }
+            }
+            let from = self.frame.len();
+            if from + part > super::wire::MAX_FRAME {
+                self.partial = false;
                 return Err(RingError::FrameTooLong);
             }
-            let from = frame.len();
-            frame.resize(from + part, 0);
+            self.frame.resize(from + part, 0);
             self.ring
-                .read(self.head + LENGTH as u64, &mut frame[from..]);
+                .read(self.head + LENGTH as u64, &mut self.frame[from..]);
             self.advance(LENGTH + part);
-            if length & MORE == 0 {
-                return Ok(Some(frame));
+            self.partial = length & MORE != 0;
+            if !self.partial {
+                return Ok(Some(&self.frame));
             }
-            self.partial = Some(frame);
         }
     }
 
@@ -388,7 +398,7 @@ mod tests {
         let mut parts = RingWriter::parts(frame).peekable();
         while let Some(part) = parts.next() {
             while !writer.fits(part.len()) {
-                read.extend(reader.next().unwrap());
+                read.extend(reader.next().unwrap().map(<[u8]>::to_vec));
             }
             writer.put(part, parts.peek().is_some());
         }
@@ -403,7 +413,7 @@ mod tests {
         for lap in 0..2_000u32 {
             let frame: Vec<u8> = (0..(lap % 97) as u8 + 1).map(|i| i ^ lap as u8).collect();
             assert!(send(&mut reader, &mut writer, &frame).is_empty());
-            assert_eq!(reader.next(), Ok(Some(frame)));
+            assert_eq!(reader.next(), Ok(Some(&frame[..])));
         }
         assert_eq!(reader.next(), Ok(None));
     }
@@ -416,7 +426,7 @@ mod tests {
         read.extend(send(&mut reader, &mut writer, &long));
         read.extend(send(&mut reader, &mut writer, &[2]));
         while let Some(frame) = reader.next().unwrap() {
-            read.push(frame);
+            read.push(frame.to_vec());
         }
         assert_eq!(read, vec![vec![1], long, vec![2]]);
     }
@@ -428,7 +438,7 @@ mod tests {
         assert_eq!(reader.next(), Ok(None), "its last part is to come");
         writer.abandon();
         writer.put(&[1], false);
-        assert_eq!(reader.next(), Ok(Some(vec![1])));
+        assert_eq!(reader.next(), Ok(Some(&[1][..])));
     }
 
     #[test]
@@ -514,6 +524,6 @@ mod tests {
             writer.put(&part, true);
         };
         assert_eq!(refused, RingError::FrameTooLong);
-        assert!(reader.partial.is_none(), "nothing is kept of it");
+        assert!(!reader.partial, "nothing is kept of it");
     }
 }
