@@ -377,24 +377,41 @@ impl<T: DeserializeOwned> SendingPump<T> {
             match next {
                 Some(message) => return Some(message),
                 None if *ended => return None,
-                None if looks < wire::PATIENCE => {
-                    looks += 1;
-                    std::thread::yield_now();
-                }
-                None if !self.ring.may_sleep() => {}
-                None => match serving.protocol.next_frame(bridge, reading) {
-                    Some(frame) if frame == [DOORBELL] => looks = 0,
-                    Some(_) => {
-                        serving
-                            .protocol
-                            .broken(bridge, "a frame that is not a message");
-                        return None;
+                None => {
+                    // Each look at an empty ring looks at the socket too,
+                    // so that the child's end is seen as soon as it comes.
+                    if !socket_has_more(reading) {
+                        if looks < wire::PATIENCE {
+                            looks += 1;
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        if !self.ring.may_sleep() {
+                            continue;
+                        }
                     }
-                    None => *ended = true,
-                },
+                    match serving.protocol.next_frame(bridge, reading) {
+                        Some(frame) if frame == [DOORBELL] => looks = 0,
+                        Some(_) => {
+                            serving
+                                .protocol
+                                .broken(bridge, "a frame that is not a message");
+                            return None;
+                        }
+                        None => *ended = true,
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether a ring's socket has a frame (or its end) to read now.
+fn socket_has_more(reading: &io::BufReader<UnixStream>) -> bool {
+    !reading.buffer().is_empty()
+        || wire::ready_now(reading.get_ref().as_fd(), rustix::event::PollFlags::IN)
+            // Readable, closed, or a `poll` that failed: reading says which.
+            .map_or(true, |ready| !ready.is_empty())
 }
 
 /// Reads what is already on a ring's socket without waiting: `false` if
@@ -405,10 +422,7 @@ fn unread_socket_is_doorbells(
     reading: &mut io::BufReader<UnixStream>,
 ) -> bool {
     loop {
-        let waiting = !reading.buffer().is_empty()
-            || wire::ready_now(reading.get_ref().as_fd(), rustix::event::PollFlags::IN)
-                .is_ok_and(|ready| ready.contains(rustix::event::PollFlags::IN));
-        if !waiting {
+        if !socket_has_more(reading) {
             return true;
         }
         match serving.protocol.next_frame(bridge, reading) {
