@@ -367,6 +367,34 @@ mod process_rows {
         Ok(())
     }
 
+    /// How long `count` messages take to come from a child that streams
+    /// them into a channel of capacity 1024, from its first.
+    fn stream_through_a_child(count: u64) -> Duration {
+        let (out, received) = channel::bounded(1024).unwrap();
+        let system = Supervisor::new("bench")
+            .child(
+                Child::process(
+                    "stream",
+                    entry!(stream),
+                    Stream {
+                        out,
+                        count: count + 1,
+                    },
+                )
+                .restart(Restart::Transient),
+            )
+            .start()
+            .unwrap();
+        received.recv().unwrap();
+        let began = Instant::now();
+        for _ in 0..count {
+            received.recv().unwrap();
+        }
+        let bridged = began.elapsed();
+        system.shutdown();
+        bridged
+    }
+
     pub(super) fn measure(rows: &mut Vec<Row>) {
         // A confined start: from asking the tree for the child to its
         // first message, against spawning and waiting for `/bin/true`.
@@ -431,31 +459,14 @@ mod process_rows {
         });
 
         // Bridged throughput: the child streams into a channel here, timed
-        // from its first message (its start is the row above).
-        let count = 20_000u64;
-        let (out, received) = channel::bounded(1024).unwrap();
-        let system = Supervisor::new("bench")
-            .child(
-                Child::process(
-                    "stream",
-                    entry!(stream),
-                    Stream {
-                        out,
-                        count: count + 1,
-                    },
-                )
-                .restart(Restart::Transient),
-            )
-            .start()
-            .unwrap();
-        received.recv().unwrap();
-        let began = Instant::now();
-        for _ in 0..count {
-            received.recv().unwrap();
-        }
-        let bridged = began.elapsed();
-        system.shutdown();
-        let raw = common::throughput(common::Flavour::Crossbeam, 1024, 1, count);
+        // from its first message (its start is the row above); medians of
+        // five runs, alternated with crossbeam's.
+        let count = 400_000u64;
+        let (bridged, raw) = super::paired(
+            5,
+            || stream_through_a_child(count),
+            || common::throughput(common::Flavour::Crossbeam, 1024, 1, count),
+        );
         let ratio = raw.as_secs_f64() / bridged.as_secs_f64();
         rows.push(Row {
             comparison: "process child: bridged channel 1→1 cap 1024 vs crossbeam".into(),
