@@ -69,9 +69,10 @@
 //!   again) clears the program's before any child starts, so an
 //!   [`Env`](crate::caps::Env) in the grant is the only way to one;
 //! - keeps no descriptor but its grant's (directories and files passed over
-//!   `SCM_RIGHTS`, one socket per bridged channel endpoint) and its control
-//!   socket; its standard output and error go to a pipe whose tail ends up
-//!   in its faults;
+//!   `SCM_RIGHTS`, one socket per bridged channel endpoint and, for a
+//!   sender, the sealed shared memory of its ring) and its control socket;
+//!   its standard output and error go to a pipe whose tail ends up in its
+//!   faults;
 //! - sets resource limits from its [`Limits`](crate::Limits): CPU seconds
 //!   (`RLIMIT_CPU`), memory (`RLIMIT_DATA`), open files, no core dumps;
 //! - applies Landlock from its grant's inventory and a seccomp filter that
@@ -95,7 +96,8 @@
 //! A child that ignores shutdown is killed, never left running. So is one
 //! that writes to its descriptors what its side of the runtime never
 //! sends (a forged answer, a frame of no known kind or past the size limit,
-//! a report that does not decode): it dies with
+//! a position or length in a sender's ring that no writer publishes, a
+//! report that does not decode): it dies with
 //! [`ProcessExit::Killed`](crate::ProcessExit::Killed), whose reason names
 //! the socket and what came, and nothing it sent is kept.
 //!
