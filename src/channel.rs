@@ -173,25 +173,39 @@ impl<T> Outbox<T> {
     }
 
     fn send_waiting(&self, message: T, waiting: Waiting<'_>) -> Result<(), (T, Wake)> {
-        let written = match &self.way {
-            OutboxWay::Socket { credit } => self.write_to_socket(credit, &message, waiting),
-            OutboxWay::Ring(ring) => self.write_to_ring(ring, &message, waiting),
+        // What the codec keeps of a message (a request's number and reply
+        // endpoint) is kept under the lock its frame was encoded and
+        // written under, so that it matches the frame when several threads
+        // send at once.
+        let wake = match &self.way {
+            OutboxWay::Socket { credit } => match self.write_to_socket(credit, &message, waiting) {
+                Ok(held) => {
+                    self.codec.sent(message);
+                    drop(held);
+                    return Ok(());
+                }
+                Err(wake) => wake,
+            },
+            OutboxWay::Ring(ring) => match self.write_to_ring(ring, &message, waiting) {
+                Ok(held) => {
+                    self.codec.sent(message);
+                    drop(held);
+                    return Ok(());
+                }
+                Err(wake) => wake,
+            },
         };
-        match written {
-            Ok(()) => {
-                self.codec.sent(message);
-                Ok(())
-            }
-            Err(wake) => Err((message, wake)),
-        }
+        Err((message, wake))
     }
 
+    /// Writes `message`'s frame to the socket; on success, the socket's
+    /// lock is still held.
     fn write_to_socket(
         &self,
         credit: &cb::Receiver<()>,
         message: &T,
         waiting: Waiting<'_>,
-    ) -> Result<(), Wake> {
+    ) -> Result<parking_lot::MutexGuard<'_, std::os::unix::net::UnixStream>, Wake> {
         match (credit.try_recv(), waiting) {
             (Ok(()), _) => {}
             (Err(cb::TryRecvError::Disconnected), _) => return Err(Wake::Disconnected),
@@ -205,22 +219,23 @@ impl<T> Outbox<T> {
                     .map_err(|interrupt| Wake::from_interrupt(interrupt, own))?;
             }
         }
-        // Encoded and written under the lock, so that what the codec keeps
-        // of a message matches the frame it wrote.
         let mut socket = self.socket.lock();
         let mut frame = Vec::new();
         if !self.codec.encode(message, &mut frame) {
             return Err(Wake::Disconnected);
         }
-        crate::process::write_frame(&mut *socket, &frame).map_err(|_| Wake::Disconnected)
+        crate::process::write_frame(&mut *socket, &frame).map_err(|_| Wake::Disconnected)?;
+        Ok(socket)
     }
 
-    fn write_to_ring(
+    /// Writes `message`'s frame into the ring; on success, the ring's
+    /// writer is still held.
+    fn write_to_ring<'a>(
         &self,
-        ring: &OutboxRing,
+        ring: &'a OutboxRing,
         message: &T,
         waiting: Waiting<'_>,
-    ) -> Result<(), Wake> {
+    ) -> Result<parking_lot::MutexGuard<'a, Writing>, Wake> {
         use crate::process::Credit;
         let mut writing = lock_writer(ring, waiting)?;
         let Writing {
@@ -272,7 +287,7 @@ impl<T> Outbox<T> {
             }
             begun = true;
         }
-        Ok(())
+        Ok(writing)
     }
 
     /// Tells the supervisor's pump, asleep on the socket, that the ring

@@ -576,4 +576,62 @@ mod tests {
         assert_eq!(unanswered.recv(), Err(ReplyError::NoReply));
         assert!(table.replies.is_empty());
     }
+
+    /// Requests sent at once from many threads of a child each cross under
+    /// a number of their own: the number a request is written with is the
+    /// one its reply endpoint is filed under.
+    #[test]
+    fn concurrent_callers_in_a_child_each_get_a_number_of_their_own() {
+        use crate::channel::{self, OutboxWay};
+        let (near, far) = UnixStream::pair().unwrap();
+        let threads = 8;
+        let each = 500;
+        let (credit_tx, credit) = cb::bounded(threads * each);
+        for _ in 0..threads * each {
+            credit_tx.send(()).unwrap();
+        }
+        let waiting = Arc::new(Mutex::new(Table::answers_may_come_first()));
+        let outbox = channel::Outbox {
+            codec: Box::new(Calls::<u64> {
+                waiting: Arc::clone(&waiting),
+                next: AtomicU64::new(0),
+            }),
+            socket: Arc::new(Mutex::new(near)),
+            way: OutboxWay::Socket { credit },
+        };
+        let tx: Sender<Request<u64, u64>> = channel::bridged_sender(outbox, 1, threads * each);
+        let reading = std::thread::spawn(move || {
+            let mut far = std::io::BufReader::new(far);
+            (0..threads * each)
+                .map(|_| {
+                    let frame = read_frame(&mut far).unwrap().unwrap();
+                    split(&frame).unwrap().1
+                })
+                .collect::<Vec<u64>>()
+        });
+        let senders: Vec<_> = (0..threads)
+            .map(|_| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for body in 0..each as u64 {
+                        let (request, pending) = Request::new(body);
+                        tx.send(request).unwrap();
+                        drop(pending);
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        let mut numbers = reading.join().unwrap();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), threads * each, "numbers written twice");
+        assert_eq!(
+            waiting.lock().replies.len(),
+            threads * each,
+            "filed under other numbers"
+        );
+    }
 }
