@@ -682,6 +682,10 @@ where
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests stand in for a child's threads and the supervisor's pump"
+)]
 mod tests {
     use std::time::Duration;
 

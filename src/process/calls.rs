@@ -544,6 +544,10 @@ where
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests stand in for a child's threads and the supervisor's side"
+)]
 mod tests {
     use super::*;
     use crate::channel::ReplyError;
