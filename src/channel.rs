@@ -105,256 +105,15 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
     ))
 }
 
-/// In a process child, where a bridged sender's messages go: written on
-/// the sending thread itself — into the bridge's ring, memory the
-/// supervisor's process maps too, or to the bridge's socket — so that a
-/// message `send` accepted reaches the supervisor's side even if the
-/// process dies the next instant. Each send spends a credit the
-/// supervisor's side granted for room in the real channel, and waits for
-/// one when none is left — the back-pressure of a full channel.
-#[cfg(all(feature = "process", target_os = "linux"))]
-pub(crate) struct Outbox<T> {
-    /// How a message becomes a frame, and what is kept of it once written.
-    pub(crate) codec: Box<dyn crate::process::Codec<T>>,
-    pub(crate) socket: Arc<parking_lot::Mutex<std::os::unix::net::UnixStream>>,
-    pub(crate) way: OutboxWay,
-}
-
-/// How an outbox's frames and credits travel.
-#[cfg(all(feature = "process", target_os = "linux"))]
-pub(crate) enum OutboxWay {
-    /// Frames on the socket; a token per credit, which the bridge's pump
-    /// hands out as the supervisor's side grants them (disconnected when
-    /// the channel is closed for this endpoint).
-    Socket { credit: cb::Receiver<()> },
-    /// Frames and credits in the bridge's ring.
-    Ring(OutboxRing),
-}
-
-/// A bridged sender's ring, and word from the supervisor's side that the
-/// ring has credit or room again (disconnected when the channel closes).
-/// One sender at a time holds the writer, waits included: a frame's parts
-/// are written in one piece, and the word wakes the one that waits.
-#[cfg(all(feature = "process", target_os = "linux"))]
-pub(crate) struct OutboxRing {
-    pub(crate) writer: parking_lot::Mutex<Writing>,
-    pub(crate) word: cb::Receiver<()>,
-}
-
-/// A ring's writer, and the buffer each of its frames is encoded into.
-#[cfg(all(feature = "process", target_os = "linux"))]
-pub(crate) struct Writing {
-    pub(crate) ring: crate::process::RingWriter,
-    pub(crate) frame: Vec<u8>,
-}
-
-/// How a send may wait: its gate, the caller's interrupts and deadline;
-/// `None` for a send that may not wait.
-#[cfg(all(feature = "process", target_os = "linux"))]
-type Waiting<'a> = Option<(&'a Gate, &'a [&'a Signal], Option<Instant>)>;
-
-#[cfg(all(feature = "process", target_os = "linux"))]
-impl<T> Outbox<T> {
-    fn send(
-        &self,
-        message: T,
-        gate: &Gate,
-        extra: &[&Signal],
-        deadline: Option<Instant>,
-    ) -> Result<(), (T, Wake)> {
-        if let Some(wake) = stopped(gate, extra) {
-            return Err((message, wake));
-        }
-        self.send_waiting(message, Some((gate, extra, deadline)))
-    }
-
-    fn try_send(&self, message: T) -> Result<(), (T, Wake)> {
-        self.send_waiting(message, None)
-    }
-
-    fn send_waiting(&self, message: T, waiting: Waiting<'_>) -> Result<(), (T, Wake)> {
-        // What the codec keeps of a message (a request's number and reply
-        // endpoint) is kept under the lock its frame was encoded and
-        // written under, so that it matches the frame when several threads
-        // send at once.
-        let wake = match &self.way {
-            OutboxWay::Socket { credit } => match self.write_to_socket(credit, &message, waiting) {
-                Ok(held) => {
-                    self.codec.sent(message);
-                    drop(held);
-                    return Ok(());
-                }
-                Err(wake) => wake,
-            },
-            OutboxWay::Ring(ring) => match self.write_to_ring(ring, &message, waiting) {
-                Ok(held) => {
-                    self.codec.sent(message);
-                    drop(held);
-                    return Ok(());
-                }
-                Err(wake) => wake,
-            },
-        };
-        Err((message, wake))
-    }
-
-    /// Writes `message`'s frame to the socket; on success, the socket's
-    /// lock is still held.
-    fn write_to_socket(
-        &self,
-        credit: &cb::Receiver<()>,
-        message: &T,
-        waiting: Waiting<'_>,
-    ) -> Result<parking_lot::MutexGuard<'_, std::os::unix::net::UnixStream>, Wake> {
-        match (credit.try_recv(), waiting) {
-            (Ok(()), _) => {}
-            (Err(cb::TryRecvError::Disconnected), _) => return Err(Wake::Disconnected),
-            (Err(cb::TryRecvError::Empty), None) => return Err(Wake::Timeout),
-            (Err(cb::TryRecvError::Empty), Some((gate, _, _))) if gate.is_woken() => {
-                return Err(Wake::Stopped);
-            }
-            (Err(cb::TryRecvError::Empty), Some((gate, extra, deadline))) => {
-                let (interrupts, own) = interrupts(gate, extra);
-                recv_interruptible(credit, &interrupts, deadline)
-                    .map_err(|interrupt| Wake::from_interrupt(interrupt, own))?;
-            }
-        }
-        let mut socket = self.socket.lock();
-        let mut frame = Vec::new();
-        if !self.codec.encode(message, &mut frame) {
-            return Err(Wake::Disconnected);
-        }
-        crate::process::write_frame(&mut *socket, &frame).map_err(|_| Wake::Disconnected)?;
-        Ok(socket)
-    }
-
-    /// Writes `message`'s frame into the ring; on success, the ring's
-    /// writer is still held.
-    fn write_to_ring<'a>(
-        &self,
-        ring: &'a OutboxRing,
-        message: &T,
-        waiting: Waiting<'_>,
-    ) -> Result<parking_lot::MutexGuard<'a, Writing>, Wake> {
-        use crate::process::Credit;
-        let mut writing = lock_writer(ring, waiting)?;
-        let Writing {
-            ring: writer,
-            frame,
-        } = &mut *writing;
-        loop {
-            match writer.take_credit() {
-                Credit::Taken => break,
-                Credit::Closed => return Err(Wake::Disconnected),
-                Credit::None => {
-                    writer.wait_for_word();
-                    if writer.take_credit() == Credit::Taken {
-                        break;
-                    }
-                    wait_for_word(ring, waiting)?;
-                }
-            }
-        }
-        // A long frame's buffer is not kept for the short ones.
-        if frame.capacity() > crate::process::RING_BYTES {
-            *frame = Vec::new();
-        }
-        if !self.codec.encode(message, frame) {
-            writer.give_back_credit();
-            return Err(Wake::Disconnected);
-        }
-        let mut parts = crate::process::RingWriter::parts(frame).peekable();
-        let mut begun = false;
-        while let Some(part) = parts.next() {
-            let mut waited = Ok(());
-            while waited.is_ok() && !writer.fits(part.len()) {
-                writer.wait_for_word();
-                if writer.fits(part.len()) {
-                    break;
-                }
-                waited = wait_for_word(ring, waiting);
-            }
-            if let Err(wake) = waited {
-                // Not sent: its credit is for the next message.
-                writer.give_back_credit();
-                if begun && writer.abandon() {
-                    self.ring_doorbell();
-                }
-                return Err(wake);
-            }
-            if writer.put(part, parts.peek().is_some()) {
-                self.ring_doorbell();
-            }
-            begun = true;
-        }
-        Ok(writing)
-    }
-
-    /// Tells the supervisor's pump, asleep on the socket, that the ring
-    /// holds more.
-    fn ring_doorbell(&self) {
-        // A socket that is closed means the supervisor's side is gone,
-        // which the next send hears.
-        let _ = crate::process::write_frame(&mut *self.socket.lock(), &[crate::process::DOORBELL]);
-    }
-}
-
-/// Takes the ring's writer, waiting while another sender holds it (which
-/// may itself wait for credit or room) for as long as `waiting` allows.
-#[cfg(all(feature = "process", target_os = "linux"))]
-fn lock_writer<'a>(
-    ring: &'a OutboxRing,
-    waiting: Waiting<'_>,
-) -> Result<parking_lot::MutexGuard<'a, Writing>, Wake> {
-    if let Some(writer) = ring.writer.try_lock() {
-        return Ok(writer);
-    }
-    let Some((gate, extra, deadline)) = waiting else {
-        return Err(Wake::Timeout);
-    };
-    // The holder may wait long, for a consumer to make room: the lock is
-    // taken in short waits, between which this send's own interrupts and
-    // deadline are looked at.
-    const TURN: Duration = Duration::from_millis(5);
-    loop {
-        if let Some(wake) = stopped(gate, extra) {
-            return Err(wake);
-        }
-        if gate.is_woken() {
-            return Err(Wake::Stopped);
-        }
-        let until = [deadline, deadline_after(TURN)].into_iter().flatten().min();
-        let locked = match until {
-            Some(until) => ring.writer.try_lock_until(until),
-            // No instant can stand for the turn's end: wait for the lock.
-            None => Some(ring.writer.lock()),
-        };
-        if let Some(writer) = locked {
-            return Ok(writer);
-        }
-        if passed(deadline) {
-            return Err(Wake::Timeout);
-        }
-    }
-}
-
-/// Waits for word of credit or room, as `waiting` allows (`None`: not at
-/// all).
-#[cfg(all(feature = "process", target_os = "linux"))]
-fn wait_for_word(ring: &OutboxRing, waiting: Waiting<'_>) -> Result<(), Wake> {
-    let Some((gate, extra, deadline)) = waiting else {
-        return Err(Wake::Timeout);
-    };
-    let (interrupts, own) = interrupts(gate, extra);
-    recv_interruptible(&ring.word, &interrupts, deadline)
-        .map_err(|interrupt| Wake::from_interrupt(interrupt, own))
-}
-
 /// Endpoints that stand for channel `id` of another process (the process
 /// tier's bridges): the same id and capacity as the channel they stand
 /// for, so faults and maps name that channel.
 #[cfg(all(feature = "process", target_os = "linux"))]
-pub(crate) fn bridged_sender<T>(outbox: Outbox<T>, id: u64, capacity: usize) -> Sender<T> {
+pub(crate) fn bridged_sender<T>(
+    outbox: crate::process::Outbox<T>,
+    id: u64,
+    capacity: usize,
+) -> Sender<T> {
     // Never used: every operation goes to the outbox.
     let (inner, _) = cb::bounded(1);
     Sender {
@@ -477,7 +236,7 @@ pub(crate) fn send_interruptible<T>(
 /// gate is revoked, or one of the caller's `extra` interrupts was raised
 /// (the first, in the order a biased selection would give them).
 #[inline]
-fn stopped(gate: &Gate, extra: &[&Signal]) -> Option<Wake> {
+pub(crate) fn stopped(gate: &Gate, extra: &[&Signal]) -> Option<Wake> {
     if gate.check().is_err() {
         return Some(Wake::Revoked);
     }
@@ -490,7 +249,10 @@ fn stopped(gate: &Gate, extra: &[&Signal]) -> Option<Wake> {
 /// What a blocked endpoint selects on besides its channel: the gate's
 /// switches, then the caller's `extra` interrupts; and how many of them are
 /// the gate's, for [`Wake::from_interrupt`].
-fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver<Never>>, Own) {
+pub(crate) fn interrupts<'a>(
+    gate: &'a Gate,
+    extra: &[&'a Signal],
+) -> (Vec<&'a cb::Receiver<Never>>, Own) {
     let mut interrupts: Vec<_> = gate.watches().collect();
     let revokes = interrupts.len();
     interrupts.extend(gate.wake_watches());
@@ -502,7 +264,7 @@ fn interrupts<'a>(gate: &'a Gate, extra: &[&'a Signal]) -> (Vec<&'a cb::Receiver
 /// How many of a selection's interrupts are the gate's: its revocation
 /// switches first, then its wakers.
 #[derive(Debug, Clone, Copy, Default)]
-struct Own {
+pub(crate) struct Own {
     revokes: usize,
     wakes: usize,
 }
@@ -520,7 +282,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     clippy::disallowed_methods,
     reason = "a deadline the caller chose is checked on real time; it reveals no time to the caller"
 )]
-fn passed(deadline: Option<Instant>) -> bool {
+pub(crate) fn passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|deadline| Instant::now() >= deadline)
 }
 
@@ -546,7 +308,7 @@ pub struct Sender<T> {
     pub(crate) gate: Gate,
     /// In a process child, where this endpoint's messages go instead.
     #[cfg(all(feature = "process", target_os = "linux"))]
-    outbox: Option<Arc<Outbox<T>>>,
+    outbox: Option<Arc<crate::process::Outbox<T>>>,
 }
 
 /// The receiving endpoint of a bounded channel.
@@ -894,7 +656,7 @@ pub(crate) enum Wake {
 }
 
 impl Wake {
-    fn from_interrupt(interrupt: Interrupted, own: Own) -> Self {
+    pub(crate) fn from_interrupt(interrupt: Interrupted, own: Own) -> Self {
         match interrupt {
             Interrupted::Disconnected => Wake::Disconnected,
             Interrupted::Timeout => Wake::Timeout,

@@ -121,6 +121,7 @@ mod calls;
 mod child;
 mod entry;
 mod instance;
+mod outbox;
 mod portable;
 mod reexec;
 mod ring;
@@ -135,7 +136,7 @@ pub use portable::{PackError, Packing, Portable, Unpacking};
 pub use reexec::Spawning;
 pub use zygote::{InitError, init};
 
-pub(crate) use bridge::{Codec, DOORBELL, Demand};
+pub(crate) use bridge::Demand;
 pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
 #[cfg_attr(
@@ -144,10 +145,9 @@ pub(crate) use calls::BridgedReply;
 )]
 pub(crate) use child::in_child;
 pub(crate) use instance::ProcessWorker;
-pub(crate) use ring::{Credit, RING_BYTES, RingWriter};
+pub(crate) use outbox::Outbox;
 pub(crate) use usage::{RunningProcess, usage};
 pub(crate) use wire::PATIENCE;
-pub(crate) use wire::write_frame;
 
 #[doc(hidden)]
 pub use child::Launch;

@@ -5,7 +5,7 @@
 //!
 //! - **Sending** (the child holds a `Sender`): the component's own thread
 //!   writes each message into the bridge's ring, memory both processes map
-//!   (see `ring` and `channel::Outbox`), so a message `send` accepted
+//!   (see `ring` and `outbox`), so a message `send` accepted
 //!   survives the process, and a stream of messages makes no system call.
 //!   Each send spends a credit; the parent's pump grants credits in the
 //!   ring for the room the real channel has (at least one), puts each
@@ -40,6 +40,7 @@ use crossbeam_channel as cb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::outbox::{Outbox, OutboxRing, OutboxWay, Writing};
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::ring::{self, RingReader, RingWriter};
 use super::wire::{self, read_frame, write_frame};
@@ -560,10 +561,10 @@ where
     unpacking.pumps.push(ChildPump {
         run: Box::new(move || pump(credit_tx, socket)),
     });
-    let outbox = channel::Outbox {
+    let outbox = Outbox {
         codec: Box::new(codec),
         socket: Arc::new(parking_lot::Mutex::new(writing)),
-        way: channel::OutboxWay::Socket { credit },
+        way: OutboxWay::Socket { credit },
     };
     Ok(channel::bridged_sender(outbox, id, capacity))
 }
@@ -583,11 +584,11 @@ where
     unpacking.pumps.push(ChildPump {
         run: Box::new(move || pump_words(word_tx, socket)),
     });
-    let outbox = channel::Outbox {
+    let outbox = Outbox {
         codec: Box::new(Plain),
         socket: Arc::new(parking_lot::Mutex::new(writing)),
-        way: channel::OutboxWay::Ring(channel::OutboxRing {
-            writer: parking_lot::Mutex::new(channel::Writing {
+        way: OutboxWay::Ring(OutboxRing {
+            writer: parking_lot::Mutex::new(Writing {
                 ring: writer,
                 frame: Vec::new(),
             }),
@@ -703,11 +704,11 @@ mod tests {
         reader.grant(credits as u64 - 1);
         let (near, far) = UnixStream::pair().unwrap();
         let (word_tx, word) = cb::bounded(1);
-        let outbox = channel::Outbox {
+        let outbox = Outbox {
             codec: Box::new(Plain),
             socket: Arc::new(parking_lot::Mutex::new(near)),
-            way: channel::OutboxWay::Ring(channel::OutboxRing {
-                writer: parking_lot::Mutex::new(channel::Writing {
+            way: OutboxWay::Ring(OutboxRing {
+                writer: parking_lot::Mutex::new(Writing {
                     ring: RingWriter::map(memory).unwrap(),
                     frame: Vec::new(),
                 }),

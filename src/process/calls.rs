@@ -586,7 +586,8 @@ mod tests {
     /// one its reply endpoint is filed under.
     #[test]
     fn concurrent_callers_in_a_child_each_get_a_number_of_their_own() {
-        use crate::channel::{self, OutboxWay};
+        use super::super::outbox::{Outbox, OutboxWay};
+        use crate::channel;
         let (near, far) = UnixStream::pair().unwrap();
         let threads = 8;
         let each = 500;
@@ -595,7 +596,7 @@ mod tests {
             credit_tx.send(()).unwrap();
         }
         let waiting = Arc::new(Mutex::new(Table::answers_may_come_first()));
-        let outbox = channel::Outbox {
+        let outbox = Outbox {
             codec: Box::new(Calls::<u64> {
                 waiting: Arc::clone(&waiting),
                 next: AtomicU64::new(0),
