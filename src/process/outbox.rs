@@ -76,29 +76,31 @@ impl<T> Outbox<T> {
     }
 
     fn send_waiting(&self, message: T, waiting: Waiting<'_>) -> Result<(), (T, Wake)> {
-        // What the codec keeps of a message (a request's number and reply
-        // endpoint) is kept under the lock its frame was encoded and
-        // written under, so that it matches the frame when several threads
-        // send at once.
-        let wake = match &self.way {
-            OutboxWay::Socket { credit } => match self.write_to_socket(credit, &message, waiting) {
-                Ok(held) => {
-                    self.codec.sent(message);
-                    drop(held);
-                    return Ok(());
-                }
-                Err(wake) => wake,
-            },
-            OutboxWay::Ring(ring) => match self.write_to_ring(ring, &message, waiting) {
-                Ok(held) => {
-                    self.codec.sent(message);
-                    drop(held);
-                    return Ok(());
-                }
-                Err(wake) => wake,
-            },
-        };
-        Err((message, wake))
+        match &self.way {
+            OutboxWay::Socket { credit } => {
+                let written = self.write_to_socket(credit, &message, waiting);
+                self.keep(written, message)
+            }
+            OutboxWay::Ring(ring) => {
+                let written = self.write_to_ring(ring, &message, waiting);
+                self.keep(written, message)
+            }
+        }
+    }
+
+    /// What the codec keeps of a written message (a request's number and
+    /// reply endpoint) is kept under the lock its frame was encoded and
+    /// written under (`held`), so that it matches the frame when several
+    /// threads send at once.
+    fn keep<Held>(&self, written: Result<Held, Wake>, message: T) -> Result<(), (T, Wake)> {
+        match written {
+            Ok(held) => {
+                self.codec.sent(message);
+                drop(held);
+                Ok(())
+            }
+            Err(wake) => Err((message, wake)),
+        }
     }
 
     /// Writes `message`'s frame to the socket; on success, the socket's
