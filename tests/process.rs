@@ -44,6 +44,12 @@ fn aborts(_: (), _: &Context) -> Result {
     std::process::abort()
 }
 
+/// Says it is running, then aborts.
+fn aborts_once_ready(ready: Sender<u8>, _: &Context) -> Result {
+    ready.send(1)?;
+    std::process::abort()
+}
+
 fn exits(code: i32, _: &Context) -> Result {
     std::process::exit(code)
 }
@@ -1355,6 +1361,54 @@ fn long_and_short_messages_cross_whole_and_in_order() {
     system.shutdown();
 }
 
+/// This process's open descriptors and its mappings of a ring's memory.
+fn descriptors_and_rings() -> (usize, usize) {
+    let descriptors = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let rings = maps
+        .lines()
+        .filter(|line| line.contains("compartment-ring"))
+        .count();
+    (descriptors, rings)
+}
+
+fn restarts_leave_no_descriptor_or_ring_behind() {
+    let (ready_tx, ready) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .intensity(100_000, Duration::from_secs(1))
+        .child(Child::process(
+            "crasher",
+            entry!(aborts_once_ready),
+            ready_tx,
+        ))
+        .start()
+        .unwrap();
+    // Each message is a new instance running, after the last one's crash.
+    let restarts = |count: usize| {
+        for _ in 0..count {
+            ready
+                .recv_timeout(PATIENCE)
+                .expect("the next instance runs");
+        }
+    };
+    restarts(20);
+    let (descriptors, rings) = descriptors_and_rings();
+    restarts(200);
+    let (after_descriptors, after_rings) = descriptors_and_rings();
+    system.shutdown();
+    // A restart under way may hold a few for a moment; one left behind per
+    // restart would be 200.
+    assert!(
+        after_descriptors <= descriptors + 8,
+        "{descriptors} descriptors after 20 restarts, {after_descriptors} after 220"
+    );
+    assert!(
+        after_rings <= rings.max(1) + 1,
+        "{rings} rings mapped after 20 restarts, {after_rings} after 220"
+    );
+    assert_eq!(descriptors_and_rings().1, 0, "a ring mapped after shutdown");
+}
+
 fn revoking_a_held_capability_kills_the_child_and_status_shows_it() {
     let sandbox = common::Sandbox::new();
     let (dir, revoker): (ReadOnlyDir, Revoker) = sandbox.root().into_read_only().revocable();
@@ -1817,6 +1871,10 @@ const TESTS: &[testkit::ProcessTest] = &[
         long_and_short_messages_cross_whole_and_in_order,
     ),
     (
+        "restarts_leave_no_descriptor_or_ring_behind",
+        restarts_leave_no_descriptor_or_ring_behind,
+    ),
+    (
         "the_network_comes_through_the_broker",
         the_network_comes_through_the_broker,
     ),
@@ -1868,6 +1926,7 @@ fn main() {
             &entry!(forges_in_its_ring),
             &entry!(resizes_its_rings),
             &entry!(sends_long_and_short),
+            &entry!(aborts_once_ready),
             &entry!(hogs_memory),
             &entry!(burns_cpu),
             &entry!(relays),
