@@ -146,19 +146,11 @@ impl<T> Outbox<T> {
             ring: writer,
             frame,
         } = &mut *writing;
-        loop {
-            match writer.take_credit() {
-                Credit::Taken => break,
-                Credit::Closed => return Err(Wake::Disconnected),
-                Credit::None => {
-                    writer.wait_for_word();
-                    if writer.take_credit() == Credit::Taken {
-                        break;
-                    }
-                    wait_for_word(ring, waiting)?;
-                }
-            }
-        }
+        wait_until(ring, writer, waiting, |writer| match writer.take_credit() {
+            Credit::Taken => Ok(true),
+            Credit::None => Ok(false),
+            Credit::Closed => Err(Wake::Disconnected),
+        })?;
         // A long frame's buffer is not kept for the short ones.
         if frame.capacity() > RING_BYTES {
             *frame = Vec::new();
@@ -170,15 +162,8 @@ impl<T> Outbox<T> {
         let mut parts = RingWriter::parts(frame).peekable();
         let mut begun = false;
         while let Some(part) = parts.next() {
-            let mut waited = Ok(());
-            while waited.is_ok() && !writer.fits(part.len()) {
-                writer.wait_for_word();
-                if writer.fits(part.len()) {
-                    break;
-                }
-                waited = wait_for_word(ring, waiting);
-            }
-            if let Err(wake) = waited {
+            let room = wait_until(ring, writer, waiting, |writer| Ok(writer.fits(part.len())));
+            if let Err(wake) = room {
                 // Not sent: its credit is for the next message.
                 writer.give_back_credit();
                 if begun && writer.abandon() {
@@ -241,13 +226,29 @@ fn lock_writer<'a>(
     }
 }
 
-/// Waits for word of credit or room, as `waiting` allows (`None`: not at
-/// all).
-fn wait_for_word(ring: &OutboxRing, waiting: Waiting<'_>) -> Result<(), Wake> {
-    let Some((gate, extra, deadline)) = waiting else {
-        return Err(Wake::Timeout);
-    };
-    let (interrupts, own) = interrupts(gate, extra);
-    recv_interruptible(&ring.word, &interrupts, deadline)
-        .map_err(|interrupt| Wake::from_interrupt(interrupt, own))
+/// Waits until `ready` says the writer may go on (credit taken, room
+/// found), as `waiting` allows (`None`: not at all). Before each sleep the
+/// writer raises its flag and asks `ready` once more, so that the reader,
+/// having moved on, either was seen to or sends word.
+fn wait_until(
+    ring: &OutboxRing,
+    writer: &mut RingWriter,
+    waiting: Waiting<'_>,
+    mut ready: impl FnMut(&mut RingWriter) -> Result<bool, Wake>,
+) -> Result<(), Wake> {
+    loop {
+        if ready(writer)? {
+            return Ok(());
+        }
+        writer.wait_for_word();
+        if ready(writer)? {
+            return Ok(());
+        }
+        let Some((gate, extra, deadline)) = waiting else {
+            return Err(Wake::Timeout);
+        };
+        let (interrupts, own) = interrupts(gate, extra);
+        recv_interruptible(&ring.word, &interrupts, deadline)
+            .map_err(|interrupt| Wake::from_interrupt(interrupt, own))?;
+    }
 }
