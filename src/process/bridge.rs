@@ -340,9 +340,14 @@ impl<T: DeserializeOwned> SendingPump<T> {
     /// Grants the child `count` more messages, with word of it if it waits.
     fn grant(&mut self, count: usize) {
         if self.ring.grant(count as u64) {
-            // A child that is gone needs no word.
-            let _ = write_frame(&mut self.socket, &[ROOM]);
+            self.send_word();
         }
+    }
+
+    /// Tells the child's sender that waits that it has credit or room.
+    fn send_word(&mut self) {
+        // A child that is gone needs no word.
+        let _ = write_frame(&mut self.socket, &[ROOM]);
     }
 
     /// The child's next message, from its ring, or what is wrong with its
@@ -372,8 +377,7 @@ impl<T: DeserializeOwned> SendingPump<T> {
                 }
             };
             if self.ring.writer_waits() {
-                // A child that is gone needs no word.
-                let _ = write_frame(&mut self.socket, &[ROOM]);
+                self.send_word();
             }
             match next {
                 Some(message) => return Some(message),
@@ -391,15 +395,10 @@ impl<T: DeserializeOwned> SendingPump<T> {
                             continue;
                         }
                     }
-                    match serving.protocol.next_frame(bridge, reading) {
-                        Some(frame) if frame == [DOORBELL] => looks = 0,
-                        Some(_) => {
-                            serving
-                                .protocol
-                                .broken(bridge, "a frame that is not a message");
-                            return None;
-                        }
-                        None => *ended = true,
+                    match socket_word(serving, bridge, reading) {
+                        Said::Doorbell => looks = 0,
+                        Said::Broke => return None,
+                        Said::Gone => *ended = true,
                     }
                 }
             }
@@ -415,29 +414,50 @@ fn socket_has_more(reading: &io::BufReader<UnixStream>) -> bool {
             .map_or(true, |ready| !ready.is_empty())
 }
 
+/// What came on a ring's socket from the child.
+enum Said {
+    Doorbell,
+    /// Its end: closed or dead.
+    Gone,
+    /// Anything else: only doorbells come that way, so the protocol is
+    /// broken (and the child killed for it).
+    Broke,
+}
+
+/// Reads the child's next word on a ring's socket, waiting for it.
+fn socket_word(
+    serving: &Serving<'_>,
+    bridge: &str,
+    reading: &mut io::BufReader<UnixStream>,
+) -> Said {
+    match serving.protocol.next_frame(bridge, reading) {
+        Some(frame) if frame == [DOORBELL] => Said::Doorbell,
+        Some(_) => {
+            serving
+                .protocol
+                .broken(bridge, "a frame that is not a message");
+            Said::Broke
+        }
+        None => Said::Gone,
+    }
+}
+
 /// Reads what is already on a ring's socket without waiting: `false` if
-/// the child broke the protocol there (only doorbells come that way).
+/// the child broke the protocol there.
 fn unread_socket_is_doorbells(
     serving: &Serving<'_>,
     bridge: &str,
     reading: &mut io::BufReader<UnixStream>,
 ) -> bool {
-    loop {
-        if !socket_has_more(reading) {
-            return true;
-        }
-        match serving.protocol.next_frame(bridge, reading) {
-            Some(frame) if frame == [DOORBELL] => {}
-            Some(_) => {
-                serving
-                    .protocol
-                    .broken(bridge, "a frame that is not a message");
-                return false;
-            }
+    while socket_has_more(reading) {
+        match socket_word(serving, bridge, reading) {
+            Said::Doorbell => {}
+            Said::Broke => return false,
             // Gone: what it published is delivered all the same.
-            None => return true,
+            Said::Gone => return true,
         }
     }
+    true
 }
 
 struct ReceivingPump<T> {
