@@ -559,6 +559,17 @@ pub(super) fn socket(fd: OwnedFd) -> UnixStream {
     UnixStream::from(fd)
 }
 
+/// What [`pack_endpoint`] packed, in the child: the socket (and a second
+/// handle on it, for writing from another thread), the channel's id and
+/// capacity.
+fn unpack_endpoint(
+    unpacking: &mut Unpacking,
+) -> Result<(UnixStream, UnixStream, (u64, usize)), PackError> {
+    let socket = socket(unpacking.descriptor()?);
+    let writing = socket.try_clone()?;
+    Ok((socket, writing, unpacking.data()?))
+}
+
 /// Rebuilds a sending endpoint in the child whose frames go to the socket:
 /// an outbox that writes with `codec` on the sending thread, holding one
 /// credit to start with (the first message needs no acknowledgement) and
@@ -573,9 +584,7 @@ pub(super) fn unpack_sender<T, C>(
 where
     C: Codec<T> + 'static,
 {
-    let socket = socket(unpacking.descriptor()?);
-    let writing = socket.try_clone()?;
-    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let (socket, writing, (id, capacity)) = unpack_endpoint(unpacking)?;
     let (credit_tx, credit) = cb::bounded(capacity.max(1));
     let _ = credit_tx.send(());
     unpacking.pumps.push(ChildPump {
@@ -596,9 +605,7 @@ fn unpack_ringed_sender<T>(unpacking: &mut Unpacking) -> Result<Sender<T>, PackE
 where
     T: Serialize + Send + 'static,
 {
-    let socket = socket(unpacking.descriptor()?);
-    let writing = socket.try_clone()?;
-    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let (socket, writing, (id, capacity)) = unpack_endpoint(unpacking)?;
     let writer = RingWriter::map(unpacking.descriptor()?)?;
     let (word_tx, word) = cb::bounded(1);
     unpacking.pumps.push(ChildPump {
@@ -626,9 +633,8 @@ pub(super) fn unpack_receiver<T: Send + 'static>(
     unpacking: &mut Unpacking,
     pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
 ) -> Result<Receiver<T>, PackError> {
-    let socket = socket(unpacking.descriptor()?);
-    let writer: Writer = Arc::new(parking_lot::Mutex::new(socket.try_clone()?));
-    let (id, capacity): (u64, usize) = unpacking.data()?;
+    let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
+    let writer: Writer = Arc::new(parking_lot::Mutex::new(asking));
     let (tx, rx) = cb::bounded(1);
     let writing = Arc::clone(&writer);
     unpacking.pumps.push(ChildPump {
