@@ -88,6 +88,23 @@ impl Ring {
         &self.pages.words(WORDS)[index]
     }
 
+    /// Raises this side's flag at `index` before it sleeps; the caller
+    /// looks once more after. The fence pairs with [`Ring::take_flag`]'s:
+    /// of the two sides, at least one sees what the other did.
+    fn raise_flag(&self, index: usize) {
+        self.word(index).store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// After this side moved on: whether the other side raised its flag at
+    /// `index` to sleep, and is owed word. The flag is lowered, so the word
+    /// is sent once.
+    fn take_flag(&self, index: usize) -> bool {
+        fence(Ordering::SeqCst);
+        let flag = self.word(index);
+        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) != 0
+    }
+
     /// Copies `out.len()` bytes from the ring's position `at`.
     fn read(&self, at: u64, out: &mut [u8]) {
         let data = self.pages.bytes(HEADER, DATA);
@@ -222,9 +239,7 @@ impl RingReader {
             return false;
         }
         self.freed = 0;
-        fence(Ordering::SeqCst);
-        let flag = self.ring.word(WRITER_WAITS);
-        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) != 0
+        self.ring.take_flag(WRITER_WAITS)
     }
 
     /// Grants the writer `count` more messages; answers whether it waits
@@ -235,9 +250,7 @@ impl RingReader {
             .word(GRANTED)
             .store(self.granted, Ordering::Release);
         self.freed = 0;
-        fence(Ordering::SeqCst);
-        let flag = self.ring.word(WRITER_WAITS);
-        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) != 0
+        self.ring.take_flag(WRITER_WAITS)
     }
 
     /// Tells the writer that the channel is closed for it: its next send
@@ -250,13 +263,11 @@ impl RingReader {
     /// meanwhile (the flag is lowered again, and the reader reads on), else
     /// the writer rings the doorbell when it publishes more.
     pub(crate) fn may_sleep(&self) -> bool {
-        let flag = self.ring.word(READER_ASLEEP);
-        flag.store(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.ring.raise_flag(READER_ASLEEP);
         if self.ring.word(TAIL).load(Ordering::Acquire) == self.head {
             return true;
         }
-        flag.store(0, Ordering::Relaxed);
+        self.ring.word(READER_ASLEEP).store(0, Ordering::Relaxed);
         false
     }
 }
@@ -351,8 +362,7 @@ impl RingWriter {
     /// Raises the writer's flag before it waits for credit or room; the
     /// caller looks once more before it sleeps.
     pub(crate) fn wait_for_word(&self) {
-        self.ring.word(WRITER_WAITS).store(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.ring.raise_flag(WRITER_WAITS);
     }
 
     /// Publishes one part of a frame (`more`: not its last), which the
@@ -376,9 +386,7 @@ impl RingWriter {
     fn publish(&mut self, bytes: usize) -> bool {
         self.tail += bytes as u64;
         self.ring.word(TAIL).store(self.tail, Ordering::Release);
-        fence(Ordering::SeqCst);
-        let flag = self.ring.word(READER_ASLEEP);
-        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) != 0
+        self.ring.take_flag(READER_ASLEEP)
     }
 }
 
