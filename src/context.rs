@@ -130,15 +130,6 @@ impl<T> fmt::Debug for ContextSendError<T> {
     }
 }
 
-fn context_error(wake: Wake) -> ContextError {
-    match wake {
-        Wake::Disconnected => ContextError::Disconnected,
-        Wake::Timeout => ContextError::Timeout,
-        Wake::Revoked => ContextError::Revoked,
-        Wake::Interrupted(_) | Wake::Stopped => ContextError::Cancelled,
-    }
-}
-
 /// A message that [`Context::recv`] can track while it is handled: cloned
 /// (so the copy is delivered again if the instance dies mid-message) and
 /// described (so a fault names it). Every `Clone + Debug + Send + 'static`
@@ -531,8 +522,10 @@ impl Context {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_untracked<T>(&self, rx: &Receiver<T>) -> Result<T, ContextError> {
-        self.check()?;
-        rx.recv_with(&[&*self.cancel], None).map_err(context_error)
+        // The receive looks at the cancellation before it takes a message;
+        // a separate look first would lengthen the path every message takes.
+        rx.recv_with(&[&*self.cancel], None)
+            .map_err(|wake| self.wait_error(wake))
     }
 
     /// Serves the requests arriving on `requests`: each request's body goes
@@ -721,17 +714,25 @@ impl Context {
     /// [`ContextSendError`] with the message, for cancellation,
     /// disconnection or revocation.
     pub fn send<T>(&self, tx: &Sender<T>, message: T) -> Result<(), ContextSendError<T>> {
-        if self.is_cancelled() {
-            return Err(ContextSendError {
-                error: ContextError::Cancelled,
-                message,
-            });
-        }
+        // As in `recv_untracked`: the send looks at the cancellation first.
         tx.send_with(message, &[&*self.cancel], None)
             .map_err(|(message, wake)| ContextSendError {
-                error: context_error(wake),
+                error: self.wait_error(wake),
                 message,
             })
+    }
+
+    /// Why a wait on an endpoint ended, as this context reports it: a
+    /// cancelled instance hears of its cancellation, whatever else (a
+    /// revocation, a disconnection) ended the wait too.
+    fn wait_error(&self, wake: Wake) -> ContextError {
+        match wake {
+            _ if self.is_cancelled() => ContextError::Cancelled,
+            Wake::Disconnected => ContextError::Disconnected,
+            Wake::Timeout => ContextError::Timeout,
+            Wake::Revoked => ContextError::Revoked,
+            Wake::Interrupted(_) | Wake::Stopped => ContextError::Cancelled,
+        }
     }
 
     /// Sleeps for `duration` on the supervisor's clock (a manual clock in
@@ -788,7 +789,7 @@ impl Context {
             Some(redelivered) => redelivered,
             None => (
                 rx.recv_with(&[&*self.cancel], deadline)
-                    .map_err(context_error)?,
+                    .map_err(|wake| self.wait_error(wake))?,
                 0,
             ),
         };

@@ -130,6 +130,7 @@ impl Signal {
         waiting.hooks.push(hook);
     }
 
+    #[inline]
     pub(crate) fn is_raised(&self) -> bool {
         self.raised.load(Ordering::SeqCst)
     }

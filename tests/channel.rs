@@ -357,3 +357,72 @@ fn a_selection_ends_on_cancellation_and_on_revocation() {
     );
     system.shutdown();
 }
+
+#[derive(Grant)]
+struct Revokable {
+    go: channel::Receiver<()>,
+    inbox: channel::Receiver<u32>,
+    out: channel::Sender<u32>,
+    report: channel::Sender<String>,
+}
+
+/// Waits to be cancelled, then receives and sends on endpoints that are
+/// revoked too, and reports what each said.
+fn hears_cancellation_first(g: Revokable, cx: &Context) -> Result<(), ContextError> {
+    let woken = cx.recv_untracked(&g.go);
+    let received = cx.recv_untracked(&g.inbox);
+    let sent = cx.send(&g.out, 7).map_err(|e| e.error);
+    let tracked = cx.recv(&g.inbox);
+    for (what, result) in [
+        ("woken", woken.map(|()| 0)),
+        ("received", received),
+        ("sent", sent.map(|()| 0)),
+        ("tracked", tracked),
+    ] {
+        // Sent while cancelled: the channel has room, so it does not wait.
+        let _ = g.report.send(format!("{what}: {result:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_cancelled_instance_hears_cancellation_before_revocation() {
+    let (_go_tx, go) = channel::bounded::<()>(1).unwrap();
+    let (inbox_tx, inbox) = channel::bounded::<u32>(4).unwrap();
+    let (out, _out_rx) = channel::bounded::<u32>(4).unwrap();
+    let (report, reports) = channel::bounded(8).unwrap();
+    // Queued before the revocation: still not taken once revoked.
+    inbox_tx.send(1).unwrap();
+    let (inbox, inbox_revoker) = inbox.revocable();
+    let (out, out_revoker) = out.revocable();
+    let supervisor = Supervisor::new("app").child(
+        Child::new(
+            "c",
+            hears_cancellation_first,
+            Revokable {
+                go,
+                inbox,
+                out,
+                report,
+            },
+        )
+        .restart(Restart::Temporary)
+        .shutdown(PATIENCE),
+    );
+    let events = supervisor.events(64);
+    let system = supervisor.start().unwrap();
+    events.wait_for(PATIENCE, |e| matches!(e.kind, EventKind::Started));
+    inbox_revoker.revoke();
+    out_revoker.revoke();
+    system.shutdown();
+    let lines: Vec<String> = reports.try_iter().collect();
+    assert_eq!(
+        lines,
+        [
+            "woken: Err(Cancelled)",
+            "received: Err(Cancelled)",
+            "sent: Err(Cancelled)",
+            "tracked: Err(Cancelled)",
+        ]
+    );
+}
