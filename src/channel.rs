@@ -762,15 +762,15 @@ impl<T> Receiver<T> {
         })
     }
 
-    /// Receives, also waking when one of `extra` fires (used by
-    /// [`Context`](crate::Context) for cancellation).
-    #[inline]
     /// The crossbeam channel underneath, for a selection over several
     /// endpoints (`Context::select`).
     pub(crate) fn crossbeam(&self) -> &cb::Receiver<T> {
         &self.inner
     }
 
+    /// Receives, also waking when one of `extra` fires (used by
+    /// [`Context`](crate::Context) for cancellation).
+    #[inline]
     pub(crate) fn recv_with(
         &self,
         extra: &[&Signal],

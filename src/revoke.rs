@@ -189,7 +189,6 @@ impl Gate {
         !self.signals.is_empty()
     }
 
-    /// Receivers that disconnect when a switch is revoked, for `Select`.
     /// Runs `hook` when any of the gate's switches is revoked (at once if
     /// one already is). The hook is held weakly: it lives as long as the
     /// caller keeps it.
@@ -199,6 +198,7 @@ impl Gate {
         }
     }
 
+    /// Receivers that disconnect when a switch is revoked, for `Select`.
     pub(crate) fn watches(&self) -> impl Iterator<Item = &crossbeam_channel::Receiver<Never>> {
         self.signals.iter().map(|s| s.watch())
     }
