@@ -345,6 +345,9 @@ enum Forgery {
     RingPastItsEnd,
     /// and a part in it longer than a ring's parts.
     RingPartTooLong,
+    /// Its receiver's ring closed from its own, reading, end: only the
+    /// writing side's reader closes a ring.
+    RingClosedByItsReader,
     /// A report on its control socket that does not decode.
     GarbledReport,
 }
@@ -436,6 +439,21 @@ fn forges_in_its_ring(grant: RingForger, cx: &Context) -> Result {
         cx.sleep(Duration::from_secs(60))?;
     }
     drop(grant.out);
+    Err("cut off".into())
+}
+
+/// Closes its receiver's ring as only a ring's supervisor-side reader
+/// does, then asks for a message; fails with "cut off" if it lives on.
+fn closes_its_receivers_ring(grant: Fed, cx: &Context) -> Result {
+    let (_, ring) = *rings().first().ok_or("no ring")?;
+    // SAFETY: the closing word (the sixth line of the page of positions)
+    // is within the mapping and aligned; the supervisor reads it with
+    // atomics.
+    unsafe {
+        (*ring.cast::<std::sync::atomic::AtomicU64>().add(40))
+            .store(1, std::sync::atomic::Ordering::Release);
+    }
+    cx.recv(&grant.inbox)?;
     Err("cut off".into())
 }
 
@@ -544,7 +562,8 @@ fn forges(grant: Forger, cx: &Context) -> Result {
         | Forgery::UnknownFrameToSend
         | Forgery::UnknownFrameToCall
         | Forgery::RingPastItsEnd
-        | Forgery::RingPartTooLong => {
+        | Forgery::RingPartTooLong
+        | Forgery::RingClosedByItsReader => {
             return Err("forged elsewhere".into());
         }
         Forgery::OversizedFrame => forge_frame(&[], Some(u32::MAX))?,
@@ -1262,6 +1281,7 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
         (Forgery::GarbledReport, "its control socket"),
         (Forgery::RingPastItsEnd, "more than the ring holds"),
         (Forgery::RingPartTooLong, "longer than a ring's parts"),
+        (Forgery::RingClosedByItsReader, "a ring its reader closed"),
     ] {
         let (server, requests) = channel::bounded(4).unwrap();
         let (inbox_tx, inbox) = channel::bounded::<u64>(4).unwrap();
@@ -1270,6 +1290,9 @@ fn a_child_that_breaks_the_protocol_is_killed_for_it() {
         let forger = match forgery {
             Forgery::UnknownFrameToReceive => {
                 Child::process("forger", entry!(forges_on_a_receiver), Fed { inbox })
+            }
+            Forgery::RingClosedByItsReader => {
+                Child::process("forger", entry!(closes_its_receivers_ring), Fed { inbox })
             }
             Forgery::UnknownFrameToSend => {
                 Child::process("forger", entry!(forges_on_a_sender), out)
@@ -1937,6 +1960,7 @@ fn main() {
             &entry!(doubles),
             &entry!(forges),
             &entry!(forges_on_a_receiver),
+            &entry!(closes_its_receivers_ring),
             &entry!(forges_on_a_sender),
             &entry!(forges_on_a_caller),
             &entry!(calls_out),

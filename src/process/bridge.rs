@@ -27,7 +27,12 @@
 //!   last message it sent: when the child dies, that one was in flight
 //!   (named in the fault, delivered again, dead-lettered past the poison
 //!   threshold). Messages stay in the real channel until asked for, so its
-//!   capacity and order hold as for a thread.
+//!   capacity and order hold as for a thread. A plain receiver's asks and
+//!   answers travel in a ring of their own (asking is granting the
+//!   parent's pump one message), so that while messages flow neither side
+//!   makes a system call; the socket carries only words for a side that
+//!   sleeps and the closing of the channel. A receiver of requests (see
+//!   `calls`) asks and is answered on its socket.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -42,7 +47,7 @@ use serde::de::DeserializeOwned;
 
 use super::outbox::{Outbox, OutboxRing, OutboxWay, Writing};
 use super::portable::{PackError, Packing, Portable, Unpacking};
-use super::ring::{self, RingReader, RingWriter};
+use super::ring::{self, Credit, RingReader, RingWriter};
 use super::wire::{self, read_frame, write_frame};
 use crate::channel::{self, HandlerCrash, Receiver, Sender, TrySendError};
 use crate::context::describe;
@@ -197,22 +202,39 @@ pub(crate) struct Demand {
     socket: Writer,
     /// A request is out and its message not yet taken.
     outstanding: AtomicBool,
+    /// A plain receiver's ring, in which asking grants the supervisor's
+    /// pump one message; `None` for a receiver of requests, which asks on
+    /// its socket.
+    ring: Option<SharedReader>,
 }
 
+/// A ring's reader that the child's pump reads with and its receiving
+/// thread grants with.
+type SharedReader = Arc<parking_lot::Mutex<RingReader>>;
+
 impl Demand {
-    pub(super) fn new(socket: Writer) -> Self {
+    pub(super) fn new(socket: Writer, ring: Option<SharedReader>) -> Self {
         Self {
             socket,
             outstanding: AtomicBool::new(false),
+            ring,
         }
     }
 
     /// Asks for the next message, unless a request is outstanding.
     pub(crate) fn ask(&self) {
-        if !self.outstanding.swap(true, Ordering::AcqRel) {
+        if self.outstanding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // In a ring, a pump asleep for want of an ask is owed word of it.
+        let word = match &self.ring {
+            Some(ring) => ring.lock().grant(1).then_some(ROOM),
+            None => Some(WANT),
+        };
+        if let Some(word) = word {
             // A closed socket means the supervisor's side is gone: the pump
             // then closes the local channel, and the receive sees it.
-            let _ = write_frame(&mut *self.socket.lock(), &[WANT]);
+            let _ = write_frame(&mut *self.socket.lock(), &[word]);
         }
     }
 
@@ -231,13 +253,6 @@ impl fmt::Debug for ChildPump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildPump").finish_non_exhaustive()
     }
-}
-
-pub(super) fn encode<T: Serialize>(tag: u8, message: &T) -> Option<Vec<u8>> {
-    // `Serialize` is user code.
-    fault::contain(|| postcard::to_extend(message, vec![tag]))
-        .ok()?
-        .ok()
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -269,10 +284,10 @@ where
 {
     fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
         let bridge = bridge_name::<T>("Sender");
-        let Ok(reading) = self.socket.try_clone() else {
+        let Some(mut words) = Words::new(serving, &bridge, &self.socket, DOORBELL, NOT_A_MESSAGE)
+        else {
             return Left::default();
         };
-        let mut reading = io::BufReader::new(reading);
         // The child may send as many messages as the channel has room for
         // (at least one, so that a full channel pushes back here, on its
         // next message): credits are granted in the ring as room frees up.
@@ -287,7 +302,7 @@ where
         }
         // Frames the child wrote before it died are still read and delivered.
         let mut ended = false;
-        while let Some(message) = self.next_message(serving, &bridge, &mut reading, &mut ended) {
+        while let Some(message) = self.next_message(&mut words, &mut ended) {
             let message = match message {
                 Ok(message) => message,
                 Err(what) => {
@@ -306,7 +321,7 @@ where
                     // About to wait: what the child wrote on the socket
                     // meanwhile is read first, so a frame that breaks the
                     // protocol is not left unread behind a full channel.
-                    if !unread_socket_is_doorbells(serving, &bridge, &mut reading) {
+                    if !words.unread_are_words() {
                         let _ = fault::drop_contained(message);
                         break;
                     }
@@ -336,6 +351,9 @@ where
     }
 }
 
+/// How a pump that finds a frame of the wrong kind says so.
+const NOT_A_MESSAGE: &str = "a frame that is not a message";
+
 impl<T: DeserializeOwned> SendingPump<T> {
     /// Grants the child `count` more messages, with word of it if it waits.
     fn grant(&mut self, count: usize) {
@@ -357,9 +375,7 @@ impl<T: DeserializeOwned> SendingPump<T> {
     /// ring still holds is read, then `None`.
     fn next_message(
         &mut self,
-        serving: &Serving<'_>,
-        bridge: &str,
-        reading: &mut io::BufReader<UnixStream>,
+        words: &mut Words<'_>,
         ended: &mut bool,
     ) -> Option<Result<T, &'static str>> {
         let mut looks = 0;
@@ -369,10 +385,10 @@ impl<T: DeserializeOwned> SendingPump<T> {
                     Some((&MESSAGE, bytes)) => {
                         decode::<T>(bytes).ok_or("a message that does not decode")
                     }
-                    _ => Err("a frame that is not a message"),
+                    _ => Err(NOT_A_MESSAGE),
                 }),
                 Err(broken) => {
-                    serving.protocol.broken(bridge, broken);
+                    words.broken(broken);
                     return None;
                 }
             };
@@ -382,21 +398,19 @@ impl<T: DeserializeOwned> SendingPump<T> {
             match next {
                 Some(message) => return Some(message),
                 None if *ended => return None,
+                // While it is patient, the pump looks at the ring alone:
+                // the socket carries nothing for a pump that is awake, and
+                // the child's end is read once the pump would sleep.
+                None if looks < wire::PATIENCE => {
+                    looks += 1;
+                    std::thread::yield_now();
+                }
                 None => {
-                    // Each look at an empty ring looks at the socket too,
-                    // so that the child's end is seen as soon as it comes.
-                    if !socket_has_more(reading) {
-                        if looks < wire::PATIENCE {
-                            looks += 1;
-                            std::thread::yield_now();
-                            continue;
-                        }
-                        if !self.ring.may_sleep() {
-                            continue;
-                        }
+                    if !words.has_more() && !self.ring.may_sleep() {
+                        continue;
                     }
-                    match socket_word(serving, bridge, reading) {
-                        Said::Doorbell => looks = 0,
+                    match words.next() {
+                        Said::Word => looks = 0,
                         Said::Broke => return None,
                         Said::Gone => *ended = true,
                     }
@@ -406,108 +420,205 @@ impl<T: DeserializeOwned> SendingPump<T> {
     }
 }
 
-/// Whether a ring's socket has a frame (or its end) to read now.
-fn socket_has_more(reading: &io::BufReader<UnixStream>) -> bool {
-    !reading.buffer().is_empty()
-        || wire::ready_now(reading.get_ref().as_fd(), rustix::event::PollFlags::IN)
-            // Readable, closed, or a `poll` that failed: reading says which.
-            .map_or(true, |ready| !ready.is_empty())
+/// The child's words on a ring's socket, as a pump on the supervisor's
+/// side reads them: besides the socket's end, an honest child sends only
+/// one word that way (its doorbell, or word that it asked or made room).
+struct Words<'a> {
+    serving: &'a Serving<'a>,
+    bridge: &'a str,
+    word: u8,
+    /// What any other frame is called when it breaks the protocol.
+    other: &'static str,
+    reading: io::BufReader<UnixStream>,
 }
 
 /// What came on a ring's socket from the child.
 enum Said {
-    Doorbell,
+    Word,
     /// Its end: closed or dead.
     Gone,
-    /// Anything else: only doorbells come that way, so the protocol is
-    /// broken (and the child killed for it).
+    /// Anything else: the protocol is broken (and the child killed for it).
     Broke,
 }
 
-/// Reads the child's next word on a ring's socket, waiting for it.
-fn socket_word(
-    serving: &Serving<'_>,
-    bridge: &str,
-    reading: &mut io::BufReader<UnixStream>,
-) -> Said {
-    match serving.protocol.next_frame(bridge, reading) {
-        Some(frame) if frame == [DOORBELL] => Said::Doorbell,
-        Some(_) => {
-            serving
-                .protocol
-                .broken(bridge, "a frame that is not a message");
-            Said::Broke
-        }
-        None => Said::Gone,
+impl<'a> Words<'a> {
+    /// Reads `socket`'s words through a handle of its own; `None` if none
+    /// can be had.
+    fn new(
+        serving: &'a Serving<'a>,
+        bridge: &'a str,
+        socket: &UnixStream,
+        word: u8,
+        other: &'static str,
+    ) -> Option<Self> {
+        Some(Self {
+            serving,
+            bridge,
+            word,
+            other,
+            reading: io::BufReader::new(socket.try_clone().ok()?),
+        })
     }
-}
 
-/// Reads what is already on a ring's socket without waiting: `false` if
-/// the child broke the protocol there.
-fn unread_socket_is_doorbells(
-    serving: &Serving<'_>,
-    bridge: &str,
-    reading: &mut io::BufReader<UnixStream>,
-) -> bool {
-    while socket_has_more(reading) {
-        match socket_word(serving, bridge, reading) {
-            Said::Doorbell => {}
-            Said::Broke => return false,
-            // Gone: what it published is delivered all the same.
-            Said::Gone => return true,
+    /// The child broke the bridge's protocol with `what`.
+    fn broken(&self, what: impl fmt::Display) {
+        self.serving.protocol.broken(self.bridge, what);
+    }
+
+    /// Whether the socket has a word (or its end) to read now.
+    fn has_more(&self) -> bool {
+        !self.reading.buffer().is_empty()
+            || wire::ready_now(self.reading.get_ref().as_fd(), rustix::event::PollFlags::IN)
+                // Readable, closed, or a `poll` that failed: reading says which.
+                .map_or(true, |ready| !ready.is_empty())
+    }
+
+    /// Reads the child's next word, waiting for it.
+    fn next(&mut self) -> Said {
+        match self
+            .serving
+            .protocol
+            .next_frame(self.bridge, &mut self.reading)
+        {
+            Some(frame) if frame == [self.word] => Said::Word,
+            Some(_) => {
+                self.broken(self.other);
+                Said::Broke
+            }
+            None => Said::Gone,
         }
     }
-    true
+
+    /// Reads what is already on the socket without waiting: `false` if the
+    /// child broke the protocol there.
+    fn unread_are_words(&mut self) -> bool {
+        while self.has_more() {
+            match self.next() {
+                Said::Word => {}
+                Said::Broke => return false,
+                // Gone: what it published is delivered all the same.
+                Said::Gone => return true,
+            }
+        }
+        true
+    }
 }
 
 struct ReceivingPump<T> {
     rx: Receiver<T>,
     socket: UnixStream,
+    ring: RingWriter,
 }
 
 impl<T> ParentPump for ReceivingPump<T>
 where
     T: Serialize + fmt::Debug + Send + 'static,
 {
-    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
+    fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
         let bridge = bridge_name::<T>("Receiver");
         let id = self.rx.id();
         let mut in_flight: Option<(T, u32)> = None;
-        let mut asked = wire::Patient(&self.socket);
-        while let Some(frame) = serving.protocol.next_frame(&bridge, &mut asked) {
-            if frame != [WANT] {
-                serving
-                    .protocol
-                    .broken(&bridge, "a frame other than asking for the next message");
-                break;
-            }
+        let Some(mut words) = Words::new(
+            serving,
+            &bridge,
+            &self.socket,
+            ROOM,
+            "a frame other than asking for the next message",
+        ) else {
+            return Left::default();
+        };
+        let mut frame = Vec::new();
+        // The child asks for each message by granting it in the ring.
+        while self.wait_for(&mut words, |ring| match ring.take_credit() {
+            Credit::Taken => Some(true),
+            Credit::None => Some(false),
+            Credit::Closed => None,
+        }) {
             // Asking again: the last message sent was handled.
             if let Some((handled, _)) = in_flight.take() {
                 let _ = fault::drop_contained(handled);
             }
             let next = match serving.mailbox.take::<T>(id) {
                 Some(kept) => Some(kept),
-                None => self
-                    .rx
-                    .recv_patiently(&[serving.gone], None, wire::PATIENCE)
-                    .ok()
-                    .map(|m| (m, 0)),
+                None => match self.rx.try_recv() {
+                    Ok(message) => Some((message, 0)),
+                    // About to wait: what the child wrote on the socket
+                    // meanwhile is read first, so a frame that breaks the
+                    // protocol is not left unread behind an empty channel.
+                    Err(_) if !words.unread_are_words() => break,
+                    Err(_) => self
+                        .rx
+                        .recv_patiently(&[serving.gone], None, wire::PATIENCE)
+                        .ok()
+                        .map(|message| (message, 0)),
+                },
             };
             let Some((message, attempts)) = next else {
-                let _ = write_frame(&mut &self.socket, &[CLOSED]);
+                let _ = write_frame(&mut self.socket, &[CLOSED]);
                 break;
             };
-            let frame = encode(MESSAGE, &message);
+            let encoded = Codec::<T>::encode(&Plain, &message, &mut frame);
             in_flight = Some((message, attempts));
-            match frame {
-                Some(frame) if write_frame(&mut &self.socket, &frame).is_ok() => {}
-                _ => break,
+            if !encoded || !self.write(&mut words, &frame) {
+                break;
             }
         }
         Left {
             in_flight: in_flight.map(|(message, attempts)| tracked(id, message, attempts)),
             callers: None,
         }
+    }
+}
+
+impl<T> ReceivingPump<T> {
+    /// Waits until `ready` says the pump may go on (an ask taken, room
+    /// found; `None`: what no honest child publishes). It looks patiently,
+    /// then raises its flag, looks once more and sleeps until the child's
+    /// word. `false` once the child is gone or broke the protocol.
+    fn wait_for(
+        &mut self,
+        words: &mut Words<'_>,
+        mut ready: impl FnMut(&mut RingWriter) -> Option<bool>,
+    ) -> bool {
+        let mut looks = 0;
+        loop {
+            if looks == wire::PATIENCE {
+                self.ring.wait_for_word();
+            }
+            match ready(&mut self.ring) {
+                Some(true) => return true,
+                None => {
+                    words.broken("a ring its reader closed");
+                    return false;
+                }
+                Some(false) if looks < wire::PATIENCE => {
+                    looks += 1;
+                    std::thread::yield_now();
+                }
+                Some(false) => match words.next() {
+                    Said::Word => looks = 0,
+                    Said::Gone | Said::Broke => return false,
+                },
+            }
+        }
+    }
+
+    /// Writes `frame` into the ring, in parts as the child reads, and
+    /// rings the doorbell of a child asleep on an empty ring: `false` once
+    /// the child is gone or broke the protocol.
+    fn write(&mut self, words: &mut Words<'_>, frame: &[u8]) -> bool {
+        let mut parts = RingWriter::parts(frame).peekable();
+        while let Some(part) = parts.next() {
+            if !self.wait_for(words, |ring| Some(ring.fits(part.len()))) {
+                return false;
+            }
+            if self.ring.put(part, parts.peek().is_some())
+                && write_frame(&mut self.socket, &[DOORBELL]).is_err()
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -527,21 +638,59 @@ fn pump_words(word: cb::Sender<()>, socket: UnixStream) {
     }
 }
 
-/// The child's receiving pump: what the supervisor's side sends, into the
-/// local channel (one message per request, so it always fits).
-fn pump_receives<T: DeserializeOwned>(local: cb::Sender<T>, socket: UnixStream) {
-    let mut socket = wire::Patient(socket);
+/// The child's receiving pump: what the supervisor's side writes in the
+/// ring, into the local channel (one message per ask, so it always fits).
+/// It looks at the ring patiently, then sleeps on the socket until the
+/// supervisor's side rings its doorbell; it ends when the channel is
+/// closed for this endpoint or the supervisor's side is gone. `words` is
+/// the socket's shared writing end, for word that the supervisor's pump,
+/// waiting for room, has it.
+fn pump_receives<T: DeserializeOwned>(
+    local: cb::Sender<T>,
+    socket: UnixStream,
+    ring: SharedReader,
+    words: Writer,
+) {
+    let mut socket = io::BufReader::new(socket);
+    let mut looks = 0;
     loop {
-        let message = match read_frame(&mut socket) {
-            Ok(Some(frame)) => match frame.split_first() {
-                Some((&MESSAGE, bytes)) => decode::<T>(bytes),
-                _ => None,
-            },
-            _ => None,
+        let (next, writer_waits) = {
+            let mut reader = ring.lock();
+            let next = reader.next().map(|frame| {
+                frame.map(|frame| match frame.split_first() {
+                    Some((&MESSAGE, bytes)) => decode::<T>(bytes),
+                    _ => None,
+                })
+            });
+            (next, reader.writer_waits())
         };
-        let Some(message) = message else { break };
-        if local.send(message).is_err() {
-            break;
+        if writer_waits {
+            let _ = write_frame(&mut *words.lock(), &[ROOM]);
+        }
+        match next {
+            Ok(Some(Some(message))) => {
+                looks = 0;
+                if local.send(message).is_err() {
+                    break;
+                }
+            }
+            Ok(None) if looks < wire::PATIENCE => {
+                looks += 1;
+                std::thread::yield_now();
+            }
+            Ok(None) => {
+                if !ring.lock().may_sleep() {
+                    continue;
+                }
+                match read_frame(&mut socket) {
+                    Ok(Some(frame)) if frame == [DOORBELL] => looks = 0,
+                    // Closed for this endpoint, or the supervisor's side is gone.
+                    _ => break,
+                }
+            }
+            // A message that does not decode here ends the channel for
+            // this endpoint, as on a socket.
+            Ok(Some(None)) | Err(_) => break,
         }
     }
 }
@@ -633,19 +782,44 @@ pub(super) fn unpack_receiver<T: Send + 'static>(
     unpacking: &mut Unpacking,
     pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
 ) -> Result<Receiver<T>, PackError> {
-    let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
+    let endpoint = unpack_endpoint(unpacking)?;
+    Ok(receiver_over(unpacking, endpoint, None, pump))
+}
+
+/// Rebuilds a receiving endpoint in the child whose asks and messages go
+/// through a ring (its descriptor follows the socket's and the data).
+fn unpack_ringed_receiver<T>(unpacking: &mut Unpacking) -> Result<Receiver<T>, PackError>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let endpoint = unpack_endpoint(unpacking)?;
+    let ring = Arc::new(parking_lot::Mutex::new(RingReader::map(
+        unpacking.descriptor()?,
+    )?));
+    let reading = Arc::clone(&ring);
+    Ok(receiver_over(
+        unpacking,
+        endpoint,
+        Some(ring),
+        move |local, socket, words| pump_receives::<T>(local, socket, reading, words),
+    ))
+}
+
+/// A receiving endpoint over an unpacked endpoint's socket, asking in
+/// `ring` if it has one: see [`unpack_receiver`].
+fn receiver_over<T: Send + 'static>(
+    unpacking: &mut Unpacking,
+    (socket, asking, (id, capacity)): (UnixStream, UnixStream, (u64, usize)),
+    ring: Option<SharedReader>,
+    pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
+) -> Receiver<T> {
     let writer: Writer = Arc::new(parking_lot::Mutex::new(asking));
     let (tx, rx) = cb::bounded(1);
     let writing = Arc::clone(&writer);
     unpacking.pumps.push(ChildPump {
         run: Box::new(move || pump(tx, socket, writing)),
     });
-    Ok(channel::bridged_receiver(
-        rx,
-        id,
-        capacity,
-        Arc::new(Demand::new(writer)),
-    ))
+    channel::bridged_receiver(rx, id, capacity, Arc::new(Demand::new(writer, ring)))
 }
 
 /// Packs one endpoint: a socket pair whose parent end `pump` serves, the
@@ -669,7 +843,7 @@ where
 {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
         let tx = self.clone();
-        let (memory, ring) = ring::create()?;
+        let (memory, ring) = ring::from_child()?;
         pack_endpoint(
             packing,
             "Sender",
@@ -692,19 +866,20 @@ where
 {
     fn pack(&self, packing: &mut Packing) -> Result<(), PackError> {
         let rx = self.clone();
+        let (memory, ring) = ring::to_child()?;
         pack_endpoint(
             packing,
             "Receiver",
             &self.gate,
             (self.id(), self.capacity()),
-            |socket| Box::new(ReceivingPump { rx, socket }),
-        )
+            |socket| Box::new(ReceivingPump { rx, socket, ring }),
+        )?;
+        packing.descriptors.push(memory);
+        Ok(())
     }
 
     fn unpack(unpacking: &mut Unpacking) -> Result<Self, PackError> {
-        unpack_receiver(unpacking, |local, socket, _| {
-            pump_receives::<T>(local, socket)
-        })
+        unpack_ringed_receiver(unpacking)
     }
 }
 
@@ -726,7 +901,7 @@ mod tests {
     /// A child's sender over a ring that nobody reads, holding `credits`,
     /// and the ring's reader.
     fn unread_sender(credits: usize) -> (Sender<Vec<u8>>, RingReader, PumpsEnds) {
-        let (memory, mut reader) = ring::create().unwrap();
+        let (memory, mut reader) = ring::from_child().unwrap();
         reader.grant(credits as u64 - 1);
         let (near, far) = UnixStream::pair().unwrap();
         let (word_tx, word) = cb::bounded(1);
@@ -760,7 +935,12 @@ mod tests {
         while let Some(frame) = reader.next().unwrap() {
             frames.push(frame.to_vec());
         }
-        let expected = encode(MESSAGE, &vec![1u8, 2, 3]).unwrap();
+        let mut expected = Vec::new();
+        assert!(Codec::<Vec<u8>>::encode(
+            &Plain,
+            &vec![1u8, 2, 3],
+            &mut expected
+        ));
         assert_eq!(frames, vec![expected], "the long one was abandoned whole");
     }
 

@@ -1,29 +1,34 @@
-//! A bridged sender's ring: the frames a process child sends, written into
-//! memory the supervisor's process maps too, so that a stream of messages
-//! costs no system call per message.
+//! A bridge's ring: the frames one side of a process boundary sends the
+//! other, written into memory both processes map, so that a stream of
+//! messages costs no system call per message. A bridged sender's ring
+//! carries the child's messages to the supervisor; a bridged receiver's
+//! carries the supervisor's answers to the child's asks.
 //!
-//! One writer (the child's runtime, under its outbox's lock) and one reader
-//! (the supervisor's pump). The child writes a frame — its length as a
+//! One writer and one reader. The writer writes a frame — its length as a
 //! little-endian `u32`, then its bytes, wrapping at the ring's end — and
-//! then publishes the new end (`tail`); the pump reads up to `tail` and
-//! publishes how far it has read (`head`), which frees the room. Because
-//! the memory is the supervisor's as much as the child's, a frame the
-//! child published is there to read after the child dies, as a frame
-//! written to a socket is.
+//! then publishes the new end (`tail`); the reader reads up to `tail` and
+//! publishes how far it has read (`head`), which frees the room, and how
+//! many messages it grants the writer in all. Because the memory is the
+//! supervisor's as much as the child's, a frame the child published is
+//! there to read after the child dies, as a frame written to a socket is.
 //!
 //! Neither side waits on the memory: a side about to sleep raises its
 //! flag in the ring and looks once more, and the other side, having moved
 //! its end, sends a word over the bridge's socket when it finds the flag
-//! raised (the reader's doorbell, the writer's room). A frame longer than a
-//! quarter of the ring goes in parts, each published as room frees up; a
-//! send cut short between parts publishes that the frame is abandoned, for
-//! which the writer always leaves room.
+//! raised (the reader's doorbell, the writer's credit or room). A frame
+//! longer than a quarter of the ring goes in parts, each published as room
+//! frees up; a send cut short between parts publishes that the frame is
+//! abandoned, for which the writer always leaves room.
 //!
-//! The ring is the child's to write, and the child may be hostile: the
-//! reader keeps its own `head` and takes from the memory only `tail`, the
-//! lengths and the bytes, each checked before use and copied out before
-//! they are decoded. A position or a length no honest writer publishes
-//! breaks the bridge's protocol.
+//! The child may be hostile, and both ends trust nothing it publishes.
+//! Reading what the child wrote ([`from_child`]), the supervisor keeps its
+//! own `head` and takes from the memory only `tail`, the lengths and the
+//! bytes, each checked before use and copied out before they are decoded;
+//! a position or a length no honest writer publishes breaks the bridge's
+//! protocol. Writing to the child ([`to_child`]), the supervisor keeps its
+//! own `tail` and takes from the memory only `head` and the grants, which
+//! at worst give it no room or more credit than asked for (what a child
+//! could ask for anyway): every byte it writes stays inside the ring.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -127,25 +132,27 @@ fn wrap(position: u64) -> usize {
     (position % DATA as u64) as usize
 }
 
-/// Makes a ring: the reader for the supervisor's pump, and the descriptor
-/// of its memory, to pass to the child. The writer starts with one credit,
-/// so that its first message needs no word from the reader.
-pub(crate) fn create() -> std::io::Result<(OwnedFd, RingReader)> {
+/// Makes a ring for frames from the child: the reader for the
+/// supervisor's pump, and the descriptor of its memory, to pass to the
+/// child. The writer starts with one credit, so that its first message
+/// needs no word from the reader.
+pub(crate) fn from_child() -> std::io::Result<(OwnedFd, RingReader)> {
     let (fd, pages) = SharedPages::create("compartment-ring", RING_BYTES)?;
-    let mut reader = RingReader {
-        ring: Ring { pages },
-        head: 0,
-        tail_seen: 0,
-        freed: 0,
-        granted: 0,
-        frame: Vec::new(),
-        partial: false,
-    };
+    let mut reader = RingReader::new(Ring { pages }, None);
     reader.grant(1);
     Ok((fd, reader))
 }
 
-/// The supervisor's end of a ring.
+/// Makes a ring for frames to the child: the writer for the supervisor's
+/// pump, and the descriptor of its memory, to pass to the child. The
+/// writer starts with no credit: the child grants one message per ask.
+pub(crate) fn to_child() -> std::io::Result<(OwnedFd, RingWriter)> {
+    let (fd, pages) = SharedPages::create("compartment-ring", RING_BYTES)?;
+    Ok((fd, RingWriter::new(Ring { pages }, None)))
+}
+
+/// A ring's reading end: the supervisor's for frames from the child, the
+/// child's for frames to it.
 #[derive(Debug)]
 pub(crate) struct RingReader {
     ring: Ring,
@@ -162,9 +169,30 @@ pub(crate) struct RingReader {
     frame: Vec<u8>,
     /// `frame` holds the first parts of a frame whose last is to come.
     partial: bool,
+    /// In the child, the ring's memory, held as its writer holds it.
+    _memory: Option<OwnedFd>,
 }
 
 impl RingReader {
+    fn new(ring: Ring, memory: Option<OwnedFd>) -> Self {
+        Self {
+            ring,
+            head: 0,
+            tail_seen: 0,
+            freed: 0,
+            granted: 0,
+            frame: Vec::new(),
+            partial: false,
+            _memory: memory,
+        }
+    }
+
+    /// Maps, in the child, a ring the supervisor's side writes to.
+    pub(crate) fn map(memory: OwnedFd) -> std::io::Result<Self> {
+        let pages = SharedPages::map(memory.as_fd(), RING_BYTES)?;
+        Ok(Self::new(Ring { pages }, Some(memory)))
+    }
+
     /// Takes the next whole frame, if the child published one.
     ///
     /// # Errors
@@ -281,7 +309,8 @@ pub(crate) enum Credit {
     Closed,
 }
 
-/// The child's end of a ring.
+/// A ring's writing end: the child's for frames from it, the
+/// supervisor's for frames to it.
 #[derive(Debug)]
 pub(crate) struct RingWriter {
     ring: Ring,
@@ -294,28 +323,31 @@ pub(crate) struct RingWriter {
     sent: u64,
     /// The reader's grants as last read: read again when spent.
     granted_seen: u64,
-    /// The ring's memory, held as the endpoint's socket is: the child's
-    /// descriptors are its grant's, each counted against its open-file
-    /// limit, and this one gives it nothing its mapping does not (the
-    /// memory is sealed at its size).
-    _memory: OwnedFd,
+    /// In the child, the ring's memory, held as the endpoint's socket is:
+    /// the child's descriptors are its grant's, each counted against its
+    /// open-file limit, and this one gives it nothing its mapping does not
+    /// (the memory is sealed at its size).
+    _memory: Option<OwnedFd>,
 }
 
 impl RingWriter {
-    /// Maps the ring the supervisor's side made.
-    pub(crate) fn map(memory: OwnedFd) -> std::io::Result<Self> {
-        let pages = SharedPages::map(memory.as_fd(), RING_BYTES)?;
-        let ring = Ring { pages };
+    fn new(ring: Ring, memory: Option<OwnedFd>) -> Self {
         let tail = ring.word(TAIL).load(Ordering::Acquire);
         let head_seen = ring.word(HEAD).load(Ordering::Acquire);
-        Ok(Self {
+        Self {
             ring,
             tail,
             head_seen,
             sent: 0,
             granted_seen: 0,
             _memory: memory,
-        })
+        }
+    }
+
+    /// Maps, in the child, a ring the supervisor's side reads.
+    pub(crate) fn map(memory: OwnedFd) -> std::io::Result<Self> {
+        let pages = SharedPages::map(memory.as_fd(), RING_BYTES)?;
+        Ok(Self::new(Ring { pages }, Some(memory)))
     }
 
     /// Takes a credit for one message, if the reader granted one that is
@@ -395,7 +427,7 @@ mod tests {
     use super::*;
 
     fn pair() -> (RingReader, RingWriter) {
-        let (fd, reader) = create().unwrap();
+        let (fd, reader) = from_child().unwrap();
         let writer = RingWriter::map(fd).unwrap();
         (reader, writer)
     }
@@ -515,6 +547,63 @@ mod tests {
             writer.ring.word(TAIL).store(tail, Ordering::Release);
             assert_eq!(reader.next(), Err(refusal));
         }
+    }
+
+    /// A hostile reader's positions, grants and flags, written straight
+    /// into the memory of a ring the supervisor writes to the child: the
+    /// writer never panics, takes no credit the reader did not publish,
+    /// and hears that the ring was closed.
+    #[test]
+    fn what_no_honest_reader_publishes_leaves_the_writer_whole() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let (fd, mut writer) = to_child().unwrap();
+            let reader = RingReader::map(fd).unwrap();
+            assert_eq!(writer.take_credit(), Credit::None, "none before an ask");
+            let mut most_granted = 0;
+            for _ in 0..50 {
+                let word = [HEAD, GRANTED, READER_ASLEEP][random() as usize % 3];
+                // Mostly small values; sometimes anything.
+                let value = match random() % 4 {
+                    0 => random(),
+                    _ => random() % (2 * DATA as u64),
+                };
+                reader.ring.word(word).store(value, Ordering::Release);
+                if word == GRANTED {
+                    most_granted = most_granted.max(value);
+                }
+                if writer.take_credit() == Credit::Taken {
+                    assert!(writer.sent <= most_granted, "a credit nobody granted");
+                }
+                let part = vec![7; random() as usize % PART_MAX + 1];
+                if writer.fits(part.len()) {
+                    writer.put(&part, random() % 2 == 0);
+                }
+            }
+            reader.ring.word(CLOSED).store(1, Ordering::Release);
+            assert_eq!(writer.take_credit(), Credit::Closed);
+        }
+    }
+
+    #[test]
+    fn a_ring_to_the_child_carries_one_message_per_ask() {
+        let (fd, mut writer) = to_child().unwrap();
+        let mut reader = RingReader::map(fd).unwrap();
+        assert_eq!(writer.take_credit(), Credit::None);
+        writer.wait_for_word();
+        assert!(reader.grant(1), "the writer waits for the ask");
+        assert_eq!(writer.take_credit(), Credit::Taken);
+        assert_eq!(writer.take_credit(), Credit::None, "one per ask");
+        assert!(writer.fits(3));
+        writer.put(&[1, 2, 3], false);
+        assert_eq!(reader.next(), Ok(Some(&[1, 2, 3][..])));
+        assert_eq!(reader.next(), Ok(None));
     }
 
     #[test]
