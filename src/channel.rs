@@ -100,7 +100,7 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
             capacity,
             gate: Gate::default(),
             #[cfg(all(feature = "process", target_os = "linux"))]
-            demand: None,
+            inbox: None,
         },
     ))
 }
@@ -125,20 +125,21 @@ pub(crate) fn bridged_sender<T>(
     }
 }
 
-/// See [`bridged_sender`]; `demand` asks for each next message.
+/// See [`bridged_sender`]; messages come through `inbox`, and into
+/// `inner` for a receive that sleeps.
 #[cfg(all(feature = "process", target_os = "linux"))]
 pub(crate) fn bridged_receiver<T>(
     inner: cb::Receiver<T>,
     id: u64,
     capacity: usize,
-    demand: Arc<crate::process::Demand>,
+    inbox: Arc<crate::process::Inbox<T>>,
 ) -> Receiver<T> {
     Receiver {
         inner,
         id: ChannelId::of(id),
         capacity,
         gate: Gate::default(),
-        demand: Some(demand),
+        inbox: Some(inbox),
     }
 }
 
@@ -334,9 +335,9 @@ pub struct Receiver<T> {
     capacity: usize,
     pub(crate) gate: Gate,
     /// In a process child, how this endpoint asks the supervisor's side for
-    /// its next message (see `process::bridge`).
+    /// each next message and takes it (see `process::bridge`).
     #[cfg(all(feature = "process", target_os = "linux"))]
-    demand: Option<Arc<crate::process::Demand>>,
+    inbox: Option<Arc<crate::process::Inbox<T>>>,
 }
 
 impl<T> Clone for Sender<T> {
@@ -360,7 +361,7 @@ impl<T> Clone for Receiver<T> {
             capacity: self.capacity,
             gate: self.gate.clone(),
             #[cfg(all(feature = "process", target_os = "linux"))]
-            demand: self.demand.clone(),
+            inbox: self.inbox.clone(),
         }
     }
 }
@@ -693,7 +694,7 @@ impl<T> Receiver<T> {
     /// ```
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        if self.gate.is_plain() {
+        if self.gate.is_plain() && !self.is_bridged() {
             // The hot path: nothing to watch but the channel itself.
             self.ask();
             return self.took(self.inner.recv().map_err(|_| RecvError::Disconnected));
@@ -726,10 +727,16 @@ impl<T> Receiver<T> {
             return Err(TryRecvError::Revoked);
         }
         self.ask();
-        self.took(self.inner.try_recv()).map_err(|e| match e {
-            cb::TryRecvError::Empty => TryRecvError::Empty,
-            cb::TryRecvError::Disconnected => TryRecvError::Disconnected,
-        })
+        let received = match self.inner.try_recv() {
+            Err(cb::TryRecvError::Empty) => match self.pull() {
+                Ok(Some(message)) => Ok(message),
+                Ok(None) => Err(TryRecvError::Empty),
+                Err(_) => Err(TryRecvError::Disconnected),
+            },
+            Ok(message) => Ok(message),
+            Err(cb::TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
+        };
+        self.took(received)
     }
 
     /// Receives, waiting at most `timeout`.
@@ -817,6 +824,9 @@ impl<T> Receiver<T> {
                 Err(cb::TryRecvError::Disconnected) => return Err(Wake::Disconnected),
                 Err(cb::TryRecvError::Empty) => {}
             }
+            if let Some(message) = self.pull()? {
+                return Ok(message);
+            }
             // The instance was cancelled: a receive that would wait ends
             // here; queued messages are still taken above.
             if self.gate.is_woken() {
@@ -827,7 +837,7 @@ impl<T> Receiver<T> {
             } else if patience > 0 && !passed(deadline) {
                 patience -= 1;
                 std::thread::yield_now();
-            } else {
+            } else if self.arm() {
                 break;
             }
         }
@@ -843,7 +853,7 @@ impl<T> Receiver<T> {
     #[inline]
     fn patience(&self) -> u32 {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if self.demand.is_some() {
+        if self.inbox.is_some() {
             return crate::process::PATIENCE;
         }
         0
@@ -855,17 +865,48 @@ impl<T> Receiver<T> {
     #[inline]
     pub(crate) fn ask(&self) {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if let Some(demand) = &self.demand {
-            demand.ask();
+        if let Some(inbox) = &self.inbox {
+            inbox.ask();
         }
+    }
+
+    /// Whether this receiver stands for a channel of another process.
+    #[inline]
+    fn is_bridged(&self) -> bool {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        return self.inbox.is_some();
+        #[cfg(not(all(feature = "process", target_os = "linux")))]
+        false
+    }
+
+    /// In a process child: the message asked for, if it is here outside the
+    /// local channel (see `process::Inbox::pull`).
+    #[inline]
+    fn pull(&self) -> Result<Option<T>, Wake> {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let Some(inbox) = &self.inbox {
+            return inbox.pull();
+        }
+        Ok(None)
+    }
+
+    /// Before a wait on the local channel (a receive about to sleep, a
+    /// selection): in a process child, has the message asked for put
+    /// there; `false` if it is here already, for the next receive to take.
+    pub(crate) fn arm(&self) -> bool {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if let Some(inbox) = &self.inbox {
+            return inbox.arm();
+        }
+        true
     }
 
     /// Notes a message taken: the next receive asks for another.
     #[inline]
     fn took<R, E>(&self, result: Result<R, E>) -> Result<R, E> {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if let (Some(demand), Ok(_)) = (&self.demand, &result) {
-            demand.took();
+        if let (Some(inbox), Ok(_)) = (&self.inbox, &result) {
+            inbox.took();
         }
         result
     }

@@ -136,7 +136,7 @@ pub use portable::{PackError, Packing, Portable, Unpacking};
 pub use reexec::Spawning;
 pub use zygote::{InitError, init};
 
-pub(crate) use bridge::Demand;
+pub(crate) use bridge::Inbox;
 pub(crate) use broker::Broker;
 pub(crate) use calls::BridgedReply;
 #[cfg_attr(

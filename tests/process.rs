@@ -490,6 +490,42 @@ fn sends_long_and_short(out: Sender<Vec<u8>>, _: &Context) -> Result {
     Ok(())
 }
 
+#[derive(Grant, Portable)]
+struct LongAndShort {
+    inbox: Receiver<Vec<u8>>,
+    report: Sender<(usize, bool)>,
+    #[grant(data)]
+    count: usize,
+}
+
+/// Receives `count` messages, each in one of the ways a component waits
+/// for a message — a receive through its context, a selection, short
+/// timeouts in a row — and reports each one's length and whether every
+/// byte is its number's.
+fn receives_long_and_short(grant: LongAndShort, cx: &Context) -> Result {
+    for number in 0..grant.count {
+        let message = match number % 3 {
+            0 => cx.recv(&grant.inbox)?,
+            1 => {
+                let mut select = cx.select();
+                select.recv(&grant.inbox);
+                select.ready()?;
+                cx.recv(&grant.inbox)?
+            }
+            _ => loop {
+                match grant.inbox.recv_timeout(Duration::from_millis(1)) {
+                    Ok(message) => break message,
+                    Err(channel::RecvTimeoutError::Timeout) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            },
+        };
+        let whole = message.iter().all(|&byte| byte == number as u8);
+        grant.report.send((message.len(), whole))?;
+    }
+    Ok(())
+}
+
 fn message_lengths() -> impl Iterator<Item = usize> {
     [1, 3, 16_000, 16_384, 16_385, 70_000, 5, 300_000, 12, 65_536]
         .into_iter()
@@ -1384,6 +1420,45 @@ fn long_and_short_messages_cross_whole_and_in_order() {
     system.shutdown();
 }
 
+fn long_and_short_messages_reach_a_child_whole_and_in_order() {
+    let lengths: Vec<usize> = message_lengths().collect();
+    let (inbox_tx, inbox) = channel::bounded(4).unwrap();
+    let (report, reports) = channel::bounded(lengths.len()).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "receiver",
+                entry!(receives_long_and_short),
+                LongAndShort {
+                    inbox,
+                    report,
+                    count: 2 * lengths.len(),
+                },
+            )
+            .restart(Restart::Transient),
+        )
+        .start()
+        .unwrap();
+    let message = |number: usize| vec![number as u8; lengths[number % lengths.len()]];
+    let expect = |number: usize, (length, whole): (usize, bool)| {
+        assert_eq!(length, lengths[number % lengths.len()], "message {number}");
+        assert!(whole, "message {number}");
+    };
+    // One at a time: each receive is waiting before its message is sent.
+    for number in 0..lengths.len() {
+        inbox_tx.send(message(number)).unwrap();
+        expect(number, reports.recv_timeout(PATIENCE).expect("a report"));
+    }
+    // All at once: each receive finds its message queued or on its way.
+    for number in lengths.len()..2 * lengths.len() {
+        inbox_tx.send(message(number)).unwrap();
+    }
+    for number in lengths.len()..2 * lengths.len() {
+        expect(number, reports.recv_timeout(PATIENCE).expect("a report"));
+    }
+    system.shutdown();
+}
+
 /// This process's open descriptors and its mappings of a ring's memory.
 fn descriptors_and_rings() -> (usize, usize) {
     let descriptors = std::fs::read_dir("/proc/self/fd").unwrap().count();
@@ -1894,6 +1969,10 @@ const TESTS: &[testkit::ProcessTest] = &[
         long_and_short_messages_cross_whole_and_in_order,
     ),
     (
+        "long_and_short_messages_reach_a_child_whole_and_in_order",
+        long_and_short_messages_reach_a_child_whole_and_in_order,
+    ),
+    (
         "restarts_leave_no_descriptor_or_ring_behind",
         restarts_leave_no_descriptor_or_ring_behind,
     ),
@@ -1949,6 +2028,7 @@ fn main() {
             &entry!(forges_in_its_ring),
             &entry!(resizes_its_rings),
             &entry!(sends_long_and_short),
+            &entry!(receives_long_and_short),
             &entry!(aborts_once_ready),
             &entry!(hogs_memory),
             &entry!(burns_cpu),

@@ -69,7 +69,8 @@ pub struct Select<'a> {
     /// For each operation of `inner` after the cancellation watch, the
     /// receiver it belongs to.
     owners: Vec<usize>,
-    /// The channels added, in order, and whether each is revoked now.
+    /// The channels added, in order, and whether each is ready now:
+    /// revoked, or (in a process child) its message here already.
     channels: Vec<(ChannelId, bool)>,
 }
 
@@ -99,15 +100,18 @@ impl<'a> Select<'a> {
     pub fn recv<T>(&mut self, rx: &'a Receiver<T>) -> usize {
         let index = self.channels.len();
         // In a process child, the supervisor's side sends a message only
-        // when asked for one.
+        // when asked for one, and it comes to the channel selected on only
+        // for a receiver that waits there.
         rx.ask();
+        let here = !rx.arm();
         self.inner.recv(rx.crossbeam());
         self.owners.push(index);
         for watch in rx.gate.watches() {
             self.inner.recv(watch);
             self.owners.push(index);
         }
-        self.channels.push((rx.id(), rx.gate.check().is_err()));
+        self.channels
+            .push((rx.id(), here || rx.gate.check().is_err()));
         index
     }
 
@@ -124,7 +128,7 @@ impl<'a> Select<'a> {
         if let Some(index) = self
             .channels
             .iter()
-            .position(|(channel, revoked)| *revoked || self.cx.mailbox.holds(*channel))
+            .position(|(channel, ready)| *ready || self.cx.mailbox.holds(*channel))
         {
             return Ok(index);
         }

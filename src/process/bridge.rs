@@ -244,6 +244,132 @@ impl Demand {
     }
 }
 
+/// How a bridged receiver in a process child gets its messages. It asks
+/// for each (a [`Demand`]); a plain receiver then takes what comes in its
+/// ring itself while it looks for a message, and only a receive that
+/// sleeps has its pump put the message into the local channel, so that
+/// while messages flow no thread of the child stands between the ring and
+/// the component. A receiver of requests takes them from the local
+/// channel its pump fills from the socket.
+pub(crate) struct Inbox<T> {
+    demand: Demand,
+    ring: Option<InboxRing<T>>,
+}
+
+/// A plain receiver's ring, as its receiving threads and pump read it.
+struct InboxRing<T> {
+    reader: SharedReader,
+    /// How a message's bytes become the message.
+    decode: fn(&[u8]) -> Option<T>,
+    /// A message that a receive about to sleep found in the ring: the
+    /// next receive's.
+    kept: parking_lot::Mutex<Option<T>>,
+    /// A frame that was not a message that decodes ended the channel for
+    /// this endpoint, as the pump's end does.
+    ended: AtomicBool,
+}
+
+impl<T> fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("demand", &self.demand)
+            .field("ringed", &self.ring.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Inbox<T> {
+    /// Asks for the next message, unless a request is outstanding.
+    #[inline]
+    pub(crate) fn ask(&self) {
+        self.demand.ask();
+    }
+
+    /// The message asked for was taken.
+    #[inline]
+    pub(crate) fn took(&self) {
+        self.demand.took();
+    }
+
+    /// The next message if one is here now, outside the local channel: one
+    /// an earlier receive kept, or a whole one in the ring.
+    ///
+    /// # Errors
+    ///
+    /// [`Wake::Disconnected`] once a frame that is not a message ended the
+    /// channel for this endpoint.
+    pub(crate) fn pull(&self) -> Result<Option<T>, channel::Wake> {
+        let Some(ring) = &self.ring else {
+            return Ok(None);
+        };
+        if let Some(kept) = ring.kept.lock().take() {
+            return Ok(Some(kept));
+        }
+        if ring.ended.load(Ordering::Acquire) {
+            return Err(channel::Wake::Disconnected);
+        }
+        ring.read(&self.demand.socket)
+    }
+
+    /// Before a receive sleeps on the local channel: raises the ring's
+    /// reader flag, so that the pump puts what comes there. `false` if a
+    /// message came meanwhile (kept for the next [`pull`](Self::pull)) or
+    /// the channel ended: the receive looks again instead.
+    pub(crate) fn arm(&self) -> bool {
+        let Some(ring) = &self.ring else {
+            return true;
+        };
+        loop {
+            if ring.kept.lock().is_some() || ring.ended.load(Ordering::Acquire) {
+                return false;
+            }
+            if ring.reader.lock().may_sleep() {
+                return true;
+            }
+            match ring.read(&self.demand.socket) {
+                Ok(Some(message)) => {
+                    *ring.kept.lock() = Some(message);
+                    return false;
+                }
+                // A part of a longer message: look again.
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl<T> InboxRing<T> {
+    /// The next whole message in the ring, if one is there; word to the
+    /// supervisor's pump if it waits for the room this read freed.
+    fn read(&self, words: &Writer) -> Result<Option<T>, channel::Wake> {
+        let (next, writer_waits) = {
+            let mut reader = self.reader.lock();
+            let next = reader.next().map(|frame| {
+                frame.map(|frame| match frame.split_first() {
+                    Some((&MESSAGE, bytes)) => (self.decode)(bytes),
+                    _ => None,
+                })
+            });
+            (next, reader.writer_waits())
+        };
+        if writer_waits {
+            let _ = write_frame(&mut *words.lock(), &[ROOM]);
+        }
+        match next {
+            Ok(None) => Ok(None),
+            Ok(Some(Some(message))) => Ok(Some(message)),
+            // The supervisor's side writes only messages that its own
+            // encoding made; one that does not decode here ends the
+            // channel for this endpoint, as on a socket.
+            Ok(Some(None)) | Err(_) => {
+                self.ended.store(true, Ordering::Release);
+                Err(channel::Wake::Disconnected)
+            }
+        }
+    }
+}
+
 /// The child's end of one bridged endpoint: a body for its own thread.
 pub(crate) struct ChildPump {
     pub(crate) run: Box<dyn FnOnce() + Send>,
@@ -638,59 +764,39 @@ fn pump_words(word: cb::Sender<()>, socket: UnixStream) {
     }
 }
 
-/// The child's receiving pump: what the supervisor's side writes in the
-/// ring, into the local channel (one message per ask, so it always fits).
-/// It looks at the ring patiently, then sleeps on the socket until the
-/// supervisor's side rings its doorbell; it ends when the channel is
-/// closed for this endpoint or the supervisor's side is gone. `words` is
-/// the socket's shared writing end, for word that the supervisor's pump,
-/// waiting for room, has it.
-fn pump_receives<T: DeserializeOwned>(
-    local: cb::Sender<T>,
-    socket: UnixStream,
-    ring: SharedReader,
-    words: Writer,
-) {
+/// The child's receiving pump for a plain receiver: it sleeps on the
+/// socket, and when the supervisor's side rings the doorbell of a receive
+/// asleep on the local channel (see [`Inbox::arm`]), puts the message from
+/// the ring there (one message per ask, so it always fits). It ends, and
+/// so closes the local channel, when the channel is closed for this
+/// endpoint or the supervisor's side is gone.
+fn pump_receives<T>(local: cb::Sender<T>, socket: UnixStream, inbox: Arc<Inbox<T>>) {
+    let Some(ring) = &inbox.ring else {
+        return;
+    };
     let mut socket = io::BufReader::new(socket);
-    let mut looks = 0;
-    loop {
-        let (next, writer_waits) = {
-            let mut reader = ring.lock();
-            let next = reader.next().map(|frame| {
-                frame.map(|frame| match frame.split_first() {
-                    Some((&MESSAGE, bytes)) => decode::<T>(bytes),
-                    _ => None,
-                })
-            });
-            (next, reader.writer_waits())
-        };
-        if writer_waits {
-            let _ = write_frame(&mut *words.lock(), &[ROOM]);
+    while let Ok(Some(frame)) = read_frame(&mut socket) {
+        if frame != [DOORBELL] {
+            // Closed for this endpoint.
+            break;
         }
-        match next {
-            Ok(Some(Some(message))) => {
-                looks = 0;
-                if local.send(message).is_err() {
+        loop {
+            match ring.read(&inbox.demand.socket) {
+                Ok(Some(message)) => {
+                    if local.send(message).is_err() {
+                        return;
+                    }
                     break;
                 }
-            }
-            Ok(None) if looks < wire::PATIENCE => {
-                looks += 1;
-                std::thread::yield_now();
-            }
-            Ok(None) => {
-                if !ring.lock().may_sleep() {
-                    continue;
+                // Nothing, or a part of a longer message: sleep again,
+                // with the flag raised for what comes.
+                Ok(None) => {
+                    if ring.reader.lock().may_sleep() {
+                        break;
+                    }
                 }
-                match read_frame(&mut socket) {
-                    Ok(Some(frame)) if frame == [DOORBELL] => looks = 0,
-                    // Closed for this endpoint, or the supervisor's side is gone.
-                    _ => break,
-                }
+                Err(_) => return,
             }
-            // A message that does not decode here ends the channel for
-            // this endpoint, as on a socket.
-            Ok(Some(None)) | Err(_) => break,
         }
     }
 }
@@ -782,44 +888,66 @@ pub(super) fn unpack_receiver<T: Send + 'static>(
     unpacking: &mut Unpacking,
     pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
 ) -> Result<Receiver<T>, PackError> {
-    let endpoint = unpack_endpoint(unpacking)?;
-    Ok(receiver_over(unpacking, endpoint, None, pump))
+    let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
+    let writer: Writer = Arc::new(parking_lot::Mutex::new(asking));
+    let inbox = Inbox {
+        demand: Demand::new(Arc::clone(&writer), None),
+        ring: None,
+    };
+    Ok(receiver_over(
+        unpacking,
+        (id, capacity),
+        inbox,
+        move |local, _| pump(local, socket, writer),
+    ))
 }
 
-/// Rebuilds a receiving endpoint in the child whose asks and messages go
-/// through a ring (its descriptor follows the socket's and the data).
+/// Rebuilds a plain receiving endpoint in the child, whose asks and
+/// messages go through a ring (its descriptor follows the socket's and
+/// the data).
 fn unpack_ringed_receiver<T>(unpacking: &mut Unpacking) -> Result<Receiver<T>, PackError>
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let endpoint = unpack_endpoint(unpacking)?;
-    let ring = Arc::new(parking_lot::Mutex::new(RingReader::map(
+    let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
+    let reader = Arc::new(parking_lot::Mutex::new(RingReader::map(
         unpacking.descriptor()?,
     )?));
-    let reading = Arc::clone(&ring);
+    let inbox = Inbox {
+        demand: Demand::new(
+            Arc::new(parking_lot::Mutex::new(asking)),
+            Some(Arc::clone(&reader)),
+        ),
+        ring: Some(InboxRing {
+            reader,
+            decode: decode::<T>,
+            kept: parking_lot::Mutex::new(None),
+            ended: AtomicBool::new(false),
+        }),
+    };
     Ok(receiver_over(
         unpacking,
-        endpoint,
-        Some(ring),
-        move |local, socket, words| pump_receives::<T>(local, socket, reading, words),
+        (id, capacity),
+        inbox,
+        move |local, inbox| pump_receives(local, socket, inbox),
     ))
 }
 
-/// A receiving endpoint over an unpacked endpoint's socket, asking in
-/// `ring` if it has one: see [`unpack_receiver`].
+/// A receiving endpoint that gets its messages through `inbox`, and the
+/// pump that fills its local channel of capacity 1.
 fn receiver_over<T: Send + 'static>(
     unpacking: &mut Unpacking,
-    (socket, asking, (id, capacity)): (UnixStream, UnixStream, (u64, usize)),
-    ring: Option<SharedReader>,
-    pump: impl FnOnce(cb::Sender<T>, UnixStream, Writer) + Send + 'static,
+    (id, capacity): (u64, usize),
+    inbox: Inbox<T>,
+    pump: impl FnOnce(cb::Sender<T>, Arc<Inbox<T>>) + Send + 'static,
 ) -> Receiver<T> {
-    let writer: Writer = Arc::new(parking_lot::Mutex::new(asking));
+    let inbox = Arc::new(inbox);
     let (tx, rx) = cb::bounded(1);
-    let writing = Arc::clone(&writer);
+    let pumps = Arc::clone(&inbox);
     unpacking.pumps.push(ChildPump {
-        run: Box::new(move || pump(tx, socket, writing)),
+        run: Box::new(move || pump(tx, pumps)),
     });
-    channel::bridged_receiver(rx, id, capacity, Arc::new(Demand::new(writer, ring)))
+    channel::bridged_receiver(rx, id, capacity, inbox)
 }
 
 /// Packs one endpoint: a socket pair whose parent end `pump` serves, the
