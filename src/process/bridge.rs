@@ -465,12 +465,17 @@ where
                 break;
             }
             // Granted in batches of a quarter of the channel, or one when
-            // the child has none left.
-            let more = room(&self.tx).saturating_sub(outstanding);
-            if outstanding == 0 || more >= (capacity / 4).max(1) {
-                let more = more.max(1);
-                self.grant(more);
-                outstanding += more;
+            // the child has none left. The channel's length is the
+            // consumer's to change: it is looked at only when a batch can
+            // be due, not for every message.
+            let batch = (capacity / 4).max(1);
+            if outstanding == 0 || outstanding + batch <= capacity {
+                let more = room(&self.tx).saturating_sub(outstanding);
+                if outstanding == 0 || more >= batch {
+                    let more = more.max(1);
+                    self.grant(more);
+                    outstanding += more;
+                }
             }
         }
         Left::default()
