@@ -8,8 +8,9 @@
 //! numbers with the same answer into one range, finds a range in
 //! `log2(ranges)` comparisons, and checks arguments only for the syscalls
 //! whose rule has cases. The table, not the program, is what the rest of
-//! the crate reads and tests; [`Table::answer`] is its reference meaning,
-//! and the tests run every program against it in an interpreter.
+//! the crate reads and tests; `Table::answer` (compiled for tests) is its
+//! reference meaning, and the tests run every program against it in an
+//! interpreter.
 
 use std::collections::BTreeMap;
 

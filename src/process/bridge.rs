@@ -19,8 +19,10 @@
 //!   the socket instead.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
 //!   component's own thread first asks for one message (a [`Demand`]),
-//!   unless it asked already and nothing came yet; the child's pump puts
-//!   what arrives into a local channel of capacity 1. Asking again says the
+//!   unless it asked already and nothing came yet, and then takes what
+//!   comes (an [`Inbox`]): from the ring itself while it looks for it, or
+//!   from a local channel of capacity 1 that the child's pump fills for a
+//!   receive that sleeps. Asking again says the
 //!   last message taken was handled, as a thread's next `recv` does. The
 //!   parent's pump answers each request from the child's mailbox (a message
 //!   an earlier instance died handling) or the real channel, and keeps the
@@ -296,7 +298,7 @@ impl<T> Inbox<T> {
     ///
     /// # Errors
     ///
-    /// [`Wake::Disconnected`] once a frame that is not a message ended the
+    /// [`Wake::Disconnected`](channel::Wake::Disconnected) once a frame that is not a message ended the
     /// channel for this endpoint.
     pub(crate) fn pull(&self) -> Result<Option<T>, channel::Wake> {
         let Some(ring) = &self.ring else {

@@ -38,8 +38,8 @@ impl Intensity {
     }
 
     /// Records a restart at `now` only if that stays within the intensity;
-    /// `false` (and nothing recorded) otherwise, so that [`record`]
-    /// (Self::record) of the same restart then gives up.
+    /// `false` (and nothing recorded) otherwise, so that
+    /// [`record`](Self::record) of the same restart then gives up.
     pub(crate) fn try_record(&mut self, now: Instant) -> bool {
         self.forget_before(now);
         if self.restarts.len() < self.max_restarts as usize {
