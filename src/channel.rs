@@ -603,9 +603,29 @@ impl<T> Sender<T> {
             return send_interruptible(&self.inner, message, &[], deadline)
                 .map_err(|(m, e)| (m, Wake::from_interrupt(e, Own::default())));
         }
-        // While no switch or extra interrupt has fired, try the send,
-        // backing off as crossbeam does before it blocks; only a send that
-        // would still wait builds a selection.
+        // The first try is inline, so that a send to a channel with room
+        // costs what a plain endpoint's does; the wait is a call away.
+        if stopped(&self.gate, extra).is_none() {
+            return match self.inner.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(cb::TrySendError::Disconnected(m)) => Err((m, Wake::Disconnected)),
+                Err(cb::TrySendError::Full(m)) => self.send_waiting(m, extra, deadline),
+            };
+        }
+        self.send_waiting(message, extra, deadline)
+    }
+
+    /// [`send_with`](Self::send_with) once its first try found no room (or
+    /// found it must not wait): while no switch or extra interrupt has
+    /// fired, try again, backing off as crossbeam does before it blocks;
+    /// only a send that would still wait builds a selection.
+    #[inline(never)]
+    fn send_waiting(
+        &self,
+        message: T,
+        extra: &[&Signal],
+        deadline: Option<Instant>,
+    ) -> Result<(), (T, Wake)> {
         let mut message = message;
         let backoff = Backoff::new();
         loop {
@@ -801,19 +821,34 @@ impl<T> Receiver<T> {
     }
 
     #[inline]
-    fn wait(
-        &self,
-        extra: &[&Signal],
-        deadline: Option<Instant>,
-        mut patience: u32,
-    ) -> Result<T, Wake> {
+    fn wait(&self, extra: &[&Signal], deadline: Option<Instant>, patience: u32) -> Result<T, Wake> {
         if self.gate.is_plain() && extra.is_empty() && patience == 0 {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
                 .map_err(|e| Wake::from_interrupt(e, Own::default()));
         }
-        // As in `Sender::send_with`: a message that is queued, or arrives
-        // while backing off, is taken without building a selection.
+        // As in `Sender::send_with`: the first look is inline, the wait a
+        // call away.
+        if stopped(&self.gate, extra).is_none() {
+            match self.inner.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(cb::TryRecvError::Disconnected) => return Err(Wake::Disconnected),
+                Err(cb::TryRecvError::Empty) => {}
+            }
+        }
+        self.wait_patiently(extra, deadline, patience)
+    }
+
+    /// [`wait`](Self::wait) once its first look found nothing (or found
+    /// it must not wait): a message that is queued, or arrives while
+    /// backing off, is taken without building a selection.
+    #[inline(never)]
+    fn wait_patiently(
+        &self,
+        extra: &[&Signal],
+        deadline: Option<Instant>,
+        mut patience: u32,
+    ) -> Result<T, Wake> {
         let backoff = Backoff::new();
         loop {
             if let Some(wake) = stopped(&self.gate, extra) {
