@@ -426,6 +426,16 @@ impl RingWriter {
 mod tests {
     use super::*;
 
+    /// A repeatable stream of pseudo-random numbers (xorshift) from `seed`.
+    fn random_from(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     fn pair() -> (RingReader, RingWriter) {
         let (fd, reader) = from_child().unwrap();
         let writer = RingWriter::map(fd).unwrap();
@@ -555,13 +565,7 @@ mod tests {
     /// and hears that the ring was closed.
     #[test]
     fn what_no_honest_reader_publishes_leaves_the_writer_whole() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut random = random_from(0x2545_f491_4f6c_dd1d);
         for _ in 0..200 {
             let (fd, mut writer) = to_child().unwrap();
             let reader = RingReader::map(fd).unwrap();
@@ -583,7 +587,7 @@ mod tests {
                 }
                 let part = vec![7; random() as usize % PART_MAX + 1];
                 if writer.fits(part.len()) {
-                    writer.put(&part, random() % 2 == 0);
+                    writer.put(&part, random().is_multiple_of(2));
                 }
             }
             reader.ring.word(CLOSED).store(1, Ordering::Release);
@@ -630,13 +634,7 @@ mod tests {
     /// never hands out a frame longer than a bridge carries.
     #[test]
     fn a_ring_of_random_bytes_is_read_without_harm() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut random = random_from(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200 {
             let (mut reader, writer) = pair();
             let mut tail = 0u64;
