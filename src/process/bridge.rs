@@ -531,16 +531,19 @@ impl<T: DeserializeOwned> SendingPump<T> {
             match next {
                 Some(message) => return Some(message),
                 None if *ended => return None,
-                // While it is patient, the pump looks at the ring alone:
-                // the socket carries nothing for a pump that is awake, and
-                // the child's end is read once the pump would sleep.
-                None if looks < wire::PATIENCE => {
-                    looks += 1;
-                    std::thread::yield_now();
-                }
                 None => {
-                    if !words.has_more() && !self.ring.may_sleep() {
-                        continue;
+                    // Each look at an empty ring looks at the socket too,
+                    // so that the child's end is seen as soon as it comes
+                    // (a restart waits for it).
+                    if !words.has_more() {
+                        if looks < wire::PATIENCE {
+                            looks += 1;
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        if !self.ring.may_sleep() {
+                            continue;
+                        }
                     }
                     match words.next() {
                         Said::Word => looks = 0,
@@ -724,6 +727,10 @@ impl<T> ReceivingPump<T> {
                     words.broken("a ring its reader closed");
                     return false;
                 }
+                // A child that is gone is not looked for any longer: the
+                // proxy raises `gone` once it has reaped it, then waits for
+                // this pump.
+                Some(false) if words.serving.gone.is_raised() => return false,
                 Some(false) if looks < wire::PATIENCE => {
                     looks += 1;
                     std::thread::yield_now();
