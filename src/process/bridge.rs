@@ -531,19 +531,23 @@ impl<T: DeserializeOwned> SendingPump<T> {
             match next {
                 Some(message) => return Some(message),
                 None if *ended => return None,
+                None if looks < wire::PATIENCE => {
+                    // While it is patient, the pump looks at the ring
+                    // alone (the socket carries nothing for a pump that is
+                    // awake) and at `gone`, which the proxy raises once it
+                    // has reaped the child, then waits for this pump: a
+                    // restart waits for it. What the ring holds is read
+                    // first.
+                    if words.serving.gone.is_raised() {
+                        *ended = true;
+                        continue;
+                    }
+                    looks += 1;
+                    std::thread::yield_now();
+                }
                 None => {
-                    // Each look at an empty ring looks at the socket too,
-                    // so that the child's end is seen as soon as it comes
-                    // (a restart waits for it).
-                    if !words.has_more() {
-                        if looks < wire::PATIENCE {
-                            looks += 1;
-                            std::thread::yield_now();
-                            continue;
-                        }
-                        if !self.ring.may_sleep() {
-                            continue;
-                        }
+                    if !words.has_more() && !self.ring.may_sleep() {
+                        continue;
                     }
                     match words.next() {
                         Said::Word => looks = 0,
