@@ -210,8 +210,8 @@ pub(crate) struct Demand {
     ring: Option<SharedReader>,
 }
 
-/// A ring's reader that the child's pump reads with and its receiving
-/// thread grants with.
+/// A receiver's ring's reader, shared in the child by the receiving
+/// threads (which read and grant) and the pump (which reads).
 type SharedReader = Arc<parking_lot::Mutex<RingReader>>;
 
 impl Demand {
