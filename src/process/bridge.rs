@@ -18,9 +18,9 @@
 //!   the channel. A sender of requests (see `calls`) writes its frames to
 //!   the socket instead.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
-//!   component's own thread first asks for one message (a [`Demand`]),
-//!   unless it asked already and nothing came yet, and then takes what
-//!   comes (an [`Inbox`]): from the ring itself while it looks for it, or
+//!   component's own thread first asks for one message, unless it asked
+//!   already and nothing came yet, and then takes what comes (an
+//!   [`Inbox`]): from the ring itself while it looks for it, or
 //!   from a local channel of capacity 1 that the child's pump fills for a
 //!   receive that sleeps. Asking again says the
 //!   last message taken was handled, as a thread's next `recv` does. The
@@ -198,69 +198,27 @@ pub(crate) struct Left {
 /// no answer comes. The proxy calls it once it knows which.
 pub(crate) type AnswerCallers = Box<dyn FnOnce(Option<&HandlerCrash>) + Send>;
 
-/// How a bridged receiver in a process child asks for its next message.
-#[derive(Debug)]
-pub(crate) struct Demand {
-    socket: Writer,
-    /// A request is out and its message not yet taken.
-    outstanding: AtomicBool,
-    /// A plain receiver's ring, in which asking grants the supervisor's
-    /// pump one message; `None` for a receiver of requests, which asks on
-    /// its socket.
-    ring: Option<SharedReader>,
-}
-
-/// A receiver's ring's reader, shared in the child by the receiving
-/// threads (which read and grant) and the pump (which reads).
-type SharedReader = Arc<parking_lot::Mutex<RingReader>>;
-
-impl Demand {
-    pub(super) fn new(socket: Writer, ring: Option<SharedReader>) -> Self {
-        Self {
-            socket,
-            outstanding: AtomicBool::new(false),
-            ring,
-        }
-    }
-
-    /// Asks for the next message, unless a request is outstanding.
-    pub(crate) fn ask(&self) {
-        if self.outstanding.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // In a ring, a pump asleep for want of an ask is owed word of it.
-        let word = match &self.ring {
-            Some(ring) => ring.lock().grant(1).then_some(ROOM),
-            None => Some(WANT),
-        };
-        if let Some(word) = word {
-            // A closed socket means the supervisor's side is gone: the pump
-            // then closes the local channel, and the receive sees it.
-            let _ = write_frame(&mut *self.socket.lock(), &[word]);
-        }
-    }
-
-    /// The message asked for was taken.
-    pub(crate) fn took(&self) {
-        self.outstanding.store(false, Ordering::Release);
-    }
-}
-
-/// How a bridged receiver in a process child gets its messages. It asks
-/// for each (a [`Demand`]); a plain receiver then takes what comes in its
-/// ring itself while it looks for a message, and only a receive that
-/// sleeps has its pump put the message into the local channel, so that
-/// while messages flow no thread of the child stands between the ring and
-/// the component. A receiver of requests takes them from the local
-/// channel its pump fills from the socket.
+/// How a bridged receiver in a process child gets its messages. Each
+/// receive first asks for one, unless it asked already and nothing came
+/// yet; asking again says the last one taken was handled. A plain
+/// receiver asks by granting the supervisor's pump one message in its
+/// ring, and takes what comes there itself while it looks for a message;
+/// only a receive that sleeps has its pump put the message into the local
+/// channel, so that while messages flow no thread of the child stands
+/// between the ring and the component. A receiver of requests asks on its
+/// socket and takes them from the local channel its pump fills from there.
 pub(crate) struct Inbox<T> {
-    demand: Demand,
+    /// Where the asks go (and word for a pump that waits for one).
+    socket: Writer,
+    /// An ask is out and its message not yet taken.
+    outstanding: AtomicBool,
+    /// A plain receiver's ring; `None` for a receiver of requests.
     ring: Option<InboxRing<T>>,
 }
 
 /// A plain receiver's ring, as its receiving threads and pump read it.
 struct InboxRing<T> {
-    reader: SharedReader,
+    reader: parking_lot::Mutex<RingReader>,
     /// How a message's bytes become the message.
     decode: fn(&[u8]) -> Option<T>,
     /// A message that a receive about to sleep found in the ring: the
@@ -274,23 +232,43 @@ struct InboxRing<T> {
 impl<T> fmt::Debug for Inbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inbox")
-            .field("demand", &self.demand)
+            .field("outstanding", &self.outstanding)
             .field("ringed", &self.ring.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<T> Inbox<T> {
-    /// Asks for the next message, unless a request is outstanding.
-    #[inline]
+    /// Asks on `socket`, or in `ring` if it has one.
+    fn new(socket: Writer, ring: Option<InboxRing<T>>) -> Self {
+        Self {
+            socket,
+            outstanding: AtomicBool::new(false),
+            ring,
+        }
+    }
+
+    /// Asks for the next message, unless an ask is outstanding.
     pub(crate) fn ask(&self) {
-        self.demand.ask();
+        if self.outstanding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // In a ring, a pump asleep for want of an ask is owed word of it.
+        let word = match &self.ring {
+            Some(ring) => ring.reader.lock().grant(1).then_some(ROOM),
+            None => Some(WANT),
+        };
+        if let Some(word) = word {
+            // A closed socket means the supervisor's side is gone: the pump
+            // then closes the local channel, and the receive sees it.
+            let _ = write_frame(&mut *self.socket.lock(), &[word]);
+        }
     }
 
     /// The message asked for was taken.
     #[inline]
     pub(crate) fn took(&self) {
-        self.demand.took();
+        self.outstanding.store(false, Ordering::Release);
     }
 
     /// The next message if one is here now, outside the local channel: one
@@ -310,7 +288,7 @@ impl<T> Inbox<T> {
         if ring.ended.load(Ordering::Acquire) {
             return Err(channel::Wake::Disconnected);
         }
-        ring.read(&self.demand.socket)
+        ring.read(&self.socket)
     }
 
     /// Before a receive sleeps on the local channel: raises the ring's
@@ -328,7 +306,7 @@ impl<T> Inbox<T> {
             if ring.reader.lock().may_sleep() {
                 return true;
             }
-            match ring.read(&self.demand.socket) {
+            match ring.read(&self.socket) {
                 Ok(Some(message)) => {
                     *ring.kept.lock() = Some(message);
                     return false;
@@ -799,7 +777,7 @@ fn pump_receives<T>(local: cb::Sender<T>, socket: UnixStream, inbox: Arc<Inbox<T
             break;
         }
         loop {
-            match ring.read(&inbox.demand.socket) {
+            match ring.read(&inbox.socket) {
                 Ok(Some(message)) => {
                     if local.send(message).is_err() {
                         return;
@@ -899,7 +877,7 @@ where
 }
 
 /// Rebuilds a receiving endpoint in the child: a local channel of capacity
-/// 1 that `pump` fills from the socket, and a [`Demand`] that asks for each
+/// 1 that `pump` fills from the socket, and an [`Inbox`] that asks for each
 /// next message on the receiving thread (`pump` also gets the shared
 /// writing end, for what it answers itself).
 pub(super) fn unpack_receiver<T: Send + 'static>(
@@ -908,10 +886,7 @@ pub(super) fn unpack_receiver<T: Send + 'static>(
 ) -> Result<Receiver<T>, PackError> {
     let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
     let writer: Writer = Arc::new(parking_lot::Mutex::new(asking));
-    let inbox = Inbox {
-        demand: Demand::new(Arc::clone(&writer), None),
-        ring: None,
-    };
+    let inbox = Inbox::new(Arc::clone(&writer), None);
     Ok(receiver_over(
         unpacking,
         (id, capacity),
@@ -928,21 +903,13 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     let (socket, asking, (id, capacity)) = unpack_endpoint(unpacking)?;
-    let reader = Arc::new(parking_lot::Mutex::new(RingReader::map(
-        unpacking.descriptor()?,
-    )?));
-    let inbox = Inbox {
-        demand: Demand::new(
-            Arc::new(parking_lot::Mutex::new(asking)),
-            Some(Arc::clone(&reader)),
-        ),
-        ring: Some(InboxRing {
-            reader,
-            decode: decode::<T>,
-            kept: parking_lot::Mutex::new(None),
-            ended: AtomicBool::new(false),
-        }),
+    let ring = InboxRing {
+        reader: parking_lot::Mutex::new(RingReader::map(unpacking.descriptor()?)?),
+        decode: decode::<T>,
+        kept: parking_lot::Mutex::new(None),
+        ended: AtomicBool::new(false),
     };
+    let inbox = Inbox::new(Arc::new(parking_lot::Mutex::new(asking)), Some(ring));
     Ok(receiver_over(
         unpacking,
         (id, capacity),
