@@ -107,7 +107,7 @@ impl Backoff {
 ///
 /// | mode | a restart | thread-locals | kernel policy | cost |
 /// |---|---|---|---|---|
-/// | `FreshThread` (default) | a new thread runs the next instance | fresh | applied afresh from the new grant | a thread spawn per restart |
+/// | `FreshThread` (default) | a new thread runs the next instance | fresh | applied afresh from the new grant | a thread spawn per restart; in a burst of restarts decided on the failing thread, the spawn happens while the instance before runs, and the restart wakes the thread |
 /// | `InPlace` | the thread that unwound runs the entry again with a re-issued grant | survive from the previous instance | the one applied at the first start, still in force (it was derived from the same grant; rules follow directories, not descriptors) | none beyond the re-issue |
 ///
 /// Either way the restart follows the supervisor's rules (strategy,

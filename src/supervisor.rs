@@ -37,6 +37,7 @@ mod plan;
 mod relaunch;
 mod slot;
 mod spec;
+mod standby;
 mod status;
 mod system;
 mod tree;

@@ -297,16 +297,27 @@ fn conclude(
     let mode = started.mode;
     let (mut successor, next) = started.split();
     let mut gate = None;
-    let next = match (mode, next) {
-        (RestartMode::InPlace, Some(mut next)) => {
+    let mut stands_by = None;
+    let next = match (mode, next, relaunch) {
+        (RestartMode::InPlace, Some(mut next), relaunch) => {
             next.relaunch = relaunch;
             Some(next)
         }
-        (RestartMode::FreshThread, Some(mut next)) => {
-            next.relaunch = relaunch;
+        (RestartMode::FreshThread, Some(mut next), Some(relaunch)) => {
+            next.relaunch = Some(Arc::clone(&relaunch));
             let (open, wait) = cb::bounded(1);
-            match spawn_successor(&exit.path, successor.instance, next, wait) {
-                Ok(()) => gate = Some(open),
+            let started = match relaunch.claim_standby(successor.instance) {
+                Some(standby) => {
+                    standby.start(next, wait);
+                    Ok(())
+                }
+                None => spawn_successor(&exit.path, successor.instance, next, wait),
+            };
+            match started {
+                Ok(()) => {
+                    gate = Some(open);
+                    stands_by = Some((relaunch, Arc::clone(&exit.path), successor.instance));
+                }
                 Err(kind) => {
                     if let Ok(handle) = std::mem::replace(&mut successor.started, Err(kind)) {
                         handle.abandon();
@@ -315,7 +326,7 @@ fn conclude(
             }
             None
         }
-        (_, None) => None,
+        _ => None,
     };
     exit.report = Some(Box::new(ExitReport {
         outcome,
@@ -327,6 +338,11 @@ fn conclude(
     drop(exit);
     if let Some(open) = gate {
         let _ = open.send(());
+    }
+    // The thread for the successor's own restart is spawned here, while
+    // the successor runs, not when it ends.
+    if let Some((relaunch, path, running)) = stands_by {
+        relaunch.stand_by_after(&path, running);
     }
     next
 }

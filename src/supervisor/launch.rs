@@ -44,7 +44,10 @@ pub(crate) struct Parked {
 /// starts itself in place, or — for in-place restarts the supervisor
 /// decides — each next instance the supervisor hands over, until it stops
 /// handing them.
-fn instance_thread(mut run: Box<InstanceRun>, resume: Option<cb::Receiver<Box<InstanceRun>>>) {
+pub(super) fn instance_thread(
+    mut run: Box<InstanceRun>,
+    resume: Option<cb::Receiver<Box<InstanceRun>>>,
+) {
     loop {
         if let Some(next) = run_instance(run) {
             run = next;
@@ -319,10 +322,9 @@ pub(crate) fn spawn_successor(
 }
 
 /// Spawns a thread named after the path and first instance it runs, if the
-/// process's ceilings leave room for it; for in-place restarts, returns where
-/// its next instance is handed over.
-/// Starts an instance's thread: from its policy's carrier when it is
-/// locked down (so that it inherits the seccomp program), else directly.
+/// process's ceilings leave room for it, from its policy's carrier when it
+/// is locked down (so that it inherits the seccomp program), else directly;
+/// for in-place restarts, returns where its next instance is handed over.
 fn spawn_thread(
     path: &str,
     instance: u64,

@@ -17,7 +17,9 @@
 //! Before the supervisor acts on a running instance (stopping it for a
 //! shutdown or a removal), it closes the permit; a successor already on
 //! its way arrives with the exit report it is waiting for and is stopped
-//! in turn. Everything the planner would decide otherwise — other
+//! in turn. A fresh-thread child's permit also keeps the thread that
+//! stands by for its next restart (see `standby`), dropped with the
+//! permit. Everything the planner would decide otherwise — other
 //! strategies, backoff, a kernel policy, limits, process children, a full
 //! restart window — goes the slow way, through the supervisor's thread.
 //!
@@ -35,6 +37,7 @@ use super::instance::InstanceRun;
 use super::intensity::Intensity;
 use super::launch::{InstanceSource, Prepared};
 use super::plan;
+use super::standby::{Claimed, Standby};
 use crate::component::{Reissue, Restart, RestartMode};
 use crate::fault::FaultKind;
 
@@ -47,6 +50,9 @@ pub(crate) struct Relaunch {
     mode: RestartMode,
     /// The supervisor's restart window.
     intensity: Arc<Mutex<Intensity>>,
+    /// For fresh-thread restarts: a thread spawned for the next successor,
+    /// while the permit lets the running instance start it.
+    standby: Mutex<Option<Standby>>,
 }
 
 /// A successor an ending instance started (or failed to start) itself.
@@ -78,6 +84,7 @@ impl Relaunch {
             restart,
             mode,
             intensity,
+            standby: Mutex::new(None),
         }
     }
 
@@ -88,9 +95,33 @@ impl Relaunch {
     }
 
     /// Takes the permit back (the supervisor, before it acts on the
-    /// running instance).
+    /// running instance); a thread standing by for the next restart ends.
     pub(crate) fn close(&self) {
         *self.permit.lock() = None;
+        // A standby placed after this sees the permit closed, and is not
+        // kept.
+        self.standby.lock().take();
+    }
+
+    /// The thread standing by to run `instance`, if one does.
+    pub(crate) fn claim_standby(&self, instance: u64) -> Option<Claimed> {
+        self.standby.lock().take()?.claim(instance)
+    }
+
+    /// Has a thread stand by for the instance after `running` (the child
+    /// at `path`), which `running` may start when it ends: called by the
+    /// thread that started `running`, once it has. The standby is kept
+    /// only while the permit is `running`'s; otherwise (the supervisor
+    /// took the permit back, or `running` already ended) it is dropped,
+    /// and its thread ends.
+    pub(crate) fn stand_by_after(&self, path: &str, running: u64) {
+        let Some(standby) = Standby::spawn(path, running + 1) else {
+            return;
+        };
+        let permit = self.permit.lock();
+        if *permit == Some(running) {
+            *self.standby.lock() = Some(standby);
+        }
     }
 
     /// For `instance`, which ended with `outcome` and whose child's
