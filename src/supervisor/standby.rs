@@ -11,6 +11,11 @@
 //! standby is dropped (the supervisor took the restart permit back, or a
 //! newer standby replaced it), and it ends.
 //!
+//! A standby is a convenience, never a need: at most [`MAX_STANDING_BY`]
+//! stand by in a process at once, so that a burst of restarts across a
+//! large pool does not take the threads and memory maps that starts need
+//! (past that, restarts spawn their threads as before).
+//!
 //! The thread never ran an instance before the one it is named for, so a
 //! fresh-thread successor still starts on a new thread with fresh
 //! thread-locals; it inherits what a spawned successor would, being
@@ -19,7 +24,7 @@
 //! standby that just gave up.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel as cb;
@@ -32,6 +37,12 @@ use crate::ceiling;
 /// before it ends: in a burst of restarts each finds one ready, and a
 /// child that crashed once does not keep a thread for it.
 const STANDBY_IDLE: Duration = Duration::from_secs(1);
+
+/// How many threads may stand by at once, in the whole process.
+const MAX_STANDING_BY: usize = 64;
+
+/// Threads standing by now.
+static STANDING_BY: AtomicUsize = AtomicUsize::new(0);
 
 /// A standby's states: whether a restart claimed it or it retired,
 /// whichever came first.
@@ -58,16 +69,37 @@ impl Standby {
     /// `None` when the process's ceilings or the kernel refuse a thread,
     /// and the restart then spawns one itself.
     pub(crate) fn spawn(path: &str, instance: u64) -> Option<Self> {
+        Self::spawn_counted(path, instance, &STANDING_BY, MAX_STANDING_BY)
+    }
+
+    /// As [`spawn`](Self::spawn), counting the thread in `standing_by`
+    /// while it waits, and spawning none when `max` already do.
+    fn spawn_counted(
+        path: &str,
+        instance: u64,
+        standing_by: &'static AtomicUsize,
+        max: usize,
+    ) -> Option<Self> {
+        if standing_by.fetch_add(1, Ordering::AcqRel) >= max {
+            standing_by.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         let state = Arc::new(AtomicU8::new(WAITING));
         let (hand_over, handed) = cb::bounded(1);
         let waiting = Arc::clone(&state);
         let body = move || {
-            if let Some((run, gate)) = wait_for_handover(&handed, &waiting) {
+            let handover = wait_for_handover(&handed, &waiting);
+            // From here it is an instance's thread, or ends.
+            standing_by.fetch_sub(1, Ordering::AcqRel);
+            if let Some((run, gate)) = handover {
                 let _ = gate.recv();
                 instance_thread(run, None);
             }
         };
-        ceiling::spawn(format!("{path}#{instance}"), body).ok()?;
+        if ceiling::spawn(format!("{path}#{instance}"), body).is_err() {
+            standing_by.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         Some(Self {
             instance,
             state,
@@ -120,5 +152,59 @@ fn wait_for_handover(handed: &cb::Receiver<Handover>, state: &AtomicU8) -> Optio
             // claim was dropped, which disconnects.
             if retired { None } else { handed.recv().ok() }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits until `standing_by` reads `expected`: the threads of dropped
+    /// standbys end on their own time. The deadline only turns a hang
+    /// into a failure.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test's bound on a wait, not a measurement"
+    )]
+    fn wait_for_count(standing_by: &AtomicUsize, expected: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while standing_by.load(Ordering::Acquire) != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {} standing by",
+                standing_by.load(Ordering::Acquire)
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn no_more_threads_stand_by_than_the_cap_and_dropped_ones_end() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let standbys: Vec<Standby> = (0..5)
+            .filter_map(|n| Standby::spawn_counted("capped", n, &COUNT, 3))
+            .collect();
+        assert_eq!(standbys.len(), 3);
+        assert_eq!(COUNT.load(Ordering::Acquire), 3);
+        drop(standbys);
+        wait_for_count(&COUNT, 0);
+        // Room again once they ended.
+        let again = Standby::spawn_counted("capped", 9, &COUNT, 3);
+        assert!(again.is_some());
+        drop(again);
+        wait_for_count(&COUNT, 0);
+    }
+
+    #[test]
+    fn a_standby_is_claimed_only_for_the_instance_it_is_named_for() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let standby = Standby::spawn_counted("named", 7, &COUNT, 8).unwrap();
+        assert!(standby.claim(8).is_none(), "named for 7");
+        let standby = Standby::spawn_counted("named", 7, &COUNT, 8).unwrap();
+        let claimed = standby.claim(7);
+        assert!(claimed.is_some());
+        // A claim dropped without its instance ends the thread too.
+        drop(claimed);
+        wait_for_count(&COUNT, 0);
     }
 }
