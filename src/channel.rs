@@ -153,7 +153,7 @@ pub(crate) enum Interrupted {
 }
 
 /// Receives from `rx`, waking early when any of `interrupts` disconnects
-/// (a raised [`Signal`](crate::signal::Signal)) or `deadline` passes.
+/// (a raised [`Signal`]) or `deadline` passes.
 #[inline]
 pub(crate) fn recv_interruptible<T>(
     rx: &cb::Receiver<T>,

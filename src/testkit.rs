@@ -11,7 +11,7 @@
 //!   feeding its mailbox and reporting its events and faults;
 //! - [`assert_denied!`](crate::assert_denied) and
 //!   [`assert_allowed!`](crate::assert_allowed) check single operations;
-//! - [`probe`] runs the escape battery against every capability a grant
+//! - [`probe()`] runs the escape battery against every capability a grant
 //!   holds and returns a [`Report`] that prints as a table ending in
 //!   `N attempts, M escaped`; with the `process` feature, `probe_process`
 //!   runs it from inside a process child, adding the attempts only a

@@ -102,7 +102,7 @@ where
 }
 
 /// Names an entry function for the process tier: `entry!(path::to::f)`
-/// is an [`Entry`](crate::process::Entry) called after `f`'s full path.
+/// is an [`Entry`] called after `f`'s full path.
 ///
 /// Use the same macro in the list given to
 /// [`process::init`](crate::process::init) and in

@@ -5,7 +5,7 @@
 //! Every file operation goes through the grant's directory and file
 //! capabilities, so a path is resolved beneath the directory it names and
 //! refused (`ENOTCAPABLE`) when it leads outside, exactly as in a thread;
-//! a read-only directory is a [`ReadOnlyDir`] here too, which has no way
+//! a read-only directory is a [`ReadOnlyDir`](crate::caps::ReadOnlyDir) here too, which has no way
 //! to write. The arguments are the child's path; the environment is the
 //! grant's [`Env`](crate::caps::Env); clocks and randomness are the
 //! grant's, and refused when it holds none. There are no sockets.

@@ -1,4 +1,4 @@
-//! Sockets created through a [`Net`](super::Net) capability; each is revoked
+//! Sockets created through a [`Net`] capability; each is revoked
 //! with the capability it came from.
 
 use std::io::{self, Read, Write};

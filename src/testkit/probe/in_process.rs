@@ -102,7 +102,7 @@ fn battery<G: Portable>(probed: ProbeGrant<G>, _: &Context) -> Result<(), String
 
 /// The entry [`probe_process`] starts for a grant of type `G`: list it in
 /// [`process::init`](crate::process::init) (or
-/// [`process_main`](crate::testkit::process_main)) with the program's other
+/// [`process_main`](crate::testkit::process_main())) with the program's other
 /// entries.
 ///
 /// ```no_run
