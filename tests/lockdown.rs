@@ -237,7 +237,7 @@ fn the_kernel_refuses_ambient_calls_of_a_locked_down_component_only() {
         "0",
         "the test thread is free"
     );
-    let supervisor = supervisor_tid("locks#1").expect("the supervisor thread");
+    let supervisor = common::thread_named("locks#1").expect("the supervisor thread");
     assert_eq!(
         thread_status(supervisor, "Seccomp:"),
         "0",
@@ -263,18 +263,6 @@ fn the_kernel_refuses_ambient_calls_of_a_locked_down_component_only() {
     }
     assert_eq!(locked.attempted.len(), 15);
     sandbox.canary().check().unwrap();
-}
-
-fn supervisor_tid(comm: &str) -> Option<i32> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .filter_map(Result::ok)
-        .find_map(|task| {
-            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-            (name.trim() == comm)
-                .then(|| task.file_name().to_str()?.parse().ok())
-                .flatten()
-        })
 }
 
 #[derive(Grant)]

@@ -1687,38 +1687,13 @@ fn in_place_restarts_reuse_the_thread_and_lose_no_message() {
     }
 }
 
-/// The kernel's id of the calling thread, from `/proc/thread-self`.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test inspects its own process"
-)]
-fn own_tid() -> String {
-    let link = std::fs::read_link("/proc/thread-self").unwrap();
-    link.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// The kernel's id of this process's thread named `name`, if one is.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test inspects its own process"
-)]
-fn thread_named(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| task.ok())
-        .find(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
-        })
-        .map(|task| task.file_name().to_string_lossy().into_owned())
-}
-
 thread_local! {
     static STARTS_ON_THIS_THREAD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// An instance's number, its thread's kernel id and name, and how many
 /// instances its thread has started.
-type StartReport = (u64, String, String, u32);
+type StartReport = (u64, i32, String, u32);
 
 #[derive(Grant)]
 struct Standing {
@@ -1733,7 +1708,7 @@ fn report_then_crash_when_told(g: Standing, cx: &Context) -> Result<(), String> 
         n.get()
     });
     let name = std::thread::current().name().unwrap_or("?").to_owned();
-    cx.send(&g.reports, (cx.instance(), own_tid(), name, here))
+    cx.send(&g.reports, (cx.instance(), common::own_tid(), name, here))
         .map_err(|e| e.to_string())?;
     if cx.recv_untracked(&g.crash).is_ok() {
         panic!("told to crash");
@@ -1772,10 +1747,10 @@ fn a_fresh_thread_restart_runs_on_a_thread_spawned_while_the_instance_before_ran
             here, 1,
             "instance {instance} starts with fresh thread-locals"
         );
-        assert!(threads.insert(tid.clone()), "a thread per instance");
-        if let Some(standing_by) = &standing_by {
+        assert!(threads.insert(tid), "a thread per instance");
+        if let Some(standing_by) = standing_by {
             assert_eq!(
-                &tid, standing_by,
+                tid, standing_by,
                 "instance {instance} runs on the thread that stood by for it"
             );
         }
@@ -1785,7 +1760,7 @@ fn a_fresh_thread_restart_runs_on_a_thread_spawned_while_the_instance_before_ran
             let next = format!("sb/c#{}", instance + 1);
             let mut found = None;
             eventually(&format!("a thread standing by as {next}"), || {
-                found = thread_named(&next);
+                found = common::thread_named(&next);
                 found.is_some()
             });
             found.unwrap()
@@ -1795,7 +1770,7 @@ fn a_fresh_thread_restart_runs_on_a_thread_spawned_while_the_instance_before_ran
     assert_eq!(reports.recv_timeout(WAIT).unwrap().0, 7);
     assert_eq!(system.shutdown(), SystemExit::Shutdown);
     eventually("the thread standing by ends with the tree", || {
-        thread_named("sb/c#8").is_none()
+        common::thread_named("sb/c#8").is_none()
     });
 }
 
@@ -1807,11 +1782,11 @@ fn a_thread_standing_by_for_a_restart_that_does_not_come_ends() {
     crash.send(()).unwrap();
     assert_eq!(reports.recv_timeout(WAIT).unwrap().0, 2);
     eventually("a thread standing by for instance 3", || {
-        thread_named("idle/c#3").is_some()
+        common::thread_named("idle/c#3").is_some()
     });
     // Instance 2 runs on; the thread waits for it only so long.
     eventually("the idle thread standing by ends", || {
-        thread_named("idle/c#3").is_none()
+        common::thread_named("idle/c#3").is_none()
     });
     // The restart that comes later spawns its thread, named as ever.
     crash.send(()).unwrap();

@@ -90,6 +90,26 @@ pub(crate) fn access_mode(fd: i32) -> u32 {
     u32::from_str_radix(flags.trim(), 8).unwrap() & 0o3
 }
 
+/// The kernel's id of this process's thread named `name` (its `comm`,
+/// at most 15 bytes), if one is.
+pub(crate) fn thread_named(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            (comm.trim() == name)
+                .then(|| task.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+}
+
+/// The kernel's id of the calling thread.
+pub(crate) fn own_tid() -> i32 {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
 /// This test binary run again with only the ignored test `name`, printing
 /// its output: how a test runs a scenario in a process of its own (to count
 /// the process's threads, or to watch it abort).
