@@ -19,22 +19,21 @@
 //!   the socket instead.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
 //!   component's own thread first asks for one message, unless it asked
-//!   already and nothing came yet, and then takes what comes (an
-//!   [`Inbox`]): from the ring itself while it looks for it, or
-//!   from a local channel of capacity 1 that the child's pump fills for a
-//!   receive that sleeps. Asking again says the
-//!   last message taken was handled, as a thread's next `recv` does. The
-//!   parent's pump answers each request from the child's mailbox (a message
-//!   an earlier instance died handling) or the real channel, and keeps the
-//!   last message it sent: when the child dies, that one was in flight
-//!   (named in the fault, delivered again, dead-lettered past the poison
-//!   threshold). Messages stay in the real channel until asked for, so its
-//!   capacity and order hold as for a thread. A plain receiver's asks and
-//!   answers travel in a ring of their own (asking is granting the
-//!   parent's pump one message), so that while messages flow neither side
-//!   makes a system call; the socket carries only words for a side that
-//!   sleeps and the closing of the channel. A receiver of requests (see
-//!   `calls`) asks and is answered on its socket.
+//!   already and nothing came yet, and then takes what comes (an [`Inbox`]):
+//!   from the ring itself while it looks for it, or from a local channel of
+//!   capacity 1 that the child's pump fills for a receive that sleeps. Asking
+//!   again says the last message taken was handled, as a thread's next `recv`
+//!   does. The parent's pump answers each request from the child's mailbox (a
+//!   message an earlier instance died handling) or the real channel, and
+//!   keeps the last message it sent: when the child dies, that one was in
+//!   flight (named in the fault, delivered again, dead-lettered past the
+//!   poison threshold). Messages stay in the real channel until asked for, so
+//!   its capacity and order hold as for a thread. A plain receiver's asks and
+//!   answers travel in a ring of their own (asking is granting the parent's
+//!   pump one message), so that while messages flow neither side makes a
+//!   system call; the socket carries only words for a side that sleeps and
+//!   the closing of the channel. A receiver of requests (see `calls`) asks
+//!   and is answered on its socket.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -276,8 +275,8 @@ impl<T> Inbox<T> {
     ///
     /// # Errors
     ///
-    /// [`Wake::Disconnected`](channel::Wake::Disconnected) once a frame that is not a message ended the
-    /// channel for this endpoint.
+    /// [`Wake::Disconnected`](channel::Wake::Disconnected) once a frame
+    /// that is not a message ended the channel for this endpoint.
     pub(crate) fn pull(&self) -> Result<Option<T>, channel::Wake> {
         let Some(ring) = &self.ring else {
             return Ok(None);
