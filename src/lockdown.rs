@@ -80,7 +80,7 @@ pub use linux::Policy;
 #[cfg(all(target_os = "linux", feature = "lockdown"))]
 pub(crate) use linux::confinement;
 #[cfg(all(target_os = "linux", feature = "process"))]
-pub(crate) use linux::{confine_process, process_program};
+pub(crate) use linux::{confine_process, confine_zygote, process_program};
 
 #[cfg(not(all(target_os = "linux", feature = "lockdown")))]
 mod unsupported;

@@ -472,7 +472,17 @@ mod tests {
             for threads in [Threads::Refused, Threads::Carrier, Threads::Process] {
                 assert_matches_table(&table(arch().unwrap(), sockets, 4242, threads));
             }
+            #[cfg(feature = "process")]
+            assert_matches_table(&crate::lockdown::rules::own_process_table(
+                arch().unwrap(),
+                sockets,
+                2,
+            ));
         }
+        #[cfg(feature = "process")]
+        assert_matches_table(&crate::lockdown::rules::shared_process_table(
+            arch().unwrap(),
+        ));
     }
 
     #[test]

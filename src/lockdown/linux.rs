@@ -346,9 +346,7 @@ fn restrict(
 /// The seccomp programs for a grant with network access `sockets`, and
 /// the carrier's.
 fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), LockdownError> {
-    let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
-        missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
-    })?;
+    let arch = table_arch()?;
     let pid = std::process::id();
     let compile = |table| bpf_program(table).map(Arc::new);
     let programs = Programs {
@@ -359,19 +357,34 @@ fn compile_programs(sockets: Sockets) -> Result<(Programs, Arc<BpfProgram>), Loc
     Ok((programs, carrier))
 }
 
+/// Attaches the part of every process child's seccomp table that does not
+/// depend on its grant or process id to the calling process: a zygote,
+/// still single-threaded, whose namespaces and root are ready. Each child
+/// it makes inherits the part and attaches only its own
+/// ([`process_program`]) on top.
+#[cfg(feature = "process")]
+pub(crate) fn confine_zygote() -> Result<(), LockdownError> {
+    let program = bpf_program(rules::shared_process_table(table_arch()?))?;
+    seccompiler::apply_filter(&program).map_err(seccomp_error)
+}
+
 /// Confines the whole calling process — a process child, still
 /// single-threaded, so that every thread it starts afterwards inherits the
 /// policy — to `grant`: Landlock from its inventory, and the seccomp table
 /// that lets it start threads but kills it for a new process, a program or
 /// a call on the kernel and host, and leaves socket creation to its broker.
 ///
-/// `program` is the seccomp program [`process_program`] compiled for this
-/// grant on the supervisor's side; an empty one is compiled here.
+/// `inherited`: whether the process inherited [`confine_zygote`]'s part
+/// of the table, on which `program` (the child's own part, compiled for
+/// this grant on the supervisor's side) completes it. Without that part
+/// the whole table is compiled and attached here, as it is when `program`
+/// is empty.
 #[cfg(feature = "process")]
 pub(crate) fn confine_process(
     lockdown: Lockdown,
     grant: &Inventory<'_>,
     program: &[u64],
+    inherited: bool,
 ) -> Result<Enforcement, LockdownError> {
     let require = lockdown.mode == Mode::Require;
     let policy = Policy {
@@ -381,23 +394,16 @@ pub(crate) fn confine_process(
     };
     let (ruleset, facts) = policy.ruleset(grant)?;
     let mut enforcement = restrict(ruleset, facts, require)?;
-    let program = if program.is_empty() {
-        process_program(grant, std::process::id())
-    } else {
-        Ok(program.to_vec())
+    let pid = std::process::id();
+    let program = match (inherited, program.is_empty()) {
+        (true, false) => Ok(unpacked(program)),
+        (true, true) => table_arch()
+            .and_then(|arch| bpf_program(rules::own_process_table(arch, sockets(grant), pid))),
+        (false, _) => table_arch()
+            .and_then(|arch| bpf_program(rules::process_table(arch, sockets(grant), pid))),
     };
-    let installed = program.and_then(|program| {
-        let program: BpfProgram = program
-            .into_iter()
-            .map(|packed| sock_filter {
-                code: (packed >> 48) as u16,
-                jt: (packed >> 40) as u8,
-                jf: (packed >> 32) as u8,
-                k: packed as u32,
-            })
-            .collect();
-        seccompiler::apply_filter(&program).map_err(seccomp_error)
-    });
+    let installed =
+        program.and_then(|program| seccompiler::apply_filter(&program).map_err(seccomp_error));
     enforcement.seccomp = match installed {
         Ok(()) => true,
         Err(err) if require => return Err(err),
@@ -406,10 +412,10 @@ pub(crate) fn confine_process(
     enforcement.no_new_privs |= enforcement.seccomp;
     Ok(enforcement)
 }
-
-/// The seccomp program of a process child holding `grant`, whose process
-/// id (in its own pid namespace) is `pid`, each instruction packed into a
-/// `u64` (code, jt, jf, k) to cross to the child: compiled once per child
+/// The own part of the seccomp table of a process child holding `grant`
+/// (see [`confine_zygote`] for the shared part), whose process id (in its
+/// own pid namespace) is `pid`, each instruction packed into a `u64`
+/// (code, jt, jf, k) to cross to the child: compiled once per child
 /// specification on the supervisor's side, attached in each child.
 ///
 /// The program depends on the grant only through which transports its
@@ -423,10 +429,7 @@ pub(crate) fn process_program(grant: &Inventory<'_>, pid: u32) -> Result<Vec<u64
     if let Some((_, program)) = COMPILED.lock().iter().find(|(k, _)| *k == key) {
         return Ok(program.clone());
     }
-    let arch = rules::arch().ok_or_else(|| LockdownError::Unsupported {
-        missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
-    })?;
-    let program: Vec<u64> = bpf_program(rules::process_table(arch, key.0, pid))?
+    let program: Vec<u64> = bpf_program(rules::own_process_table(table_arch()?, key.0, pid))?
         .into_iter()
         .map(|insn| {
             (u64::from(insn.code) << 48)
@@ -437,6 +440,27 @@ pub(crate) fn process_program(grant: &Inventory<'_>, pid: u32) -> Result<Vec<u64
         .collect();
     COMPILED.lock().push((key, program.clone()));
     Ok(program)
+}
+
+/// A program [`process_program`] packed, as seccompiler installs it.
+#[cfg(feature = "process")]
+fn unpacked(program: &[u64]) -> BpfProgram {
+    program
+        .iter()
+        .map(|&packed| sock_filter {
+            code: (packed >> 48) as u16,
+            jt: (packed >> 40) as u8,
+            jf: (packed >> 32) as u8,
+            k: packed as u32,
+        })
+        .collect()
+}
+
+/// The architecture the syscall tables have numbers for, or why none.
+fn table_arch() -> Result<super::bpf::Arch, LockdownError> {
+    rules::arch().ok_or_else(|| LockdownError::Unsupported {
+        missing: format!("a seccomp syscall table for {}", std::env::consts::ARCH),
+    })
 }
 
 /// A table compiled into the form seccompiler installs.

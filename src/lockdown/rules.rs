@@ -218,6 +218,58 @@ pub(crate) fn process_table(arch: Arch, brokered: Sockets, pid: u32) -> Table {
     table
 }
 
+/// What a zygote still does once it has attached the shared part of the
+/// process children's table, and what a child's init and component do
+/// before the component attaches its own part: socket pairs for each
+/// child's sockets, `clone3` for the child and `fork` for its component,
+/// the parent-death signal (`prctl`) and each child's resource limits.
+/// With them go the rules that differ from child to child, on the grant
+/// (`accept`, `accept4`) or on the child's process id (`tgkill`,
+/// `rt_tgsigqueueinfo`, `prlimit64`).
+#[cfg(feature = "process")]
+fn own_syscalls() -> Vec<u32> {
+    let mut own = vec![
+        nr(libc::SYS_socketpair),
+        unified::CLONE3,
+        nr(libc::SYS_clone),
+        nr(libc::SYS_prctl),
+        nr(libc::SYS_setrlimit),
+        nr(libc::SYS_prlimit64),
+        nr(libc::SYS_accept),
+        nr(libc::SYS_accept4),
+        nr(libc::SYS_tgkill),
+        nr(libc::SYS_rt_tgsigqueueinfo),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    own.extend([nr(libc::SYS_fork), nr(libc::SYS_vfork)]);
+    own
+}
+
+/// The part of every process child's table that its zygote attaches to
+/// itself, once, after it has made its namespaces and root ready: each
+/// child inherits it as a copy of the zygote, at no cost to its start (an
+/// attach costs about 200 µs for the whole table on this crate's test
+/// machine, about 60 µs for the child's own part on top of this one).
+#[cfg(feature = "process")]
+pub(crate) fn shared_process_table(arch: Arch) -> Table {
+    let own = own_syscalls();
+    let mut table = process_table(arch, Sockets::default(), 0);
+    table.rules.retain(|nr, _| !own.contains(nr));
+    table
+}
+
+/// The part a process child attaches on top of the shared one it
+/// inherited: the two answer as [`process_table`] for the same arguments.
+#[cfg(feature = "process")]
+pub(crate) fn own_process_table(arch: Arch, brokered: Sockets, pid: u32) -> Table {
+    let own = own_syscalls();
+    let mut table = process_table(arch, brokered, pid);
+    table.rules.retain(|nr, _| own.contains(nr));
+    // The shared part answers for numbers past the table and other ABIs.
+    table.unknown = Answer::Allow;
+    table
+}
+
 /// The class with every refusal turned into killing the process.
 fn killing(class: Class) -> Class {
     let kill = |answer: Answer| if answer == DENY { Answer::Kill } else { answer };
@@ -690,6 +742,84 @@ mod tests {
             ),
             DENY
         );
+    }
+
+    /// What the kernel answers for a program stacked on another: the more
+    /// severe answer; between two errnos, the newer program's.
+    #[cfg(feature = "process")]
+    fn stacked(older: Answer, newer: Answer) -> Answer {
+        let severity = |answer: Answer| match answer {
+            Answer::Allow => 0,
+            Answer::Errno(_) => 1,
+            Answer::Kill => 2,
+        };
+        if severity(older) > severity(newer) {
+            older
+        } else {
+            newer
+        }
+    }
+
+    #[cfg(feature = "process")]
+    #[test]
+    fn a_childs_own_part_on_the_zygotes_shared_part_answers_as_its_whole_table() {
+        let arch = arch().unwrap();
+        let shared = shared_process_table(arch);
+        let values = [
+            0,
+            1,
+            2,
+            7,
+            4242,
+            libc::PR_SET_PDEATHSIG as u64,
+            libc::PR_SET_NAME as u64,
+            (libc::CLONE_THREAD | libc::CLONE_VM) as u64,
+            libc::SIGCHLD as u64,
+            0o6755,
+            u64::MAX,
+        ];
+        for brokered in [
+            Sockets::default(),
+            Sockets {
+                tcp: true,
+                udp: false,
+            },
+            Sockets {
+                tcp: true,
+                udp: true,
+            },
+        ] {
+            for pid in [1, 2, 4242] {
+                let whole = process_table(arch, brokered, pid);
+                let own = own_process_table(arch, brokered, pid);
+                // The shared part is attached before any child's grant or
+                // process id is known.
+                let differing: Vec<u32> = (0..unified::UNKNOWN_FROM)
+                    .filter(|nr| {
+                        !own.rules.contains_key(nr) && whole.rules.get(nr) != shared.rules.get(nr)
+                    })
+                    .collect();
+                assert!(
+                    differing.is_empty(),
+                    "syscalls {differing:?} differ with {brokered:?}, pid {pid}, outside the own part"
+                );
+                for nr in (0..600).chain([0x4000_0000, 0x4000_0002, u32::MAX]) {
+                    for audit in [arch.audit, 0x4000_0003] {
+                        for (a, b) in values.iter().flat_map(|&a| values.map(|b| (a, b))) {
+                            let args = [a, b, b, a, 0, 0];
+                            assert_eq!(
+                                stacked(
+                                    shared.answer(audit, nr, &args),
+                                    own.answer(audit, nr, &args)
+                                ),
+                                whole.answer(audit, nr, &args),
+                                "syscall {nr}, arch {audit:#x}, args {args:?}, {brokered:?}, pid {pid}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

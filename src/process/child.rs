@@ -74,13 +74,19 @@ pub(crate) struct Prepared {
     gid: u32,
     /// What every child lacks, and why.
     missing: Vec<String>,
+    /// Whether this process carries the part of the children's seccomp
+    /// table that is the same for every child, which they inherit.
+    seccomp: bool,
 }
 
 /// Makes ready, in the calling single-threaded process (the zygote, or a
 /// program started again as a child), what its children share: its own
-/// user namespace with an empty network namespace, and an empty read-only
-/// root. Where the host refuses part of it, the children lack that part,
-/// and their confinement says so.
+/// user namespace with an empty network namespace, an empty read-only
+/// root, and the part of their seccomp table that is the same for every
+/// child (attached once here, so that no child's start pays for it). Where
+/// the host refuses part of it, the children lack that part, and their
+/// confinement says so; without the seccomp part, each child attaches its
+/// whole table.
 pub(crate) fn prepare() -> Prepared {
     let mut missing = Vec::new();
     let shared = enter_user_namespace(libc::CLONE_NEWNET | libc::CLONE_NEWNS);
@@ -114,6 +120,8 @@ pub(crate) fn prepare() -> Prepared {
             false
         }
     };
+    // Last: what the zygote did above, the table would refuse.
+    let seccomp = lockdown::confine_zygote().is_ok();
     Prepared {
         namespaces,
         proc,
@@ -121,6 +129,7 @@ pub(crate) fn prepare() -> Prepared {
         uid,
         gid,
         missing,
+        seccomp,
     }
 }
 
@@ -181,6 +190,8 @@ impl fmt::Debug for Launch {
 #[derive(Debug)]
 pub(crate) struct Init {
     report: Report,
+    /// Whether it inherited the shared part of its seccomp table.
+    seccomp: bool,
 }
 
 /// Makes the zygote's new clone a child's init, as far as no request is
@@ -211,7 +222,10 @@ pub(crate) fn become_init(prepared: &Prepared, in_namespaces: bool) -> Init {
     }
     // No process of the child leaves a core dump.
     report.record("no core dumps", limit(Resource::Core, 0));
-    Init { report }
+    Init {
+        report,
+        seccomp: prepared.seccomp,
+    }
 }
 
 /// What the child enforced, and what it could not.
@@ -242,7 +256,7 @@ where
         request,
         descriptors,
         came_on,
-        init: Init { report },
+        init,
         exit_report,
     } = launch;
     let mut descriptors = descriptors.into_iter();
@@ -261,12 +275,12 @@ where
         sys::exit_now(0);
     }
     let Some(exit_report) = exit_report else {
-        component(entry, request, control, output, grant_fds, report)
+        component(entry, request, control, output, grant_fds, init)
     };
     match sys::fork() {
         Ok(Spawned::Child) => {
             drop(exit_report);
-            component(entry, request, control, output, grant_fds, report)
+            component(entry, request, control, output, grant_fds, init)
         }
         Ok(Spawned::Parent { pid, .. }) => {
             std::mem::forget((control, output, grant_fds));
@@ -344,7 +358,10 @@ fn component<G, E>(
     control: OwnedFd,
     output: OwnedFd,
     grant_fds: Vec<OwnedFd>,
-    mut report: Report,
+    Init {
+        mut report,
+        seccomp: inherited,
+    }: Init,
 ) -> !
 where
     G: Portable,
@@ -400,7 +417,10 @@ where
     } else {
         &[]
     };
-    match fault::contain(|| lockdown::confine_process(lockdown, &grant.inventory(), program)) {
+    let confined = fault::contain(|| {
+        lockdown::confine_process(lockdown, &grant.inventory(), program, inherited)
+    });
+    match confined {
         Ok(Ok(enforcement)) => {
             report.enforced.push(format!(
                 "Landlock {:?} and seccomp {}",

@@ -39,7 +39,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) instance: u64,
     pub(crate) confinement: Confinement,
     pub(crate) grant: Vec<u8>,
-    /// The child's seccomp program, compiled once per specification for a
+    /// The child's own part of its seccomp table (on top of the part its
+    /// zygote attached for every child), compiled once per specification for a
     /// component whose process id is [`COMPONENT_PID`]; empty if it could
     /// not be (the child then compiles its own).
     pub(crate) seccomp: Vec<u64>,
