@@ -85,6 +85,8 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
     }
     let (tx, rx) = cb::bounded(capacity);
     let id = ChannelId::next();
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    let feeds = crate::process::Feeds::default();
     Ok((
         Sender {
             inner: tx,
@@ -93,6 +95,8 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
             gate: Gate::default(),
             #[cfg(all(feature = "process", target_os = "linux"))]
             outbox: None,
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            feeds: feeds.clone(),
         },
         Receiver {
             inner: rx,
@@ -101,6 +105,8 @@ pub fn bounded<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
             gate: Gate::default(),
             #[cfg(all(feature = "process", target_os = "linux"))]
             inbox: None,
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            feeds,
         },
     ))
 }
@@ -122,6 +128,7 @@ pub(crate) fn bridged_sender<T>(
         capacity,
         gate: Gate::default(),
         outbox: Some(Arc::new(outbox)),
+        feeds: crate::process::Feeds::default(),
     }
 }
 
@@ -140,6 +147,7 @@ pub(crate) fn bridged_receiver<T>(
         capacity,
         gate: Gate::default(),
         inbox: Some(inbox),
+        feeds: crate::process::Feeds::default(),
     }
 }
 
@@ -310,6 +318,10 @@ pub struct Sender<T> {
     /// In a process child, where this endpoint's messages go instead.
     #[cfg(all(feature = "process", target_os = "linux"))]
     outbox: Option<Arc<crate::process::Outbox<T>>>,
+    /// On the supervisor's side, the rings of process children's senders
+    /// that feed this channel (see `process::feed`).
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    feeds: crate::process::Feeds<T>,
 }
 
 /// The receiving endpoint of a bounded channel.
@@ -338,6 +350,11 @@ pub struct Receiver<T> {
     /// each next message and takes it (see `process::bridge`).
     #[cfg(all(feature = "process", target_os = "linux"))]
     inbox: Option<Arc<crate::process::Inbox<T>>>,
+    /// On the supervisor's side, the rings of process children's senders
+    /// that feed this channel, which a receive reads itself when the
+    /// channel is empty (see `process::feed`).
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    feeds: crate::process::Feeds<T>,
 }
 
 impl<T> Clone for Sender<T> {
@@ -349,6 +366,8 @@ impl<T> Clone for Sender<T> {
             gate: self.gate.clone(),
             #[cfg(all(feature = "process", target_os = "linux"))]
             outbox: self.outbox.clone(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            feeds: self.feeds.clone(),
         }
     }
 }
@@ -362,6 +381,8 @@ impl<T> Clone for Receiver<T> {
             gate: self.gate.clone(),
             #[cfg(all(feature = "process", target_os = "linux"))]
             inbox: self.inbox.clone(),
+            #[cfg(all(feature = "process", target_os = "linux"))]
+            feeds: self.feeds.clone(),
         }
     }
 }
@@ -418,6 +439,11 @@ macro_rules! endpoint_queries {
 
         /// The number of messages queued now.
         ///
+        /// Messages a process child sent on a bridged sender wait in the
+        /// child's ring until a receive takes them (or the bridge's pump
+        /// moves them here, which it does while no receive reads the
+        /// ring): until then they are not counted.
+        ///
         /// # Examples
         ///
         /// ```
@@ -430,7 +456,8 @@ macro_rules! endpoint_queries {
             self.inner.len()
         }
 
-        /// Whether no message is queued now.
+        /// Whether no message is queued now (see [`len`](Self::len) for
+        /// messages still in a process child's ring).
         ///
         /// # Examples
         ///
@@ -653,6 +680,20 @@ impl<T> Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// The rings that feed this sender's channel, where a process child's
+    /// bridged sender registers its own.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn feeds(&self) -> crate::process::Feeds<T> {
+        self.feeds.clone()
+    }
+
+    /// The crossbeam channel underneath, for a process child's ring that
+    /// feeds it.
+    #[cfg(all(feature = "process", target_os = "linux"))]
+    pub(crate) fn crossbeam(&self) -> &cb::Sender<T> {
+        &self.inner
+    }
+
     /// Whether this sender stands for a channel of another process.
     #[inline]
     fn is_bridged(&self) -> bool {
@@ -822,7 +863,7 @@ impl<T> Receiver<T> {
 
     #[inline]
     fn wait(&self, extra: &[&Signal], deadline: Option<Instant>, patience: u32) -> Result<T, Wake> {
-        if self.gate.is_plain() && extra.is_empty() && patience == 0 {
+        if self.gate.is_plain() && extra.is_empty() && patience == 0 && !self.is_bridged() {
             // Nothing to watch but the channel itself.
             return recv_interruptible(&self.inner, &[], deadline)
                 .map_err(|e| Wake::from_interrupt(e, Own::default()));
@@ -877,8 +918,10 @@ impl<T> Receiver<T> {
             }
         }
         let (interrupts, own) = interrupts(&self.gate, extra);
-        recv_interruptible(&self.inner, &interrupts, deadline)
-            .map_err(|e| Wake::from_interrupt(e, own))
+        let received = recv_interruptible(&self.inner, &interrupts, deadline)
+            .map_err(|e| Wake::from_interrupt(e, own));
+        self.disarm();
+        received
     }
 
     /// How patient this endpoint's waits are (see
@@ -905,11 +948,12 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Whether this receiver stands for a channel of another process.
+    /// Whether this receiver stands for a channel of another process, or
+    /// a process child's ring feeds its channel.
     #[inline]
     fn is_bridged(&self) -> bool {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        return self.inbox.is_some();
+        return self.inbox.is_some() || self.feeds.any();
         #[cfg(not(all(feature = "process", target_os = "linux")))]
         false
     }
@@ -919,21 +963,37 @@ impl<T> Receiver<T> {
     #[inline]
     fn pull(&self) -> Result<Option<T>, Wake> {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if let Some(inbox) = &self.inbox {
-            return inbox.pull();
-        }
+        return match &self.inbox {
+            Some(inbox) => inbox.pull(),
+            None => Ok(self.feeds.take(&self.inner)),
+        };
+        #[cfg(not(all(feature = "process", target_os = "linux")))]
         Ok(None)
     }
 
     /// Before a wait on the local channel (a receive about to sleep, a
     /// selection): in a process child, has the message asked for put
     /// there; `false` if it is here already, for the next receive to take.
+    ///
+    /// On the supervisor's side, the pumps of the rings that feed the
+    /// channel put their messages there until [`disarm`](Self::disarm).
     pub(crate) fn arm(&self) -> bool {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if let Some(inbox) = &self.inbox {
-            return inbox.arm();
+        {
+            if let Some(inbox) = &self.inbox {
+                return inbox.arm();
+            }
+            self.feeds.arm();
         }
         true
+    }
+
+    /// After a wait that [`arm`](Self::arm) began.
+    pub(crate) fn disarm(&self) {
+        #[cfg(all(feature = "process", target_os = "linux"))]
+        if self.inbox.is_none() {
+            self.feeds.disarm();
+        }
     }
 
     /// Notes a message taken: the next receive asks for another.
@@ -975,6 +1035,18 @@ impl<T> Receiver<T> {
     /// ```
     pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.try_recv().ok())
+    }
+}
+
+/// A receiver that a selection armed (see [`Receiver::arm`]), to disarm
+/// once it has waited, whatever its message type.
+pub(crate) trait Armed {
+    fn disarm(&self);
+}
+
+impl<T> Armed for Receiver<T> {
+    fn disarm(&self) {
+        Receiver::disarm(self);
     }
 }
 

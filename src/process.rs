@@ -120,6 +120,7 @@ mod broker;
 mod calls;
 mod child;
 mod entry;
+mod feed;
 mod instance;
 mod outbox;
 mod portable;
@@ -144,6 +145,7 @@ pub(crate) use calls::BridgedReply;
     allow(unused_imports, reason = "read by the testkit")
 )]
 pub(crate) use child::in_child;
+pub(crate) use feed::Feeds;
 pub(crate) use instance::ProcessWorker;
 pub(crate) use outbox::Outbox;
 pub(crate) use usage::{RunningProcess, usage};

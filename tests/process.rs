@@ -481,6 +481,89 @@ fn resizes_its_rings(report: Sender<Vec<String>>, _: &Context) -> Result {
     Ok(())
 }
 
+#[derive(Grant, Portable)]
+struct Streamer {
+    out: Sender<u64>,
+    count: u64,
+    /// How many `u64::MAX` follow the stream: one per receiver, each of
+    /// which stops at the first it takes.
+    ends: u64,
+}
+
+/// Sends `0..count`, then the ends.
+fn streams(g: Streamer, _: &Context) -> Result {
+    for message in 0..g.count {
+        g.out.send(message)?;
+    }
+    for _ in 0..g.ends {
+        g.out.send(u64::MAX)?;
+    }
+    Ok(())
+}
+
+#[derive(Grant)]
+struct Selector {
+    inbox: Receiver<u64>,
+    idle: Receiver<u64>,
+    report: Sender<Vec<u64>>,
+}
+
+/// A thread component that waits for `inbox` in a selection, takes what
+/// it can until `u64::MAX`, and reports what it took.
+fn selects(g: Selector, cx: &Context) -> Result {
+    let mut taken = Vec::new();
+    loop {
+        let mut select = cx.select();
+        let inbox = select.recv(&g.inbox);
+        select.recv(&g.idle);
+        if select.ready()? != inbox {
+            continue;
+        }
+        // Another receiver may take the message first: this waits on.
+        let message = cx.recv(&g.inbox)?;
+        if message == u64::MAX {
+            break;
+        }
+        taken.push(message);
+    }
+    g.report.send(taken)?;
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Flood {
+    out: Sender<u64>,
+    ended: Sender<u64>,
+}
+
+/// Sends until a send fails, then says how many went.
+fn floods(g: Flood, _: &Context) -> Result {
+    let mut sent = 0;
+    while g.out.send(sent).is_ok() {
+        sent += 1;
+    }
+    g.ended.send(sent)?;
+    Ok(())
+}
+
+#[derive(Grant, Portable)]
+struct Pauser {
+    out: Sender<u64>,
+    go: Receiver<u8>,
+}
+
+/// Sends one message, waits for word, sends four more, then waits for
+/// its end (no second word comes).
+fn sends_one_then_four(g: Pauser, cx: &Context) -> Result {
+    g.out.send(0)?;
+    cx.recv(&g.go)?;
+    for message in 1..5 {
+        g.out.send(message)?;
+    }
+    let _ = cx.recv(&g.go);
+    Ok(())
+}
+
 /// Sends messages of many lengths, from one byte to several times a ring,
 /// each filled with its own number.
 fn sends_long_and_short(out: Sender<Vec<u8>>, _: &Context) -> Result {
@@ -1401,6 +1484,143 @@ fn a_child_cannot_resize_its_rings_memory() {
     );
 }
 
+/// A child streams to two threads and a selecting component at once, each
+/// receiving its own way: every message arrives once, and each receiver
+/// takes its share in the order it was sent, whether a receive read it
+/// from the child's ring itself or found it in the channel.
+fn a_stream_from_a_child_reaches_every_kind_of_receive_whole_and_in_order() {
+    const COUNT: u64 = 30_000;
+    let (out, received) = channel::bounded(16).unwrap();
+    let (report, reports) = channel::bounded(3).unwrap();
+    let (_idle_tx, idle) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "streamer",
+                entry!(streams),
+                Streamer {
+                    out,
+                    count: COUNT,
+                    ends: 3,
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .child(
+            Child::new(
+                "selector",
+                selects,
+                Selector {
+                    inbox: received.clone(),
+                    idle,
+                    report: report.clone(),
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    let threads: Vec<_> = [false, true]
+        .into_iter()
+        .map(|timed| {
+            let (received, report) = (received.clone(), report.clone());
+            std::thread::spawn(move || {
+                let mut taken = Vec::new();
+                loop {
+                    let message = if timed {
+                        received.recv_timeout(PATIENCE).unwrap()
+                    } else {
+                        received.recv().unwrap()
+                    };
+                    if message == u64::MAX {
+                        break;
+                    }
+                    taken.push(message);
+                }
+                report.send(taken).unwrap();
+            })
+        })
+        .collect();
+    drop(received);
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let taken = reports
+            .recv_timeout(PATIENCE)
+            .expect("each receiver reports");
+        assert!(
+            taken.windows(2).all(|pair| pair[0] < pair[1]),
+            "one receiver's messages out of order"
+        );
+        all.extend(taken);
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    all.sort_unstable();
+    assert_eq!(all.len() as u64, COUNT);
+    assert!(
+        all.iter().copied().eq(0..COUNT),
+        "a message lost or doubled"
+    );
+    system.shutdown();
+}
+
+/// Once every receiver is gone, a child's next sends fail instead of
+/// waiting for room forever, even after receives read its ring
+/// themselves.
+fn a_childs_sends_fail_once_every_receiver_is_gone() {
+    let (out, received) = channel::bounded(8).unwrap();
+    let (ended_tx, ended) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process(
+                "flood",
+                entry!(floods),
+                Flood {
+                    out,
+                    ended: ended_tx,
+                },
+            )
+            .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    for expected in 0..100 {
+        assert_eq!(received.recv_timeout(PATIENCE).unwrap(), expected);
+    }
+    drop(received);
+    let sent = ended.recv_timeout(PATIENCE).expect("the child's sends end");
+    assert!(sent >= 100, "{sent}");
+    system.shutdown();
+}
+
+/// A receiver that stopped looking still finds what a child sent after
+/// it last received queued in the channel.
+fn a_childs_messages_wait_in_the_channel_for_a_receiver_that_looks_later() {
+    let (out, received) = channel::bounded(8).unwrap();
+    let (go_tx, go) = channel::bounded(1).unwrap();
+    let system = Supervisor::new("host")
+        .child(
+            Child::process("pauser", entry!(sends_one_then_four), Pauser { out, go })
+                .restart(Restart::Temporary),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), 0);
+    go_tx.send(1).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while received.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the messages never reached the channel"
+        );
+        std::thread::yield_now();
+    }
+    let rest: Vec<u64> = std::iter::from_fn(|| received.try_recv().ok()).collect();
+    assert_eq!(rest, [1, 2, 3, 4]);
+    system.shutdown();
+}
+
 fn long_and_short_messages_cross_whole_and_in_order() {
     let (out, received) = channel::bounded(4).unwrap();
     let system = Supervisor::new("host")
@@ -1969,6 +2189,18 @@ const TESTS: &[testkit::ProcessTest] = &[
         long_and_short_messages_cross_whole_and_in_order,
     ),
     (
+        "a_stream_from_a_child_reaches_every_kind_of_receive_whole_and_in_order",
+        a_stream_from_a_child_reaches_every_kind_of_receive_whole_and_in_order,
+    ),
+    (
+        "a_childs_sends_fail_once_every_receiver_is_gone",
+        a_childs_sends_fail_once_every_receiver_is_gone,
+    ),
+    (
+        "a_childs_messages_wait_in_the_channel_for_a_receiver_that_looks_later",
+        a_childs_messages_wait_in_the_channel_for_a_receiver_that_looks_later,
+    ),
+    (
         "long_and_short_messages_reach_a_child_whole_and_in_order",
         long_and_short_messages_reach_a_child_whole_and_in_order,
     ),
@@ -2028,6 +2260,9 @@ fn main() {
             &entry!(forges_in_its_ring),
             &entry!(resizes_its_rings),
             &entry!(sends_long_and_short),
+            &entry!(streams),
+            &entry!(floods),
+            &entry!(sends_one_then_four),
             &entry!(receives_long_and_short),
             &entry!(aborts_once_ready),
             &entry!(hogs_memory),

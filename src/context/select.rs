@@ -7,7 +7,7 @@ use std::fmt;
 use crossbeam_channel as cb;
 
 use super::{Cancelled, Context};
-use crate::channel::{ChannelId, Receiver};
+use crate::channel::{Armed, ChannelId, Receiver};
 use crate::signal::Never;
 
 /// A wait for the first of several receivers to be ready, built with
@@ -72,6 +72,16 @@ pub struct Select<'a> {
     /// The channels added, in order, and whether each is ready now:
     /// revoked, or (in a process child) its message here already.
     channels: Vec<(ChannelId, bool)>,
+    /// The receivers added, each armed until the wait ends.
+    armed: Vec<&'a dyn Armed>,
+}
+
+impl Drop for Select<'_> {
+    fn drop(&mut self) {
+        for receiver in &self.armed {
+            receiver.disarm();
+        }
+    }
 }
 
 impl fmt::Debug for Select<'_> {
@@ -92,6 +102,7 @@ impl<'a> Select<'a> {
             inner,
             owners: Vec::new(),
             channels: Vec::new(),
+            armed: Vec::new(),
         }
     }
 
@@ -104,6 +115,7 @@ impl<'a> Select<'a> {
         // for a receiver that waits there.
         rx.ask();
         let here = !rx.arm();
+        self.armed.push(rx);
         self.inner.recv(rx.crossbeam());
         self.owners.push(index);
         for watch in rx.gate.watches() {

@@ -684,6 +684,7 @@ mod tests {
         table(arch().unwrap(), sockets, 4242, Threads::Refused)
     }
 
+    #[cfg(feature = "process")]
     #[test]
     fn a_process_child_starts_threads_and_dies_for_a_process() {
         let thread = libc::CLONE_THREAD as u64 | libc::CLONE_VM as u64;

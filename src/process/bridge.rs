@@ -7,16 +7,19 @@
 //!   writes each message into the bridge's ring, memory both processes map
 //!   (see `ring` and `outbox`), so a message `send` accepted
 //!   survives the process, and a stream of messages makes no system call.
-//!   Each send spends a credit; the parent's pump grants credits in the
-//!   ring for the room the real channel has (at least one), puts each
-//!   message into the channel (blocking while it is full) and grants more
-//!   as room frees up. Back-pressure reaches the component, and the
-//!   messages between the two ends never exceed the channel's free room by
-//!   more than one. The socket carries only words for a side that sleeps:
-//!   the child's doorbell for a pump asleep on an empty ring, the pump's
-//!   word of credit or room for a sender that waits, and the closing of
-//!   the channel. A sender of requests (see `calls`) writes its frames to
-//!   the socket instead.
+//!   Each send spends a credit; credits are granted in the ring for the
+//!   room the real channel has (at least one), and more as room frees up.
+//!   On the supervisor's side the ring feeds the real channel (see
+//!   `feed`): a receive that finds the channel empty reads the ring itself,
+//!   and the parent's pump puts messages into the channel (blocking while
+//!   it is full) only while a receiver sleeps or selects there, while no
+//!   receive reads the ring, and once the child is gone. Back-pressure
+//!   reaches the component, and the messages between the two ends never
+//!   exceed the channel's free room by more than one. The socket carries
+//!   only words for a side that sleeps: the child's doorbell for a pump
+//!   asleep on an empty ring, the word of credit or room for a sender that
+//!   waits, and the closing of the channel. A sender of requests (see
+//!   `calls`) writes its frames to the socket instead.
 //! - **Receiving** (the child holds a `Receiver`): each receive on the
 //!   component's own thread first asks for one message, unless it asked
 //!   already and nothing came yet, and then takes what comes (an [`Inbox`]):
@@ -46,6 +49,7 @@ use crossbeam_channel as cb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::feed::{Feed, Feeds, Taken};
 use super::outbox::{Outbox, OutboxRing, OutboxWay, Writing};
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::ring::{self, Credit, RingReader, RingWriter};
@@ -69,7 +73,7 @@ pub(super) const ACCEPTED: u8 = 3;
 pub(crate) const DOORBELL: u8 = 8;
 /// The supervisor's pump granted credit or made room in a ring whose
 /// writer waits for either.
-const ROOM: u8 = 9;
+pub(super) const ROOM: u8 = 9;
 
 /// A shared writing end: frames from several threads, whole.
 pub(super) type Writer = Arc<parking_lot::Mutex<UnixStream>>;
@@ -387,76 +391,27 @@ impl<T> ParentPump for SendingPump<T>
 where
     T: DeserializeOwned + Send + 'static,
 {
-    fn run(mut self: Box<Self>, serving: &Serving<'_>) -> Left {
+    fn run(self: Box<Self>, serving: &Serving<'_>) -> Left {
+        let Self { tx, socket, ring } = *self;
         let bridge = bridge_name::<T>("Sender");
-        let Some(mut words) = Words::new(serving, &bridge, &self.socket, DOORBELL, NOT_A_MESSAGE)
-        else {
+        let Some(mut words) = Words::new(serving, &bridge, &socket, DOORBELL, NOT_A_MESSAGE) else {
             return Left::default();
         };
+        let feeds = tx.feeds();
+        let feed = Feed::start(
+            &tx,
+            ring,
+            socket,
+            serving.protocol.clone(),
+            bridge.clone(),
+            decode::<T>,
+        );
         // The child may send as many messages as the channel has room for
         // (at least one, so that a full channel pushes back here, on its
-        // next message): credits are granted in the ring as room frees up.
-        let capacity = self.tx.capacity();
-        let room = |tx: &Sender<T>| capacity.saturating_sub(tx.len()).max(1);
-        // The child starts with one credit.
-        let mut outstanding = 1usize;
-        let initial = room(&self.tx).saturating_sub(outstanding);
-        if initial > 0 {
-            self.grant(initial);
-            outstanding += initial;
-        }
-        // Frames the child wrote before it died are still read and delivered.
-        let mut ended = false;
-        while let Some(message) = self.next_message(&mut words, &mut ended) {
-            let message = match message {
-                Ok(message) => message,
-                Err(what) => {
-                    serving.protocol.broken(&bridge, what);
-                    break;
-                }
-            };
-            // A child that writes past its credits only finds the channel
-            // full here, and its own pump waiting on it.
-            outstanding = outstanding.saturating_sub(1);
-            // Delivered if the channel has room, even once the child is
-            // gone (what it sent before it died was sent); waiting for room
-            // ends with the child.
-            let sent = match self.tx.try_send(message) {
-                Err(TrySendError::Full(message)) => {
-                    // About to wait: what the child wrote on the socket
-                    // meanwhile is read first, so a frame that breaks the
-                    // protocol is not left unread behind a full channel.
-                    if !words.unread_are_words() {
-                        let _ = fault::drop_contained(message);
-                        break;
-                    }
-                    self.tx
-                        .send_with(message, &[serving.gone], None)
-                        .map_err(|(message, _)| message)
-                }
-                Err(other) => Err(other.into_inner()),
-                Ok(()) => Ok(()),
-            };
-            if let Err(message) = sent {
-                let _ = fault::drop_contained(message);
-                self.ring.close();
-                let _ = write_frame(&mut self.socket, &[CLOSED]);
-                break;
-            }
-            // Granted in batches of a quarter of the channel, or one when
-            // the child has none left. The channel's length is the
-            // consumer's to change: it is looked at only when a batch can
-            // be due, not for every message.
-            let batch = (capacity / 4).max(1);
-            if outstanding == 0 || outstanding + batch <= capacity {
-                let more = room(&self.tx).saturating_sub(outstanding);
-                if outstanding == 0 || more >= batch {
-                    let more = more.max(1);
-                    self.grant(more);
-                    outstanding += more;
-                }
-            }
-        }
+        // next message).
+        feed.lock().grant_due(tx.len());
+        pump_into(&tx, &feed, &feeds, &mut words);
+        feed.stop(&feeds);
         Left::default()
     }
 }
@@ -464,76 +419,84 @@ where
 /// How a pump that finds a frame of the wrong kind says so.
 const NOT_A_MESSAGE: &str = "a frame that is not a message";
 
-impl<T: DeserializeOwned> SendingPump<T> {
-    /// Grants the child `count` more messages, with word of it if it waits.
-    fn grant(&mut self, count: usize) {
-        if self.ring.grant(count as u64) {
-            self.send_word();
+/// Puts the child's messages from `feed`'s ring into the channel of `tx`
+/// while a receiver sleeps there, or none reads the ring itself (see
+/// `feed`), until the child is gone and its ring read to the end.
+/// Frames the child wrote before it died are still read and delivered.
+fn pump_into<T>(tx: &Sender<T>, feed: &Feed<T>, feeds: &Feeds<T>, words: &mut Words<'_>) {
+    let gone = words.serving.gone;
+    let mut ended = false;
+    let mut taken_seen = 0;
+    let mut looks = 0;
+    loop {
+        if !ended && feed.pump_may_park(feeds, &mut taken_seen) {
+            feed.park(gone);
+            ended = gone.is_raised();
+            continue;
         }
-    }
-
-    /// Tells the child's sender that waits that it has credit or room.
-    fn send_word(&mut self) {
-        // A child that is gone needs no word.
-        let _ = write_frame(&mut self.socket, &[ROOM]);
-    }
-
-    /// The child's next message, from its ring, or what is wrong with its
-    /// frame. An empty ring is looked at patiently, then slept on: the
-    /// child rings the doorbell on the socket when it publishes more. Once
-    /// the socket ends (`ended`: the child closed it or died), what the
-    /// ring still holds is read, then `None`.
-    fn next_message(
-        &mut self,
-        words: &mut Words<'_>,
-        ended: &mut bool,
-    ) -> Option<Result<T, &'static str>> {
-        let mut looks = 0;
-        loop {
-            let next = match self.ring.next() {
-                Ok(next) => next.map(|frame| match frame.split_first() {
-                    Some((&MESSAGE, bytes)) => {
-                        decode::<T>(bytes).ok_or("a message that does not decode")
-                    }
-                    _ => Err(NOT_A_MESSAGE),
-                }),
-                Err(broken) => {
-                    words.broken(broken);
-                    return None;
+        let mut state = feed.lock();
+        let message = match feed.read(&mut state) {
+            Taken::Message(message) => message,
+            Taken::Broken => return,
+            Taken::Empty => {
+                drop(state);
+                if ended {
+                    return;
                 }
-            };
-            if self.ring.writer_waits() {
-                self.send_word();
-            }
-            match next {
-                Some(message) => return Some(message),
-                None if *ended => return None,
-                None if looks < wire::PATIENCE => {
+                if looks < wire::PATIENCE {
                     // While it is patient, the pump looks at the ring
                     // alone (the socket carries nothing for a pump that is
                     // awake) and at `gone`, which the proxy raises once it
                     // has reaped the child, then waits for this pump: a
                     // restart waits for it. What the ring holds is read
                     // first.
-                    if words.serving.gone.is_raised() {
-                        *ended = true;
-                        continue;
-                    }
+                    ended = gone.is_raised();
                     looks += 1;
                     std::thread::yield_now();
+                    continue;
                 }
-                None => {
-                    if !words.has_more() && !self.ring.may_sleep() {
-                        continue;
-                    }
-                    match words.next() {
-                        Said::Word => looks = 0,
-                        Said::Broke => return None,
-                        Said::Gone => *ended = true,
-                    }
+                looks = 0;
+                if !words.has_more() && !feed.lock().ring.may_sleep() {
+                    continue;
                 }
+                match words.next() {
+                    Said::Word => {}
+                    Said::Broke => return,
+                    Said::Gone => ended = true,
+                }
+                continue;
             }
+        };
+        looks = 0;
+        // Delivered if the channel has room, even once the child is gone
+        // (what it sent before it died was sent); waiting for room ends
+        // with the child. The move happens under the feed's lock, so that
+        // no receiver reads the next message first.
+        let sent = match tx.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => {
+                state.set_delivering(true);
+                drop(state);
+                // About to wait: what the child wrote on the socket
+                // meanwhile is read first, so a frame that breaks the
+                // protocol is not left unread behind a full channel.
+                if !words.unread_are_words() {
+                    let _ = fault::drop_contained(message);
+                    return;
+                }
+                let sent = tx.send_with(message, &[gone], None).map_err(|(m, _)| m);
+                state = feed.lock();
+                state.set_delivering(false);
+                sent
+            }
+            Err(other) => Err(other.into_inner()),
+        };
+        if let Err(message) = sent {
+            let _ = fault::drop_contained(message);
+            state.close(CLOSED);
+            return;
         }
+        state.grant_due(tx.len());
     }
 }
 
