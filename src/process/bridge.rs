@@ -49,7 +49,7 @@ use crossbeam_channel as cb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::feed::{Feed, Feeds, Taken};
+use super::feed::{Feed, Feeds, Standing, Taken};
 use super::outbox::{Outbox, OutboxRing, OutboxWay, Writing};
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::ring::{self, Credit, RingReader, RingWriter};
@@ -426,11 +426,11 @@ const NOT_A_MESSAGE: &str = "a frame that is not a message";
 fn pump_into<T>(tx: &Sender<T>, feed: &Feed<T>, feeds: &Feeds<T>, words: &mut Words<'_>) {
     let gone = words.serving.gone;
     let mut ended = false;
-    let mut taken_seen = 0;
+    let mut standing = Standing::default();
     let mut looks = 0;
     loop {
-        if !ended && feed.pump_may_park(feeds, &mut taken_seen) {
-            feed.park(gone);
+        if !ended && feed.pump_may_park(feeds, &mut standing) {
+            feed.park(gone, &mut standing);
             ended = gone.is_raised();
             continue;
         }

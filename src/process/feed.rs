@@ -8,10 +8,11 @@
 //! receiver) take turns on every message, and on a machine with two cores
 //! that is the stream's bound. So a receiver that finds the channel empty
 //! takes the next message from a feeding ring itself, and the pump stands
-//! aside ([`Feed::pump_may_park`]) while receivers do so. The pump puts
-//! messages into the channel only while a receiver sleeps or selects there
-//! ([`Feeds::arm`]), while none has read the ring for a while (a receiver
-//! that no longer looks), and once the child is gone.
+//! aside ([`Feed::pump_may_park`]) once receivers do so. From then on the
+//! pump puts messages into the channel only while a receiver sleeps or
+//! selects there ([`Feeds::arm`]), after a while in which no receive read
+//! the ring (its receivers no longer look, or are gone), and once the
+//! child is gone.
 //!
 //! Order: every move from a ring into the channel happens under the
 //! feed's lock, and a receiver reads a ring only under that lock and only
@@ -148,6 +149,17 @@ pub(crate) struct Feed<T> {
     nudge: (cb::Sender<()>, cb::Receiver<()>),
 }
 
+/// Whether a pump stands aside for the receivers that read its ring.
+#[derive(Debug, Default)]
+pub(crate) struct Standing {
+    /// Receivers read the ring themselves: the pump delivers only while
+    /// one sleeps. Until one first does, it delivers everything, for
+    /// receivers that were asleep before the ring fed the channel.
+    aside: bool,
+    /// How many reads by receivers the pump has seen.
+    taken_seen: u64,
+}
+
 /// The ring and what reading it owes the child, under the feed's lock.
 pub(crate) struct FeedState<T> {
     pub(crate) ring: RingReader,
@@ -264,31 +276,35 @@ impl<T> Feed<T> {
         let _ = self.nudge.0.try_send(());
     }
 
-    /// Whether the pump may stand aside: no receiver sleeps on the
-    /// channel, and receivers took from the ring since `seen` (which this
-    /// updates) — they read it themselves.
-    pub(crate) fn pump_may_park(&self, feeds: &Feeds<T>, seen: &mut u64) -> bool {
+    /// Whether the pump may stand aside now: receivers read the ring
+    /// themselves (one has since the pump last delivered for want of
+    /// readers), and none sleeps on the channel.
+    pub(crate) fn pump_may_park(&self, feeds: &Feeds<T>, standing: &mut Standing) -> bool {
         let taken = self.taken.load(Ordering::Relaxed);
-        if feeds.shared.sleepers.load(Ordering::SeqCst) != 0 || taken == *seen {
-            return false;
+        if taken != standing.taken_seen {
+            standing.taken_seen = taken;
+            standing.aside = true;
         }
-        *seen = taken;
-        true
+        standing.aside && feeds.shared.sleepers.load(Ordering::SeqCst) == 0
     }
 
     /// Stands the pump aside until a receiver arms, `gone` is raised, or
-    /// a while has passed.
-    pub(crate) fn park(&self, gone: &Signal) {
+    /// a while has passed; after a while in which no receive read the
+    /// ring, the pump delivers until one does again.
+    pub(crate) fn park(&self, gone: &Signal, standing: &mut Standing) {
         let mut select = cb::Select::new_biased();
         select.recv(gone.watch());
         select.recv(&self.nudge.1);
-        if let Ok(operation) = select.select_timeout(ASIDE_AT_MOST) {
-            match operation.index() {
-                0 => {
-                    let _ = operation.recv(gone.watch());
-                }
-                _ => {
-                    let _ = operation.recv(&self.nudge.1);
+        match select.select_timeout(ASIDE_AT_MOST) {
+            Ok(operation) if operation.index() == 0 => {
+                let _ = operation.recv(gone.watch());
+            }
+            Ok(operation) => {
+                let _ = operation.recv(&self.nudge.1);
+            }
+            Err(_) => {
+                if self.taken.load(Ordering::Relaxed) == standing.taken_seen {
+                    standing.aside = false;
                 }
             }
         }
@@ -481,21 +497,34 @@ mod tests {
     fn the_pump_stands_aside_while_receives_read_and_none_sleeps() {
         let mut fed = fed(8);
         let feeds = fed.tx.feeds();
-        let mut seen = 0;
-        // No receive has read the ring: the pump delivers.
-        assert!(!fed.feed.pump_may_park(&feeds, &mut seen));
+        let mut standing = Standing::default();
+        // No receive has read the ring: the pump delivers (a receiver may
+        // have slept on the channel before the ring fed it).
+        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
         fed.send(1);
         assert_eq!(fed.rx.try_recv().unwrap(), 1);
-        assert!(fed.feed.pump_may_park(&feeds, &mut seen));
-        // Nothing read since it last looked: it delivers again.
-        assert!(!fed.feed.pump_may_park(&feeds, &mut seen));
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        // A receiver about to sleep needs the pump.
+        fed.rx.arm();
+        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
+        fed.rx.disarm();
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        // The arm's nudge ends the pump's next wait at once, and leaves
+        // it aside.
+        let gone = Signal::new();
+        fed.feed.park(&gone, &mut standing);
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        // A while with no read: the pump delivers again until one reads.
+        fed.feed.park(&gone, &mut standing);
+        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
         fed.send(2);
         assert_eq!(fed.rx.try_recv().unwrap(), 2);
-        // A receiver about to sleep needs the pump, reads or not.
-        fed.rx.arm();
-        assert!(!fed.feed.pump_may_park(&feeds, &mut seen));
-        fed.rx.disarm();
-        assert!(fed.feed.pump_may_park(&feeds, &mut seen));
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        // The child's end wakes it at once too.
+        gone.raise();
+        fed.feed.park(&gone, &mut standing);
+        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
     }
 
     #[test]
