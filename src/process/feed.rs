@@ -35,7 +35,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::bridge::{MESSAGE, Protocol, ROOM};
 use super::ring::RingReader;
-use super::wire::write_frame;
+use super::wire::send_word_now;
 use crate::channel::Sender;
 use crate::signal::Signal;
 
@@ -374,15 +374,16 @@ impl<T> FeedState<T> {
     }
 
     /// Tells the child's sender that waits that it has credit or room.
-    fn send_room(&mut self) {
-        // A child that is gone needs no word.
-        let _ = write_frame(&mut self.socket, &[ROOM]);
+    fn send_room(&self) {
+        // A child that is gone needs no word; one whose socket is full
+        // has words to read already.
+        let _ = send_word_now(&self.socket, ROOM);
     }
 
     /// Closes the channel for the child: its next send fails.
-    pub(crate) fn close(&mut self, word: u8) {
+    pub(crate) fn close(&self, word: u8) {
         self.ring.close();
-        let _ = write_frame(&mut self.socket, &[word]);
+        let _ = send_word_now(&self.socket, word);
     }
 }
 
@@ -525,6 +526,16 @@ mod tests {
         gone.raise();
         fed.feed.park(&gone, &mut standing);
         assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+    }
+
+    #[test]
+    fn a_receive_that_owes_the_child_a_word_never_waits_on_its_socket() {
+        let mut fed = fed(8);
+        // The child reads none of its words, and its socket is full.
+        while send_word_now(&fed.feed.lock().socket, ROOM).is_ok() {}
+        fed.send(1);
+        fed.child.wait_for_word();
+        assert_eq!(fed.rx.try_recv().unwrap(), 1);
     }
 
     #[test]

@@ -353,6 +353,25 @@ pub(crate) fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> io::Result<(
     stream.write_all(&frame)
 }
 
+/// Writes a one-byte frame, a word, to a child's stream socket without
+/// waiting for room. A socket with no room holds words the child has not
+/// read yet, and those wake it as this one would; a thread on the
+/// supervisor's side that owes a child a word (a channel's receive among
+/// them) never waits on the child. A word is written whole or not at all:
+/// the kernel takes a write this small into one buffer or refuses it.
+pub(crate) fn send_word_now(socket: &impl AsFd, word: u8) -> io::Result<()> {
+    let mut frame = [0u8; 5];
+    frame[..4].copy_from_slice(&1u32.to_le_bytes());
+    frame[4] = word;
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    match rustix::net::send(socket, &frame, flags)? {
+        5 => Ok(()),
+        sent => Err(io::Error::other(format!(
+            "a word cut short after {sent} bytes"
+        ))),
+    }
+}
+
 /// Reads one length-prefixed frame; `None` when the other side has closed
 /// between frames.
 pub(crate) fn read_frame(stream: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
