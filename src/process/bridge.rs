@@ -49,7 +49,7 @@ use crossbeam_channel as cb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::feed::{Feed, Feeds, Standing, Taken};
+use super::feed::{Feed, Registration, Standing, Taken};
 use super::outbox::{Outbox, OutboxRing, OutboxWay, Writing};
 use super::portable::{PackError, Packing, Portable, Unpacking};
 use super::ring::{self, Credit, RingReader, RingWriter};
@@ -397,7 +397,6 @@ where
         let Some(mut words) = Words::new(serving, &bridge, &socket, DOORBELL, NOT_A_MESSAGE) else {
             return Left::default();
         };
-        let feeds = tx.feeds();
         let feed = Feed::start(
             &tx,
             ring,
@@ -410,8 +409,7 @@ where
         // (at least one, so that a full channel pushes back here, on its
         // next message).
         feed.lock().grant_due(tx.len());
-        pump_into(&tx, &feed, &feeds, &mut words);
-        feed.stop(&feeds);
+        pump_into(&tx, &feed, &mut words);
         Left::default()
     }
 }
@@ -423,13 +421,13 @@ const NOT_A_MESSAGE: &str = "a frame that is not a message";
 /// while a receiver sleeps there, or none reads the ring itself (see
 /// `feed`), until the child is gone and its ring read to the end.
 /// Frames the child wrote before it died are still read and delivered.
-fn pump_into<T>(tx: &Sender<T>, feed: &Feed<T>, feeds: &Feeds<T>, words: &mut Words<'_>) {
+fn pump_into<T>(tx: &Sender<T>, feed: &Registration<T>, words: &mut Words<'_>) {
     let gone = words.serving.gone;
     let mut ended = false;
     let mut standing = Standing::default();
     let mut looks = 0;
     loop {
-        if !ended && feed.pump_may_park(feeds, &mut standing) {
+        if !ended && feed.pump_may_park(&mut standing) {
             feed.park(gone, &mut standing);
             ended = gone.is_raised();
             continue;

@@ -8,7 +8,7 @@
 //! receiver) take turns on every message, and on a machine with two cores
 //! that is the stream's bound. So a receiver that finds the channel empty
 //! takes the next message from a feeding ring itself, and the pump stands
-//! aside ([`Feed::pump_may_park`]) once receivers do so. From then on the
+//! aside ([`Registration::pump_may_park`]) once receivers do so. From then on the
 //! pump puts messages into the channel only while a receiver sleeps or
 //! selects there ([`Feeds::arm`]), after a while in which no receive read
 //! the ring (its receivers no longer look, or are gone), and once the
@@ -149,6 +149,42 @@ pub(crate) struct Feed<T> {
     nudge: (cb::Sender<()>, cb::Receiver<()>),
 }
 
+/// A feed registered with its channel, as its pump holds it: dropped when
+/// the pump ends, however it ends, it unregisters the feed, so that no
+/// receive reads a ring nobody serves.
+pub(crate) struct Registration<T> {
+    feed: Arc<Feed<T>>,
+    feeds: Feeds<T>,
+}
+
+impl<T> std::ops::Deref for Registration<T> {
+    type Target = Feed<T>;
+
+    fn deref(&self) -> &Feed<T> {
+        &self.feed
+    }
+}
+
+impl<T> Drop for Registration<T> {
+    fn drop(&mut self) {
+        self.feeds.unregister(&self.feed);
+    }
+}
+
+impl<T> Registration<T> {
+    /// Whether the pump may stand aside now: receivers read the ring
+    /// themselves (one has since the pump last delivered for want of
+    /// readers), and none sleeps on the channel.
+    pub(crate) fn pump_may_park(&self, standing: &mut Standing) -> bool {
+        let taken = self.taken.load(Ordering::Relaxed);
+        if taken != standing.taken_seen {
+            standing.taken_seen = taken;
+            standing.aside = true;
+        }
+        standing.aside && self.feeds.shared.sleepers.load(Ordering::SeqCst) == 0
+    }
+}
+
 /// Whether a pump stands aside for the receivers that read its ring.
 #[derive(Debug, Default)]
 pub(crate) struct Standing {
@@ -191,7 +227,8 @@ pub(crate) enum Taken<T> {
 
 impl<T> Feed<T> {
     /// Registers a feed for `ring` (whose bridge's socket is `socket`)
-    /// with the channel of `tx`; the child starts with one credit.
+    /// with the channel of `tx`, until the registration is dropped; the
+    /// child starts with one credit.
     pub(crate) fn start(
         tx: &Sender<T>,
         ring: RingReader,
@@ -199,7 +236,7 @@ impl<T> Feed<T> {
         protocol: Protocol,
         bridge: String,
         decode: fn(&[u8]) -> Option<T>,
-    ) -> Arc<Self> {
+    ) -> Registration<T> {
         let capacity = tx.capacity();
         let feed = Arc::new(Self {
             state: Mutex::new(FeedState {
@@ -218,13 +255,9 @@ impl<T> Feed<T> {
             taken: AtomicU64::new(0),
             nudge: cb::bounded(1),
         });
-        tx.feeds().register(&feed);
-        feed
-    }
-
-    /// Unregisters the feed once its pump ends.
-    pub(crate) fn stop(self: &Arc<Self>, feeds: &Feeds<T>) {
-        feeds.unregister(self);
+        let feeds = tx.feeds();
+        feeds.register(&feed);
+        Registration { feed, feeds }
     }
 
     /// The ring's state, for the pump.
@@ -274,18 +307,6 @@ impl<T> Feed<T> {
 
     fn nudge(&self) {
         let _ = self.nudge.0.try_send(());
-    }
-
-    /// Whether the pump may stand aside now: receivers read the ring
-    /// themselves (one has since the pump last delivered for want of
-    /// readers), and none sleeps on the channel.
-    pub(crate) fn pump_may_park(&self, feeds: &Feeds<T>, standing: &mut Standing) -> bool {
-        let taken = self.taken.load(Ordering::Relaxed);
-        if taken != standing.taken_seen {
-            standing.taken_seen = taken;
-            standing.aside = true;
-        }
-        standing.aside && feeds.shared.sleepers.load(Ordering::SeqCst) == 0
     }
 
     /// Stands the pump aside until a receiver arms, `gone` is raised, or
@@ -399,7 +420,7 @@ mod tests {
     struct Fed {
         tx: Sender<u64>,
         rx: Receiver<u64>,
-        feed: Arc<Feed<u64>>,
+        feed: Registration<u64>,
         child: RingWriter,
         killed: Arc<Mutex<Vec<String>>>,
         _child_socket: UnixStream,
@@ -497,35 +518,34 @@ mod tests {
     #[test]
     fn the_pump_stands_aside_while_receives_read_and_none_sleeps() {
         let mut fed = fed(8);
-        let feeds = fed.tx.feeds();
         let mut standing = Standing::default();
         // No receive has read the ring: the pump delivers (a receiver may
         // have slept on the channel before the ring fed it).
-        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(!fed.feed.pump_may_park(&mut standing));
         fed.send(1);
         assert_eq!(fed.rx.try_recv().unwrap(), 1);
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
         // A receiver about to sleep needs the pump.
         fed.rx.arm();
-        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(!fed.feed.pump_may_park(&mut standing));
         fed.rx.disarm();
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
         // The arm's nudge ends the pump's next wait at once, and leaves
         // it aside.
         let gone = Signal::new();
         fed.feed.park(&gone, &mut standing);
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
         // A while with no read: the pump delivers again until one reads.
         fed.feed.park(&gone, &mut standing);
-        assert!(!fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(!fed.feed.pump_may_park(&mut standing));
         fed.send(2);
         assert_eq!(fed.rx.try_recv().unwrap(), 2);
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
         // The child's end wakes it at once too.
         gone.raise();
         fed.feed.park(&gone, &mut standing);
-        assert!(fed.feed.pump_may_park(&feeds, &mut standing));
+        assert!(fed.feed.pump_may_park(&mut standing));
     }
 
     #[test]
@@ -539,11 +559,19 @@ mod tests {
     }
 
     #[test]
-    fn a_stopped_feed_is_read_no_more() {
-        let mut fed = fed(8);
-        fed.send(1);
-        fed.feed.stop(&fed.tx.feeds());
-        assert!(!fed.tx.feeds().any());
-        assert!(fed.rx.try_recv().is_err());
+    fn a_feed_whose_pump_ended_is_read_no_more() {
+        let Fed {
+            tx,
+            rx,
+            feed,
+            mut child,
+            ..
+        } = fed(8);
+        let mut frame = vec![MESSAGE];
+        frame.extend(postcard::to_allocvec(&1u64).unwrap());
+        child.put(&frame, false);
+        drop(feed);
+        assert!(!tx.feeds().any());
+        assert!(rx.try_recv().is_err());
     }
 }
