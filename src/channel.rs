@@ -1041,6 +1041,7 @@ impl<T> Receiver<T> {
 /// A receiver that a selection armed (see [`Receiver::arm`]), to disarm
 /// once it has waited, whatever its message type.
 pub(crate) trait Armed {
+    /// See [`Receiver::disarm`].
     fn disarm(&self);
 }
 
