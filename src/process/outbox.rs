@@ -227,19 +227,30 @@ fn lock_writer<'a>(
 }
 
 /// Waits until `ready` says the writer may go on (credit taken, room
-/// found), as `waiting` allows (`None`: not at all). Before each sleep the
-/// writer raises its flag and asks `ready` once more, so that the reader,
-/// having moved on, either was seen to or sends word.
+/// found), as `waiting` allows (`None`: not at all). A writer that may
+/// wait looks patiently first, yielding between looks: while the reader
+/// reads, credit and room come within microseconds, and a sleep would
+/// cost the wake of a word. Before each sleep the writer raises its flag
+/// and asks `ready` once more, so that the reader, having moved on, either
+/// was seen to or sends word.
 fn wait_until(
     ring: &OutboxRing,
     writer: &mut RingWriter,
     waiting: Waiting<'_>,
     mut ready: impl FnMut(&mut RingWriter) -> Result<bool, Wake>,
 ) -> Result<(), Wake> {
+    let mut looks = 0;
     loop {
         if ready(writer)? {
             return Ok(());
         }
+        let patient = waiting.is_some_and(|(_, _, deadline)| !passed(deadline));
+        if patient && looks < super::wire::PATIENCE {
+            looks += 1;
+            std::thread::yield_now();
+            continue;
+        }
+        looks = 0;
         writer.wait_for_word();
         if ready(writer)? {
             return Ok(());
