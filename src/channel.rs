@@ -927,11 +927,14 @@ impl<T> Receiver<T> {
     /// How patient this endpoint's waits are (see
     /// [`recv_patiently`](Self::recv_patiently)): a bridged receiver in a
     /// process child has just asked for its message, which is a socket hop
-    /// away; every other endpoint sleeps once it has backed off.
+    /// away, and a receiver whose channel a process child's ring feeds
+    /// reads the ring itself while it looks (asleep, it would need the
+    /// bridge's pump woken to put the message where it sleeps); every
+    /// other endpoint sleeps once it has backed off.
     #[inline]
     fn patience(&self) -> u32 {
         #[cfg(all(feature = "process", target_os = "linux"))]
-        if self.inbox.is_some() {
+        if self.is_bridged() {
             return crate::process::PATIENCE;
         }
         0
