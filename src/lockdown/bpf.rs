@@ -458,17 +458,7 @@ mod tests {
     fn the_lockdown_table_compiles_to_its_meaning() {
         use crate::lockdown::rules::{Sockets, Threads, arch, table, thread_ban};
         assert_matches_table(&thread_ban(arch().unwrap()));
-        for sockets in [
-            Sockets::default(),
-            Sockets {
-                tcp: true,
-                udp: false,
-            },
-            Sockets {
-                tcp: true,
-                udp: true,
-            },
-        ] {
+        for sockets in Sockets::EVERY {
             for threads in [Threads::Refused, Threads::Carrier, Threads::Process] {
                 assert_matches_table(&table(arch().unwrap(), sockets, 4242, threads));
             }

@@ -62,6 +62,25 @@ pub(crate) struct Sockets {
     pub(crate) udp: bool,
 }
 
+#[cfg(test)]
+impl Sockets {
+    /// Each kind of network access a grant may hold, as the tests try them.
+    pub(crate) const EVERY: [Sockets; 3] = [
+        Sockets {
+            tcp: false,
+            udp: false,
+        },
+        Sockets {
+            tcp: true,
+            udp: false,
+        },
+        Sockets {
+            tcp: true,
+            udp: true,
+        },
+    ];
+}
+
 /// The architecture this build runs on, or `None` where the table has no
 /// syscall numbers.
 pub(crate) fn arch() -> Option<Arch> {
@@ -779,17 +798,7 @@ mod tests {
             0o6755,
             u64::MAX,
         ];
-        for brokered in [
-            Sockets::default(),
-            Sockets {
-                tcp: true,
-                udp: false,
-            },
-            Sockets {
-                tcp: true,
-                udp: true,
-            },
-        ] {
+        for brokered in Sockets::EVERY {
             for pid in [1, 2, 4242] {
                 let whole = process_table(arch, brokered, pid);
                 let own = own_process_table(arch, brokered, pid);
