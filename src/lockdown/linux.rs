@@ -397,8 +397,7 @@ pub(crate) fn confine_process(
     let pid = std::process::id();
     let program = match (inherited, program.is_empty()) {
         (true, false) => Ok(unpacked(program)),
-        (true, true) => table_arch()
-            .and_then(|arch| bpf_program(rules::own_process_table(arch, sockets(grant), pid))),
+        (true, true) => process_program(grant, pid).map(|packed| unpacked(&packed)),
         (false, _) => table_arch()
             .and_then(|arch| bpf_program(rules::process_table(arch, sockets(grant), pid))),
     };
@@ -412,6 +411,7 @@ pub(crate) fn confine_process(
     enforcement.no_new_privs |= enforcement.seccomp;
     Ok(enforcement)
 }
+
 /// The own part of the seccomp table of a process child holding `grant`
 /// (see [`confine_zygote`] for the shared part), whose process id (in its
 /// own pid namespace) is `pid`, each instruction packed into a `u64`

@@ -40,9 +40,9 @@ pub(crate) struct SpawnRequest {
     pub(crate) confinement: Confinement,
     pub(crate) grant: Vec<u8>,
     /// The child's own part of its seccomp table (on top of the part its
-    /// zygote attached for every child), compiled once per specification for a
-    /// component whose process id is [`COMPONENT_PID`]; empty if it could
-    /// not be (the child then compiles its own).
+    /// zygote attached for every child), compiled once per specification
+    /// for a component whose process id is [`COMPONENT_PID`]; empty if it
+    /// could not be (the child then compiles its own).
     pub(crate) seccomp: Vec<u64>,
 }
 
