@@ -454,7 +454,7 @@ fn pump_into<T>(tx: &Sender<T>, feed: &Registration<T>, words: &mut Words<'_>) {
                     continue;
                 }
                 looks = 0;
-                if !words.has_more() && !feed.lock().ring.may_sleep() {
+                if !words.has_more() && !feed.lock().may_sleep() {
                     continue;
                 }
                 match words.next() {
@@ -491,7 +491,7 @@ fn pump_into<T>(tx: &Sender<T>, feed: &Registration<T>, words: &mut Words<'_>) {
         };
         if let Err(message) = sent {
             let _ = fault::drop_contained(message);
-            state.close(CLOSED);
+            state.close();
             return;
         }
         state.grant_due(tx.len());

@@ -8,10 +8,10 @@
 //! receiver) take turns on every message, and on a machine with two cores
 //! that is the stream's bound. So a receiver that finds the channel empty
 //! takes the next message from a feeding ring itself, and the pump stands
-//! aside ([`Registration::pump_may_park`]) once receivers do so. From then on the
-//! pump puts messages into the channel only while a receiver sleeps or
-//! selects there ([`Feeds::arm`]), after a while in which no receive read
-//! the ring (its receivers no longer look, or are gone), and once the
+//! aside ([`Registration::pump_may_park`]) once receivers do so. From then
+//! on the pump puts messages into the channel only while a receiver sleeps
+//! or selects there ([`Feeds::arm`]), after a while in which no receive
+//! read the ring (its receivers no longer look, or are gone), and once the
 //! child is gone.
 //!
 //! Order: every move from a ring into the channel happens under the
@@ -33,7 +33,7 @@ use std::time::Duration;
 use crossbeam_channel as cb;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::bridge::{MESSAGE, Protocol, ROOM};
+use super::bridge::{CLOSED, MESSAGE, Protocol, ROOM};
 use super::ring::RingReader;
 use super::wire::send_word_now;
 use crate::channel::Sender;
@@ -198,7 +198,7 @@ pub(crate) struct Standing {
 
 /// The ring and what reading it owes the child, under the feed's lock.
 pub(crate) struct FeedState<T> {
-    pub(crate) ring: RingReader,
+    ring: RingReader,
     /// A message taken out of the ring that found the channel full: the
     /// ring's next.
     pending: Option<T>,
@@ -402,9 +402,14 @@ impl<T> FeedState<T> {
     }
 
     /// Closes the channel for the child: its next send fails.
-    pub(crate) fn close(&self, word: u8) {
+    pub(crate) fn close(&self) {
         self.ring.close();
-        let _ = send_word_now(&self.socket, word);
+        let _ = send_word_now(&self.socket, CLOSED);
+    }
+
+    /// Before the pump sleeps on the socket: see [`RingReader::may_sleep`].
+    pub(crate) fn may_sleep(&self) -> bool {
+        self.ring.may_sleep()
     }
 }
 
