@@ -104,6 +104,22 @@ pub(crate) fn thread_named(name: &str) -> Option<i32> {
         })
 }
 
+/// When the kernel started this process's thread `tid`, in clock ticks
+/// since boot (`/proc`'s unit, `USER_HZ`: [`TICKS_PER_SECOND`]), if it
+/// still runs.
+pub(crate) fn thread_started(tid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The name, in parentheses, may hold spaces; the fields after it do
+    // not. The start time is the 22nd field, the 20th after the name.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The clock ticks in a second of [`thread_started`]'s figures: `USER_HZ`,
+/// which Linux fixes at 100 for `/proc` on every architecture it reports
+/// start times for.
+pub(crate) const TICKS_PER_SECOND: u64 = 100;
+
 /// The kernel's id of the calling thread.
 pub(crate) fn own_tid() -> i32 {
     let link = std::fs::read_link("/proc/thread-self").unwrap();
