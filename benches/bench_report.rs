@@ -263,11 +263,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The accounting allocator.
     let rounds = 100_000;
-    let (accounting, system) = paired(
-        5,
-        || common::alloc_churn(true, rounds),
-        || common::alloc_churn(false, rounds),
-    );
+    // Alternated on one thread, and which goes first alternated too (see
+    // `common::alloc_churn`).
+    let plan: Vec<bool> = (0..22).map(|run| matches!(run % 4, 0 | 3)).collect();
+    let (mut accounting, mut system) = (Vec::new(), Vec::new());
+    for (&through_accounting, took) in plan.iter().zip(common::alloc_churn(plan.clone(), rounds)) {
+        if through_accounting {
+            accounting.push(took);
+        } else {
+            system.push(took);
+        }
+    }
+    let (accounting, system) = (percentiles(&mut accounting).0, percentiles(&mut system).0);
     let ratio = accounting.as_secs_f64() / system.as_secs_f64();
     rows.push(Row {
         comparison: "allocation-heavy loop, accounting vs system allocator".into(),

@@ -179,8 +179,8 @@ fn allocator(c: &mut Criterion) {
     for (name, accounting) in [("system allocator", false), ("accounting allocator", true)] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| common::alloc_churn(accounting, rounds))
+                common::alloc_churn(vec![accounting; iters as usize], rounds)
+                    .into_iter()
                     .sum::<Duration>()
             })
         });
