@@ -982,6 +982,78 @@ fn a_pool_restarts_members_independently_grows_and_stops_in_parallel() {
     );
 }
 
+static STAGGERED_RELEASE_LAST: AtomicBool = AtomicBool::new(false);
+static STAGGERED_RELEASE_DEAF: AtomicBool = AtomicBool::new(false);
+static STAGGERED_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Waits (bounded) until `flag` is raised, from inside a component.
+fn until_raised(flag: &AtomicBool) {
+    for _ in 0..(WAIT.as_millis() as usize) {
+        if flag.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+}
+
+/// A member of the staggered pool: `w-0` ignores its cancellation until
+/// released; `w-5`, the member a stop in reverse start order comes to
+/// first, stops once cancelled and released; the others stop when asked.
+fn staggered(ready: Sender<String>, cx: &Context) -> Result<(), String> {
+    let name = cx.path().rsplit('/').next().unwrap_or_default().to_owned();
+    ready.send(name.clone()).map_err(|e| e.to_string())?;
+    if name == "w-0" {
+        until_raised(&STAGGERED_RELEASE_DEAF);
+        STAGGERED_DONE.store(true, Ordering::SeqCst);
+        return Ok(());
+    }
+    let _ = cx.sleep(Duration::from_secs(3600));
+    if name == "w-5" {
+        until_raised(&STAGGERED_RELEASE_LAST);
+    }
+    Ok(())
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test stops the tree from a thread of its own while it watches the events"
+)]
+fn a_stopping_pool_takes_exits_as_they_come_and_times_out_only_the_member_that_ignores_it() {
+    let (ready, members) = channel::bounded(8).unwrap();
+    // Long enough for the test to see four exits and release `w-5` on a
+    // loaded machine; `w-0` takes all of it.
+    let template = Child::new("w", staggered, ready).shutdown(Duration::from_secs(5));
+    let pool = Supervisor::pool("stagger", template, 6);
+    let events = pool.events(256);
+    let system = pool.start().unwrap();
+    for _ in 0..6 {
+        members.recv_timeout(WAIT).unwrap();
+    }
+    let stopping = std::thread::spawn(move || system.shutdown());
+    // The members that stopped are reported while the one the stop asked
+    // first still runs.
+    let early = ["stagger/w-1", "stagger/w-2", "stagger/w-3", "stagger/w-4"];
+    for _ in early {
+        wait_for(&events, "a member stopped", |e| {
+            stopped(&e.kind) && early.contains(&e.path.as_str())
+        });
+    }
+    STAGGERED_RELEASE_LAST.store(true, Ordering::SeqCst);
+    assert_eq!(stopping.join().unwrap(), SystemExit::Shutdown);
+    let rest = events.drain();
+    assert_eq!(entered(&rest, stopped), ["stagger/w-5"]);
+    let timed_out = entered(&rest, |kind| {
+        matches!(kind, EventKind::ShutdownTimedOut { .. })
+    });
+    assert_eq!(timed_out, ["stagger/w-0"]);
+    // Detached, not waited for: it runs on until released.
+    STAGGERED_RELEASE_DEAF.store(true, Ordering::SeqCst);
+    eventually("the detached member finishes", || {
+        STAGGERED_DONE.load(Ordering::SeqCst)
+    });
+}
+
 // ----- mailboxes ------------------------------------------------------------------
 
 #[derive(Grant)]

@@ -66,8 +66,8 @@ pub(crate) enum Control {
     Exited {
         slot: ChildId,
         instance: u64,
-        /// Boxed: every message of the control channel's capacity is
-        /// allocated up front, at the size of the largest.
+        /// Boxed: the control channel allocates its slots in blocks, each
+        /// at the size of the largest message.
         report: Box<ExitReport>,
     },
     /// The watchdog cancelled this instance for going over a budget: wait

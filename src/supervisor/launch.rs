@@ -27,11 +27,6 @@ use crate::revoke::Revoker;
 use crate::signal::Signal;
 use crate::threads::{SpawnError, ThreadGroup};
 
-/// Capacity of every supervisor's control channel. Senders block when it is
-/// full; the supervisor drains it continuously, and every sender is an
-/// instance reporting once or a caller waiting for its reply anyway.
-pub(crate) const CONTROL_CAPACITY: usize = 1024;
-
 /// A thread whose in-place instance ended, waiting for its next one. It
 /// ends on its own once this (its resume channel) is dropped.
 pub(crate) struct Parked {
@@ -434,7 +429,13 @@ pub(crate) fn launch(
     parent: Option<(cb::Sender<Control>, ChildId)>,
     done: Option<cb::Sender<Outcome>>,
 ) -> Result<Launched, StartError> {
-    let (control, inbox) = cb::bounded(CONTROL_CAPACITY);
+    // Unbounded: every sender is an instance reporting its end once, the
+    // watchdog reporting an instance once, or a caller waiting for its
+    // reply, so what is queued is bounded by the children and callers.
+    // A bounded channel made them wait when a large pool stopped at once,
+    // thousands of senders queued on its waker, each wake a scan of the
+    // queue: the stop took time quadratic in the pool's size.
+    let (control, inbox) = cb::unbounded();
     let board = Arc::new(StatusBoard::default());
     let (started_tx, started_rx) = cb::bounded(1);
     tree.supervisors.lock().insert(

@@ -2,9 +2,10 @@
 //! each within its shutdown timeout; an instance that ignores it (or its
 //! budget) is revoked, detached and counted, and its message settled.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::event::EventKind;
 use crate::fault::{Fault, FaultKind};
@@ -37,11 +38,13 @@ impl NodeState {
         self.stop_parallel(&[i]);
     }
 
-    /// Asks every slot in `indices` to stop, then waits for each in turn
-    /// until its own deadline.
+    /// Asks every slot in `indices` to stop, then takes their exit reports
+    /// in the order they come, each child until its own deadline. The
+    /// work is linear in the number of slots: nothing is looked for by a
+    /// scan of the slots or of the messages set aside.
     pub(super) fn stop_parallel(&mut self, indices: &[usize]) {
         let now = self.now();
-        let mut waiting = VecDeque::new();
+        let mut stopping = Stopping::default();
         for &i in indices {
             let slot = &mut self.slots[i];
             // From here on every restart of it is the supervisor's.
@@ -54,53 +57,160 @@ impl NodeState {
                 } => {
                     handle.ask_to_stop();
                     let timeout = slot.settings().shutdown;
-                    waiting.push_back((slot.id, *instance, now.checked_add(timeout), timeout));
+                    stopping.wait_for(
+                        slot.id,
+                        Awaited {
+                            index: i,
+                            instance: *instance,
+                            timeout,
+                            killed: false,
+                        },
+                        now.checked_add(timeout),
+                    );
                 }
                 SlotState::BackingOff | SlotState::Restarting => slot.state = SlotState::Stopped,
                 SlotState::Stopped => {}
             }
         }
-        while let Some((id, instance, deadline, timeout)) = waiting.pop_front() {
-            match self.wait_exit(id, instance, deadline) {
-                Some(mut report) => {
-                    let Some(i) = self.index_of(id) else {
-                        self.discard(report);
-                        continue;
-                    };
-                    let successor = report.successor.take();
-                    self.finish(i, report);
-                    // It restarted itself before its permit was closed: the
-                    // successor is stopped in turn, with its own timeout.
-                    if let Some(successor) = successor
-                        && self.adopt(i, successor).is_none()
-                        && let SlotState::Running {
-                            instance, handle, ..
-                        } = &self.slots[i].state
-                    {
-                        handle.ask_to_stop();
-                        let deadline = self.now().checked_add(timeout);
-                        waiting.push_back((id, *instance, deadline, timeout));
-                    }
-                }
+        // Reports that came while the supervisor waited for something
+        // else; the other messages keep their order.
+        for message in std::mem::take(&mut self.deferred) {
+            self.sort(message, &mut stopping);
+        }
+        while !stopping.is_empty() {
+            let deadline = stopping.next_deadline();
+            match self.receive(deadline) {
+                Some(message) => self.sort(message, &mut stopping),
+                // The earliest deadline passed (or, without one, nothing
+                // more can come: every child still awaited is overdue).
                 None => {
-                    if let Some(report) = self.kill(id, instance) {
-                        if let Some(i) = self.index_of(id) {
-                            self.emit_child(
-                                i,
-                                Some(instance),
-                                EventKind::ShutdownTimedOut { timeout },
-                            );
-                            self.finish(i, report);
+                    // What came by the deadline counts as in time.
+                    for _ in 0..self.inbox.len() {
+                        match self.inbox.try_recv() {
+                            Ok(message) => self.sort(message, &mut stopping),
+                            Err(_) => break,
                         }
-                        continue;
                     }
-                    if let Some(i) = self.index_of(id)
-                        && let Some(instance) = self.detach(i, Outcome::Shutdown)
-                    {
-                        self.emit_child(i, Some(instance), EventKind::ShutdownTimedOut { timeout });
+                    for (id, awaited) in stopping.overdue(deadline.map(|_| self.now())) {
+                        self.overdue(id, awaited, &mut stopping);
                     }
                 }
             }
+        }
+    }
+
+    /// A message that came during a parallel stop: an awaited exit report
+    /// is taken, anything else set aside for later.
+    fn sort(&mut self, message: Control, stopping: &mut Stopping) {
+        match message {
+            Control::Exited {
+                slot,
+                instance,
+                report,
+            } if stopping.awaits(slot, instance) => {
+                if let Some(awaited) = stopping.take(slot) {
+                    self.stopped(slot, awaited, *report, stopping);
+                }
+            }
+            other => self.deferred.push_back(other),
+        }
+    }
+
+    /// A child of a parallel stop reported its exit.
+    fn stopped(
+        &mut self,
+        id: ChildId,
+        awaited: Awaited,
+        mut report: ExitReport,
+        stopping: &mut Stopping,
+    ) {
+        let Some(i) = self.locate(id, awaited.index) else {
+            self.discard(report);
+            return;
+        };
+        if awaited.killed {
+            self.emit_child(
+                i,
+                Some(awaited.instance),
+                EventKind::ShutdownTimedOut {
+                    timeout: awaited.timeout,
+                },
+            );
+            self.finish(i, report);
+            return;
+        }
+        let successor = report.successor.take();
+        self.finish(i, report);
+        // It restarted itself before its permit was closed: the successor
+        // is stopped in turn, with its own timeout.
+        if let Some(successor) = successor
+            && self.adopt(i, successor).is_none()
+            && let SlotState::Running {
+                instance, handle, ..
+            } = &self.slots[i].state
+        {
+            handle.ask_to_stop();
+            let successor = Awaited {
+                index: i,
+                instance: *instance,
+                ..awaited
+            };
+            stopping.wait_for(id, successor, self.now().checked_add(awaited.timeout));
+        }
+    }
+
+    /// A child of a parallel stop did not stop within its timeout: a
+    /// process child is killed and its exit still awaited, any other
+    /// instance detached.
+    fn overdue(&mut self, id: ChildId, awaited: Awaited, stopping: &mut Stopping) {
+        let Some(i) = self.locate(id, awaited.index) else {
+            return;
+        };
+        if !awaited.killed && self.kill_process(i) {
+            let killed = Awaited {
+                killed: true,
+                ..awaited
+            };
+            // Revocation ends a process child for certain.
+            stopping.wait_for(id, killed, None);
+            return;
+        }
+        if let Some(instance) = self.detach(i, Outcome::Shutdown) {
+            self.emit_child(
+                i,
+                Some(instance),
+                EventKind::ShutdownTimedOut {
+                    timeout: awaited.timeout,
+                },
+            );
+        }
+    }
+
+    /// Where slot `id` is, looking first at `hint`, where it was when its
+    /// wait began (a stop takes no slot out, so it is still there).
+    fn locate(&self, id: ChildId, hint: usize) -> Option<usize> {
+        match self.slots.get(hint) {
+            Some(slot) if slot.id == id => Some(hint),
+            _ => self.index_of(id),
+        }
+    }
+
+    /// Revokes the running instance of slot `i` if revocation ends it for
+    /// certain (a process child, which is killed); `false` for any other.
+    fn kill_process(&self, i: usize) -> bool {
+        let slot = &self.slots[i];
+        if !slot.runs_in_process() {
+            return false;
+        }
+        match &slot.state {
+            SlotState::Running {
+                handle: Handle::Worker { revoker, .. },
+                ..
+            } => {
+                revoker.revoke();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -109,16 +219,8 @@ impl NodeState {
     /// can only be detached.
     fn kill(&mut self, id: ChildId, instance: u64) -> Option<ExitReport> {
         let i = self.index_of(id)?;
-        let slot = &self.slots[i];
-        if !slot.runs_in_process() {
+        if !self.kill_process(i) {
             return None;
-        }
-        match &slot.state {
-            SlotState::Running {
-                handle: Handle::Worker { revoker, .. },
-                ..
-            } => revoker.revoke(),
-            _ => return None,
         }
         self.wait_exit(id, instance, None)
     }
@@ -248,5 +350,96 @@ impl NodeState {
             }
         };
         self.react(vec![(id, outcome)]);
+    }
+}
+
+/// The children a parallel stop still waits for, and their deadlines in
+/// the order they fall.
+#[derive(Default)]
+struct Stopping {
+    awaited: HashMap<ChildId, Awaited>,
+    /// Every deadline set, earliest first; one whose child is no longer
+    /// awaited for that instance (it reported, or was killed and waits
+    /// without one) is dropped when it comes up.
+    deadlines: BinaryHeap<Reverse<(Instant, ChildId, u64)>>,
+}
+
+/// A child a parallel stop waits for.
+#[derive(Clone, Copy)]
+struct Awaited {
+    /// Its slot's index when the wait began.
+    index: usize,
+    instance: u64,
+    timeout: Duration,
+    /// Killed at its deadline (a process child): its exit is awaited
+    /// without one, and reported as a timed-out shutdown.
+    killed: bool,
+}
+
+impl Stopping {
+    /// Waits for `awaited`'s instance of `id` until `deadline` (`None`:
+    /// for as long as it takes).
+    fn wait_for(&mut self, id: ChildId, awaited: Awaited, deadline: Option<Instant>) {
+        if let Some(deadline) = deadline {
+            self.deadlines
+                .push(Reverse((deadline, id, awaited.instance)));
+        }
+        self.awaited.insert(id, awaited);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.awaited.is_empty()
+    }
+
+    /// Whether the stop waits for `instance` of `id`.
+    fn awaits(&self, id: ChildId, instance: u64) -> bool {
+        self.awaited
+            .get(&id)
+            .is_some_and(|awaited| awaited.instance == instance)
+    }
+
+    /// Stops waiting for `id`.
+    fn take(&mut self, id: ChildId) -> Option<Awaited> {
+        self.awaited.remove(&id)
+    }
+
+    /// Whether the deadline set for `instance` of `id` still stands.
+    fn stands(&self, id: ChildId, instance: u64) -> bool {
+        self.awaited
+            .get(&id)
+            .is_some_and(|awaited| awaited.instance == instance && !awaited.killed)
+    }
+
+    /// The earliest deadline that still stands.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((deadline, id, instance))) = self.deadlines.peek() {
+            if self.stands(id, instance) {
+                return Some(deadline);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Takes out the children whose deadline has passed at `now`; every
+    /// child still awaited when `now` is `None`.
+    fn overdue(&mut self, now: Option<Instant>) -> Vec<(ChildId, Awaited)> {
+        let Some(now) = now else {
+            self.deadlines.clear();
+            return self.awaited.drain().collect();
+        };
+        let mut overdue = Vec::new();
+        while let Some(&Reverse((deadline, id, instance))) = self.deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.stands(id, instance)
+                && let Some(awaited) = self.take(id)
+            {
+                overdue.push((id, awaited));
+            }
+        }
+        overdue
     }
 }
