@@ -250,6 +250,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         met: ratio <= 1.2,
     });
 
+    // Pools: start and stop per member, a pool of 10,000 next to one of
+    // 1,000 (medians of three runs each, alternated); linear is 1.0.
+    let (small, large) = (1_000, 10_000);
+    let (mut small_runs, mut large_runs) = (Vec::new(), Vec::new());
+    for large_first in [false, true, false] {
+        if large_first {
+            large_runs.push(common::pool_lifecycle(large));
+        }
+        small_runs.push(common::pool_lifecycle(small));
+        if !large_first {
+            large_runs.push(common::pool_lifecycle(large));
+        }
+    }
+    for (phase, name) in ["start", "shutdown"].into_iter().enumerate() {
+        let per_member = |runs: &[[Duration; 2]], n: usize| {
+            let mut times: Vec<Duration> = runs.iter().map(|run| run[phase]).collect();
+            percentiles(&mut times).0 / n as u32
+        };
+        let (small_each, large_each) = (
+            per_member(&small_runs, small),
+            per_member(&large_runs, large),
+        );
+        let ratio = large_each.as_secs_f64() / small_each.as_secs_f64();
+        rows.push(Row {
+            comparison: format!("pool {name} per member, 10,000 members vs 1,000"),
+            ours: micros(large_each),
+            theirs: micros(small_each),
+            ratio,
+            target: "≤ 1.25".into(),
+            met: ratio <= 1.25,
+        });
+    }
+
     // Lockdown.
     let (apply, apply_p99) = percentiles(&mut common::lockdown_apply(200));
     rows.push(Row {

@@ -331,6 +331,15 @@ pub(crate) fn start_components(n: usize) -> (Duration, compartment::System) {
     (start.elapsed(), system)
 }
 
+/// Starts a pool of `n` idle components and shuts it down; returns the
+/// time each took: `[start, shutdown]`.
+pub(crate) fn pool_lifecycle(n: usize) -> [Duration; 2] {
+    let (start, system) = start_components(n);
+    let stopping = Instant::now();
+    system.shutdown();
+    [start, stopping.elapsed()]
+}
+
 /// A parked thread and the flag that lets it end.
 pub(crate) type Parked = (
     std::sync::Arc<std::sync::atomic::AtomicBool>,
