@@ -327,8 +327,11 @@ impl NodeState {
         unregister(&self.tree, &self.path, &self.control);
     }
 
+    /// Where slot `id` is. Slots are appended with ever larger ids and only
+    /// ever taken out, never moved, so they stay sorted by id: a lookup is
+    /// a binary search, which keeps a large pool's work per message small.
     fn index_of(&self, id: ChildId) -> Option<usize> {
-        self.slots.iter().position(|slot| slot.id == id)
+        self.slots.binary_search_by_key(&id, |slot| slot.id).ok()
     }
 
     fn now(&self) -> Instant {
@@ -347,6 +350,16 @@ impl NodeState {
     fn emit_child(&self, i: usize, instance: Option<u64>, kind: EventKind) {
         self.sync_slot(i);
         self.tree.publish(&self.slots[i].path, instance, kind);
+    }
+
+    /// [`emit`](Self::emit) for this supervisor's event about the children
+    /// at `children` (a restart of them): only their entries need updating,
+    /// which keeps a restart in a large pool from costing the pool's size.
+    fn emit_about(&self, children: &[usize], kind: EventKind) {
+        for &i in children {
+            self.sync_slot(i);
+        }
+        self.tree.publish(&self.path, Some(self.instance), kind);
     }
 
     fn report_contained(&self, path: &str, instance: u64, caught: fault::Caught, doing: &str) {

@@ -37,6 +37,20 @@ pub(crate) struct Member {
     pub(crate) retired: bool,
 }
 
+/// What the planner reads of a child. A plan reads only the children it
+/// concerns (for one-for-one, the child that ended), so a supervisor hands
+/// it its children as they are, not a copy of every one's view: in a
+/// large pool, a restart then costs no more than in a small one.
+pub(crate) trait AsMember {
+    fn member(&self) -> Member;
+}
+
+impl AsMember for Member {
+    fn member(&self) -> Member {
+        *self
+    }
+}
+
 /// What to do about a child that ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Plan {
@@ -69,27 +83,30 @@ pub(crate) fn restarts(restart: Restart, ending: Ending) -> bool {
 
 /// Plans the reaction to child `ended` ending so. `members[ended]` should
 /// already show it stopped. A restart is recorded in `intensity` at `now`.
-pub(crate) fn plan(
+pub(crate) fn plan<M: AsMember>(
     strategy: Strategy,
     auto_shutdown: AutoShutdown,
-    members: &[Member],
+    members: &[M],
     ended: usize,
     ending: Ending,
     intensity: &mut Intensity,
     now: Instant,
 ) -> Plan {
-    let child = members[ended];
+    let member = |i: usize| members[i].member();
+    let child = member(ended);
     if !restarts(child.restart, ending) {
         let retire = child.restart == Restart::Temporary;
-        let others_significant_active = members
-            .iter()
-            .enumerate()
-            .any(|(i, m)| i != ended && !m.retired && m.significant && m.active);
+        let others_significant_active = || {
+            (0..members.len()).any(|i| {
+                let m = member(i);
+                i != ended && !m.retired && m.significant && m.active
+            })
+        };
         let due = child.significant
             && match auto_shutdown {
                 AutoShutdown::Never => false,
                 AutoShutdown::AnySignificant => true,
-                AutoShutdown::AllSignificant => !others_significant_active,
+                AutoShutdown::AllSignificant => !others_significant_active(),
             };
         return if due {
             Plan::AutoShutdown { retire }
@@ -100,23 +117,28 @@ pub(crate) fn plan(
     if !intensity.record(now) {
         return Plan::GiveUp;
     }
-    let set: Vec<usize> = match strategy {
-        Strategy::OneForOne => vec![ended],
-        Strategy::OneForAll => (0..members.len()).collect(),
-        Strategy::RestForOne => (ended..members.len()).collect(),
+    let set: Vec<(usize, Member)> = match strategy {
+        Strategy::OneForOne => ended..ended + 1,
+        Strategy::OneForAll => 0..members.len(),
+        Strategy::RestForOne => ended..members.len(),
     }
-    .into_iter()
-    .filter(|&i| i == ended || !members[i].retired)
+    .map(|i| (i, if i == ended { child } else { member(i) }))
+    .filter(|(i, m)| *i == ended || !m.retired)
     .collect();
     let stop = set
         .iter()
         .rev()
-        .copied()
-        .filter(|&i| i != ended && members[i].running)
+        .filter(|(i, m)| *i != ended && m.running)
+        .map(|(i, _)| *i)
         .collect();
-    let (retire, start): (Vec<usize>, Vec<usize>) = set
-        .into_iter()
-        .partition(|&i| i != ended && members[i].restart == Restart::Temporary);
+    let (mut retire, mut start) = (Vec::new(), Vec::new());
+    for (i, m) in set {
+        if i != ended && m.restart == Restart::Temporary {
+            retire.push(i);
+        } else {
+            start.push(i);
+        }
+    }
     Plan::Restart {
         stop,
         retire,

@@ -9,7 +9,7 @@ use crossbeam_channel as cb;
 
 use super::control::Control;
 use super::launch::Parked;
-use super::plan::Member;
+use super::plan::{AsMember, Member};
 use super::relaunch::Relaunch;
 use super::spec::{Strategy, Supervisor};
 use super::status::StatusBoard;
@@ -179,9 +179,11 @@ impl Slot {
     pub(crate) fn runs(&self, instance: u64) -> bool {
         matches!(self.state, SlotState::Running { instance: running, .. } if running == instance)
     }
+}
 
+impl AsMember for Slot {
     /// The slot as the restart planner sees it.
-    pub(crate) fn member(&self) -> Member {
+    fn member(&self) -> Member {
         let settings = self.settings();
         Member {
             restart: settings.restart,

@@ -12,7 +12,7 @@ use crate::supervisor::control::{ExitReport, Outcome};
 use crate::supervisor::launch::Parked;
 use crate::supervisor::plan::{self, Plan};
 use crate::supervisor::relaunch::Successor;
-use crate::supervisor::slot::{ChildId, Handle, Slot, SlotState, Spec};
+use crate::supervisor::slot::{ChildId, Handle, SlotState, Spec};
 use crate::supervisor::spec::Escalation;
 
 use super::NodeState;
@@ -47,9 +47,8 @@ impl NodeState {
     /// fault, returned for the planner as any failed start is.
     pub(super) fn adopt(&mut self, i: usize, successor: Successor) -> Option<Outcome> {
         let path = self.slots[i].path.clone();
-        self.emit(
-            &self.path,
-            Some(self.instance),
+        self.emit_about(
+            &[i],
             EventKind::Restarting {
                 cause: path.to_string(),
                 children: vec![path.to_string()],
@@ -226,12 +225,11 @@ impl NodeState {
                 continue;
             }
             let Some(i) = self.index_of(id) else { continue };
-            let members: Vec<_> = self.slots.iter().map(Slot::member).collect();
             let now = self.now();
             let plan = plan::plan(
                 self.strategy,
                 self.auto_shutdown,
-                &members,
+                &self.slots,
                 i,
                 outcome.ending(),
                 &mut self.intensity.lock(),
@@ -286,15 +284,18 @@ impl NodeState {
         let Some(i) = self.index_of(failed) else {
             return Vec::new();
         };
-        let names = start
+        let named: Vec<usize> = start
             .iter()
             .chain(retire)
             .filter_map(|id| self.index_of(*id))
-            .map(|j| self.slots[j].path.to_string())
             .collect();
-        self.emit(
-            &self.path,
-            Some(self.instance),
+        let names = named
+            .iter()
+            .map(|&j| self.slots[j].path.to_string())
+            .collect();
+        let about: Vec<usize> = std::iter::once(i).chain(named).collect();
+        self.emit_about(
+            &about,
             EventKind::Restarting {
                 cause: self.slots[i].path.to_string(),
                 children: names,
@@ -311,6 +312,7 @@ impl NodeState {
         for &id in start {
             if let Some(j) = self.index_of(id) {
                 self.slots[j].state = SlotState::Restarting;
+                self.sync_slot(j);
             }
         }
         let Some(i) = self.index_of(failed) else {
@@ -328,6 +330,7 @@ impl NodeState {
                 for id in start {
                     if let Some(j) = self.index_of(*id) {
                         self.slots[j].state = SlotState::BackingOff;
+                        self.sync_slot(j);
                     }
                 }
                 let instance = self.slots[i].instance;
