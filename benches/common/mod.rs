@@ -274,24 +274,42 @@ fn crasher(g: Crasher, cx: &Context) -> Result<(), String> {
 /// From a panic in a component to its next instance running its first
 /// line, `rounds` times.
 pub(crate) fn restart_latency(mode: RestartMode, rounds: usize) -> Vec<Duration> {
+    restarts_beside(mode, false, 0, rounds)
+}
+
+/// [`restart_latency`] of a child with `siblings` idle children beside it
+/// under the same supervisor; with `by_supervisor`, the child backs off
+/// (for a nanosecond) between restarts, so that its supervisor's thread
+/// decides and starts each restart instead of the failing thread.
+pub(crate) fn restarts_beside(
+    mode: RestartMode,
+    by_supervisor: bool,
+    siblings: usize,
+    rounds: usize,
+) -> Vec<Duration> {
     let (commands, commands_rx) = channel::bounded(1).unwrap();
     let (firsts_tx, firsts) = channel::bounded(4).unwrap();
-    let system = Supervisor::new("bench")
+    let mut crashing = Child::new(
+        "crasher",
+        crasher,
+        Crasher {
+            commands: commands_rx,
+            firsts: firsts_tx,
+        },
+    )
+    .restart_mode(mode);
+    if by_supervisor {
+        let nanosecond = Duration::from_nanos(1);
+        crashing = crashing.backoff(compartment::Backoff::exponential(nanosecond, nanosecond));
+    }
+    let mut supervisor = Supervisor::new("bench")
         .intensity(u32::MAX, Duration::from_secs(3600))
         .forward_panics(false)
-        .child(
-            Child::new(
-                "crasher",
-                crasher,
-                Crasher {
-                    commands: commands_rx,
-                    firsts: firsts_tx,
-                },
-            )
-            .restart_mode(mode),
-        )
-        .start()
-        .unwrap();
+        .child(crashing);
+    for n in 0..siblings {
+        supervisor = supervisor.child(Child::new(format!("idle-{n}"), idle, ()));
+    }
+    let system = supervisor.start().unwrap();
     firsts.recv().unwrap();
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
