@@ -442,6 +442,40 @@ fn backoff_delays_restarts_on_the_supervisor_clock_and_still_counts() {
     assert_eq!(event.path, "backoff");
 }
 
+#[test]
+fn a_child_removed_while_it_backs_off_is_not_started_when_its_restart_falls_due() {
+    let (clock, control) = MonotonicClock::manual();
+    let t = troupe(&["slow", "other"]);
+    let mut children = t.children.into_iter();
+    let sup = Supervisor::new("gone")
+        .intensity(5, Duration::from_secs(60))
+        .clock(clock)
+        .child(children.next().unwrap().backoff(
+            Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30)).jitter(0.0),
+        ))
+        .child(children.next().unwrap());
+    let events = sup.events(256);
+    let system = sup.start().unwrap();
+    starts(&t.starts, 2);
+    t.commands[0].send(Cmd::Panic).unwrap();
+    wait_for(
+        &events,
+        "backing off",
+        is(|k| matches!(k, EventKind::BackingOff { .. }), "gone/slow"),
+    );
+    system.remove_child("gone/slow").unwrap();
+    control.advance(Duration::from_secs(2));
+    // Two round trips: the first may be served before the supervisor
+    // wakes for the restart that fell due, the second is served after.
+    barrier(&system, "gone");
+    barrier(&system, "gone");
+    assert!(t.starts.try_recv().is_err(), "nothing started again");
+    assert!(system.status().find("gone/slow").is_none());
+    // The supervisor goes on serving its other child.
+    t.commands[1].send(Cmd::Panic).unwrap();
+    assert_eq!(next_start(&t.starts), ("gone/other".into(), 2));
+}
+
 // ----- trees ------------------------------------------------------------------
 
 #[test]

@@ -41,6 +41,7 @@ mod board;
 mod dynamic;
 mod exits;
 mod stop;
+mod timers;
 
 /// Everything a supervisor thread starts with.
 pub(crate) struct NodeStart {
@@ -80,7 +81,7 @@ struct NodeState {
     next_slot: u64,
     next_member: usize,
     deferred: VecDeque<Control>,
-    timers: Vec<(Instant, Vec<ChildId>)>,
+    timers: timers::Timers,
     exit: Option<Outcome>,
 }
 
@@ -240,7 +241,7 @@ impl NodeState {
             slots: Vec::with_capacity(children.len()),
             next_slot: 1,
             deferred: VecDeque::new(),
-            timers: Vec::new(),
+            timers: timers::Timers::default(),
             exit: None,
         };
         for child in children {
@@ -598,17 +599,13 @@ impl NodeState {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        self.timers.iter().map(|(due, _)| *due).min()
+        self.timers.next_due()
     }
 
     fn fire_timers(&mut self) {
         let now = self.now();
-        let (due, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
-            .into_iter()
-            .partition(|(at, _)| *at <= now);
-        self.timers = pending;
         let mut failures = Vec::new();
-        for (_, ids) in due {
+        for ids in self.timers.take_due(now) {
             let ids: Vec<ChildId> = ids
                 .into_iter()
                 .filter(|id| {

@@ -52,10 +52,8 @@ impl NodeState {
                 path: format!("{}/{name}", self.path),
             });
         };
+        // A restart it waits for passes it over: it no longer backs off.
         let id = self.slots[i].id;
-        for (_, ids) in &mut self.timers {
-            ids.retain(|pending| *pending != id);
-        }
         self.stop_slot(i);
         self.retire(id);
         Ok(())

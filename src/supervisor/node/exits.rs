@@ -337,7 +337,7 @@ impl NodeState {
                 self.emit_child(i, Some(instance), EventKind::BackingOff { delay });
                 let now = self.now();
                 let due = now.checked_add(delay).unwrap_or(now);
-                self.timers.push((due, start.to_vec()));
+                self.timers.push(due, start.to_vec());
                 Vec::new()
             }
             None => self.start_set(start),
