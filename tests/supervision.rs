@@ -13,13 +13,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use compartment::caps::MonotonicClock;
+use compartment::caps::{ClockControl, MonotonicClock};
 use compartment::channel::{self, Receiver, Sender};
 use compartment::event::{Event, EventKind, Events, ExitReason};
 use compartment::supervisor::{ChildState, DeadLetter};
 use compartment::{
     AutoShutdown, Backoff, Child, Context, ControlError, FaultKind, Grant, Inventory, ReissueError,
-    Restart, Revoker, SpecError, StartError, Strategy, Supervisor, SystemExit,
+    Restart, Revoker, SpecError, StartError, Strategy, Supervisor, System, SystemExit,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -392,13 +392,15 @@ fn a_slow_crash_rate_is_survived() {
     assert_eq!(system.status().find("slow/w").unwrap().restarts, 10);
 }
 
-#[test]
-fn backoff_delays_restarts_on_the_supervisor_clock_and_still_counts() {
+/// `slow`, which backs off for a second (doubling) on a manual clock, and
+/// `other`, under `name` with room for `max_restarts` a minute; both
+/// started.
+fn slow_and_other(name: &str, max_restarts: u32) -> (System, Events, Troupe, ClockControl) {
     let (clock, control) = MonotonicClock::manual();
-    let t = troupe(&["slow", "other"]);
-    let mut children = t.children.into_iter();
-    let sup = Supervisor::new("backoff")
-        .intensity(2, Duration::from_secs(60))
+    let mut t = troupe(&["slow", "other"]);
+    let mut children = std::mem::take(&mut t.children).into_iter();
+    let sup = Supervisor::new(name)
+        .intensity(max_restarts, Duration::from_secs(60))
         .clock(clock)
         .child(children.next().unwrap().backoff(
             Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30)).jitter(0.0),
@@ -407,6 +409,12 @@ fn backoff_delays_restarts_on_the_supervisor_clock_and_still_counts() {
     let events = sup.events(256);
     let system = sup.start().unwrap();
     starts(&t.starts, 2);
+    (system, events, t, control)
+}
+
+#[test]
+fn backoff_delays_restarts_on_the_supervisor_clock_and_still_counts() {
+    let (system, events, t, control) = slow_and_other("backoff", 2);
 
     t.commands[0].send(Cmd::Panic).unwrap();
     let (event, _) = wait_for(
@@ -444,19 +452,7 @@ fn backoff_delays_restarts_on_the_supervisor_clock_and_still_counts() {
 
 #[test]
 fn a_child_removed_while_it_backs_off_is_not_started_when_its_restart_falls_due() {
-    let (clock, control) = MonotonicClock::manual();
-    let t = troupe(&["slow", "other"]);
-    let mut children = t.children.into_iter();
-    let sup = Supervisor::new("gone")
-        .intensity(5, Duration::from_secs(60))
-        .clock(clock)
-        .child(children.next().unwrap().backoff(
-            Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30)).jitter(0.0),
-        ))
-        .child(children.next().unwrap());
-    let events = sup.events(256);
-    let system = sup.start().unwrap();
-    starts(&t.starts, 2);
+    let (system, events, t, control) = slow_and_other("gone", 5);
     t.commands[0].send(Cmd::Panic).unwrap();
     wait_for(
         &events,
