@@ -111,7 +111,7 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 /// sent to it before: requests are served in order, so the answer to one
 /// (here, removing a child that does not exist) comes after every exit
 /// report already queued, and after the restart decisions they led to.
-fn barrier(system: &compartment::System, supervisor: &str) {
+fn barrier(system: &System, supervisor: &str) {
     let answer = system.remove_child(format!("{supervisor}/no such child"));
     assert!(
         matches!(answer, Err(ControlError::NotFound { .. })),
