@@ -60,7 +60,6 @@ impl NodeState {
                     stopping.wait_for(
                         slot.id,
                         Awaited {
-                            index: i,
                             instance: *instance,
                             timeout,
                             killed: false,
@@ -75,19 +74,19 @@ impl NodeState {
         // Reports that came while the supervisor waited for something
         // else; the other messages keep their order.
         for message in std::mem::take(&mut self.deferred) {
-            self.sort(message, &mut stopping);
+            self.triage(message, &mut stopping);
         }
         while !stopping.is_empty() {
             let deadline = stopping.next_deadline();
             match self.receive(deadline) {
-                Some(message) => self.sort(message, &mut stopping),
+                Some(message) => self.triage(message, &mut stopping),
                 // The earliest deadline passed (or, without one, nothing
                 // more can come: every child still awaited is overdue).
                 None => {
                     // What came by the deadline counts as in time.
                     for _ in 0..self.inbox.len() {
                         match self.inbox.try_recv() {
-                            Ok(message) => self.sort(message, &mut stopping),
+                            Ok(message) => self.triage(message, &mut stopping),
                             Err(_) => break,
                         }
                     }
@@ -101,7 +100,7 @@ impl NodeState {
 
     /// A message that came during a parallel stop: an awaited exit report
     /// is taken, anything else set aside for later.
-    fn sort(&mut self, message: Control, stopping: &mut Stopping) {
+    fn triage(&mut self, message: Control, stopping: &mut Stopping) {
         match message {
             Control::Exited {
                 slot,
@@ -124,7 +123,7 @@ impl NodeState {
         mut report: ExitReport,
         stopping: &mut Stopping,
     ) {
-        let Some(i) = self.locate(id, awaited.index) else {
+        let Some(i) = self.index_of(id) else {
             self.discard(report);
             return;
         };
@@ -151,7 +150,6 @@ impl NodeState {
         {
             handle.ask_to_stop();
             let successor = Awaited {
-                index: i,
                 instance: *instance,
                 ..awaited
             };
@@ -163,7 +161,7 @@ impl NodeState {
     /// process child is killed and its exit still awaited, any other
     /// instance detached.
     fn overdue(&mut self, id: ChildId, awaited: Awaited, stopping: &mut Stopping) {
-        let Some(i) = self.locate(id, awaited.index) else {
+        let Some(i) = self.index_of(id) else {
             return;
         };
         if !awaited.killed && self.kill_process(i) {
@@ -183,15 +181,6 @@ impl NodeState {
                     timeout: awaited.timeout,
                 },
             );
-        }
-    }
-
-    /// Where slot `id` is, looking first at `hint`, where it was when its
-    /// wait began (a stop takes no slot out, so it is still there).
-    fn locate(&self, id: ChildId, hint: usize) -> Option<usize> {
-        match self.slots.get(hint) {
-            Some(slot) if slot.id == id => Some(hint),
-            _ => self.index_of(id),
         }
     }
 
@@ -367,8 +356,6 @@ struct Stopping {
 /// A child a parallel stop waits for.
 #[derive(Clone, Copy)]
 struct Awaited {
-    /// Its slot's index when the wait began.
-    index: usize,
     instance: u64,
     timeout: Duration,
     /// Killed at its deadline (a process child): its exit is awaited
