@@ -67,7 +67,10 @@ impl NodeState {
                         now.checked_add(timeout),
                     );
                 }
-                SlotState::BackingOff | SlotState::Restarting => slot.state = SlotState::Stopped,
+                SlotState::BackingOff | SlotState::Restarting => {
+                    slot.state = SlotState::Stopped;
+                    self.sync_slot(i);
+                }
                 SlotState::Stopped => {}
             }
         }
