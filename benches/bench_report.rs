@@ -46,13 +46,13 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     percentiles(&mut samples).0
 }
 
-/// The medians of `runs` runs of `ours` and `theirs`, alternated (and which
-/// goes first alternated too) so that drifting noise falls on both alike.
-fn paired(
+/// `runs` runs each of `ours` and `theirs`, alternated (and which goes
+/// first alternated too) so that drifting noise falls on both alike.
+fn alternated<T>(
     runs: usize,
-    mut ours: impl FnMut() -> Duration,
-    mut theirs: impl FnMut() -> Duration,
-) -> (Duration, Duration) {
+    mut ours: impl FnMut() -> T,
+    mut theirs: impl FnMut() -> T,
+) -> (Vec<T>, Vec<T>) {
     let (mut a, mut b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for run in 0..runs {
         if run % 2 == 0 {
@@ -63,6 +63,16 @@ fn paired(
             a.push(ours());
         }
     }
+    (a, b)
+}
+
+/// The medians of [`alternated`] runs of `ours` and `theirs`.
+fn paired(
+    runs: usize,
+    ours: impl FnMut() -> Duration,
+    theirs: impl FnMut() -> Duration,
+) -> (Duration, Duration) {
+    let (mut a, mut b) = alternated(runs, ours, theirs);
     (percentiles(&mut a).0, percentiles(&mut b).0)
 }
 
@@ -253,16 +263,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Pools: start and stop per member, a pool of 10,000 next to one of
     // 1,000 (medians of five runs each, alternated); linear is 1.0.
     let (small, large) = (1_000, 10_000);
-    let (mut small_runs, mut large_runs) = (Vec::new(), Vec::new());
-    for large_first in [false, true, false, true, false] {
-        if large_first {
-            large_runs.push(common::pool_lifecycle(large));
-        }
-        small_runs.push(common::pool_lifecycle(small));
-        if !large_first {
-            large_runs.push(common::pool_lifecycle(large));
-        }
-    }
+    let (large_runs, small_runs) = alternated(
+        5,
+        || common::pool_lifecycle(large),
+        || common::pool_lifecycle(small),
+    );
     for (phase, name) in ["start", "shutdown"].into_iter().enumerate() {
         let per_member = |runs: &[[Duration; 2]], n: usize| {
             let mut times: Vec<Duration> = runs.iter().map(|run| run[phase]).collect();
@@ -285,21 +290,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A restart its supervisor decides (after a backoff), beside 10,000
     // idle siblings and beside none: alternated, medians of three p50s.
-    let (mut alone, mut crowded) = (Vec::new(), Vec::new());
-    for crowded_first in [false, true, false] {
-        let run = |siblings: usize| {
-            let mut samples = common::restarts_beside(RestartMode::InPlace, true, siblings, 300);
-            percentiles(&mut samples).0
-        };
-        if crowded_first {
-            crowded.push(run(large));
-        }
-        alone.push(run(0));
-        if !crowded_first {
-            crowded.push(run(large));
-        }
-    }
-    let (alone, crowded) = (percentiles(&mut alone).0, percentiles(&mut crowded).0);
+    let p50_beside = |siblings: usize| {
+        let mut samples = common::restarts_beside(RestartMode::InPlace, true, siblings, 300);
+        percentiles(&mut samples).0
+    };
+    let (crowded, alone) = paired(3, || p50_beside(large), || p50_beside(0));
     let ratio = crowded.as_secs_f64() / alone.as_secs_f64();
     rows.push(Row {
         comparison: "restart by the supervisor p50, beside 10,000 siblings vs none".into(),
