@@ -122,7 +122,7 @@ pub(crate) fn plan<M: AsMember>(
         Strategy::OneForAll => 0..members.len(),
         Strategy::RestForOne => ended..members.len(),
     }
-    .map(|i| (i, if i == ended { child } else { member(i) }))
+    .map(|i| (i, member(i)))
     .filter(|(i, m)| *i == ended || !m.retired)
     .collect();
     let stop = set
