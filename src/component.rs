@@ -166,8 +166,23 @@ where
     }
 
     fn run(self: Box<Self>, cx: &Context) -> Result<(), BoxError> {
-        (self.entry)(self.grant, cx).map_err(Into::into)
+        // The box is freed before the entry runs: a frame that still owned
+        // it would free it on a panic's way out, and every frame with
+        // something to drop makes the unwinder stop and resume there (a
+        // tenth of an in-place restart's unwinding, measured).
+        let Self { entry, grant } = unboxed(self);
+        entry(grant, cx).map_err(Into::into)
     }
+}
+
+/// Moves a value out of its box; the box is freed when this returns.
+#[inline]
+#[allow(
+    clippy::boxed_local,
+    reason = "taking the box is the point: its caller holds nothing to free"
+)]
+fn unboxed<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// A child specification with its grant and entry type erased.

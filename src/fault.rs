@@ -364,13 +364,19 @@ pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) => {
-            let report = take_panic_report();
-            let message = match catch_unwind(AssertUnwindSafe(|| payload_message(&*payload))) {
-                Ok(message) => message,
-                Err(second) => {
-                    std::mem::forget(second);
-                    "a panic payload whose formatting panicked too".to_owned()
-                }
+            let mut report = take_panic_report();
+            let recorded = report.as_mut().and_then(|report| report.message.take());
+            let message = match recorded {
+                // The hook copied this payload's text already (a report of a
+                // panic caught further in says something else).
+                Some(text) if payload_text(&*payload) == Some(text.as_str()) => text,
+                _ => match catch_unwind(AssertUnwindSafe(|| payload_message(&*payload))) {
+                    Ok(message) => message,
+                    Err(second) => {
+                        std::mem::forget(second);
+                        "a panic payload whose formatting panicked too".to_owned()
+                    }
+                },
             };
             if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
                 std::mem::forget(second);

@@ -1302,6 +1302,30 @@ fn panic_payloads_become_typed_faults_with_locations() {
     }
 }
 
+/// Catches a panic of its own when dropped: while the entry's panic
+/// unwinds past it, the panic hook sees this one last.
+struct CatchesInDrop;
+
+impl Drop for CatchesInDrop {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| panic!("caught inside a drop"));
+    }
+}
+
+fn panics_past_a_drop_that_panics_and_catches(_: (), _: &Context) -> Result<(), String> {
+    let _guard = CatchesInDrop;
+    panic!("the entry's own panic");
+}
+
+#[test]
+fn a_fault_names_the_panic_that_escaped_not_one_caught_while_unwinding() {
+    let sup = Supervisor::new("unwinding").forward_panics(false).child(
+        Child::new("u", panics_past_a_drop_that_panics_and_catches, ()).restart(Restart::Temporary),
+    );
+    let fault = fault_of(sup, "unwinding/u");
+    assert_eq!(fault.message(), "the entry's own panic");
+}
+
 /// A panic payload whose own `Drop` panics.
 struct Booby;
 
