@@ -911,6 +911,106 @@ fn children_can_be_added_and_removed_at_run_time() {
     );
 }
 
+#[test]
+fn taking_children_out_keeps_every_other_childs_status_its_own() {
+    let first = troupe(&["a", "b"]);
+    let sup = supervisor_of("middle", first.children).intensity(10, WAIT);
+    let events = sup.events(64);
+    let system = sup.start().unwrap();
+    starts(&first.starts, 2);
+    let added = troupe(&["c", "d", "e"]);
+    for child in added.children {
+        system.add_child("middle", child).unwrap();
+    }
+    starts(&added.starts, 3);
+    let listed = |system: &System| -> Vec<(String, u64)> {
+        let status = system.status();
+        let mut children: Vec<_> = status
+            .nodes()
+            .into_iter()
+            .skip(1)
+            .map(|child| (child.path.clone(), child.restarts))
+            .collect();
+        children.sort();
+        children
+    };
+    let entry = |path: &str, restarts: u64| (path.to_owned(), restarts);
+
+    // One added at run time from between two others, then one of the
+    // specification's.
+    system.remove_child("middle/d").unwrap();
+    assert_eq!(
+        listed(&system),
+        [
+            entry("middle/a", 0),
+            entry("middle/b", 0),
+            entry("middle/c", 0),
+            entry("middle/e", 0)
+        ]
+    );
+    system.remove_child("middle/a").unwrap();
+    assert_eq!(
+        listed(&system),
+        [
+            entry("middle/b", 0),
+            entry("middle/c", 0),
+            entry("middle/e", 0)
+        ]
+    );
+    // What happens to the children after them lands on their own entries.
+    added.commands[2].send(Cmd::Panic).unwrap();
+    wait_for(&events, "e's restart", is(restarted, "middle/e"));
+    added.commands[0].send(Cmd::Panic).unwrap();
+    wait_for(&events, "c's restart", is(restarted, "middle/c"));
+    assert_eq!(
+        listed(&system),
+        [
+            entry("middle/b", 0),
+            entry("middle/c", 1),
+            entry("middle/e", 1)
+        ]
+    );
+}
+
+#[test]
+fn a_name_is_free_again_once_its_child_is_taken_out() {
+    let first = troupe(&["a", "b"]);
+    let system = supervisor_of("names", first.children).start().unwrap();
+    starts(&first.starts, 2);
+    let one = |name: &str| troupe(&[name]).children.into_iter().next().unwrap();
+    let added = troupe(&["c"]);
+    system
+        .add_child("names", added.children.into_iter().next().unwrap())
+        .unwrap();
+    for taken in ["names/a", "names/b", "names/c"] {
+        let name = taken.rsplit('/').next().unwrap();
+        assert!(
+            matches!(
+                system.add_child("names", one(name)),
+                Err(ControlError::Start(StartError::Invalid(
+                    SpecError::DuplicateName { .. }
+                )))
+            ),
+            "{name} is taken"
+        );
+    }
+    // One of the specification's children and one added at run time.
+    system.remove_child("names/a").unwrap();
+    system.remove_child("names/c").unwrap();
+    for name in ["a", "c"] {
+        let again = troupe(&[name]);
+        system
+            .add_child("names", again.children.into_iter().next().unwrap())
+            .unwrap();
+        assert_eq!(next_start(&again.starts), (format!("names/{name}"), 1));
+        assert!(system.status().find(&format!("names/{name}")).is_some());
+    }
+    assert!(
+        system.add_child("names", one("b")).is_err(),
+        "b is still taken"
+    );
+}
+
 static POOL_STOPPING: AtomicUsize = AtomicUsize::new(0);
 static POOL_TOGETHER: AtomicUsize = AtomicUsize::new(0);
 

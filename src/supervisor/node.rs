@@ -17,7 +17,7 @@
 //! too: a supervisor that dies anyway cancels and revokes its instances
 //! (its state's `Drop`) and reports the failure to its parent.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,6 +78,9 @@ struct NodeState {
     advances: Option<cb::Receiver<()>>,
     board: Arc<StatusBoard>,
     slots: Vec<Slot>,
+    /// The children in the tree (not the retired ones) by path: adding
+    /// and removing a child by name costs the same beside ten thousand.
+    paths: HashMap<Arc<str>, ChildId>,
     next_slot: u64,
     next_member: usize,
     deferred: VecDeque<Control>,
@@ -239,6 +242,7 @@ impl NodeState {
             // Sized once: a pool's thousands of slots grown one by one would
             // leave the smaller arrays behind in the allocator.
             slots: Vec::with_capacity(children.len()),
+            paths: HashMap::with_capacity(children.len()),
             next_slot: 1,
             deferred: VecDeque::new(),
             timers: timers::Timers::default(),
@@ -270,9 +274,12 @@ impl NodeState {
                 Ok(Arc::from([])),
             ),
         };
+        let id = ChildId(self.next_slot);
+        let path: Arc<str> = path.into();
+        self.paths.insert(Arc::clone(&path), id);
         self.slots.push(Slot {
-            id: ChildId(self.next_slot),
-            path: path.into(),
+            id,
+            path,
             spec,
             state: SlotState::Stopped,
             instance: 0,
@@ -333,6 +340,30 @@ impl NodeState {
     /// a binary search, which keeps a large pool's work per message small.
     fn index_of(&self, id: ChildId) -> Option<usize> {
         self.slots.binary_search_by_key(&id, |slot| slot.id).ok()
+    }
+
+    /// The child called `name`, unless it was retired.
+    fn index_named(&self, name: &str) -> Option<usize> {
+        let id = *self.paths.get(format!("{}/{name}", self.path).as_str())?;
+        self.index_of(id)
+    }
+
+    /// Takes child `i` out of the slots, the paths and the board (its entry
+    /// goes, the ones after it move up with the slots), so that taking a
+    /// member out of a large pool does not rebuild the board.
+    fn take_slot(&mut self, i: usize) -> Slot {
+        self.unname(i);
+        let slot = self.slots.remove(i);
+        self.unlist(i);
+        slot
+    }
+
+    /// Frees child `i`'s name for another child.
+    fn unname(&mut self, i: usize) {
+        let slot = &self.slots[i];
+        if self.paths.get(&slot.path) == Some(&slot.id) {
+            self.paths.remove(&slot.path);
+        }
     }
 
     fn now(&self) -> Instant {
@@ -638,7 +669,6 @@ impl NodeState {
             }
             Control::Remove { name, reply } => {
                 let result = self.remove(&name);
-                self.sync_status();
                 let _ = reply.send(result);
             }
             Control::AddPoolMember { reply } => {

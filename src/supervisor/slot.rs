@@ -159,10 +159,6 @@ impl Slot {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
-        &self.settings().name
-    }
-
     pub(crate) fn is_running(&self) -> bool {
         matches!(self.state, SlotState::Running { .. })
     }

@@ -26,8 +26,9 @@ impl NodeState {
         }
         let known = entries.len();
         // Starting the initial children appends one entry each: room for
-        // all of them at once.
-        entries.reserve_exact(self.slots.len() - known);
+        // all of them at once (and for children added later, room that
+        // grows as a vector's does, not by one entry and a copy each).
+        entries.reserve(self.slots.len() - known);
         entries.extend(
             self.slots[known..]
                 .iter()
@@ -36,6 +37,15 @@ impl NodeState {
         if i < known {
             entries[i] = self.board_entry(&self.slots[i]);
         }
+    }
+
+    /// Takes entry `i` off the board, after its slot was taken out: the
+    /// entries after it move up with the slots.
+    pub(super) fn unlist(&self, i: usize) {
+        let mut entries = self.board.entries.lock();
+        let entry = (i < entries.len()).then(|| entries.remove(i));
+        drop(entries);
+        drop(entry);
     }
 
     /// Updates the board after a child was added at the end (or, when the

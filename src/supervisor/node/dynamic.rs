@@ -16,13 +16,12 @@ impl NodeState {
                 Node::Worker(_) => None,
             })
             .or_else(|| {
-                self.slots
-                    .iter()
-                    .any(|slot| !slot.retired && slot.name() == settings.name)
-                    .then(|| crate::supervisor::error::SpecError::DuplicateName {
+                self.index_named(&settings.name).is_some().then(|| {
+                    crate::supervisor::error::SpecError::DuplicateName {
                         supervisor: self.path.clone(),
                         name: settings.name.clone(),
-                    })
+                    }
+                })
             });
         if let Some(err) = invalid {
             let path = format!("{}/{}", self.path, settings.name);
@@ -35,7 +34,7 @@ impl NodeState {
         match self.start_slot(i) {
             Ok(()) => Ok(()),
             Err(fault) => {
-                let slot = self.slots.remove(i);
+                let slot = self.take_slot(i);
                 self.drop_slot(slot);
                 Err(StartError::ChildFailed { fault }.into())
             }
@@ -43,11 +42,7 @@ impl NodeState {
     }
 
     pub(super) fn remove(&mut self, name: &str) -> Result<(), ControlError> {
-        let Some(i) = self
-            .slots
-            .iter()
-            .position(|slot| !slot.retired && slot.name() == name)
-        else {
+        let Some(i) = self.index_named(name) else {
             return Err(ControlError::NotFound {
                 path: format!("{}/{name}", self.path),
             });

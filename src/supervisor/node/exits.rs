@@ -396,10 +396,10 @@ impl NodeState {
         self.slots[i].parked = None;
         if self.slots[i].initial {
             self.slots[i].retired = true;
+            self.unname(i);
             self.sync_slot(i);
         } else {
-            let slot = self.slots.remove(i);
-            self.sync_status();
+            let slot = self.take_slot(i);
             self.drop_slot(slot);
         }
     }
