@@ -261,25 +261,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // Pools: start and stop per member, a pool of 10,000 next to one of
-    // 1,000 (medians of five runs each, alternated); linear is 1.0.
-    let (small, large) = (1_000, 10_000);
+    // 1,000 (medians of five runs each, alternated), and a member added
+    // and removed at run time, 100 times in each run (the p50 of all of
+    // them); linear is 1.0.
+    let (small, large, churn) = (1_000, 10_000, 100);
     let (large_runs, small_runs) = alternated(
         5,
-        || common::pool_lifecycle(large),
-        || common::pool_lifecycle(small),
+        || common::pool_lifecycle(large, churn),
+        || common::pool_lifecycle(small, churn),
     );
-    for (phase, name) in ["start", "shutdown"].into_iter().enumerate() {
-        let per_member = |runs: &[[Duration; 2]], n: usize| {
-            let mut times: Vec<Duration> = runs.iter().map(|run| run[phase]).collect();
-            percentiles(&mut times).0 / n as u32
+    let pool_rows = [
+        "pool start per member",
+        "pool member added and removed at run time, p50",
+        "pool shutdown per member",
+    ];
+    for (row, name) in pool_rows.into_iter().enumerate() {
+        let p50 = |runs: &[common::PoolRun], n: usize| {
+            let mut samples: Vec<Duration> = runs
+                .iter()
+                .flat_map(|run| match row {
+                    0 => vec![run.start / n as u32],
+                    1 => run.add_and_remove.clone(),
+                    _ => vec![run.shutdown / n as u32],
+                })
+                .collect();
+            percentiles(&mut samples).0
         };
-        let (small_each, large_each) = (
-            per_member(&small_runs, small),
-            per_member(&large_runs, large),
-        );
+        let (small_each, large_each) = (p50(&small_runs, small), p50(&large_runs, large));
         let ratio = large_each.as_secs_f64() / small_each.as_secs_f64();
         rows.push(Row {
-            comparison: format!("pool {name} per member, 10,000 members vs 1,000"),
+            comparison: format!("{name}, 10,000 members vs 1,000"),
             ours: micros(large_each),
             theirs: micros(small_each),
             ratio,

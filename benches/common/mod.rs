@@ -349,13 +349,33 @@ pub(crate) fn start_components(n: usize) -> (Duration, compartment::System) {
     (start.elapsed(), system)
 }
 
-/// Starts a pool of `n` idle components and shuts it down; returns the
-/// time each took: `[start, shutdown]`.
-pub(crate) fn pool_lifecycle(n: usize) -> [Duration; 2] {
+/// What [`pool_lifecycle`] timed.
+pub(crate) struct PoolRun {
+    pub(crate) start: Duration,
+    /// Each member added at run time and then removed, one at a time.
+    pub(crate) add_and_remove: Vec<Duration>,
+    pub(crate) shutdown: Duration,
+}
+
+/// Starts a pool of `n` idle components, adds a member at run time and
+/// removes it again `churn` times, and shuts the pool down.
+pub(crate) fn pool_lifecycle(n: usize, churn: usize) -> PoolRun {
     let (start, system) = start_components(n);
+    let add_and_remove = (0..churn)
+        .map(|_| {
+            let began = Instant::now();
+            let member = system.add_pool_member("pool").unwrap();
+            system.remove_child(member).unwrap();
+            began.elapsed()
+        })
+        .collect();
     let stopping = Instant::now();
     system.shutdown();
-    [start, stopping.elapsed()]
+    PoolRun {
+        start,
+        add_and_remove,
+        shutdown: stopping.elapsed(),
+    }
 }
 
 /// A parked thread and the flag that lets it end.
