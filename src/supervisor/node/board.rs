@@ -16,8 +16,9 @@ impl NodeState {
     }
 
     /// Updates child `i`'s entry only. The board mirrors the slots: slots
-    /// added at the end get their entries appended; a board longer than
-    /// the slots means some were taken out, and it is rebuilt.
+    /// added at the end get their entries appended, and a slot taken out
+    /// takes its entry with it (`take_slot`); a board that has fallen out
+    /// of step all the same is rebuilt rather than misread.
     pub(super) fn sync_slot(&self, i: usize) {
         let mut entries = self.board.entries.lock();
         if entries.len() > self.slots.len() {
