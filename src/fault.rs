@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind};
 use std::sync::Once;
@@ -364,12 +365,12 @@ pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) => {
-            let mut report = take_panic_report();
+            let text = payload_text(&*payload);
+            let mut report = take_panic_report(text);
             let recorded = report.as_mut().and_then(|report| report.message.take());
             let message = match recorded {
-                // The hook copied this payload's text already (a report of a
-                // panic caught further in says something else).
-                Some(text) if payload_text(&*payload) == Some(text.as_str()) => text,
+                // The hook copied this payload's text already.
+                Some(recorded) if text == Some(recorded.as_str()) => recorded,
                 _ => match catch_unwind(AssertUnwindSafe(|| payload_message(&*payload))) {
                     Ok(message) => message,
                     Err(second) => {
@@ -453,11 +454,18 @@ struct SupervisedThread {
     forward: bool,
     /// Whether to capture a backtrace (costly: tens of microseconds).
     backtrace: bool,
-    report: Option<PanicReport>,
+    /// The last few panics' reports, oldest first: more than one when a
+    /// panic was caught inside the entry (by its own code, or by a `Drop`
+    /// that ran while the entry's panic unwound).
+    reports: VecDeque<PanicReport>,
 }
 
+/// How many panics' reports a supervised thread keeps until its panic
+/// guard takes them.
+const REPORTS_KEPT: usize = 4;
+
 thread_local! {
-    /// `Some` on supervised threads: the hook stores its report here.
+    /// `Some` on supervised threads: the hook stores its reports here.
     static SUPERVISED: RefCell<Option<SupervisedThread>> = const { RefCell::new(None) };
 }
 
@@ -469,14 +477,28 @@ pub(crate) fn mark_supervised(forward: bool, backtrace: bool) {
         *slot.borrow_mut() = Some(SupervisedThread {
             forward,
             backtrace,
-            report: None,
+            reports: VecDeque::new(),
         })
     });
 }
 
-/// The report of the last panic on this (supervised) thread, if any.
-fn take_panic_report() -> Option<PanicReport> {
-    SUPERVISED.with(|slot| slot.borrow_mut().as_mut().and_then(|t| t.report.take()))
+/// The report of the panic whose payload says `text` (`None`: not a
+/// string) among those this (supervised) thread recorded, the latest if
+/// several or none do; the others are dropped. The panic that reached the
+/// guard is not always the last one the hook saw: a `Drop` that runs while
+/// it unwinds may panic and catch a panic of its own.
+fn take_panic_report(text: Option<&str>) -> Option<PanicReport> {
+    SUPERVISED.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let reports = &mut slot.as_mut()?.reports;
+        let position = reports
+            .iter()
+            .rposition(|report| report.message.as_deref() == text)
+            .or(reports.len().checked_sub(1))?;
+        let report = reports.remove(position);
+        reports.clear();
+        report
+    })
 }
 
 /// The panic this supervised thread is unwinding from, if it is: what a
@@ -488,7 +510,7 @@ pub(crate) fn panic_in_progress() -> Option<HandlerCrash> {
     SUPERVISED
         .try_with(|slot| {
             let slot = slot.try_borrow().ok()?;
-            let report = slot.as_ref()?.report.as_ref()?;
+            let report = slot.as_ref()?.reports.back()?;
             Some(HandlerCrash {
                 message: report
                     .message
@@ -540,7 +562,10 @@ fn record(info: &PanicHookInfo<'_>) -> bool {
             let backtrace = thread
                 .backtrace
                 .then(|| std::backtrace::Backtrace::force_capture().to_string());
-            thread.report = Some(PanicReport {
+            if thread.reports.len() == REPORTS_KEPT {
+                thread.reports.pop_front();
+            }
+            thread.reports.push_back(PanicReport {
                 message: payload_text(info.payload()).map(str::to_owned),
                 location: info.location().map(|l| PanicLocation {
                     file: l.file().to_owned(),

@@ -10,7 +10,7 @@
 mod common;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use compartment::caps::{ClockControl, MonotonicClock};
@@ -1412,18 +1412,39 @@ impl Drop for CatchesInDrop {
     }
 }
 
-fn panics_past_a_drop_that_panics_and_catches(_: (), _: &Context) -> Result<(), String> {
+/// The line of the entry's own panic in
+/// [`panics_past_a_drop_that_panics_and_catches`].
+static ESCAPING_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// Panics with a string (`0`) or a number (`1`) past a [`CatchesInDrop`].
+fn panics_past_a_drop_that_panics_and_catches(payload: u8, _: &Context) -> Result<(), String> {
     let _guard = CatchesInDrop;
-    panic!("the entry's own panic");
+    if payload == 0 {
+        ESCAPING_LINE.store(line!() + 1, Ordering::SeqCst);
+        panic!("the entry's own panic");
+    }
+    ESCAPING_LINE.store(line!() + 1, Ordering::SeqCst);
+    std::panic::panic_any(7u32);
 }
 
 #[test]
 fn a_fault_names_the_panic_that_escaped_not_one_caught_while_unwinding() {
-    let sup = Supervisor::new("unwinding").forward_panics(false).child(
-        Child::new("u", panics_past_a_drop_that_panics_and_catches, ()).restart(Restart::Temporary),
-    );
-    let fault = fault_of(sup, "unwinding/u");
-    assert_eq!(fault.message(), "the entry's own panic");
+    for (payload, message) in [
+        (0u8, "the entry's own panic"),
+        (1, "non-string panic payload of type `u32`: 7"),
+    ] {
+        let sup = Supervisor::new("unwinding").forward_panics(false).child(
+            Child::new("u", panics_past_a_drop_that_panics_and_catches, payload)
+                .restart(Restart::Temporary),
+        );
+        let fault = fault_of(sup, "unwinding/u");
+        assert_eq!(fault.message(), message);
+        let FaultKind::Panic { location, .. } = &fault.kind else {
+            panic!("expected a panic, got {fault}");
+        };
+        let line = location.as_ref().expect("the hook saw where").line;
+        assert_eq!(line, ESCAPING_LINE.load(Ordering::SeqCst), "{fault}");
+    }
 }
 
 /// A panic payload whose own `Drop` panics.
