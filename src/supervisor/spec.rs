@@ -269,14 +269,13 @@ impl Supervisor {
     /// OTP's `simple_one_for_one`.
     ///
     /// The supervisor's work per member's start, restart and stop, and per
-    /// member added ([`System::add_pool_member`](crate::System::add_pool_member))
-    /// or removed, does not grow with the pool's size. Waking a member's thread does, in the
-    /// kernel: since Linux 6.17 a process's futex hash is sized by its CPUs
-    /// (16 buckets on two), and a wake walks the sleepers of one bucket. A
-    /// process that runs thousands of components on few CPUs can give the
-    /// hash more buckets with `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS,
-    /// n, 0)`; the crate leaves that process-wide setting to the
-    /// application.
+    /// member added at run time or removed, does not grow with the pool's
+    /// size. Waking a member's thread does, in the kernel: since Linux 6.17
+    /// a process's futex hash is sized by its CPUs (16 buckets on two), and
+    /// a wake walks the sleepers of one bucket. A process that runs
+    /// thousands of components on few CPUs can give the hash more buckets
+    /// with `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, n, 0)`; the crate
+    /// leaves that process-wide setting to the application.
     ///
     /// # Examples
     ///
