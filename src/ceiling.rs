@@ -140,9 +140,9 @@ impl Estimate {
         Ok(())
     }
 
-    /// A thread admitted since the last count has ended: its share is
-    /// room again. (One admitted before the count was in it, and stays
-    /// there until the next.)
+    /// A crate thread has ended: one share of what was admitted since the
+    /// last count is room again (when nothing was, the count stands until
+    /// the next one sees the thread gone).
     fn release(&mut self) {
         if self.since > 0 {
             self.since -= 1;
