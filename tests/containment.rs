@@ -356,6 +356,10 @@ fn a_grant_whose_visit_panics_is_refused_with_a_typed_error() {
         matches!(added, Err(compartment::ControlError::Start(_))),
         "{added:?}"
     );
+    // The refused child left nothing on the status board.
+    let status = system.status();
+    assert!(status.find("visit2/c").is_none());
+    assert!(status.find("visit2/bystander").is_some());
     shutdown_reaches(system, &events, "visit2/bystander");
 }
 

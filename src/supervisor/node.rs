@@ -661,10 +661,11 @@ impl NodeState {
                 self.stop_all();
                 self.exit = Some(Outcome::Shutdown);
             }
-            // Each reply goes out after the status board shows the change.
+            // Each reply goes out after the status board shows the change:
+            // a child that starts is on it (`emit_child`), and one whose
+            // start failed took its entry out with it (`take_slot`).
             Control::Add { node, reply } => {
                 let result = self.add(*node);
-                self.sync_added();
                 let _ = reply.send(result);
             }
             Control::Remove { name, reply } => {
@@ -673,7 +674,6 @@ impl NodeState {
             }
             Control::AddPoolMember { reply } => {
                 let result = self.add_pool_member();
-                self.sync_added();
                 let _ = reply.send(result);
             }
         }

@@ -49,15 +49,6 @@ impl NodeState {
         drop(entry);
     }
 
-    /// Updates the board after a child was added at the end (or, when the
-    /// start failed, taken out again).
-    pub(super) fn sync_added(&self) {
-        match self.slots.len().checked_sub(1) {
-            Some(last) => self.sync_slot(last),
-            None => self.sync_status(),
-        }
-    }
-
     pub(super) fn board_entries(&self) -> Vec<Option<BoardEntry>> {
         self.slots
             .iter()
