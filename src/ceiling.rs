@@ -197,6 +197,7 @@ where
     let started = move || {
         PENDING.fetch_sub(1, Ordering::AcqRel);
         let _admitted = Admitted;
+        let _counted = crate::futex_hash::thread_started();
         body()
     };
     #[allow(

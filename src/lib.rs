@@ -153,8 +153,9 @@
     include_str!("../clippy.toml"),
     "```\n",
 )]
-// `unsafe` is denied everywhere; three modules allow it, with a `SAFETY:`
+// `unsafe` is denied everywhere; four modules allow it, with a `SAFETY:`
 // comment on every block: `alloc` for its `GlobalAlloc` implementation,
+// `futex_hash` for the one `prctl` option without a safe binding,
 // `process::sys` for creating and leaving processes, and
 // `process::shared_memory` for mapping a bridge's ring.
 #![deny(unsafe_code)]
@@ -170,6 +171,7 @@ mod component;
 mod context;
 pub mod event;
 mod fault;
+mod futex_hash;
 mod grant;
 pub mod limits;
 pub mod lockdown;
