@@ -1,7 +1,7 @@
 //! `Accounting`: a global allocator that attributes memory to components,
 //! for memory quotas.
 //!
-//! This is the crate's one module with `unsafe` code: implementing
+//! This is one of the crate's few modules with `unsafe` code: implementing
 //! [`GlobalAlloc`] is unsafe by definition. Every `unsafe` block says why it
 //! is sound.
 //!

@@ -24,8 +24,8 @@
 //! itself, before its body runs: no supervisor waits for it, and threads
 //! starting meanwhile go on without looking.
 //!
-//! This is the crate's one `unsafe` block outside the allocator and the
-//! process tier: `prctl` has no safe binding for this option.
+//! The two calls are the crate's only `unsafe` code outside the allocator
+//! and the process tier: `prctl` has no safe binding for this option.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};

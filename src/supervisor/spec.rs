@@ -270,12 +270,14 @@ impl Supervisor {
     ///
     /// The supervisor's work per member's start, restart and stop, and per
     /// member added at run time or removed, does not grow with the pool's
-    /// size. Waking a member's thread does, in the kernel: since Linux 6.17
-    /// a process's futex hash is sized by its CPUs (16 buckets on two), and
-    /// a wake walks the sleepers of one bucket. A process that runs
-    /// thousands of components on few CPUs can give the hash more buckets
-    /// with `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, n, 0)`; the crate
-    /// leaves that process-wide setting to the application.
+    /// size. Nor does waking a member's thread, which the kernel's futex
+    /// hash would otherwise make grow: since Linux 6.17 a process's hash is
+    /// sized by its CPUs (16 buckets on two) and a wake walks the sleepers of
+    /// one bucket, so once more than 64 of the crate's threads share each
+    /// bucket, the crate asks the kernel for two buckets a thread
+    /// (`prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS)`). The hash only ever
+    /// grows, and a process the application put on the shared hash stays
+    /// there.
     ///
     /// # Examples
     ///
