@@ -1027,8 +1027,46 @@ fn process_wide_state_cannot_be_changed() {
                 rustix_errno(rustix::thread::set_name(c"class-probe")),
             ),
         ]
+        .into_iter()
+        // The crate grows the process's futex hash for every component; one
+        // that put the process on the shared hash would make that for good.
+        .chain(FUTEX_HASH_SLOTS.get().copied().flatten().map(|slots| {
+            (
+                "set the process's futex hash (to its own size)".into(),
+                errno(futex_hash(PR_FUTEX_HASH_SET_SLOTS, slots)),
+            )
+        }))
+        .collect()
     }
+    FUTEX_HASH_SLOTS.get_or_init(|| match futex_hash(PR_FUTEX_HASH_GET_SLOTS, 0) {
+        Ok(slots) if slots > 0 => libc::c_ulong::try_from(slots).ok(),
+        _ => {
+            println!("not probed: this process has no private futex hash to resize");
+            None
+        }
+    });
     refused_only_under_lockdown("process-wide", attempts);
+}
+
+const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
+const PR_FUTEX_HASH_GET_SLOTS: libc::c_ulong = 2;
+
+/// The process's futex hash slots when the test began, where it has a
+/// private hash (Linux 6.17 and later).
+static FUTEX_HASH_SLOTS: std::sync::OnceLock<Option<libc::c_ulong>> = std::sync::OnceLock::new();
+
+/// `prctl(PR_FUTEX_HASH, operation, slots, 0)`.
+fn futex_hash(operation: libc::c_ulong, slots: libc::c_ulong) -> std::io::Result<i32> {
+    const PR_FUTEX_HASH: libc::c_int = 78;
+    let none: libc::c_ulong = 0;
+    // SAFETY: this `prctl` option takes integers only and reads or writes no
+    // memory of the caller's.
+    let answer = unsafe { libc::prctl(PR_FUTEX_HASH, operation, slots, none, none) };
+    if answer < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(answer)
+    }
 }
 
 #[test]
