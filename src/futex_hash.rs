@@ -21,8 +21,10 @@
 //!
 //! The kernel replaces the hash after a grace period (13–44 ms measured
 //! here), so a new thread that finds the threshold crossed makes the call
-//! itself, before its body runs: no supervisor waits for it, and threads
-//! starting meanwhile go on without looking.
+//! itself, before its body runs, and threads starting meanwhile go on
+//! without looking. The supervisor that spawned it goes on too, unless it
+//! waits for that thread's start (a nested supervisor's, or a locked-down
+//! instance's that is not started by its carrier): then it waits that once.
 //!
 //! The two calls are the crate's only `unsafe` code outside the allocator
 //! and the process tier: `prctl` has no safe binding for this option.
